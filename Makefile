@@ -1,0 +1,139 @@
+# veritrain developer entry points. `make test` installs whatever is missing
+# (.venv via pip, node_modules via npm: Foundry binaries, solc, Solidity libs)
+# and runs both test suites. Stamp files make a second `make setup` a no-op.
+
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+PIP    := $(VENV)/bin/pip
+
+# Foundry's real executables ship in these npm packages; forge also needs node
+# on PATH for tools/solc. This is the PATH every forge/anvil/slither run uses.
+FOUNDRY_PATH := $(CURDIR)/node_modules/@foundry-rs/forge-linux-amd64/bin:$(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(CURDIR)/node_modules/@foundry-rs/cast-linux-amd64/bin:$(PATH)
+WITH_FOUNDRY := PATH="$(FOUNDRY_PATH)"
+
+# slither-analyzer (the `audit` extra) needs web3<8 while veritrain needs
+# web3>=8, so slither gets a venv of its own, installed from the pins in the
+# `audit` extra of pyproject.toml.
+AUDIT_VENV := .venv-audit
+
+VENV_STAMP  := $(VENV)/.installed
+AUDIT_STAMP := $(AUDIT_VENV)/.installed
+NODE_STAMP  := node_modules/.installed
+
+# The editable install maps the top-level packages that exist when it runs,
+# so a package added later (its __init__.py is newer than the stamp) triggers
+# a reinstall.
+PY_PACKAGES := $(wildcard veritrain/__init__.py protocol/__init__.py solver/__init__.py \
+                          verifier/__init__.py marketplace_api/__init__.py)
+
+# $(call require,tool,what it is for)
+require = @command -v $(1) >/dev/null 2>&1 || { \
+	echo "error: '$(1)' not found on PATH; it is needed $(2)." >&2; exit 1; }
+
+.PHONY: help setup test forge-test pytest build snapshot snapshot-check slither lint clean
+
+help:
+	@echo "make setup           install .venv (pip) and node_modules (npm) if missing or stale"
+	@echo "make test            setup, then forge test and pytest (fails if either fails)"
+	@echo "make forge-test      Solidity tests only"
+	@echo "make pytest          Python tests only"
+	@echo "make build           forge build"
+	@echo "make snapshot        write the gas snapshot (.gas-snapshot)"
+	@echo "make snapshot-check  compare gas usage against .gas-snapshot"
+	@echo "make slither         static analysis (installs slither into $(AUDIT_VENV) if missing)"
+	@echo "make lint            ruff check"
+	@echo "make clean           remove build outputs and caches (keeps the venvs and node_modules)"
+
+setup: $(VENV_STAMP) $(NODE_STAMP)
+
+$(VENV_STAMP): pyproject.toml $(PY_PACKAGES)
+	@if [ ! -x $(PY) ]; then \
+		command -v $(PYTHON) >/dev/null 2>&1 || { \
+			echo "error: '$(PYTHON)' not found on PATH; veritrain needs Python 3.11 to create $(VENV)." >&2; \
+			echo "       Install it (e.g. apt-get install python3.11 python3.11-venv) or run 'make PYTHON=/path/to/python3.11 setup'." >&2; \
+			exit 1; }; \
+		echo "creating $(VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv $(VENV) || exit 1; \
+	fi
+	$(PIP) install --disable-pip-version-check -e '.[dev]'
+	@touch $@
+
+# npm >= 11.16 rejects its own lockfile when an optional platform package is
+# unpublished ("Missing: <name>@ from lock file", empty version; npm/cli#9846),
+# which is the case for some @foundry-rs/*-darwin/-arm64 builds. Only for that
+# exact symptom, install from the lockfile with `npm install` instead and fail
+# if that would change package-lock.json (i.e. the lock really is stale).
+$(NODE_STAMP): package.json package-lock.json
+	$(call require,node,for the solc shim (tools/solc); install Node.js 20+)
+	$(call require,npm,to install Foundry and solc from npm; install npm)
+	@log=$$(mktemp); \
+	echo "npm ci --no-audit --no-fund"; \
+	if npm ci --no-audit --no-fund >"$$log" 2>&1; then \
+		cat "$$log"; \
+	elif grep -q 'Missing: .*@ from lock file' "$$log" && ! grep 'Missing: ' "$$log" | grep -vq '@ from lock file'; then \
+		grep 'Missing: ' "$$log" >&2; \
+		echo "note: npm ci rejected package-lock.json only for unpublished optional packages (npm/cli#9846);" >&2; \
+		echo "      installing from the lockfile with npm install." >&2; \
+		cp package-lock.json "$$log.lock"; \
+		npm install --no-audit --no-fund || { rm -f "$$log" "$$log.lock"; exit 1; }; \
+		if ! cmp -s package-lock.json "$$log.lock"; then \
+			rm -f "$$log" "$$log.lock"; \
+			echo "error: package-lock.json was out of date with package.json; npm install updated it: review and commit it." >&2; \
+			exit 1; \
+		fi; \
+		rm -f "$$log.lock"; \
+	else \
+		cat "$$log" >&2; rm -f "$$log"; exit 1; \
+	fi; \
+	rm -f "$$log"
+	@touch $@
+
+$(AUDIT_STAMP): pyproject.toml
+	@if [ ! -x $(AUDIT_VENV)/bin/python ]; then \
+		command -v $(PYTHON) >/dev/null 2>&1 || { \
+			echo "error: '$(PYTHON)' not found on PATH; it is needed to create $(AUDIT_VENV) for slither." >&2; \
+			exit 1; }; \
+		echo "creating $(AUDIT_VENV) with $(PYTHON)"; \
+		$(PYTHON) -m venv $(AUDIT_VENV) || exit 1; \
+	fi
+	$(AUDIT_VENV)/bin/pip install --disable-pip-version-check $$($(AUDIT_VENV)/bin/python -c \
+		'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["audit"]))')
+	@touch $@
+
+test: setup
+	@status=0; \
+	echo "== forge test"; \
+	$(WITH_FOUNDRY) forge test || status=1; \
+	echo "== pytest"; \
+	$(WITH_FOUNDRY) $(VENV)/bin/pytest || status=1; \
+	if [ $$status -ne 0 ]; then echo "make test: FAILED (see above)" >&2; fi; \
+	exit $$status
+
+forge-test: setup
+	$(WITH_FOUNDRY) forge test
+
+pytest: setup
+	$(WITH_FOUNDRY) $(VENV)/bin/pytest
+
+build: setup
+	$(WITH_FOUNDRY) forge build
+
+snapshot: setup
+	$(WITH_FOUNDRY) forge snapshot
+
+snapshot-check: setup
+	$(WITH_FOUNDRY) forge snapshot --check
+
+slither: setup $(AUDIT_STAMP)
+	$(WITH_FOUNDRY) $(AUDIT_VENV)/bin/slither . --config-file slither.config.json
+
+lint: $(VENV_STAMP)
+	$(VENV)/bin/ruff check .
+
+clean:
+	rm -rf out cache broadcast crytic-export test-artifacts .pytest_cache .ruff_cache *.egg-info
+	find . -path ./.venv -prune -o -path ./$(AUDIT_VENV) -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -1,0 +1,367 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+pragma solidity 0.8.30;
+
+import {IDisputeGame} from "./interfaces/IDisputeGame.sol";
+import {IJobMarket} from "./interfaces/IJobMarket.sol";
+import {IStakeManager} from "./interfaces/IStakeManager.sol";
+import {RFC9162} from "./libraries/RFC9162.sol";
+import {SlashSplit} from "./libraries/SlashSplit.sol";
+
+/// @title DisputeGame
+/// @notice See IDisputeGame. Money moves through the StakeManager (bond and arbiter stakes are locks there) and the
+///         job's fate through the JobMarket, both inside the resolving transaction.
+contract DisputeGame is IDisputeGame {
+    /// @inheritdoc IDisputeGame
+    bytes32 public constant UNAVAILABLE = keccak256("veritrain.UNAVAILABLE");
+    bytes32 private constant BOND_TAG = keccak256("veritrain.dispute.bond");
+    bytes32 private constant ARBITER_TAG = keccak256("veritrain.dispute.arbiter");
+    bytes32 private constant COMMITTEE_TAG = keccak256("veritrain.committee");
+
+    IJobMarket public immutable market;
+    IStakeManager public immutable stakeManager;
+    uint256 private immutable winnerBps;
+    uint256 private immutable arbiterBps;
+    Params private _params;
+
+    uint256 public disputeCount;
+    mapping(uint256 disputeId => Dispute) private disputes;
+    mapping(uint256 disputeId => address[]) private committees;
+    mapping(uint256 disputeId => mapping(address arbiter => Vote)) private votes;
+    mapping(bytes32 jobId => uint256 disputeId) public latestDisputeOf;
+
+    constructor(IJobMarket market_, IStakeManager stakeManager_, Params memory params_) {
+        if (address(market_) == address(0) || address(stakeManager_) == address(0)) revert ZeroAddress();
+        if (
+            params_.disputeBond == 0 || params_.arbiterStake == 0
+                || params_.arbiterStake > stakeManager_.minVerifierStake() || params_.clockBudget == 0
+                || params_.commitPeriod == 0 || params_.revealPeriod == 0 || params_.committeeSize == 0
+                || params_.committeeSize % 2 == 0 || params_.clockBudget > type(uint48).max
+                || params_.disputeBond > type(uint128).max
+        ) revert InvalidParams();
+        market = market_;
+        stakeManager = stakeManager_;
+        IJobMarket.Params memory mp = market_.params();
+        winnerBps = mp.slashWinnerBps;
+        arbiterBps = mp.slashArbiterBps;
+        _params = params_;
+    }
+
+    // ------------------------------------------------------------------ descent
+
+    /// @inheritdoc IDisputeGame
+    function openDispute(bytes32 jobId) external returns (uint256 disputeId) {
+        disputeId = ++disputeCount;
+        IJobMarket.Job memory job = market.beginDispute(jobId, disputeId);
+        if (msg.sender == job.solver) revert SolverCannotChallenge();
+        latestDisputeOf[jobId] = disputeId;
+        Dispute storage d = disputes[disputeId];
+        d.jobId = jobId;
+        d.node = job.trajectoryRoot;
+        d.challenger = msg.sender;
+        d.lastMoveAt = uint64(block.timestamp);
+        // A one-leaf trajectory has no descent: the root is the leaf.
+        d.phase = job.numLeaves == 1 ? Phase.AwaitingLeaf : Phase.AwaitingReveal;
+        d.solver = job.solver;
+        d.solverClock = uint48(_params.clockBudget);
+        d.challengerClock = uint48(_params.clockBudget);
+        d.hi = job.numLeaves;
+        d.numLeaves = job.numLeaves;
+        d.bond = uint128(_params.disputeBond);
+        emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
+        stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), _params.disputeBond);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function reveal(uint256 disputeId, bytes32 left, bytes32 right) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.AwaitingReveal);
+        if (msg.sender != d.solver) revert NotSolver(msg.sender);
+        _spendSolverClock(d, disputeId);
+        // INVARIANT: the revealed children are the ones the committed root binds (collision resistance of SHA-256).
+        if (RFC9162.hashNode(left, right) != d.node) revert ChildrenMismatch(d.node);
+        d.left = left;
+        d.right = right;
+        d.phase = Phase.AwaitingChoice;
+        emit ChildrenRevealed(disputeId, d.lo, d.hi, left, right);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function choose(uint256 disputeId, bool right) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.AwaitingChoice);
+        if (msg.sender != d.challenger) revert NotChallenger(msg.sender);
+        _spendChallengerClock(d, disputeId);
+        uint64 lo = d.lo;
+        uint64 hi = d.hi;
+        // INVARIANT: the split follows RFC 9162 (largest power of two below the width), as pymerkle builds the tree.
+        uint64 mid = lo + uint64(RFC9162.splitPoint(hi - lo));
+        if (right) {
+            d.node = d.right;
+            lo = mid;
+            d.lo = lo;
+        } else {
+            d.node = d.left;
+            hi = mid;
+            d.hi = hi;
+        }
+        d.phase = hi - lo == 1 ? Phase.AwaitingLeaf : Phase.AwaitingReveal;
+        emit SideChosen(disputeId, right, lo, hi, d.node);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function openLeaf(uint256 disputeId, bytes32 postStateRoot, bytes32 preStateRoot, bytes32[] calldata preProof)
+        external
+    {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.AwaitingLeaf);
+        if (msg.sender != d.solver) revert NotSolver(msg.sender);
+        _spendSolverClock(d, disputeId);
+        if (RFC9162.hashLeaf(postStateRoot) != d.node) revert LeafMismatch(d.node);
+        uint64 index = d.lo;
+        IJobMarket.Job memory job = market.getJob(d.jobId);
+        if (index == 0) {
+            if (preStateRoot != job.initStateRoot) revert PreStateNotInit(preStateRoot, job.initStateRoot);
+        } else if (!RFC9162.verifyInclusion(
+                job.trajectoryRoot, RFC9162.hashLeaf(preStateRoot), index - 1, d.numLeaves, preProof
+            )) {
+            revert InvalidPreStateProof(index - 1);
+        }
+        d.postStateRoot = postStateRoot;
+        d.preStateRoot = preStateRoot;
+        d.phase = Phase.AwaitingCommittee;
+        // INVARIANT: the committee comes from a block mined after the leaf was opened.
+        d.seedBlock = uint64(block.number) + 1;
+        emit LeafOpened(disputeId, index, postStateRoot, preStateRoot);
+    }
+
+    // -------------------------------------------------------------- arbitration
+
+    /// @inheritdoc IDisputeGame
+    function drawCommittee(uint256 disputeId) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.AwaitingCommittee);
+        if (block.number <= d.seedBlock) revert SeedNotReady(d.seedBlock);
+        bytes32 seedHash = blockhash(d.seedBlock);
+        if (seedHash == bytes32(0)) {
+            d.seedBlock = uint64(block.number) + 1;
+            emit CommitteeSeedRearmed(disputeId, d.seedBlock);
+            return;
+        }
+        bytes32 seed = keccak256(abi.encode(seedHash, disputeId, COMMITTEE_TAG));
+        address[] memory exclude = new address[](2);
+        exclude[0] = d.solver;
+        exclude[1] = d.challenger;
+        address[] memory arbiters = stakeManager.drawDistinct(seed, _params.committeeSize, exclude);
+        uint48 commitDeadline = uint48(block.timestamp + _params.commitPeriod);
+        d.commitDeadline = commitDeadline;
+        d.revealDeadline = uint48(commitDeadline + _params.revealPeriod);
+        d.phase = Phase.Voting;
+        committees[disputeId] = arbiters;
+        emit CommitteeDrawn(disputeId, seed, arbiters, commitDeadline);
+        bytes32 key = _key(ARBITER_TAG, disputeId);
+        for (uint256 i = 0; i < arbiters.length; ++i) {
+            stakeManager.lock(arbiters[i], key, _params.arbiterStake);
+        }
+        if (arbiters.length == 0) _settle(disputeId, d, Outcome.NoDecision);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function commitVote(uint256 disputeId, bytes32 commitment) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.Voting);
+        if (block.timestamp >= d.commitDeadline) revert CommitPeriodOver(d.commitDeadline);
+        Vote storage v = votes[disputeId][msg.sender];
+        if (!_isArbiter(disputeId, msg.sender)) revert NotArbiter(msg.sender);
+        if (v.status != 0) revert AlreadyCommitted(msg.sender);
+        v.commitment = commitment;
+        v.status = 1;
+        uint8 commits = d.commits + 1;
+        d.commits = commits;
+        if (commits == committees[disputeId].length) {
+            // Everyone committed: open the reveal phase now instead of waiting for the deadline.
+            uint48 now_ = uint48(block.timestamp);
+            d.commitDeadline = now_;
+            d.revealDeadline = uint48(now_ + _params.revealPeriod);
+        }
+        emit VoteCommitted(disputeId, msg.sender, commitment);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function revealVote(uint256 disputeId, bytes32 result, bytes32 salt) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.Voting);
+        if (block.timestamp < d.commitDeadline) revert RevealNotOpen(disputeId);
+        if (block.timestamp >= d.revealDeadline) revert RevealPeriodOver(d.revealDeadline);
+        Vote storage v = votes[disputeId][msg.sender];
+        if (v.status == 0) revert NotCommitted(msg.sender);
+        if (v.status == 2) revert AlreadyRevealed(msg.sender);
+        if (voteCommitment(result, salt, msg.sender) != v.commitment) revert CommitmentMismatch(msg.sender);
+        v.result = result;
+        v.status = 2;
+        // INVARIANT: only the opened leaf counts for the solver; any other root, UNAVAILABLE included, is against it.
+        if (result == d.postStateRoot) ++d.votesForSolver;
+        else ++d.votesForChallenger;
+        uint8 reveals = d.reveals + 1;
+        d.reveals = reveals;
+        emit VoteRevealed(disputeId, msg.sender, result, salt);
+        if (reveals == committees[disputeId].length) _settle(disputeId, d, _majority(d));
+    }
+
+    /// @inheritdoc IDisputeGame
+    function resolve(uint256 disputeId) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.Voting);
+        if (block.timestamp < d.revealDeadline) revert VotingNotOver(disputeId);
+        _settle(disputeId, d, _majority(d));
+    }
+
+    /// @inheritdoc IDisputeGame
+    function timeout(uint256 disputeId) external {
+        Dispute storage d = _dispute(disputeId);
+        Phase phase = d.phase;
+        if (phase == Phase.AwaitingReveal || phase == Phase.AwaitingLeaf) {
+            uint256 expiresAt = uint256(d.lastMoveAt) + d.solverClock;
+            if (block.timestamp <= expiresAt) revert ClockNotExpired(disputeId, expiresAt);
+            _settle(disputeId, d, Outcome.ChallengerWon);
+        } else if (phase == Phase.AwaitingChoice) {
+            uint256 expiresAt = uint256(d.lastMoveAt) + d.challengerClock;
+            if (block.timestamp <= expiresAt) revert ClockNotExpired(disputeId, expiresAt);
+            _settle(disputeId, d, Outcome.SolverWon);
+        } else {
+            revert WrongPhase(disputeId, phase);
+        }
+    }
+
+    // ------------------------------------------------------------------- views
+
+    /// @inheritdoc IDisputeGame
+    function voteCommitment(bytes32 result, bytes32 salt, address arbiter) public pure returns (bytes32) {
+        return sha256(abi.encodePacked(result, salt, arbiter));
+    }
+
+    function params() external view returns (Params memory) {
+        return _params;
+    }
+
+    function getDispute(uint256 disputeId) external view returns (Dispute memory) {
+        return disputes[disputeId];
+    }
+
+    function committee(uint256 disputeId) external view returns (address[] memory) {
+        return committees[disputeId];
+    }
+
+    function voteOf(uint256 disputeId, address arbiter) external view returns (Vote memory) {
+        return votes[disputeId][arbiter];
+    }
+
+    // ---------------------------------------------------------------- internal
+
+    function _settle(uint256 disputeId, Dispute storage d, Outcome outcome) private {
+        d.phase = Phase.Resolved;
+        d.outcome = outcome;
+        address[] memory majority = _majorityArbiters(disputeId, d, outcome);
+        address solver = d.solver;
+        address challenger = d.challenger;
+        bytes32 jobId = d.jobId;
+        uint256 bond = d.bond;
+        address winner;
+        address loser;
+        uint256 slashed;
+        if (outcome == Outcome.ChallengerWon) {
+            (winner, loser, slashed) = (challenger, solver, market.getJob(jobId).stake);
+        } else if (outcome == Outcome.SolverWon) {
+            (winner, loser, slashed) = (solver, challenger, bond);
+        }
+        emit DisputeResolved(disputeId, jobId, outcome, winner, loser, slashed, majority);
+
+        _settleArbiters(disputeId, majority);
+        bytes32 bondKey = _key(BOND_TAG, disputeId);
+        if (outcome == Outcome.SolverWon) {
+            (address[] memory to, uint256[] memory amounts) =
+                SlashSplit.split(bond, solver, majority, winnerBps, arbiterBps);
+            stakeManager.slash(challenger, bondKey, bond, to, amounts);
+        } else {
+            stakeManager.unlock(challenger, bondKey);
+        }
+        market.settleDispute(jobId, outcome == Outcome.ChallengerWon, challenger, majority);
+    }
+
+    /// @dev Unlocks revealing arbiters; a non-revealer's arbiter stake is slashed and shared by the majority.
+    function _settleArbiters(uint256 disputeId, address[] memory majority) private {
+        address[] storage arbiters = committees[disputeId];
+        bytes32 key = _key(ARBITER_TAG, disputeId);
+        uint256 stake = _params.arbiterStake;
+        uint256[] memory shares = new uint256[](majority.length);
+        if (majority.length != 0) {
+            uint256 each = stake / majority.length;
+            for (uint256 i = 0; i < majority.length; ++i) {
+                shares[i] = each;
+            }
+        }
+        for (uint256 i = 0; i < arbiters.length; ++i) {
+            address a = arbiters[i];
+            if (votes[disputeId][a].status == 2) stakeManager.unlock(a, key);
+            else stakeManager.slash(a, key, stake, majority, shares);
+        }
+    }
+
+    function _majority(Dispute storage d) private view returns (Outcome) {
+        if (d.votesForSolver > d.votesForChallenger) return Outcome.SolverWon;
+        if (d.votesForChallenger > d.votesForSolver) return Outcome.ChallengerWon;
+        return Outcome.NoDecision;
+    }
+
+    function _majorityArbiters(uint256 disputeId, Dispute storage d, Outcome outcome)
+        private
+        view
+        returns (address[] memory majority)
+    {
+        if (outcome == Outcome.NoDecision || d.reveals == 0) return majority;
+        address[] storage arbiters = committees[disputeId];
+        uint256 n = outcome == Outcome.SolverWon ? d.votesForSolver : d.votesForChallenger;
+        majority = new address[](n);
+        uint256 k = 0;
+        for (uint256 i = 0; i < arbiters.length && k < n; ++i) {
+            Vote storage v = votes[disputeId][arbiters[i]];
+            if (v.status != 2) continue;
+            bool forSolver = v.result == d.postStateRoot;
+            if (forSolver == (outcome == Outcome.SolverWon)) majority[k++] = arbiters[i];
+        }
+    }
+
+    function _spendSolverClock(Dispute storage d, uint256 disputeId) private {
+        uint256 elapsed = block.timestamp - d.lastMoveAt;
+        if (elapsed > d.solverClock) revert ClockExpired(disputeId);
+        d.solverClock -= uint48(elapsed);
+        d.lastMoveAt = uint64(block.timestamp);
+    }
+
+    function _spendChallengerClock(Dispute storage d, uint256 disputeId) private {
+        uint256 elapsed = block.timestamp - d.lastMoveAt;
+        if (elapsed > d.challengerClock) revert ClockExpired(disputeId);
+        d.challengerClock -= uint48(elapsed);
+        d.lastMoveAt = uint64(block.timestamp);
+    }
+
+    function _isArbiter(uint256 disputeId, address who) private view returns (bool) {
+        address[] storage arbiters = committees[disputeId];
+        for (uint256 i = 0; i < arbiters.length; ++i) {
+            if (arbiters[i] == who) return true;
+        }
+        return false;
+    }
+
+    function _dispute(uint256 disputeId) private view returns (Dispute storage d) {
+        d = disputes[disputeId];
+        if (d.phase == Phase.None) revert UnknownDispute(disputeId);
+    }
+
+    function _requirePhase(Dispute storage d, uint256 disputeId, Phase expected) private view {
+        if (d.phase != expected) revert WrongPhase(disputeId, d.phase);
+    }
+
+    function _key(bytes32 tag, uint256 disputeId) private pure returns (bytes32) {
+        return keccak256(abi.encode(tag, disputeId));
+    }
+}

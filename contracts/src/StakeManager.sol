@@ -1,0 +1,275 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+pragma solidity 0.8.30;
+
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
+import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
+import {IStakeManager} from "./interfaces/IStakeManager.sol";
+import {SortitionSumTree} from "./libraries/SortitionSumTree.sol";
+import {Sampling} from "./libraries/Sampling.sol";
+
+/// @title StakeManager
+/// @notice Holds solver and verifier stakes, job escrow and credits; see IStakeManager. Registered verifiers with at
+///         least `minVerifierStake` free are kept in a sortition sum tree weighted by free stake, so audit and
+///         committee draws cost O(log n) however many stakers there are.
+contract StakeManager is IStakeManager, ReentrancyGuard {
+    using SafeERC20 for IERC20;
+    using SortitionSumTree for SortitionSumTree.Tree;
+
+    /// @notice Slashed tokens that are burned go here (no key is known for it).
+    address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+
+    IERC20 public immutable token;
+    uint64 public immutable unbondingDelay;
+    uint256 public immutable minVerifierStake;
+    address private immutable deployer;
+
+    address public market;
+    address public game;
+
+    struct Account {
+        uint256 free;
+        uint256 locked;
+        uint256 unbonding;
+        uint256 claimable;
+        uint64 releaseAt;
+        bool verifier;
+    }
+
+    mapping(address account => Account) private accounts;
+    mapping(address account => mapping(bytes32 key => uint256 amount)) public lockedUnder;
+    mapping(bytes32 jobId => uint256 amount) public escrowOf;
+    SortitionSumTree.Tree private pool;
+
+    modifier onlyOperator() {
+        if (msg.sender != market && msg.sender != game) revert NotOperator(msg.sender);
+        _;
+    }
+
+    modifier onlyMarket() {
+        if (msg.sender != market) revert NotMarket(msg.sender);
+        _;
+    }
+
+    constructor(IERC20 token_, uint64 unbondingDelay_, uint256 minVerifierStake_) {
+        if (address(token_) == address(0)) revert ZeroAddress();
+        if (minVerifierStake_ == 0) revert ZeroAmount();
+        token = token_;
+        unbondingDelay = unbondingDelay_;
+        minVerifierStake = minVerifierStake_;
+        deployer = msg.sender;
+    }
+
+    /// @inheritdoc IStakeManager
+    function bind(address market_, address game_) external {
+        if (msg.sender != deployer) revert NotDeployer(msg.sender);
+        if (market != address(0)) revert AlreadyBound();
+        if (market_ == address(0) || game_ == address(0)) revert ZeroAddress();
+        market = market_;
+        game = game_;
+    }
+
+    // ------------------------------------------------------------------ stakers
+
+    /// @inheritdoc IStakeManager
+    function deposit(uint256 amount) external nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        Account storage a = accounts[msg.sender];
+        a.free += amount;
+        _syncWeight(msg.sender, a);
+        emit Deposited(msg.sender, amount);
+        token.safeTransferFrom(msg.sender, address(this), amount);
+    }
+
+    /// @inheritdoc IStakeManager
+    function setVerifier(bool active) external {
+        Account storage a = accounts[msg.sender];
+        a.verifier = active;
+        _syncWeight(msg.sender, a);
+        emit VerifierStatusChanged(msg.sender, active);
+    }
+
+    /// @inheritdoc IStakeManager
+    function requestWithdrawal(uint256 amount) external {
+        if (amount == 0) revert ZeroAmount();
+        Account storage a = accounts[msg.sender];
+        if (a.free < amount) revert InsufficientFreeStake(msg.sender, amount, a.free);
+        a.free -= amount;
+        a.unbonding += amount;
+        uint64 releaseAt = uint64(block.timestamp) + unbondingDelay;
+        a.releaseAt = releaseAt;
+        _syncWeight(msg.sender, a);
+        emit WithdrawalRequested(msg.sender, amount, releaseAt);
+    }
+
+    /// @inheritdoc IStakeManager
+    function withdraw() external nonReentrant returns (uint256 amount) {
+        Account storage a = accounts[msg.sender];
+        amount = a.claimable;
+        a.claimable = 0;
+        if (a.unbonding != 0 && block.timestamp >= a.releaseAt) {
+            amount += a.unbonding;
+            a.unbonding = 0;
+        }
+        if (amount == 0) revert NothingToWithdraw(a.unbonding == 0 ? 0 : a.releaseAt);
+        emit Withdrawn(msg.sender, amount);
+        token.safeTransfer(msg.sender, amount);
+    }
+
+    // ---------------------------------------------------------------- operators
+
+    /// @inheritdoc IStakeManager
+    function lock(address account, bytes32 key, uint256 amount) external onlyOperator {
+        if (amount == 0) revert ZeroAmount();
+        if (lockedUnder[account][key] != 0) revert LockExists(account, key);
+        Account storage a = accounts[account];
+        if (a.free < amount) revert InsufficientFreeStake(account, amount, a.free);
+        a.free -= amount;
+        a.locked += amount;
+        lockedUnder[account][key] = amount;
+        _syncWeight(account, a);
+        emit StakeLocked(account, key, amount);
+    }
+
+    /// @inheritdoc IStakeManager
+    function unlock(address account, bytes32 key) external onlyOperator returns (uint256 amount) {
+        amount = lockedUnder[account][key];
+        if (amount == 0) revert NoLock(account, key);
+        _release(account, key, amount);
+    }
+
+    /// @inheritdoc IStakeManager
+    function slash(
+        address account,
+        bytes32 key,
+        uint256 amount,
+        address[] calldata recipients,
+        uint256[] calldata amounts
+    ) external onlyOperator returns (uint256 slashed) {
+        if (recipients.length != amounts.length) revert LengthMismatch();
+        Account storage a = accounts[account];
+        uint256 fromLock = lockedUnder[account][key];
+        uint256 take = amount < fromLock ? amount : fromLock;
+        if (fromLock != 0) {
+            lockedUnder[account][key] = 0;
+            a.locked -= fromLock;
+            a.free += fromLock - take; // the rest of the lock goes back to free stake
+            if (fromLock != take) emit StakeUnlocked(account, key, fromLock - take);
+        }
+        slashed = take;
+        uint256 short = amount - take;
+        if (short != 0) {
+            uint256 fromFree = short < a.free ? short : a.free;
+            a.free -= fromFree;
+            short -= fromFree;
+            uint256 fromUnbonding = short < a.unbonding ? short : a.unbonding;
+            a.unbonding -= fromUnbonding;
+            slashed += fromFree + fromUnbonding;
+        }
+        _syncWeight(account, a);
+
+        uint256 shares;
+        for (uint256 i = 0; i < recipients.length; ++i) {
+            shares += amounts[i];
+        }
+        if (shares > slashed) revert SharesExceedSlash(shares, slashed);
+        for (uint256 i = 0; i < recipients.length; ++i) {
+            _credit(recipients[i], amounts[i]);
+        }
+        uint256 burned = slashed - shares;
+        emit StakeSlashed(account, key, slashed, burned);
+        if (burned != 0) token.safeTransfer(BURN_ADDRESS, burned);
+    }
+
+    /// @inheritdoc IStakeManager
+    function escrow(bytes32 jobId, address payer, uint256 amount) external onlyMarket nonReentrant {
+        if (amount == 0) revert ZeroAmount();
+        if (escrowOf[jobId] != 0) revert EscrowExists(jobId);
+        escrowOf[jobId] = amount;
+        emit Escrowed(jobId, payer, amount);
+        token.safeTransferFrom(payer, address(this), amount);
+    }
+
+    /// @inheritdoc IStakeManager
+    function releaseEscrow(bytes32 jobId, address to, uint256 amount) external onlyMarket {
+        uint256 available = escrowOf[jobId];
+        if (amount > available) revert InsufficientEscrow(jobId, amount, available);
+        escrowOf[jobId] = available - amount;
+        emit EscrowReleased(jobId, to, amount);
+        _credit(to, amount);
+    }
+
+    // -------------------------------------------------------------------- views
+
+    /// @inheritdoc IStakeManager
+    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude)
+        external
+        view
+        returns (address[] memory drawn)
+    {
+        address[] memory picked = new address[](count);
+        uint256 n = 0;
+        uint256 attempts = 8 * count + 8;
+        for (uint256 k = 0; k < attempts && n < count; ++k) {
+            address candidate = pool.draw(uint256(Sampling.derive(seed, k)));
+            if (candidate == address(0)) break; // empty pool
+            if (_contains(exclude, candidate) || _containsMem(picked, n, candidate)) continue;
+            picked[n++] = candidate;
+        }
+        drawn = new address[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            drawn[i] = picked[i];
+        }
+    }
+
+    function positionOf(address account) external view returns (Position memory) {
+        Account storage a = accounts[account];
+        return Position(a.free, a.locked, a.unbonding, a.releaseAt, a.claimable, a.verifier);
+    }
+
+    function totalDrawWeight() external view returns (uint256) {
+        return pool.total();
+    }
+
+    function drawWeightOf(address account) external view returns (uint256) {
+        return pool.weightOf(account);
+    }
+
+    // ----------------------------------------------------------------- internal
+
+    function _release(address account, bytes32 key, uint256 amount) private {
+        Account storage a = accounts[account];
+        lockedUnder[account][key] = 0;
+        a.locked -= amount;
+        a.free += amount;
+        _syncWeight(account, a);
+        emit StakeUnlocked(account, key, amount);
+    }
+
+    function _credit(address to, uint256 amount) private {
+        if (amount == 0) return;
+        if (to == address(0)) revert ZeroAddress();
+        accounts[to].claimable += amount;
+        emit Credited(to, amount);
+    }
+
+    /// @dev Draw weight is the free stake of a registered verifier holding at least `minVerifierStake` free, else 0.
+    function _syncWeight(address account, Account storage a) private {
+        uint256 weight = (a.verifier && a.free >= minVerifierStake) ? a.free : 0;
+        pool.set(account, weight);
+    }
+
+    function _contains(address[] calldata list, address x) private pure returns (bool) {
+        for (uint256 i = 0; i < list.length; ++i) {
+            if (list[i] == x) return true;
+        }
+        return false;
+    }
+
+    function _containsMem(address[] memory list, uint256 n, address x) private pure returns (bool) {
+        for (uint256 i = 0; i < n; ++i) {
+            if (list[i] == x) return true;
+        }
+        return false;
+    }
+}

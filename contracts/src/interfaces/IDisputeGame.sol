@@ -1,0 +1,151 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+pragma solidity 0.8.30;
+
+/// @title IDisputeGame
+/// @notice The bisection game over a committed trajectory (DESIGN §8). A staked challenger opens a dispute with a bond;
+///         the solver reveals the two children of the current node, the challenger picks the side that holds the leaf
+///         its replay found wrong, until one leaf (segment) is left. The solver opens that leaf with its pre-state
+///         (C_init for leaf 0, else leaf i-1 proved against the trajectory root). A committee of stakers drawn with
+///         fresh randomness (both parties excluded) replays the segment and votes by commit–reveal; the majority
+///         decides: result == opened leaf → solver wins, anything else (UNAVAILABLE included) → challenger wins.
+/// @dev Each party has a chess clock spent only on its own turns; running out loses (`timeout`). Arbiters have
+///      deadlines; a non-revealing arbiter loses its arbiter stake. Every phase has a way out, so every dispute ends.
+interface IDisputeGame {
+    enum Phase {
+        None,
+        AwaitingReveal, // solver: reveal the children of `node`
+        AwaitingChoice, // challenger: pick left or right
+        AwaitingLeaf, // solver: open the single remaining leaf
+        AwaitingCommittee, // anyone: draw the committee once the seed block is mined
+        Voting, // arbiters: commit, then reveal
+        Resolved
+    }
+
+    enum Outcome {
+        None,
+        SolverWon,
+        ChallengerWon,
+        NoDecision // the committee produced no majority: bond returned, job reopened
+    }
+
+    struct Params {
+        uint256 disputeBond; // challenger's bond, locked from its free stake
+        uint256 arbiterStake; // locked from each drawn arbiter, forfeited if it does not reveal
+        uint64 clockBudget; // seconds each party may spend on its own moves, in total
+        uint64 commitPeriod; // seconds arbiters have to commit after the draw
+        uint64 revealPeriod; // seconds arbiters have to reveal after the commit phase
+        uint8 committeeSize; // R, odd
+    }
+
+    struct Dispute {
+        bytes32 jobId;
+        bytes32 node; // current node hash (trajectory root at the start, then the chosen child, finally a leaf hash)
+        bytes32 left; // last revealed children of `node`
+        bytes32 right;
+        bytes32 postStateRoot; // opened leaf C_i
+        bytes32 preStateRoot; // opened pre-state (C_init or leaf i-1)
+        address challenger;
+        uint64 lastMoveAt;
+        Phase phase;
+        Outcome outcome;
+        address solver;
+        uint48 solverClock; // seconds left
+        uint48 challengerClock;
+        uint64 lo; // the node covers leaves [lo, hi)
+        uint64 hi;
+        uint64 numLeaves;
+        uint64 seedBlock; // committee seed block
+        uint128 bond;
+        uint48 commitDeadline;
+        uint48 revealDeadline;
+        uint8 commits;
+        uint8 reveals;
+        uint8 votesForSolver;
+        uint8 votesForChallenger;
+    }
+
+    struct Vote {
+        bytes32 commitment; // sha256(result ‖ salt ‖ arbiter)
+        bytes32 result; // revealed state root or UNAVAILABLE
+        uint8 status; // 0 none, 1 committed, 2 revealed
+    }
+
+    error NotDeployer(address caller);
+    error ZeroAddress();
+    error InvalidParams();
+    error UnknownDispute(uint256 disputeId);
+    /// @notice The dispute is in phase `actual`, not the phase this move needs.
+    error WrongPhase(uint256 disputeId, Phase actual);
+    error NotSolver(address caller);
+    error NotChallenger(address caller);
+    error NotArbiter(address caller);
+    error SolverCannotChallenge();
+    /// @notice The revealed children do not hash to the current node.
+    error ChildrenMismatch(bytes32 node);
+    /// @notice The opened leaf does not hash to the current node.
+    error LeafMismatch(bytes32 node);
+    /// @notice Leaf 0's pre-state must be the job's C_init.
+    error PreStateNotInit(bytes32 given, bytes32 initStateRoot);
+    /// @notice The inclusion proof of leaf i-1 against the trajectory root failed.
+    error InvalidPreStateProof(uint64 index);
+    /// @notice The mover's clock ran out; the other side may call `timeout`.
+    error ClockExpired(uint256 disputeId);
+    error ClockNotExpired(uint256 disputeId, uint256 expiresAt);
+    error SeedNotReady(uint64 seedBlock);
+    error CommitPeriodOver(uint48 deadline);
+    error RevealNotOpen(uint256 disputeId);
+    error RevealPeriodOver(uint48 deadline);
+    error AlreadyCommitted(address arbiter);
+    error NotCommitted(address arbiter);
+    error AlreadyRevealed(address arbiter);
+    /// @notice The reveal does not match the commitment.
+    error CommitmentMismatch(address arbiter);
+    error VotingNotOver(uint256 disputeId);
+
+    event DisputeOpened(
+        uint256 indexed disputeId, bytes32 indexed jobId, address indexed challenger, address solver, uint256 bond
+    );
+    event ChildrenRevealed(uint256 indexed disputeId, uint64 lo, uint64 hi, bytes32 left, bytes32 right);
+    event SideChosen(uint256 indexed disputeId, bool right, uint64 lo, uint64 hi, bytes32 node);
+    event LeafOpened(uint256 indexed disputeId, uint64 index, bytes32 postStateRoot, bytes32 preStateRoot);
+    event CommitteeSeedRearmed(uint256 indexed disputeId, uint64 seedBlock);
+    event CommitteeDrawn(uint256 indexed disputeId, bytes32 seed, address[] arbiters, uint48 commitDeadline);
+    event VoteCommitted(uint256 indexed disputeId, address indexed arbiter, bytes32 commitment);
+    event VoteRevealed(uint256 indexed disputeId, address indexed arbiter, bytes32 result, bytes32 salt);
+    /// @notice `winner`/`loser` are zero for NoDecision; `slashed` is what the loser lost (job stake or bond).
+    event DisputeResolved(
+        uint256 indexed disputeId,
+        bytes32 indexed jobId,
+        Outcome outcome,
+        address winner,
+        address loser,
+        uint256 slashed,
+        address[] majorityArbiters
+    );
+
+    /// @notice The result an arbiter reveals when the pre-state could not be fetched or did not hash to its root.
+    function UNAVAILABLE() external pure returns (bytes32);
+    function params() external view returns (Params memory);
+
+    function openDispute(bytes32 jobId) external returns (uint256 disputeId);
+    function reveal(uint256 disputeId, bytes32 left, bytes32 right) external;
+    function choose(uint256 disputeId, bool right) external;
+    function openLeaf(uint256 disputeId, bytes32 postStateRoot, bytes32 preStateRoot, bytes32[] calldata preProof)
+        external;
+    function drawCommittee(uint256 disputeId) external;
+    function commitVote(uint256 disputeId, bytes32 commitment) external;
+    function revealVote(uint256 disputeId, bytes32 result, bytes32 salt) external;
+    /// @notice Ends voting once every arbiter revealed or the reveal deadline passed.
+    function resolve(uint256 disputeId) external;
+    /// @notice The party to move ran out of clock: it loses.
+    function timeout(uint256 disputeId) external;
+
+    /// @notice sha256(result ‖ salt ‖ arbiter), the commitment an arbiter posts.
+    function voteCommitment(bytes32 result, bytes32 salt, address arbiter) external pure returns (bytes32);
+    function getDispute(uint256 disputeId) external view returns (Dispute memory);
+    function committee(uint256 disputeId) external view returns (address[] memory);
+    function voteOf(uint256 disputeId, address arbiter) external view returns (Vote memory);
+    function disputeCount() external view returns (uint256);
+    /// @notice Latest dispute on `jobId` (0 if none).
+    function latestDisputeOf(bytes32 jobId) external view returns (uint256);
+}

@@ -1,0 +1,106 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+pragma solidity 0.8.30;
+
+/// @title SortitionSumTree
+/// @notice A K-ary sum tree over weighted addresses (the structure Kleros uses to draw jurors): every internal node
+///         holds the sum of its children, so setting a weight and drawing an address proportionally to its weight both
+///         cost O(K·log_K n) and never loop over all members.
+/// @dev Nodes live in a heap-ordered array; node 0 is the root (the total weight). When a new leaf would become the
+///      first child of a node that is itself a leaf, that leaf moves down next to it and its old slot becomes a sum
+///      node. Removed members leave a zero-weight leaf whose index is recycled by the next insertion.
+library SortitionSumTree {
+    uint256 internal constant K = 4;
+
+    struct Tree {
+        uint256[] nodes;
+        uint256[] vacant;
+        mapping(address member => uint256 index) indexOf;
+        mapping(uint256 index => address member) memberAt;
+    }
+
+    /// @notice Total weight in the tree.
+    function total(Tree storage tree) internal view returns (uint256) {
+        return tree.nodes.length == 0 ? 0 : tree.nodes[0];
+    }
+
+    /// @notice Current weight of `member` (0 if absent).
+    function weightOf(Tree storage tree, address member) internal view returns (uint256) {
+        uint256 index = tree.indexOf[member];
+        return index == 0 ? 0 : tree.nodes[index];
+    }
+
+    /// @notice Sets `member`'s weight; weight 0 removes it.
+    function set(Tree storage tree, address member, uint256 weight) internal {
+        if (tree.nodes.length == 0) tree.nodes.push(0);
+        uint256 index = tree.indexOf[member];
+        if (index == 0) {
+            if (weight == 0) return;
+            index = _insert(tree, member, weight);
+            _addToAncestors(tree, index, weight, true);
+            return;
+        }
+        uint256 old = tree.nodes[index];
+        if (weight == old) return;
+        tree.nodes[index] = weight;
+        if (weight > old) _addToAncestors(tree, index, weight - old, true);
+        else _addToAncestors(tree, index, old - weight, false);
+        if (weight == 0) {
+            delete tree.indexOf[member];
+            delete tree.memberAt[index];
+            tree.vacant.push(index);
+        }
+    }
+
+    /// @notice The member whose cumulative weight interval contains `random % total`; address(0) for an empty tree.
+    function draw(Tree storage tree, uint256 random) internal view returns (address) {
+        uint256 len = tree.nodes.length;
+        if (len == 0 || tree.nodes[0] == 0) return address(0);
+        uint256 target = random % tree.nodes[0];
+        uint256 index = 0;
+        while (K * index + 1 < len) {
+            uint256 first = K * index + 1;
+            uint256 end = first + K < len ? first + K : len;
+            for (uint256 child = first; child < end; ++child) {
+                uint256 w = tree.nodes[child];
+                if (target < w) {
+                    index = child;
+                    break;
+                }
+                target -= w;
+            }
+        }
+        return tree.memberAt[index];
+    }
+
+    function _insert(Tree storage tree, address member, uint256 weight) private returns (uint256 index) {
+        uint256 nVacant = tree.vacant.length;
+        if (nVacant != 0) {
+            index = tree.vacant[nVacant - 1];
+            tree.vacant.pop();
+            tree.nodes[index] = weight;
+        } else {
+            index = tree.nodes.length;
+            tree.nodes.push(weight);
+            if (index != 1 && (index - 1) % K == 0) {
+                // The new leaf is the first child of a leaf: move that leaf down beside it.
+                uint256 parent = index / K;
+                address moved = tree.memberAt[parent];
+                uint256 movedTo = index + 1;
+                tree.nodes.push(tree.nodes[parent]);
+                delete tree.memberAt[parent];
+                tree.indexOf[moved] = movedTo;
+                tree.memberAt[movedTo] = moved;
+            }
+        }
+        tree.indexOf[member] = index;
+        tree.memberAt[index] = member;
+    }
+
+    function _addToAncestors(Tree storage tree, uint256 index, uint256 delta, bool up) private {
+        while (index != 0) {
+            index = (index - 1) / K;
+            if (up) tree.nodes[index] += delta;
+            else tree.nodes[index] -= delta;
+        }
+    }
+}

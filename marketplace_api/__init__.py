@@ -1,0 +1,1 @@
+"""Marketplace API: FastAPI app, SQLAlchemy models, chain indexer and auditor web pages."""

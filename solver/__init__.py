@@ -1,0 +1,1 @@
+"""Solver node: bidding, training runner, checkpoint server and dispute defence."""

@@ -1,0 +1,1 @@
+"""Verifier node: audit sampler, segment replay, dispute play and arbitration duty."""

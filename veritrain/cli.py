@@ -1,0 +1,50 @@
+"""The ``veritrain`` command line (Typer).
+
+Subcommands (``demo``, ``devnet``, ``api``, ``solver``, ``verifier``, ``job``,
+``stake``, ``audit``, ``train``, ``bench``) are added by later changes; see
+DESIGN.md §10.
+"""
+
+from typing import Annotated
+
+import typer
+
+from veritrain import __version__
+
+app = typer.Typer(
+    name="veritrain",
+    add_completion=False,
+    no_args_is_help=False,
+    rich_markup_mode="rich",
+)
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(f"veritrain {__version__}")
+        raise typer.Exit()
+
+
+@app.callback(invoke_without_command=True)
+def main(
+    ctx: typer.Context,
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version",
+            help="Print the version and exit.",
+            callback=_print_version,
+            is_eager=True,
+        ),
+    ] = False,
+) -> None:
+    """veritrain: a verifiable decentralized ML training marketplace.
+
+    Submitters post training jobs and take bids; solvers train and commit to
+    every checkpoint with a Merkle root on-chain; verifiers replay sampled
+    segments and dispute cheats down to a single step, which is settled and
+    the cheater slashed; auditors re-check every dispute from the chain.
+    """
+    if ctx.invoked_subcommand is None:
+        typer.echo(ctx.get_help())
+        raise typer.Exit()
