@@ -15,9 +15,8 @@ PIP    := $(VENV)/bin/pip
 FOUNDRY_PATH := $(CURDIR)/node_modules/@foundry-rs/forge-linux-amd64/bin:$(CURDIR)/node_modules/@foundry-rs/anvil-linux-amd64/bin:$(CURDIR)/node_modules/@foundry-rs/cast-linux-amd64/bin:$(PATH)
 WITH_FOUNDRY := PATH="$(FOUNDRY_PATH)"
 
-# slither-analyzer (the `audit` extra) needs web3<8 while veritrain needs
-# web3>=8, so slither gets a venv of its own, installed from the pins in the
-# `audit` extra of pyproject.toml.
+# slither-analyzer needs web3<8 while veritrain needs web3>=8, so slither gets
+# a venv of its own, installed from tools/requirements-audit.txt.
 AUDIT_VENV := .venv-audit
 
 VENV_STAMP  := $(VENV)/.installed
@@ -92,7 +91,7 @@ $(NODE_STAMP): package.json package-lock.json
 	rm -f "$$log"
 	@touch $@
 
-$(AUDIT_STAMP): pyproject.toml
+$(AUDIT_STAMP): tools/requirements-audit.txt
 	@if [ ! -x $(AUDIT_VENV)/bin/python ]; then \
 		command -v $(PYTHON) >/dev/null 2>&1 || { \
 			echo "error: '$(PYTHON)' not found on PATH; it is needed to create $(AUDIT_VENV) for slither." >&2; \
@@ -100,8 +99,7 @@ $(AUDIT_STAMP): pyproject.toml
 		echo "creating $(AUDIT_VENV) with $(PYTHON)"; \
 		$(PYTHON) -m venv $(AUDIT_VENV) || exit 1; \
 	fi
-	$(AUDIT_VENV)/bin/pip install --disable-pip-version-check $$($(AUDIT_VENV)/bin/python -c \
-		'import tomllib; print(" ".join(tomllib.load(open("pyproject.toml", "rb"))["project"]["optional-dependencies"]["audit"]))')
+	$(AUDIT_VENV)/bin/pip install --disable-pip-version-check -r tools/requirements-audit.txt
 	@touch $@
 
 test: setup

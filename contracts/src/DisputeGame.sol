@@ -265,9 +265,9 @@ contract DisputeGame is IDisputeGame {
         address challenger = d.challenger;
         bytes32 jobId = d.jobId;
         uint256 bond = d.bond;
-        address winner;
-        address loser;
-        uint256 slashed;
+        address winner = address(0);
+        address loser = address(0);
+        uint256 slashed = 0;
         if (outcome == Outcome.ChallengerWon) {
             (winner, loser, slashed) = (challenger, solver, market.getJob(jobId).stake);
         } else if (outcome == Outcome.SolverWon) {
@@ -333,14 +333,16 @@ contract DisputeGame is IDisputeGame {
     function _spendSolverClock(Dispute storage d, uint256 disputeId) private {
         uint256 elapsed = block.timestamp - d.lastMoveAt;
         if (elapsed > d.solverClock) revert ClockExpired(disputeId);
-        d.solverClock -= uint48(elapsed);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        d.solverClock -= uint48(elapsed); // elapsed <= the uint48 clock, checked above
         d.lastMoveAt = uint64(block.timestamp);
     }
 
     function _spendChallengerClock(Dispute storage d, uint256 disputeId) private {
         uint256 elapsed = block.timestamp - d.lastMoveAt;
         if (elapsed > d.challengerClock) revert ClockExpired(disputeId);
-        d.challengerClock -= uint48(elapsed);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        d.challengerClock -= uint48(elapsed); // elapsed <= the uint48 clock, checked above
         d.lastMoveAt = uint64(block.timestamp);
     }
 

@@ -99,6 +99,7 @@ contract JobMarket is IJobMarket, EIP712 {
 
     /// @inheritdoc IJobMarket
     function nonceUsed(address signer, uint256 nonce) public view returns (bool) {
+        // forge-lint: disable-next-line(incorrect-shift)
         return nonceBitmap[signer][nonce >> 8] & (1 << (nonce & 0xff)) != 0;
     }
 
@@ -285,6 +286,8 @@ contract JobMarket is IJobMarket, EIP712 {
         uint256 price = job.price;
         uint256 feeBudget = price * _params.auditFeeBps / BPS;
         uint256 perVerifier = _params.verifiersPerJob == 0 ? 0 : feeBudget / _params.verifiersPerJob;
+        // Equal fee per attesting verifier; the rounding dust of the division stays in the submitter's refund.
+        // slither-disable-next-line divide-before-multiply
         uint256 fees = perVerifier * attestations[jobId];
         uint256 solverPaid = price - feeBudget;
         uint256 refunded = feeBudget - fees;
@@ -374,6 +377,7 @@ contract JobMarket is IJobMarket, EIP712 {
     }
 
     function _useNonce(address signer, uint256 nonce) private {
+        // forge-lint: disable-next-line(incorrect-shift)
         uint256 bit = 1 << (nonce & 0xff);
         uint256 word = nonceBitmap[signer][nonce >> 8];
         if (word & bit != 0) revert NonceUsed(signer, nonce);

@@ -132,8 +132,8 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     }
 
     /// @inheritdoc IStakeManager
-    function unlock(address account, bytes32 key) external onlyOperator returns (uint256 amount) {
-        amount = lockedUnder[account][key];
+    function unlock(address account, bytes32 key) external onlyOperator {
+        uint256 amount = lockedUnder[account][key];
         if (amount == 0) revert NoLock(account, key);
         _release(account, key, amount);
     }
@@ -145,7 +145,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         uint256 amount,
         address[] calldata recipients,
         uint256[] calldata amounts
-    ) external onlyOperator returns (uint256 slashed) {
+    ) external onlyOperator {
         if (recipients.length != amounts.length) revert LengthMismatch();
         Account storage a = accounts[account];
         uint256 fromLock = lockedUnder[account][key];
@@ -156,7 +156,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
             a.free += fromLock - take; // the rest of the lock goes back to free stake
             if (fromLock != take) emit StakeUnlocked(account, key, fromLock - take);
         }
-        slashed = take;
+        uint256 slashed = take;
         uint256 short = amount - take;
         if (short != 0) {
             uint256 fromFree = short < a.free ? short : a.free;
@@ -168,7 +168,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         }
         _syncWeight(account, a);
 
-        uint256 shares;
+        uint256 shares = 0;
         for (uint256 i = 0; i < recipients.length; ++i) {
             shares += amounts[i];
         }
@@ -187,6 +187,9 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         if (escrowOf[jobId] != 0) revert EscrowExists(jobId);
         escrowOf[jobId] = amount;
         emit Escrowed(jobId, payer, amount);
+        // Only the JobMarket calls this, with `payer` = the order's submitter, who signed the order and is the
+        // caller of acceptBid; no one can pull another account's tokens through it.
+        // slither-disable-next-line arbitrary-send-erc20
         token.safeTransferFrom(payer, address(this), amount);
     }
 

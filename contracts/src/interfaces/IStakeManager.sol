@@ -84,17 +84,17 @@ interface IStakeManager {
     /// @notice Operator: locks `amount` of `account`'s free stake under `key`.
     function lock(address account, bytes32 key, uint256 amount) external;
     /// @notice Operator: returns the whole lock under `key` to free stake.
-    function unlock(address account, bytes32 key) external returns (uint256 amount);
+    function unlock(address account, bytes32 key) external;
     /// @notice Operator: slashes `amount` of `account`'s stake, first from the lock under `key`, then (stake stays
     ///         slashable until released) from free and unbonding stake. `amounts[i]` is credited to `recipients[i]`,
-    ///         the rest burned; whatever remains of the lock is unlocked. Returns what was actually slashed.
+    ///         the rest burned; whatever remains of the lock is unlocked. `StakeSlashed` reports what was taken.
     function slash(
         address account,
         bytes32 key,
         uint256 amount,
         address[] calldata recipients,
         uint256[] calldata amounts
-    ) external returns (uint256 slashed);
+    ) external;
     /// @notice Market: pulls `amount` tokens from `payer` (approved to this contract) into the escrow of `jobId`.
     function escrow(bytes32 jobId, address payer, uint256 amount) external;
     /// @notice Market: credits `amount` of `jobId`'s escrow to `to`.
