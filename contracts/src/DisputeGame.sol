@@ -148,9 +148,12 @@ contract DisputeGame is IDisputeGame {
             return;
         }
         bytes32 seed = keccak256(abi.encode(seedHash, disputeId, COMMITTEE_TAG));
-        address[] memory exclude = new address[](2);
+        // INVARIANT: no party with a stake in the outcome judges it (solver, challenger, and the submitter, who is
+        // refunded if the solver loses).
+        address[] memory exclude = new address[](3);
         exclude[0] = d.solver;
         exclude[1] = d.challenger;
+        exclude[2] = market.getJob(d.jobId).submitter;
         address[] memory arbiters = stakeManager.drawDistinct(seed, _params.committeeSize, exclude);
         uint48 commitDeadline = uint48(block.timestamp + _params.commitPeriod);
         d.commitDeadline = commitDeadline;

@@ -210,14 +210,20 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         view
         returns (address[] memory drawn)
     {
+        // Skipped = the excluded parties, then each member as it is picked: every draw lands on a new eligible member.
+        uint256 e = exclude.length;
+        address[] memory skip = new address[](e + count);
+        for (uint256 i = 0; i < e; ++i) {
+            skip[i] = exclude[i];
+        }
         address[] memory picked = new address[](count);
         uint256 n = 0;
-        uint256 attempts = 8 * count + 8;
-        for (uint256 k = 0; k < attempts && n < count; ++k) {
-            address candidate = pool.draw(uint256(Sampling.derive(seed, k)));
-            if (candidate == address(0)) break; // empty pool
-            if (_contains(exclude, candidate) || _containsMem(picked, n, candidate)) continue;
-            picked[n++] = candidate;
+        while (n < count) {
+            address candidate = pool.drawSkipping(uint256(Sampling.derive(seed, n)), skip, e + n);
+            if (candidate == address(0)) break; // no eligible member left
+            picked[n] = candidate;
+            skip[e + n] = candidate;
+            ++n;
         }
         drawn = new address[](n);
         for (uint256 i = 0; i < n; ++i) {
@@ -262,17 +268,4 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         pool.set(account, weight);
     }
 
-    function _contains(address[] calldata list, address x) private pure returns (bool) {
-        for (uint256 i = 0; i < list.length; ++i) {
-            if (list[i] == x) return true;
-        }
-        return false;
-    }
-
-    function _containsMem(address[] memory list, uint256 n, address x) private pure returns (bool) {
-        for (uint256 i = 0; i < n; ++i) {
-            if (list[i] == x) return true;
-        }
-        return false;
-    }
 }

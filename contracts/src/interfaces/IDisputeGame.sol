@@ -6,7 +6,7 @@ pragma solidity 0.8.30;
 ///         the solver reveals the two children of the current node, the challenger picks the side that holds the leaf
 ///         its replay found wrong, until one leaf (segment) is left. The solver opens that leaf with its pre-state
 ///         (C_init for leaf 0, else leaf i-1 proved against the trajectory root). A committee of stakers drawn with
-///         fresh randomness (both parties excluded) replays the segment and votes by commit–reveal; the majority
+///         fresh randomness (both parties and the submitter excluded) replays the segment and votes by commit–reveal; the majority
 ///         decides: result == opened leaf → solver wins, anything else (UNAVAILABLE included) → challenger wins.
 /// @dev Each party has a chess clock spent only on its own turns; running out loses (`timeout`). Arbiters have
 ///      deadlines; a non-revealing arbiter loses its arbiter stake. Every phase has a way out, so every dispute ends.

@@ -100,8 +100,9 @@ interface IStakeManager {
     /// @notice Market: credits `amount` of `jobId`'s escrow to `to`.
     function releaseEscrow(bytes32 jobId, address to, uint256 amount) external;
 
-    /// @notice Up to `count` distinct registered verifiers, drawn by free stake from `seed`, none in `exclude`.
-    ///         Bounded: at most `8·count + 8` draws are tried; fewer addresses come back if the pool is too small.
+    /// @notice Up to `count` distinct registered verifiers, drawn by free stake from `seed`, none in `exclude`. Draw `k`
+    ///         uses `keccak256(abi.encode(seed, k))` over the weight of the members not yet excluded or picked, so
+    ///         each draw succeeds; fewer addresses come back only if fewer eligible members exist.
     function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude)
         external
         view

@@ -53,9 +53,58 @@ library SortitionSumTree {
 
     /// @notice The member whose cumulative weight interval contains `random % total`; address(0) for an empty tree.
     function draw(Tree storage tree, uint256 random) internal view returns (address) {
+        uint256 t = total(tree);
+        if (t == 0) return address(0);
+        return _descend(tree, random % t);
+    }
+
+    /// @notice Like `draw`, but over the members NOT in `skip[0 .. n)` only: their total weight is the modulus and the
+    ///         skipped members' intervals are stepped over, so every call lands on an eligible member (address(0) if
+    ///         none is left). Costs O(n·K·log_K size + n²).
+    function drawSkipping(Tree storage tree, uint256 random, address[] memory skip, uint256 n)
+        internal
+        view
+        returns (address)
+    {
+        uint256 t = total(tree);
+        uint256[] memory offsets = new uint256[](n);
+        uint256[] memory weights = new uint256[](n);
+        uint256 m = 0;
+        for (uint256 i = 0; i < n; ++i) {
+            uint256 index = tree.indexOf[skip[i]];
+            if (index == 0 || tree.nodes[index] == 0) continue;
+            uint256 offset = _offsetOf(tree, index);
+            bool duplicate = false;
+            for (uint256 j = 0; j < m; ++j) {
+                if (offsets[j] == offset) {
+                    duplicate = true;
+                    break;
+                }
+            }
+            if (duplicate) continue;
+            // Insertion sort by offset (ascending), so the intervals are stepped over in order.
+            uint256 pos = m;
+            while (pos != 0 && offsets[pos - 1] > offset) {
+                offsets[pos] = offsets[pos - 1];
+                weights[pos] = weights[pos - 1];
+                --pos;
+            }
+            offsets[pos] = offset;
+            weights[pos] = tree.nodes[index];
+            t -= tree.nodes[index];
+            ++m;
+        }
+        if (t == 0) return address(0);
+        uint256 target = random % t;
+        for (uint256 j = 0; j < m; ++j) {
+            if (target >= offsets[j]) target += weights[j];
+        }
+        return _descend(tree, target);
+    }
+
+    /// @dev The member whose interval [offset, offset + weight) contains `target` (< total).
+    function _descend(Tree storage tree, uint256 target) private view returns (address) {
         uint256 len = tree.nodes.length;
-        if (len == 0 || tree.nodes[0] == 0) return address(0);
-        uint256 target = random % tree.nodes[0];
         uint256 index = 0;
         while (K * index + 1 < len) {
             uint256 first = K * index + 1;
@@ -70,6 +119,17 @@ library SortitionSumTree {
             }
         }
         return tree.memberAt[index];
+    }
+
+    /// @dev Sum of the weights of all leaves left of node `index` in draw order (the start of its interval).
+    function _offsetOf(Tree storage tree, uint256 index) private view returns (uint256 offset) {
+        while (index != 0) {
+            uint256 parent = (index - 1) / K;
+            for (uint256 sibling = K * parent + 1; sibling < index; ++sibling) {
+                offset += tree.nodes[sibling];
+            }
+            index = parent;
+        }
     }
 
     function _insert(Tree storage tree, address member, uint256 weight) private returns (uint256 index) {
