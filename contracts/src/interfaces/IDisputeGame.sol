@@ -70,7 +70,6 @@ interface IDisputeGame {
         uint8 status; // 0 none, 1 committed, 2 revealed
     }
 
-    error NotDeployer(address caller);
     error ZeroAddress();
     error InvalidParams();
     error UnknownDispute(uint256 disputeId);

@@ -1,0 +1,422 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+pragma solidity 0.8.30;
+
+import {UnitBase} from "./UnitBase.sol";
+import {StakeManager} from "../../src/StakeManager.sol";
+import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+
+contract StakeManagerTest is UnitBase {
+    bytes32 internal constant KEY = keccak256("key");
+    address internal alice = makeAddr("alice");
+
+    // ------------------------------------------------------------ deployment
+
+    function test_constructor_revertsWhenTokenZero() public {
+        vm.expectRevert(IStakeManager.ZeroAddress.selector);
+        new StakeManager(IERC20(address(0)), 1 days, 1 ether);
+    }
+
+    function test_constructor_revertsWhenMinVerifierStakeZero() public {
+        vm.expectRevert(IStakeManager.ZeroAmount.selector);
+        new StakeManager(token, 1 days, 0);
+    }
+
+    function test_bind_revertsWhenNotDeployer() public {
+        StakeManager fresh = new StakeManager(token, 1 days, 1 ether);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NotDeployer.selector, alice));
+        fresh.bind(address(market), address(game));
+    }
+
+    function test_bind_revertsWhenAlreadyBound() public {
+        vm.expectRevert(IStakeManager.AlreadyBound.selector);
+        stakes.bind(address(market), address(game));
+    }
+
+    function test_bind_revertsWhenZeroAddress() public {
+        StakeManager fresh = new StakeManager(token, 1 days, 1 ether);
+        vm.expectRevert(IStakeManager.ZeroAddress.selector);
+        fresh.bind(address(0), address(game));
+        vm.expectRevert(IStakeManager.ZeroAddress.selector);
+        fresh.bind(address(market), address(0));
+        fresh.bind(address(market), address(game));
+        assertEq(fresh.market(), address(market));
+        assertEq(fresh.game(), address(game));
+    }
+
+    // --------------------------------------------------------------- stakers
+
+    function test_deposit_revertsWhenZeroAmount() public {
+        vm.prank(alice);
+        vm.expectRevert(IStakeManager.ZeroAmount.selector);
+        stakes.deposit(0);
+    }
+
+    function test_deposit_pullsTokensIntoFreeStake() public {
+        uint256 before = token.balanceOf(address(stakes));
+        _stake(alice, 300 ether, false);
+        assertEq(_pos(alice).free, 300 ether);
+        assertEq(token.balanceOf(alice), 0);
+        assertEq(token.balanceOf(address(stakes)), before + 300 ether);
+        assertEq(stakes.drawWeightOf(alice), 0, "not a verifier");
+    }
+
+    function test_setVerifier_weightIsFreeStakeAboveMinimum() public {
+        uint256 total = stakes.totalDrawWeight();
+        assertEq(total, 1_000 ether + 5 * 500 ether);
+        _stake(alice, 99 ether, true);
+        assertEq(stakes.drawWeightOf(alice), 0, "below minVerifierStake");
+        _stake(alice, 1 ether, true);
+        assertEq(stakes.drawWeightOf(alice), 100 ether);
+        assertEq(stakes.totalDrawWeight(), total + 100 ether);
+        _leavePool(alice);
+        assertEq(stakes.drawWeightOf(alice), 0);
+        assertEq(stakes.totalDrawWeight(), total);
+        assertFalse(_pos(alice).verifier);
+    }
+
+    function test_requestWithdrawal_revertsWhenZeroAmount() public {
+        vm.prank(challenger);
+        vm.expectRevert(IStakeManager.ZeroAmount.selector);
+        stakes.requestWithdrawal(0);
+    }
+
+    function test_requestWithdrawal_revertsWhenAboveFreeStake() public {
+        vm.prank(challenger);
+        vm.expectRevert(
+            abi.encodeWithSelector(
+                IStakeManager.InsufficientFreeStake.selector, challenger, 1_000 ether + 1, 1_000 ether
+            )
+        );
+        stakes.requestWithdrawal(1_000 ether + 1);
+    }
+
+    function test_withdraw_revertsWhenNothingToWithdraw() public {
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NothingToWithdraw.selector, uint64(0)));
+        stakes.withdraw();
+    }
+
+    function test_withdraw_twoStepWithUnbondingDelay() public {
+        address v = verifiers[0];
+        vm.prank(v);
+        stakes.requestWithdrawal(200 ether);
+        uint64 releaseAt = uint64(block.timestamp) + stakes.unbondingDelay();
+        IStakeManager.Position memory p = _pos(v);
+        assertEq(p.free, 300 ether);
+        assertEq(p.unbonding, 200 ether);
+        assertEq(p.releaseAt, releaseAt);
+        assertEq(stakes.drawWeightOf(v), 300 ether, "unbonding stake does not count for draws");
+
+        vm.warp(releaseAt - 1);
+        vm.prank(v);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NothingToWithdraw.selector, releaseAt));
+        stakes.withdraw();
+
+        vm.warp(releaseAt);
+        vm.prank(v);
+        uint256 paid = stakes.withdraw();
+        assertEq(paid, 200 ether);
+        assertEq(token.balanceOf(v), 200 ether);
+        assertEq(_pos(v).unbonding, 0);
+        assertEq(_pos(v).free, 300 ether);
+
+        vm.prank(v);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NothingToWithdraw.selector, uint64(0)));
+        stakes.withdraw();
+    }
+
+    function test_requestWithdrawal_secondRequestRestartsDelay() public {
+        address v = verifiers[1];
+        vm.prank(v);
+        stakes.requestWithdrawal(100 ether);
+        vm.warp(block.timestamp + 3 days);
+        vm.prank(v);
+        stakes.requestWithdrawal(50 ether);
+        uint64 releaseAt = uint64(block.timestamp) + stakes.unbondingDelay();
+        assertEq(_pos(v).unbonding, 150 ether);
+        assertEq(_pos(v).releaseAt, releaseAt);
+        vm.warp(releaseAt - 1);
+        vm.prank(v);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NothingToWithdraw.selector, releaseAt));
+        stakes.withdraw();
+        vm.warp(releaseAt);
+        vm.prank(v);
+        assertEq(stakes.withdraw(), 150 ether);
+    }
+
+    function test_withdraw_paysCreditsWhileStakeStillUnbonding() public {
+        address v = verifiers[2];
+        // an operator credits v (escrow release)
+        _fund(address(this), 0);
+        vm.prank(submitter);
+        token.approve(address(stakes), type(uint256).max);
+        vm.prank(address(market));
+        stakes.escrow(KEY, submitter, 7 ether);
+        vm.prank(address(market));
+        stakes.releaseEscrow(KEY, v, 7 ether);
+        vm.prank(v);
+        stakes.requestWithdrawal(100 ether);
+
+        vm.prank(v);
+        assertEq(stakes.withdraw(), 7 ether, "credit only; stake still unbonding");
+        assertEq(_pos(v).unbonding, 100 ether);
+        assertEq(_pos(v).claimable, 0);
+    }
+
+    // ------------------------------------------------------------- operators
+
+    function test_lock_revertsWhenNotOperator() public {
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NotOperator.selector, alice));
+        stakes.lock(challenger, KEY, 1 ether);
+    }
+
+    function test_lock_revertsWhenZeroAmount() public {
+        vm.prank(address(game));
+        vm.expectRevert(IStakeManager.ZeroAmount.selector);
+        stakes.lock(challenger, KEY, 0);
+    }
+
+    function test_lock_revertsWhenLockExists() public {
+        vm.prank(address(game));
+        stakes.lock(challenger, KEY, 1 ether);
+        vm.prank(address(market));
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.LockExists.selector, challenger, KEY));
+        stakes.lock(challenger, KEY, 1 ether);
+    }
+
+    function test_lock_revertsWhenInsufficientFreeStake() public {
+        vm.prank(address(game));
+        vm.expectRevert(
+            abi.encodeWithSelector(IStakeManager.InsufficientFreeStake.selector, challenger, 1_001 ether, 1_000 ether)
+        );
+        stakes.lock(challenger, KEY, 1_001 ether);
+    }
+
+    function test_lock_unlock_moveFreeStakeAndDrawWeight() public {
+        vm.prank(address(game));
+        stakes.lock(challenger, KEY, 950 ether);
+        assertEq(stakes.lockedUnder(challenger, KEY), 950 ether);
+        assertEq(_pos(challenger).locked, 950 ether);
+        assertEq(_pos(challenger).free, 50 ether);
+        assertEq(stakes.drawWeightOf(challenger), 0, "free stake below minVerifierStake");
+        vm.prank(address(market));
+        stakes.unlock(challenger, KEY);
+        assertEq(_pos(challenger).free, 1_000 ether);
+        assertEq(_pos(challenger).locked, 0);
+        assertEq(stakes.drawWeightOf(challenger), 1_000 ether);
+    }
+
+    function test_unlock_revertsWhenNotOperator() public {
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NotOperator.selector, alice));
+        stakes.unlock(challenger, KEY);
+    }
+
+    function test_unlock_revertsWhenNoLock() public {
+        vm.prank(address(game));
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NoLock.selector, challenger, KEY));
+        stakes.unlock(challenger, KEY);
+    }
+
+    function test_slash_revertsWhenNotOperator() public {
+        address[] memory to = new address[](0);
+        uint256[] memory amounts = new uint256[](0);
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NotOperator.selector, alice));
+        stakes.slash(challenger, KEY, 1 ether, to, amounts);
+    }
+
+    function test_slash_revertsWhenLengthMismatch() public {
+        address[] memory to = new address[](2);
+        uint256[] memory amounts = new uint256[](1);
+        vm.prank(address(game));
+        vm.expectRevert(IStakeManager.LengthMismatch.selector);
+        stakes.slash(challenger, KEY, 1 ether, to, amounts);
+    }
+
+    function test_slash_revertsWhenSharesExceedSlash() public {
+        vm.prank(address(game));
+        stakes.lock(challenger, KEY, 10 ether);
+        address[] memory to = new address[](2);
+        uint256[] memory amounts = new uint256[](2);
+        (to[0], to[1]) = (alice, verifiers[0]);
+        (amounts[0], amounts[1]) = (6 ether, 5 ether);
+        vm.prank(address(game));
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.SharesExceedSlash.selector, 11 ether, 10 ether));
+        stakes.slash(challenger, KEY, 10 ether, to, amounts);
+    }
+
+    function test_slash_revertsWhenRecipientZero() public {
+        vm.prank(address(game));
+        stakes.lock(challenger, KEY, 10 ether);
+        address[] memory to = new address[](1);
+        uint256[] memory amounts = new uint256[](1);
+        amounts[0] = 1 ether;
+        vm.prank(address(game));
+        vm.expectRevert(IStakeManager.ZeroAddress.selector);
+        stakes.slash(challenger, KEY, 10 ether, to, amounts);
+    }
+
+    function test_slash_splitsSharesAndBurnsRest() public {
+        vm.prank(address(game));
+        stakes.lock(challenger, KEY, 50 ether);
+        address[] memory to = new address[](3);
+        uint256[] memory amounts = new uint256[](3);
+        (to[0], to[1], to[2]) = (solver, verifiers[0], verifiers[1]);
+        (amounts[0], amounts[1], amounts[2]) = (25 ether, 5 ether, 5 ether);
+        uint256 supplyBefore = token.balanceOf(address(stakes));
+        vm.expectEmit(address(stakes));
+        emit IStakeManager.StakeSlashed(challenger, KEY, 40 ether, 5 ether);
+        vm.prank(address(game));
+        stakes.slash(challenger, KEY, 40 ether, to, amounts);
+        assertEq(token.balanceOf(DEAD), 5 ether, "burned");
+        assertEq(token.balanceOf(address(stakes)), supplyBefore - 5 ether);
+        assertEq(_pos(solver).claimable, 25 ether);
+        assertEq(_pos(verifiers[0]).claimable, 5 ether);
+        assertEq(_pos(verifiers[1]).claimable, 5 ether);
+        // the 10 ether left of the lock go back to free stake
+        assertEq(stakes.lockedUnder(challenger, KEY), 0);
+        assertEq(_pos(challenger).locked, 0);
+        assertEq(_pos(challenger).free, 960 ether);
+        assertEq(stakes.drawWeightOf(challenger), 960 ether);
+    }
+
+    function test_slash_reachesFreeThenUnbondingStake() public {
+        address v = verifiers[3];
+        vm.prank(v);
+        stakes.requestWithdrawal(450 ether); // free 50, unbonding 450
+        vm.prank(address(game));
+        stakes.lock(v, KEY, 20 ether); // free 30
+        address[] memory to = new address[](0);
+        uint256[] memory amounts = new uint256[](0);
+        // 20 from the lock + 30 free + 50 unbonding
+        vm.expectEmit(address(stakes));
+        emit IStakeManager.StakeSlashed(v, KEY, 100 ether, 100 ether);
+        vm.prank(address(game));
+        stakes.slash(v, KEY, 100 ether, to, amounts);
+        IStakeManager.Position memory p = _pos(v);
+        assertEq(p.locked, 0);
+        assertEq(p.free, 0);
+        assertEq(p.unbonding, 400 ether);
+        assertEq(token.balanceOf(DEAD), 100 ether);
+
+        // asking for more than exists slashes only what exists
+        vm.expectEmit(address(stakes));
+        emit IStakeManager.StakeSlashed(v, KEY, 400 ether, 400 ether);
+        vm.prank(address(game));
+        stakes.slash(v, KEY, 1_000 ether, to, amounts);
+        assertEq(_pos(v).unbonding, 0);
+    }
+
+    function test_escrow_revertsWhenNotMarket() public {
+        vm.prank(address(game));
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NotMarket.selector, address(game)));
+        stakes.escrow(KEY, submitter, 1 ether);
+    }
+
+    function test_escrow_revertsWhenZeroAmount() public {
+        vm.prank(address(market));
+        vm.expectRevert(IStakeManager.ZeroAmount.selector);
+        stakes.escrow(KEY, submitter, 0);
+    }
+
+    function test_escrow_revertsWhenEscrowExists() public {
+        vm.prank(address(market));
+        stakes.escrow(KEY, submitter, 1 ether);
+        vm.prank(address(market));
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.EscrowExists.selector, KEY));
+        stakes.escrow(KEY, submitter, 1 ether);
+    }
+
+    function test_releaseEscrow_revertsWhenNotMarket() public {
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.NotMarket.selector, alice));
+        stakes.releaseEscrow(KEY, alice, 1);
+    }
+
+    function test_releaseEscrow_revertsWhenAboveEscrow() public {
+        vm.prank(address(market));
+        stakes.escrow(KEY, submitter, 3 ether);
+        vm.prank(address(market));
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.InsufficientEscrow.selector, KEY, 4 ether, 3 ether));
+        stakes.releaseEscrow(KEY, alice, 4 ether);
+    }
+
+    function test_escrow_releaseCreditsAndWithdraws() public {
+        vm.prank(address(market));
+        stakes.escrow(KEY, submitter, 3 ether);
+        assertEq(stakes.escrowOf(KEY), 3 ether);
+        vm.prank(address(market));
+        stakes.releaseEscrow(KEY, alice, 2 ether);
+        assertEq(stakes.escrowOf(KEY), 1 ether);
+        assertEq(_pos(alice).claimable, 2 ether);
+        vm.prank(alice);
+        assertEq(stakes.withdraw(), 2 ether);
+        assertEq(token.balanceOf(alice), 2 ether);
+    }
+
+    // ------------------------------------------------------------------ draws
+
+    function test_drawDistinct_excludesAndNeverRepeats() public view {
+        address[] memory exclude = new address[](2);
+        (exclude[0], exclude[1]) = (challenger, verifiers[0]);
+        for (uint256 s = 0; s < 32; ++s) {
+            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 4, exclude);
+            assertEq(drawn.length, 4, "every draw lands on an eligible verifier");
+            for (uint256 i = 0; i < drawn.length; ++i) {
+                assertFalse(_contains(exclude, drawn[i]));
+                assertGt(stakes.drawWeightOf(drawn[i]), 0);
+                for (uint256 j = 0; j < i; ++j) {
+                    assertTrue(drawn[i] != drawn[j]);
+                }
+            }
+        }
+    }
+
+    function test_drawDistinct_dominantExcludedWeightDoesNotStarveDraw() public {
+        _stake(challenger, 1_000_000 ether, false); // the excluded account holds almost all the weight
+        address[] memory exclude = new address[](1);
+        exclude[0] = challenger;
+        for (uint256 s = 0; s < 8; ++s) {
+            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 5, exclude);
+            assertEq(drawn.length, 5, "all five other verifiers");
+            for (uint256 i = 0; i < drawn.length; ++i) {
+                assertTrue(drawn[i] != challenger);
+            }
+        }
+        // and asking for more than exist returns exactly the eligible ones
+        assertEq(stakes.drawDistinct(keccak256("more"), 9, exclude).length, 5);
+    }
+
+    function test_drawDistinct_returnsFewerWhenPoolSmall() public {
+        for (uint256 i = 0; i < verifiers.length; ++i) {
+            _leavePool(verifiers[i]);
+        }
+        address[] memory exclude = new address[](0);
+        address[] memory drawn = stakes.drawDistinct(keccak256("s"), 3, exclude);
+        assertEq(drawn.length, 1);
+        assertEq(drawn[0], challenger);
+        _leavePool(challenger);
+        assertEq(stakes.drawDistinct(keccak256("s"), 3, exclude).length, 0);
+    }
+
+    function test_conservation_balanceEqualsPositionsAndEscrow() public {
+        vm.prank(address(market));
+        stakes.escrow(KEY, submitter, 9 ether);
+        vm.prank(verifiers[0]);
+        stakes.requestWithdrawal(10 ether);
+        vm.prank(address(game));
+        stakes.lock(challenger, KEY, 30 ether);
+        uint256 sum = stakes.escrowOf(KEY);
+        address[7] memory all =
+            [solver, challenger, verifiers[0], verifiers[1], verifiers[2], verifiers[3], verifiers[4]];
+        for (uint256 i = 0; i < all.length; ++i) {
+            IStakeManager.Position memory p = _pos(all[i]);
+            sum += p.free + p.locked + p.unbonding + p.claimable;
+        }
+        assertEq(token.balanceOf(address(stakes)), sum);
+    }
+}
