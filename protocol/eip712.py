@@ -1,0 +1,172 @@
+"""EIP-712 typed data for ``JobOrder`` and ``Bid`` (DESIGN.md §6), byte-exact with ``JobMarket.sol``.
+
+The field lists below are the only Python copy of the type strings in ``JobMarket.JOB_ORDER_TYPEHASH`` and
+``BID_TYPEHASH``; a test checks the type hashes and the digests against the contract. The domain is name
+``veritrain``, version ``1``, the chain id and the JobMarket address. Signatures are 65 bytes
+``r ‖ s ‖ v`` with ``v`` in {27, 28}, which OpenZeppelin's ``SignatureChecker`` accepts.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, fields
+from typing import Any, ClassVar
+
+from eth_account import Account
+from eth_account.messages import SignableMessage, encode_typed_data
+from eth_utils import keccak, to_checksum_address
+
+DOMAIN_NAME = "veritrain"
+DOMAIN_VERSION = "1"
+
+DOMAIN_FIELDS = (
+    ("name", "string"),
+    ("version", "string"),
+    ("chainId", "uint256"),
+    ("verifyingContract", "address"),
+)
+JOB_ORDER_FIELDS = (
+    ("submitter", "address"),
+    ("specHash", "bytes32"),
+    ("datasetHash", "bytes32"),
+    ("initStateRoot", "bytes32"),
+    ("totalSteps", "uint64"),
+    ("checkpointInterval", "uint64"),
+    ("maxPrice", "uint256"),
+    ("deadline", "uint64"),
+    ("nonce", "uint256"),
+)
+BID_FIELDS = (
+    ("solver", "address"),
+    ("orderHash", "bytes32"),
+    ("price", "uint256"),
+    ("stake", "uint256"),
+    ("expiry", "uint64"),
+    ("nonce", "uint256"),
+)
+
+
+def encode_type(primary: str, type_fields: tuple[tuple[str, str], ...]) -> str:
+    """EIP-712 ``encodeType`` of a struct without nested structs, e.g. ``Bid(address solver,...)``."""
+    return f"{primary}(" + ",".join(f"{t} {n}" for n, t in type_fields) + ")"
+
+
+def type_hash(primary: str, type_fields: tuple[tuple[str, str], ...]) -> bytes:
+    """keccak256 of :func:`encode_type`: ``JobMarket.JOB_ORDER_TYPEHASH`` / ``BID_TYPEHASH``."""
+    return keccak(text=encode_type(primary, type_fields))
+
+
+@dataclass(frozen=True)
+class Domain:
+    """The EIP-712 domain of one JobMarket deployment."""
+
+    chain_id: int
+    verifying_contract: str
+    name: str = DOMAIN_NAME
+    version: str = DOMAIN_VERSION
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "version": self.version,
+            "chainId": self.chain_id,
+            "verifyingContract": to_checksum_address(self.verifying_contract),
+        }
+
+
+class _Typed:
+    """Shared behaviour of the two signed structs (field order = the type string's)."""
+
+    PRIMARY_TYPE: ClassVar[str]
+    FIELDS: ClassVar[tuple[tuple[str, str], ...]]
+
+    def as_message(self) -> dict[str, Any]:
+        """The struct as an EIP-712 message dict (addresses checksummed, hashes as bytes)."""
+        out: dict[str, Any] = {}
+        for name, typ in self.FIELDS:
+            value = getattr(self, name)
+            out[name] = to_checksum_address(value) if typ == "address" else value
+        return out
+
+    def as_abi_tuple(self) -> tuple[Any, ...]:
+        """The struct as the tuple web3 passes to ``acceptBid`` / ``hashOrder`` / ``hashBid``."""
+        return tuple(self.as_message()[name] for name, _ in self.FIELDS)
+
+    def typed_data(self, domain: Domain) -> dict[str, Any]:
+        """The full EIP-712 document (``types``, ``primaryType``, ``domain``, ``message``)."""
+        return {
+            "types": {
+                "EIP712Domain": [{"name": n, "type": t} for n, t in DOMAIN_FIELDS],
+                self.PRIMARY_TYPE: [{"name": n, "type": t} for n, t in self.FIELDS],
+            },
+            "primaryType": self.PRIMARY_TYPE,
+            "domain": domain.as_dict(),
+            "message": self.as_message(),
+        }
+
+    def signable(self, domain: Domain) -> SignableMessage:
+        return encode_typed_data(full_message=self.typed_data(domain))
+
+    def digest(self, domain: Domain) -> bytes:
+        """keccak256(0x19 0x01 ‖ domainSeparator ‖ structHash): the value the contract signs over."""
+        return signable_digest(self.signable(domain))
+
+    def sign(self, domain: Domain, private_key: Any) -> bytes:
+        """65-byte signature ``r ‖ s ‖ v`` by ``private_key`` (hex, bytes or a LocalAccount)."""
+        key = getattr(private_key, "key", private_key)
+        return bytes(Account.sign_message(self.signable(domain), private_key=key).signature)
+
+    def recover(self, domain: Domain, signature: bytes) -> str:
+        """Checksummed address that made ``signature`` over this struct."""
+        return Account.recover_message(self.signable(domain), signature=signature)
+
+    def replace(self, **changes: Any) -> Any:
+        """A copy with some fields changed."""
+        return type(self)(**{**asdict(self), **changes})  # type: ignore[arg-type]
+
+
+@dataclass(frozen=True)
+class JobOrder(_Typed):
+    """A submitter's signed training job (``IJobMarket.JobOrder``). Its digest is the job id."""
+
+    submitter: str
+    specHash: bytes
+    datasetHash: bytes
+    initStateRoot: bytes
+    totalSteps: int
+    checkpointInterval: int
+    maxPrice: int
+    deadline: int
+    nonce: int
+
+    PRIMARY_TYPE = "JobOrder"
+    FIELDS = JOB_ORDER_FIELDS
+
+
+@dataclass(frozen=True)
+class Bid(_Typed):
+    """A solver's signed offer on one order (``IJobMarket.Bid``); ``orderHash`` is the order's digest."""
+
+    solver: str
+    orderHash: bytes
+    price: int
+    stake: int
+    expiry: int
+    nonce: int
+
+    PRIMARY_TYPE = "Bid"
+    FIELDS = BID_FIELDS
+
+
+def signable_digest(message: SignableMessage) -> bytes:
+    """The 32-byte EIP-191 digest of an encoded message: keccak256(0x19 ‖ version ‖ header ‖ body)."""
+    return keccak(b"\x19" + message.version + message.header + message.body)
+
+
+def _check_fields() -> None:
+    for cls in (JobOrder, Bid):
+        names = tuple(f.name for f in fields(cls))
+        if names != tuple(n for n, _ in cls.FIELDS):  # pragma: no cover - a programming error
+            raise AssertionError(f"{cls.__name__} dataclass fields differ from its EIP-712 type")
+
+
+_check_fields()
