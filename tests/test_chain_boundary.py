@@ -33,6 +33,7 @@ from web3.logs import DISCARD
 
 from protocol import merkle
 from protocol.anvil import increase_time, mine_past
+from protocol import sampling
 from protocol.artifacts import load_artifact
 from protocol.deploy import Deployment, load_deployment
 from protocol.eip712 import (
@@ -447,6 +448,14 @@ def test_honest_job_finalizes_after_audit_window(w3, deployment, contracts, acto
     commit(w3, contracts, actors.solver, job_id, toy_leaves(INIT_ROOT, 6))
     mine_past(w3, market.functions.getJob(job_id).call().seedBlock)
     send(w3, actors.challenger, market.functions.drawAudit(job_id))
+    job = market.functions.getJob(job_id).call()
+    # The Python sampler reproduces the contract's seed (from the seed block's hash) and its sample.
+    seed_block_hash = bytes(w3.eth.get_block(job.seedBlock)["hash"])
+    assert sampling.audit_seed(seed_block_hash, job_id, job.trajectoryRoot) == bytes(job.seed)
+    mp = deployment.params["market"]
+    assert market.functions.sampledSegments(job_id).call() == sampling.sampled_segments(
+        bytes(job.seed), 6, mp["auditRateBps"], mp["maxSampledSegments"]
+    )
     assigned = market.functions.assignedVerifiers(job_id).call()
     assert len(assigned) == deployment.params["market"]["verifiersPerJob"]
     signers = {a.address: a for a in (actors.challenger, *actors.verifiers)}
