@@ -284,10 +284,12 @@ def _root_of_hashes(hashes: list[bytes]) -> bytes:
     if n == 1:
         return hashes[0]
     k = 1 << ((n - 1).bit_length() - 1)
-    if k * 2 == n:  # perfect: iterate level by level (no recursion)
+    if k * 2 == n:  # perfect: iterate level by level (no recursion, no per-node function call)
+        sha256 = hashlib.sha256
         level = hashes
         while len(level) > 1:
-            level = [_node(level[i], level[i + 1]) for i in range(0, len(level), 2)]
+            pairs = iter(level)
+            level = [sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs)]
         return level[0]
     return _node(_root_of_hashes(hashes[:k]), _root_of_hashes(hashes[k:]))
 
@@ -298,7 +300,8 @@ _POOL: ThreadPoolExecutor | None = None
 def _pool() -> ThreadPoolExecutor:
     global _POOL
     if _POOL is None:
-        _POOL = ThreadPoolExecutor(max_workers=max(1, os.cpu_count() or 1), thread_name_prefix="state-root")
+        workers = int(os.environ.get("VERITRAIN_HASH_THREADS", "0")) or max(1, os.cpu_count() or 1)
+        _POOL = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="state-root")
     return _POOL
 
 

@@ -1,5 +1,6 @@
 """The ``veritrain`` entry point: version and help, in-process and as the installed script."""
 
+import json
 import shutil
 import subprocess
 import sys
@@ -53,3 +54,13 @@ def test_installed_console_script_prints_version():
     )
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"veritrain {version('veritrain')}"
+
+
+def test_bench_hash_json_reports_both_throughputs_and_their_ratio():
+    result = CliRunner().invoke(app, ["bench", "hash", "--size-mib", "8", "--repeats", "1", "--json"])
+    assert result.exit_code == 0, result.output
+    data = json.loads(result.output)
+    assert set(data) == {"bytes", "sha256_raw_gbps", "state_root_gbps", "ratio"}
+    assert data["bytes"] >= 8 << 20
+    assert data["sha256_raw_gbps"] > 0 and data["state_root_gbps"] > 0
+    assert abs(data["ratio"] - data["state_root_gbps"] / data["sha256_raw_gbps"]) < 0.01

@@ -10,6 +10,7 @@ from typing import Annotated
 import typer
 
 from veritrain import __version__
+from veritrain.bench import app as bench_app
 
 app = typer.Typer(
     name="veritrain",
@@ -17,6 +18,7 @@ app = typer.Typer(
     no_args_is_help=False,
     rich_markup_mode="rich",
 )
+app.add_typer(bench_app, name="bench")
 
 
 def _print_version(value: bool) -> None:
