@@ -289,7 +289,7 @@ def _root_of_hashes(hashes: list[bytes]) -> bytes:
         level = hashes
         while len(level) > 1:
             pairs = iter(level)
-            level = [sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs)]
+            level = [sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
         return level[0]
     return _node(_root_of_hashes(hashes[:k]), _root_of_hashes(hashes[k:]))
 
