@@ -1,0 +1,263 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+pragma solidity 0.8.30;
+
+import {console2} from "forge-std/console2.sol";
+import {StdInvariant} from "forge-std/StdInvariant.sol";
+import {Fixture} from "../utils/Fixture.sol";
+import {ProtocolHandler} from "./ProtocolHandler.sol";
+import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
+import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
+import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
+
+/// @notice Protocol-wide invariants under random sequences of ProtocolHandler actions (handler pattern): tokens are
+///         conserved, no job is both paid and refunded, every lock is accounted for under a known key, and every
+///         dispute can still be driven to a resolution from wherever it stands.
+/// @dev Every handler action checks its preconditions before calling, so a revert means a call that should have worked
+///      did not (an escrow that cannot be paid out, children the contract hashes differently, ...): this suite runs
+///      with fail-on-revert, unlike the project default.
+/// forge-config: default.invariant.fail-on-revert = true
+/// forge-config: ci.invariant.fail-on-revert = true
+contract ProtocolInvariantTest is Fixture {
+    uint256 internal constant BPS = 10_000;
+    address internal constant BURN = 0x000000000000000000000000000000000000dEaD;
+
+    ProtocolHandler internal handler;
+
+    function setUp() public override {
+        super.setUp();
+        address solver2 = vm.addr(0xB0B2);
+        vm.label(solver2, "solver2");
+        _stake(solver2, 1_000 ether, false);
+        handler = new ProtocolHandler(token, stakes, market, game, submitter, solver, solver2, challenger, verifiers);
+        token.transferOwnership(address(handler));
+
+        // Actions that move jobs and disputes forward are listed more than once: the fuzzer picks selectors
+        // uniformly, and a run of depth 64 should reach committees and resolutions, not only deposits.
+        bytes4[] memory selectors = new bytes4[](28);
+        selectors[0] = ProtocolHandler.deposit.selector;
+        selectors[1] = ProtocolHandler.requestWithdrawal.selector;
+        selectors[2] = ProtocolHandler.withdraw.selector;
+        selectors[3] = ProtocolHandler.setVerifier.selector;
+        selectors[4] = ProtocolHandler.matchJob.selector;
+        selectors[5] = ProtocolHandler.commit.selector;
+        selectors[6] = ProtocolHandler.drawAudit.selector;
+        selectors[7] = ProtocolHandler.attest.selector;
+        selectors[8] = ProtocolHandler.finalize.selector;
+        selectors[9] = ProtocolHandler.expire.selector;
+        selectors[10] = ProtocolHandler.openDispute.selector;
+        selectors[11] = ProtocolHandler.reveal.selector;
+        selectors[12] = ProtocolHandler.choose.selector;
+        selectors[13] = ProtocolHandler.openLeaf.selector;
+        selectors[14] = ProtocolHandler.drawCommittee.selector;
+        selectors[15] = ProtocolHandler.commitVote.selector;
+        selectors[16] = ProtocolHandler.revealVote.selector;
+        selectors[17] = ProtocolHandler.resolve.selector;
+        selectors[18] = ProtocolHandler.timeout.selector;
+        selectors[19] = ProtocolHandler.warp.selector;
+        selectors[20] = ProtocolHandler.advanceDispute.selector;
+        selectors[21] = ProtocolHandler.advanceDispute.selector;
+        selectors[22] = ProtocolHandler.advanceDispute.selector;
+        selectors[23] = ProtocolHandler.openDispute.selector;
+        selectors[24] = ProtocolHandler.matchJob.selector;
+        selectors[25] = ProtocolHandler.commit.selector;
+        selectors[26] = ProtocolHandler.attest.selector;
+        selectors[27] = ProtocolHandler.drawAudit.selector;
+        targetSelector(StdInvariant.FuzzSelector({addr: address(handler), selectors: selectors}));
+        targetContract(address(handler));
+    }
+
+    // ============================================================= invariants
+
+    /// @notice (a) The StakeManager holds exactly Σ(free + locked + unbonding + claimable) + Σ escrow; every token
+    ///         minted is in a wallet, in the StakeManager or burned; and the balance equals deposits + escrow −
+    ///         withdrawals − burns as the events report them.
+    function invariant_tokenConservation() public view {
+        _assertConservation(true);
+    }
+
+    /// @notice (b) No job is both paid and refunded: a Finalized job paid the solver price − fee budget and refunded the
+    ///         submitter only the unused fees; a Slashed or Expired job refunded the whole price and paid the solver
+    ///         nothing; a live job has released nothing. At most one settlement event per job.
+    function invariant_noJobBothPaidAndRefunded() public view {
+        uint256 n = handler.jobCount();
+        for (uint256 j = 0; j < n; ++j) {
+            bytes32 jobId = handler.jobIds(j);
+            IJobMarket.Job memory job = market.getJob(jobId);
+            uint256 price = job.price;
+            uint256 feeBudget = price * mp.auditFeeBps / BPS;
+            uint256 toSolver = handler.ghost_escrowPaid(jobId, job.solver);
+            uint256 toSubmitter = handler.ghost_escrowPaid(jobId, job.submitter);
+            uint256 released = handler.ghost_escrowReleased(jobId);
+            uint256 settlements = handler.ghost_settlements(jobId);
+            if (job.state == IJobMarket.JobState.Finalized) {
+                assertEq(settlements, 1, "finalized once");
+                assertEq(toSolver, price - feeBudget, "solver paid price - fee budget");
+                assertEq(toSubmitter, feeBudget - handler.ghost_feesPaid(jobId), "submitter got only unused fees");
+                assertLe(toSubmitter, feeBudget, "no refund beyond the fee budget");
+                assertEq(released, price, "whole escrow released");
+                assertEq(stakes.escrowOf(jobId), 0, "escrow empty");
+            } else if (job.state == IJobMarket.JobState.Slashed || job.state == IJobMarket.JobState.Expired) {
+                assertEq(settlements, 1, "settled once");
+                assertEq(toSolver, 0, "a slashed or expired job pays the solver nothing");
+                assertEq(toSubmitter, price, "submitter refunded the price");
+                assertEq(released, price, "nothing else released");
+                assertEq(stakes.escrowOf(jobId), 0, "escrow empty");
+            } else {
+                assertEq(settlements, 0, "live job not settled");
+                assertEq(released, 0, "live job released nothing");
+                assertEq(stakes.escrowOf(jobId), price, "live job escrows its price");
+            }
+        }
+    }
+
+    /// @notice (c) Every account's locked stake is exactly the sum of its locks under the keys the protocol uses (job
+    ///         stakes, dispute bonds, arbiter stakes), each lock matches the state of its job or dispute, and the draw
+    ///         weights are the registered verifiers' free stake.
+    function invariant_locksMatchKnownKeys() public view {
+        _assertLocks();
+    }
+
+    /// @notice (d) From any reachable state, every open dispute ends: running out the mover's clock and calling
+    ///         timeout, drawing the committee, or letting the vote deadline pass and calling resolve always reaches
+    ///         Resolved within a few calls, releases the dispute's locks and keeps (a) and (c).
+    function invariant_everyDisputeEnds() public {
+        uint256 count = game.disputeCount();
+        for (uint256 id = 1; id <= count; ++id) {
+            if (game.getDispute(id).phase == IDisputeGame.Phase.Resolved) continue;
+            uint256 snap = vm.snapshotState();
+            _driveToEnd(id);
+            IDisputeGame.Dispute memory d = game.getDispute(id);
+            assertEq(uint8(d.phase), uint8(IDisputeGame.Phase.Resolved), "dispute resolved");
+            assertTrue(d.outcome != IDisputeGame.Outcome.None, "with an outcome");
+            IJobMarket.JobState state = market.getJob(d.jobId).state;
+            assertTrue(
+                state == IJobMarket.JobState.Committed || state == IJobMarket.JobState.Slashed,
+                "job settled or reopened"
+            );
+            assertEq(state == IJobMarket.JobState.Slashed, d.outcome == IDisputeGame.Outcome.ChallengerWon);
+            _assertConservation(false); // the ghosts only see the handler's calls, not this drive
+            _assertLocks();
+            vm.revertToState(snap);
+        }
+    }
+
+    /// @notice Shows how often each action did something in the run (forge test -vv), to keep an eye on coverage.
+    function afterInvariant() external view {
+        string memory line = "";
+        for (uint256 i = 0; i < handler.actionCount(); ++i) {
+            string memory name = handler.actionName(i);
+            line = string.concat(line, name, "=", vm.toString(handler.calls(name)), " ");
+        }
+        uint256 resolved = 0;
+        for (uint256 id = 1; id <= game.disputeCount(); ++id) {
+            if (game.getDispute(id).phase == IDisputeGame.Phase.Resolved) ++resolved;
+        }
+        console2.log(line);
+        console2.log("jobs", handler.jobCount(), "disputes", game.disputeCount());
+        console2.log("resolved", resolved);
+    }
+
+    // ================================================================ helpers
+
+    function _driveToEnd(uint256 id) internal {
+        for (uint256 step = 0; step < 8; ++step) {
+            IDisputeGame.Dispute memory d = game.getDispute(id);
+            IDisputeGame.Phase phase = d.phase;
+            if (phase == IDisputeGame.Phase.Resolved) return;
+            if (phase == IDisputeGame.Phase.AwaitingReveal || phase == IDisputeGame.Phase.AwaitingLeaf) {
+                _warpAtLeast(uint256(d.lastMoveAt) + d.solverClock + 1);
+                game.timeout(id);
+            } else if (phase == IDisputeGame.Phase.AwaitingChoice) {
+                _warpAtLeast(uint256(d.lastMoveAt) + d.challengerClock + 1);
+                game.timeout(id);
+            } else if (phase == IDisputeGame.Phase.AwaitingCommittee) {
+                if (block.number <= d.seedBlock) vm.roll(d.seedBlock + 1);
+                if (block.number - d.seedBlock <= 256) vm.setBlockhash(d.seedBlock, keccak256(abi.encode(id, step)));
+                game.drawCommittee(id);
+            } else if (phase == IDisputeGame.Phase.Voting) {
+                _warpAtLeast(d.revealDeadline);
+                game.resolve(id);
+            }
+        }
+    }
+
+    function _warpAtLeast(uint256 t) internal {
+        if (block.timestamp < t) vm.warp(t);
+    }
+
+    function _assertConservation(bool withGhosts) internal view {
+        uint256 held = token.balanceOf(address(stakes));
+        uint256 owed = 0;
+        uint256 wallets = 0;
+        uint256 nActors = handler.actorCount();
+        for (uint256 i = 0; i < nActors; ++i) {
+            address a = handler.actors(i);
+            IStakeManager.Position memory p = stakes.positionOf(a);
+            owed += p.free + p.locked + p.unbonding + p.claimable;
+            wallets += token.balanceOf(a);
+        }
+        uint256 nJobs = handler.jobCount();
+        for (uint256 j = 0; j < nJobs; ++j) {
+            owed += stakes.escrowOf(handler.jobIds(j));
+        }
+        uint256 burned = token.balanceOf(BURN);
+        assertEq(held, owed, "vault = stakes + credits + escrow");
+        assertEq(token.totalSupply() - burned - wallets, held, "supply = wallets + vault + burned");
+        if (!withGhosts) return;
+        assertEq(
+            held,
+            handler.ghost_deposited() + handler.ghost_escrowed() - handler.ghost_withdrawn() - handler.ghost_burned(),
+            "vault = deposits + escrow - withdrawals - burns"
+        );
+        assertEq(handler.ghost_burned(), burned, "burns as reported");
+    }
+
+    function _assertLocks() internal view {
+        uint256 nActors = handler.actorCount();
+        uint256 nJobs = handler.jobCount();
+        uint256 nDisputes = game.disputeCount();
+        uint256 totalWeight = 0;
+        for (uint256 i = 0; i < nActors; ++i) {
+            address a = handler.actors(i);
+            uint256 sum = 0;
+            for (uint256 j = 0; j < nJobs; ++j) {
+                sum += stakes.lockedUnder(a, handler.jobIds(j));
+            }
+            for (uint256 id = 1; id <= nDisputes; ++id) {
+                sum += stakes.lockedUnder(a, handler.bondKey(id)) + stakes.lockedUnder(a, handler.arbiterKey(id));
+            }
+            IStakeManager.Position memory p = stakes.positionOf(a);
+            assertEq(p.locked, sum, "locked = sum of known locks");
+            uint256 weight = p.verifier && p.free >= stakes.minVerifierStake() ? p.free : 0;
+            assertEq(stakes.drawWeightOf(a), weight, "draw weight = free stake of a registered verifier");
+            totalWeight += weight;
+        }
+        assertEq(stakes.totalDrawWeight(), totalWeight, "total draw weight");
+
+        for (uint256 j = 0; j < nJobs; ++j) {
+            bytes32 jobId = handler.jobIds(j);
+            IJobMarket.Job memory job = market.getJob(jobId);
+            bool live = job.state == IJobMarket.JobState.Matched || job.state == IJobMarket.JobState.Committed
+                || job.state == IJobMarket.JobState.Disputed;
+            assertEq(stakes.lockedUnder(job.solver, jobId), live ? job.stake : 0, "job stake locked while live");
+            uint256 latest = game.latestDisputeOf(jobId);
+            bool open = latest != 0 && game.getDispute(latest).phase != IDisputeGame.Phase.Resolved;
+            assertEq(job.state == IJobMarket.JobState.Disputed, open, "Disputed iff its latest dispute is open");
+        }
+
+        for (uint256 id = 1; id <= nDisputes; ++id) {
+            IDisputeGame.Dispute memory d = game.getDispute(id);
+            bool open = d.phase != IDisputeGame.Phase.Resolved;
+            assertEq(stakes.lockedUnder(d.challenger, handler.bondKey(id)), open ? d.bond : 0, "bond locked while open");
+            if (open) assertEq(game.latestDisputeOf(d.jobId), id, "one open dispute per job");
+            address[] memory committee = game.committee(id);
+            for (uint256 k = 0; k < committee.length; ++k) {
+                assertEq(
+                    stakes.lockedUnder(committee[k], handler.arbiterKey(id)),
+                    d.phase == IDisputeGame.Phase.Voting ? gp.arbiterStake : 0,
+                    "arbiter stake locked while voting"
+                );
+            }
+        }
+    }
+}
