@@ -328,6 +328,8 @@ contract JobMarket is IJobMarket, EIP712 {
         if (job.state != JobState.Committed) revert WrongJobState(jobId, job.state);
         if (block.timestamp >= job.auditEnd) revert AuditWindowClosed(job.auditEnd);
         job.state = JobState.Disputed;
+        // INVARIANT: the audit window pauses while a dispute runs (auditEnd > now here).
+        job.windowLeft = job.auditEnd - uint64(block.timestamp);
         emit JobDisputed(jobId, disputeId);
         return job;
     }
@@ -341,8 +343,8 @@ contract JobMarket is IJobMarket, EIP712 {
         if (job.state != JobState.Disputed) revert WrongJobState(jobId, job.state);
         if (!solverLost) {
             job.state = JobState.Committed;
-            uint64 reopenUntil = uint64(block.timestamp) + _params.disputeGrace;
-            if (reopenUntil > job.auditEnd) job.auditEnd = reopenUntil;
+            uint64 left = job.windowLeft > _params.disputeGrace ? job.windowLeft : _params.disputeGrace;
+            job.auditEnd = uint64(block.timestamp) + left;
             emit JobReopened(jobId, job.auditEnd);
             return;
         }

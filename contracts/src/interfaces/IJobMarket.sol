@@ -56,6 +56,7 @@ interface IJobMarket {
         uint64 committedAt;
         uint64 auditEnd;
         uint64 seedBlock;
+        uint64 windowLeft; // audit window left when the current dispute opened (the window pauses meanwhile)
         bytes32 seed;
     }
 
@@ -189,7 +190,9 @@ interface IJobMarket {
     /// @notice DisputeGame: marks the job Disputed (must be Committed, window open).
     function beginDispute(bytes32 jobId, uint256 disputeId) external returns (Job memory);
     /// @notice DisputeGame: settles a dispute. If the solver lost, the job is Slashed (submitter refunded, job stake
-    ///         slashed to the challenger and `arbiters`); otherwise it is Committed again.
+    ///         slashed to the challenger and `arbiters`); otherwise it is Committed again and the audit window, paused
+    ///         while the dispute ran, resumes with what was left of it (at least `disputeGrace`), so a stalling sybil
+    ///         challenger cannot run the window out for honest ones.
     function settleDispute(bytes32 jobId, bool solverLost, address challenger, address[] calldata arbiters) external;
 
     function getJob(bytes32 jobId) external view returns (Job memory);

@@ -774,7 +774,9 @@ contract DisputeGameTest is UnitBase {
         assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.NoDecision));
         IJobMarket.Job memory job = market.getJob(jobId);
         assertEq(uint8(job.state), uint8(IJobMarket.JobState.Committed), "job reopened");
-        assertEq(job.auditEnd, block.timestamp + mp.disputeGrace, "window extended by disputeGrace");
+        // The window paused while the dispute ran: it resumes with what was left when the dispute opened.
+        assertGt(job.windowLeft, mp.disputeGrace);
+        assertEq(job.auditEnd, block.timestamp + job.windowLeft, "window resumes where it paused");
         assertEq(_pos(challenger).free, 1_000 ether, "bond returned");
         assertEq(_pos(challenger).locked, 0);
         for (uint256 i = 0; i < arbiters.length; ++i) {
@@ -824,6 +826,36 @@ contract DisputeGameTest is UnitBase {
         assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Slashed));
     }
 
+    function test_settle_windowPausesDuringDisputeSoAStallingChallengerCannotRunItOut() public {
+        (bytes32 jobId, bytes32[] memory leaves) = _committedJob(N, LIE);
+        vm.warp(block.timestamp + 6 hours);
+        uint256 left = market.getJob(jobId).auditEnd - block.timestamp; // 18 hours left
+        uint256 id = _openDispute(jobId);
+        assertEq(market.getJob(jobId).windowLeft, left);
+        // The solver reveals; the (sybil) challenger stalls its whole clock, past the original window end.
+        (bytes32 l, bytes32 r) = (_root(leaves, 0, 8), _root(leaves, 8, 16));
+        vm.prank(solver);
+        game.reveal(id, l, r);
+        vm.warp(block.timestamp + gp.clockBudget + 1);
+        game.timeout(id);
+        IJobMarket.Job memory job = market.getJob(jobId);
+        assertEq(uint8(job.state), uint8(IJobMarket.JobState.Committed));
+        assertEq(job.auditEnd, block.timestamp + left, "honest challengers still get the 18 hours");
+    }
+
+    function test_settle_windowResumesWithAtLeastDisputeGrace() public {
+        (bytes32 jobId, bytes32[] memory leaves) = _committedJob(N, LIE);
+        vm.warp(market.getJob(jobId).auditEnd - 10 minutes);
+        uint256 id = _openDispute(jobId);
+        assertEq(market.getJob(jobId).windowLeft, 10 minutes);
+        (bytes32 l, bytes32 r) = (_root(leaves, 0, 8), _root(leaves, 8, 16));
+        vm.prank(solver);
+        game.reveal(id, l, r);
+        vm.warp(block.timestamp + gp.clockBudget + 1); // the challenger stalls and loses
+        game.timeout(id);
+        assertEq(market.getJob(jobId).auditEnd, block.timestamp + mp.disputeGrace);
+    }
+
     function test_timeout_challengerClockRunsOutSolverWins() public {
         (bytes32 jobId, bytes32[] memory leaves) = _committedJob(N, LIE);
         uint256 id = _openDispute(jobId);
@@ -840,7 +872,7 @@ contract DisputeGameTest is UnitBase {
         assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.SolverWon));
         IJobMarket.Job memory job = market.getJob(jobId);
         assertEq(uint8(job.state), uint8(IJobMarket.JobState.Committed));
-        assertEq(job.auditEnd, block.timestamp + mp.disputeGrace);
+        assertEq(job.auditEnd, block.timestamp + job.windowLeft);
         assertEq(_pos(solver).claimable, gp.disputeBond / 2);
         assertEq(_pos(challenger).free, 1_000 ether - gp.disputeBond);
         assertEq(token.balanceOf(DEAD), gp.disputeBond / 2);
