@@ -43,6 +43,11 @@ class ContractRevert(VeritrainError, RuntimeError):
     by parameter name, in declaration order.
     """
 
+    #: Set by :meth:`protocol.chain.ChainClient.transact` when the revert happened in a mined transaction
+    #: (status 0) rather than in gas estimation or an ``eth_call``: its hash and receipt.
+    tx_hash: bytes | None = None
+    receipt: Any = None
+
     def __init__(self, name: str, fields: dict[str, Any], selector: bytes, data: bytes) -> None:
         self.name = name
         self.fields = fields
@@ -65,3 +70,61 @@ def _show(value: Any) -> str:
     if isinstance(value, bytes | bytearray):
         return "0x" + bytes(value).hex()
     return repr(value) if isinstance(value, str) else str(value)
+
+
+class BlobError(VeritrainError):
+    """Base class of the blob store's errors (:mod:`protocol.blobstore`)."""
+
+
+class BadAddress(BlobError, ValueError):
+    """A blob address that is not 32 bytes written ``0x`` + 64 hex digits, or an unknown address kind."""
+
+
+class BlobNotFound(BlobError, FileNotFoundError):
+    """No blob is stored under this address (locally, or on the server that was asked)."""
+
+
+class BlobCorrupt(BlobError, ValueError):
+    """Bytes that do not hash to the address they were stored, served or claimed under."""
+
+
+class BlobTooLarge(BlobError, ValueError):
+    """A blob over the configured size limit; nothing was stored."""
+
+
+class BlobUnavailable(BlobError, ConnectionError):
+    """A blob server (or every mirror) could not be reached or kept failing after the bounded retries."""
+
+
+class RpcUnavailable(VeritrainError, ConnectionError):
+    """The Ethereum RPC node could not be reached (connection refused or dropped, timeouts, HTTP 5xx/429)
+    and kept failing after the bounded retries; the message names the URL and what was being done."""
+
+    def __init__(self, message: str, *, url: str, attempts: int) -> None:
+        self.url = url
+        self.attempts = attempts
+        super().__init__(message)
+
+
+class ChainMismatch(VeritrainError, ValueError):
+    """The RPC node serves a different chain than the deployment (or cursor) was made for."""
+
+
+class ReceiptTimeout(VeritrainError, TimeoutError):
+    """A transaction was sent but no receipt appeared within the timeout (it may still be mined)."""
+
+    def __init__(self, tx_hash: bytes, timeout: float, url: str) -> None:
+        self.tx_hash = tx_hash
+        self.timeout = timeout
+        super().__init__(
+            f"transaction 0x{bytes(tx_hash).hex()} was sent to {url} but not mined within {timeout:g}s; "
+            "it may still be mined: look it up by hash before sending it again"
+        )
+
+
+class NonceConflict(VeritrainError, RuntimeError):
+    """This key's nonces keep being taken by someone else (another process signing with the same key)."""
+
+
+class CursorError(VeritrainError, ValueError):
+    """An event-follower cursor file that is unreadable or belongs to another chain or deployment."""
