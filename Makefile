@@ -102,12 +102,19 @@ $(AUDIT_STAMP): tools/requirements-audit.txt
 	$(AUDIT_VENV)/bin/pip install --disable-pip-version-check -r tools/requirements-audit.txt
 	@touch $@
 
-test: setup
+# forge tests run through `forge snapshot --check`: every test runs once and the
+# gas of each must match .gas-snapshot (after an intended gas change: make snapshot).
+# Slither last: it cleans and rebuilds out/ itself.
+test: setup $(AUDIT_STAMP)
 	@status=0; \
-	echo "== forge test"; \
-	$(WITH_FOUNDRY) forge test || status=1; \
+	echo "== forge test (with gas snapshot check)"; \
+	$(WITH_FOUNDRY) forge snapshot --check || { status=1; echo "forge: a test failed or gas changed; if the gas change is intended, run 'make snapshot'" >&2; }; \
 	echo "== pytest"; \
 	$(WITH_FOUNDRY) $(VENV)/bin/pytest || status=1; \
+	echo "== slither (fails on medium or high findings)"; \
+	$(WITH_FOUNDRY) $(AUDIT_VENV)/bin/slither . --config-file slither.config.json --fail-medium >slither.log 2>&1 \
+		&& echo "slither: no medium or high findings (details in slither.log)" \
+		|| { status=1; cat slither.log; }; \
 	if [ $$status -ne 0 ]; then echo "make test: FAILED (see above)" >&2; fi; \
 	exit $$status
 
@@ -127,7 +134,7 @@ snapshot-check: setup
 	$(WITH_FOUNDRY) forge snapshot --check
 
 slither: setup $(AUDIT_STAMP)
-	$(WITH_FOUNDRY) $(AUDIT_VENV)/bin/slither . --config-file slither.config.json
+	$(WITH_FOUNDRY) $(AUDIT_VENV)/bin/slither . --config-file slither.config.json --fail-medium
 
 lint: $(VENV_STAMP)
 	$(VENV)/bin/ruff check .

@@ -61,6 +61,7 @@ contract JobMarket is IJobMarket, EIP712 {
         if (game != address(0)) revert AlreadyBound();
         if (game_ == address(0)) revert ZeroAddress();
         game = game_;
+        emit GameBound(game_);
     }
 
     // ------------------------------------------------------------------ EIP-712

@@ -67,6 +67,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         if (market_ == address(0) || game_ == address(0)) revert ZeroAddress();
         market = market_;
         game = game_;
+        emit OperatorsBound(market_, game_);
     }
 
     // ------------------------------------------------------------------ stakers

@@ -114,6 +114,7 @@ interface IJobMarket {
     error NotAssignedVerifier(address caller);
     error AlreadyAttested(address verifier);
 
+    event GameBound(address game);
     event NonceCancelled(address indexed signer, uint256 nonce);
     event JobMatched(
         bytes32 indexed jobId,

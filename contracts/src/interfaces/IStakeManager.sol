@@ -38,6 +38,7 @@ interface IStakeManager {
     /// @notice Nothing is withdrawable now (no credit; unbonding stake, if any, matures at `releaseAt`).
     error NothingToWithdraw(uint64 releaseAt);
 
+    event OperatorsBound(address market, address game);
     event Deposited(address indexed account, uint256 amount);
     event VerifierStatusChanged(address indexed account, bool active);
     event WithdrawalRequested(address indexed account, uint256 amount, uint64 releaseAt);

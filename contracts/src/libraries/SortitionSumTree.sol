@@ -125,6 +125,8 @@ library SortitionSumTree {
     function _offsetOf(Tree storage tree, uint256 index) private view returns (uint256 offset) {
         while (index != 0) {
             uint256 parent = (index - 1) / K;
+            // Heap index arithmetic, not a rounding hazard: K·parent + 1 is the parent's first child.
+            // slither-disable-next-line divide-before-multiply
             for (uint256 sibling = K * parent + 1; sibling < index; ++sibling) {
                 offset += tree.nodes[sibling];
             }
