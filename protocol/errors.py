@@ -122,6 +122,11 @@ class ReceiptTimeout(VeritrainError, TimeoutError):
         )
 
 
+class TransactionRejected(VeritrainError, RuntimeError):
+    """The node refused a signed transaction outright (insufficient funds for gas, fee too low, ...); it was
+    not sent and its nonce is not used."""
+
+
 class NonceConflict(VeritrainError, RuntimeError):
     """This key's nonces keep being taken by someone else (another process signing with the same key)."""
 
