@@ -1,4 +1,5 @@
-"""EIP-712 typed data for ``JobOrder`` and ``Bid`` (DESIGN.md §6), byte-exact with ``JobMarket.sol``.
+"""EIP-712 typed data for ``JobOrder`` and ``Bid`` (DESIGN.md §6), byte-exact with ``JobMarket.sol``, and
+the off-chain ``SolverProfile`` and ``BidEta`` the marketplace API checks (same domain; no contract reads them).
 
 The field lists below are the only Python copy of the type strings in ``JobMarket.JOB_ORDER_TYPEHASH`` and
 ``BID_TYPEHASH``; a test checks the type hashes and the digests against the contract. The domain is name
@@ -42,6 +43,18 @@ BID_FIELDS = (
     ("stake", "uint256"),
     ("expiry", "uint64"),
     ("nonce", "uint256"),
+)
+#: Off-chain only (the marketplace API checks them; no contract does): a solver's capability profile,
+#: signed over the SHA-256 of the profile document's canonical JSON, and a bid's ETA.
+SOLVER_PROFILE_FIELDS = (
+    ("solver", "address"),
+    ("profileHash", "bytes32"),
+    ("issuedAt", "uint64"),
+)
+BID_ETA_FIELDS = (
+    ("solver", "address"),
+    ("bidHash", "bytes32"),
+    ("etaSeconds", "uint64"),
 )
 
 
@@ -157,13 +170,40 @@ class Bid(_Typed):
     FIELDS = BID_FIELDS
 
 
+@dataclass(frozen=True)
+class SolverProfile(_Typed):
+    """A solver's signed capability profile (off-chain). ``profileHash`` is the SHA-256 of the profile
+    document's canonical JSON (measured exact-mode throughput per example model); ``issuedAt`` is unix
+    seconds, and a newer profile replaces an older one (so an old signed profile cannot be replayed)."""
+
+    solver: str
+    profileHash: bytes
+    issuedAt: int
+
+    PRIMARY_TYPE = "SolverProfile"
+    FIELDS = SOLVER_PROFILE_FIELDS
+
+
+@dataclass(frozen=True)
+class BidEta(_Typed):
+    """A solver's signed promise of when it would commit a job (off-chain): ``etaSeconds`` after the
+    bid is accepted. Bound to one bid by ``bidHash`` (the bid's EIP-712 digest)."""
+
+    solver: str
+    bidHash: bytes
+    etaSeconds: int
+
+    PRIMARY_TYPE = "BidEta"
+    FIELDS = BID_ETA_FIELDS
+
+
 def signable_digest(message: SignableMessage) -> bytes:
     """The 32-byte EIP-191 digest of an encoded message: keccak256(0x19 ‖ version ‖ header ‖ body)."""
     return keccak(b"\x19" + message.version + message.header + message.body)
 
 
 def _check_fields() -> None:
-    for cls in (JobOrder, Bid):
+    for cls in (JobOrder, Bid, SolverProfile, BidEta):
         names = tuple(f.name for f in fields(cls))
         if names != tuple(n for n, _ in cls.FIELDS):  # pragma: no cover - a programming error
             raise AssertionError(f"{cls.__name__} dataclass fields differ from its EIP-712 type")

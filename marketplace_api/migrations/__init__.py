@@ -1,0 +1,1 @@
+"""Alembic migrations of the marketplace database (shipped inside the package)."""

@@ -1,0 +1,277 @@
+"""The chain indexer on a real anvil devnet: a job posted through the API, accepted with the API's call data,
+committed, audited and finalized; the DB's view equals the contract's; reorgs are rolled back and re-applied;
+a restart mid-stream resumes from the cursor with no duplicate and no gap. SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import secrets
+from types import SimpleNamespace
+
+import pytest
+from api_helpers import Market, bid_json, order_json
+from eth_abi import encode as abi_encode
+from eth_utils import keccak
+from fastapi.testclient import TestClient
+from sqlalchemy import select
+
+from marketplace_api.context import AppContext
+from marketplace_api.core.config import Settings
+from marketplace_api.indexer import DbIndexHandler
+from marketplace_api.main import create_app
+from marketplace_api.models import ChainEventRow, JobSnapshot
+from protocol import merkle
+from protocol.anvil import increase_time, mine_past
+from protocol.chain import ChainClient
+from protocol.eip712 import Bid, Domain, JobOrder
+from protocol.events import EventFollower
+from protocol.spec import parse_spec
+from protocol.tx import send
+
+pytestmark = pytest.mark.chain
+ETHER = 10**18
+
+
+def chain_now(w3) -> int:
+    return int(w3.eth.get_block("latest")["timestamp"])
+
+
+@pytest.fixture
+def live(w3, deployment, actors, tmp_path, db_url, anvil):
+    """The API on the devnet's deployment (clock = chain time) and an indexer handler + follower factory."""
+    settings = Settings(data_dir=tmp_path / "data", database_url=db_url, deployment=deployment.path, indexer=False)
+    ctx = AppContext.from_settings(settings)
+    ctx.clock = lambda: chain_now(w3)
+    app = create_app(ctx=ctx)
+    client = ChainClient(anvil.url, deployment, receipt_timeout=20)
+    handler = DbIndexHandler(ctx.sessions, client)
+    # the test drives the follower itself; this stands in for the API's IndexerThread (ranking then uses
+    # the indexed stake positions, /health reports it)
+    ctx.indexer = SimpleNamespace(running=True, last_error=None, block_number=None)
+    domain = Domain(deployment.chain_id, deployment.address_of("JobMarket"))
+
+    def follower(**kw) -> EventFollower:
+        return EventFollower(client, tmp_path / "cursor.json", handler=handler, confirmations=0, batch_blocks=50, **kw)
+
+    with TestClient(app) as http:
+        yield Market(http, ctx, domain, actors.submitter, actors.solver, actors.challenger, actors.deployer), follower
+
+
+def db_events(ctx) -> list[tuple[int, int, str, str]]:
+    with ctx.sessions() as s:
+        rows = s.execute(
+            select(ChainEventRow.block_number, ChainEventRow.log_index, ChainEventRow.block_hash, ChainEventRow.tx_hash)
+        ).all()
+    return sorted(tuple(r) for r in rows)
+
+
+def canonical(w3, deployment) -> list[tuple[int, int, str, str]]:
+    logs = w3.eth.get_logs(
+        {
+            "fromBlock": deployment.start_block,
+            "toBlock": w3.eth.block_number,
+            "address": list(deployment.addresses.values()),
+        }
+    )
+    return sorted(
+        (
+            int(x["blockNumber"]),
+            int(x["logIndex"]),
+            "0x" + bytes(x["blockHash"]).hex(),
+            "0x" + bytes(x["transactionHash"]).hex(),
+        )
+        for x in logs
+    )
+
+
+def test_job_lifecycle_indexed_equals_contract_view(w3, deployment, contracts, actors, live):
+    market, follower = live
+    f = follower()
+    f.poll_once()
+    c = market.client
+    # post: spec + dataset blobs, a signed order, a signed bid with ETA
+    dataset = market.upload(b"lifecycle dataset")
+    doc = market.spec_doc(dataset, total_steps=24, checkpoint_interval=4)
+    spec_hash = market.upload(parse_spec(doc).canonical_json())
+    order = JobOrder(
+        actors.submitter.address,
+        bytes.fromhex(spec_hash[2:]),
+        bytes.fromhex(dataset[2:]),
+        bytes.fromhex(doc["init_state_root"][2:]),
+        24,
+        4,
+        100 * ETHER,
+        chain_now(w3) + 86_400,
+        secrets.randbits(64),
+    )
+    r = c.post(
+        "/jobs",
+        json={"order": order_json(order), "signature": "0x" + order.sign(market.domain, actors.submitter).hex()},
+    )
+    assert r.status_code == 201, r.text
+    job_id = r.json()["job_id"]
+    price = 80 * ETHER
+    bid = Bid(
+        actors.solver.address,
+        bytes.fromhex(job_id[2:]),
+        price,
+        contracts.market.functions.requiredStake(price).call(),
+        chain_now(w3) + 3_600,
+        secrets.randbits(64),
+    )
+    from protocol.eip712 import BidEta
+
+    eta = BidEta(actors.solver.address, bid.digest(market.domain), 600)
+    r = c.post(
+        f"/jobs/{job_id}/bids",
+        json={
+            "bid": bid_json(bid),
+            "signature": "0x" + bid.sign(market.domain, actors.solver).hex(),
+            "eta_seconds": 600,
+            "eta_signature": "0x" + eta.sign(market.domain, actors.solver).hex(),
+        },
+    )
+    assert r.status_code == 201, r.text
+    assert r.json()["feasible"], r.json()  # the solver's stake is indexed and free
+
+    # accept: the submitter signs and sends exactly the API's call data
+    call = c.get(f"/jobs/{job_id}/accept-call").json()
+    tx = {
+        "from": actors.submitter.address,
+        "to": call["to"],
+        "data": call["data"],
+        "chainId": call["chain_id"],
+        "nonce": w3.eth.get_transaction_count(actors.submitter.address),
+        "gas": 1_000_000,
+        "maxFeePerGas": 10**10,
+        "maxPriorityFeePerGas": 10**9,
+    }
+    receipt = w3.eth.wait_for_transaction_receipt(
+        w3.eth.send_raw_transaction(actors.submitter.sign_transaction(tx).raw_transaction)
+    )
+    assert receipt["status"] == 1
+    f.poll_once()
+    assert c.get(f"/jobs/{job_id}").json()["status"] == "matched"
+    assert c.get("/jobs", params={"status": "matched"}).json()["items"][0]["job_id"] == job_id
+    r = c.post(f"/jobs/{job_id}/bids", json=market.bid(job_id, solver=actors.challenger, eta=60)[1])
+    assert (r.status_code, r.json()["error"]) == (409, "job_taken")
+
+    # commit, audit, attest, finalize
+    leaves, state = [], bytes.fromhex(doc["init_state_root"][2:])
+    for _ in range(6):
+        state = keccak(abi_encode(["string", "bytes32"], ["step", state]))
+        leaves.append(state)
+    tree = merkle.build_tree(leaves)
+    jid = bytes.fromhex(job_id[2:])
+    send(
+        w3,
+        actors.solver,
+        contracts.market.functions.commit(
+            jid, merkle.tree_root(tree), 6, leaves[-1], merkle.inclusion_path(tree, 5, 6), "http://solver.test"
+        ),
+    )
+    mine_past(w3, contracts.market.functions.getJob(jid).call().seedBlock)
+    send(w3, actors.challenger, contracts.market.functions.drawAudit(jid))
+    f.poll_once()
+    detail = c.get(f"/jobs/{job_id}").json()
+    assert detail["status"] == "committed" and detail["trajectory"]["root"] == "0x" + merkle.tree_root(tree).hex()
+    assert detail["trajectory"]["uri"] == "http://solver.test"
+    assigned = contracts.market.functions.assignedVerifiers(jid).call()
+    assert detail["audit"]["verifiers"] == assigned
+    signers = {a.address: a for a in (actors.challenger, *actors.verifiers)}
+    for v in assigned:
+        send(w3, signers[v], contracts.market.functions.attest(jid))
+    increase_time(w3, deployment.params["market"]["auditWindow"])
+    send(w3, actors.submitter, contracts.market.functions.finalize(jid))
+    f.poll_once()
+
+    detail = c.get(f"/jobs/{job_id}").json()
+    on_chain = contracts.market.functions.getJob(jid).call()
+    assert detail["status"] == "finalized" and on_chain.state == 4
+    ch = detail["chain"]
+    assert (
+        ch["solver"],
+        ch["submitter"],
+        int(ch["price"]),
+        int(ch["stake"]),
+        ch["num_leaves"],
+        ch["trajectory_root"],
+        ch["audit_end"],
+        ch["seed"],
+    ) == (
+        on_chain.solver,
+        on_chain.submitter,
+        on_chain.price,
+        on_chain.stake,
+        on_chain.numLeaves,
+        "0x" + on_chain.trajectoryRoot.hex(),
+        on_chain.auditEnd,
+        "0x" + on_chain.seed.hex(),
+    )
+    assert sorted(detail["audit"]["attested"]) == sorted(assigned)
+    # every staker the indexer saw: its newest snapshot equals positionOf now
+    for who in (actors.solver, actors.challenger, *actors.verifiers):
+        pos = contracts.stakes.functions.positionOf(who.address).call()
+        got = c.get(f"/stakers/{who.address}").json()
+        assert (int(got["free"]), int(got["locked"]), int(got["claimable"]), got["verifier"]) == (
+            pos.free,
+            pos.locked,
+            pos.claimable,
+            pos.verifier,
+        )
+    finalized = contracts.market.events.JobFinalized().get_logs(from_block=deployment.start_block)
+    assert c.get(f"/solvers/{actors.solver.address}").json()["record"]["jobs_finalized"] == len(finalized) >= 1
+    assert db_events(market.ctx) == canonical(w3, deployment)  # every event once, none missing
+
+
+def test_reorg_is_rolled_back_and_reapplied(w3, deployment, contracts, actors, dev, live):
+    market, follower = live
+    f = follower()
+    f.poll_once()
+    who = dev[9]
+    for _ in range(3):  # three blocks, each a deposit by dev[9]
+        send(w3, actors.deployer, contracts.token.functions.mint(who.address, 10 * ETHER))
+    send(w3, who, contracts.token.functions.approve(contracts.stakes.address, 2**256 - 1))
+    send(w3, who, contracts.stakes.functions.deposit(5 * ETHER))
+    f.poll_once()
+    free = lambda: contracts.stakes.functions.positionOf(who.address).call().free  # noqa: E731
+    assert int(market.client.get(f"/stakers/{who.address}").json()["free"]) == free()
+    before = free() - 5 * ETHER
+    head = w3.eth.block_number
+    # replace the deposit block with one that deposits 7 instead
+    nonce = w3.eth.get_transaction_count(who.address, head - 1)
+    tx = contracts.stakes.functions.deposit(7 * ETHER).build_transaction(
+        {"from": who.address, "nonce": nonce, "gas": 300_000}
+    )
+    raw = who.sign_transaction(tx).raw_transaction.to_0x_hex()
+    w3.provider.make_request("anvil_reorg", [1, [[raw, 0]]])
+    f.poll_once()
+    got = market.client.get(f"/stakers/{who.address}").json()
+    assert int(got["free"]) == before + 7 * ETHER == free()
+    deposits = contracts.stakes.events.Deposited().get_logs(
+        from_block=deployment.start_block, argument_filters={"account": who.address}
+    )
+    assert [h["args"]["amount"] for h in got["history"] if h["name"] == "Deposited"] == [
+        str(d["args"]["amount"]) for d in deposits
+    ]
+    assert str(5 * ETHER) not in [h["args"]["amount"] for h in got["history"][-2:]]
+    assert db_events(market.ctx) == canonical(w3, deployment)
+
+
+def test_restart_mid_stream_has_no_duplicate_and_no_gap(w3, deployment, contracts, actors, dev, live):
+    market, follower = live
+    f = follower()
+    f.poll_once()
+    for i in range(3):
+        send(w3, actors.deployer, contracts.token.functions.mint(dev[8].address, ETHER + i))
+    # crash between apply and cursor write: apply the next blocks, but the cursor file stays behind
+    cursor_before = f.cursor_path.read_bytes()
+    f.poll_once()
+    f.cursor_path.write_bytes(cursor_before)
+    for i in range(2):
+        send(w3, actors.deployer, contracts.token.functions.mint(dev[8].address, 2 * ETHER + i))
+    g = follower()  # a new process: rolls back past the cursor, re-applies
+    g.poll_once()
+    assert db_events(market.ctx) == canonical(w3, deployment)
+    with market.ctx.sessions() as s:
+        snaps = s.execute(select(JobSnapshot.job_id, JobSnapshot.block_number)).all()
+    assert len(snaps) == len(set(snaps))
