@@ -18,7 +18,7 @@ BASE = {
     "total_steps": 100,
     "checkpoint_interval": 10,
     "seed": 7,
-    "mode": {"kind": "exact", "kernel_set": "repro-cpu-v1"},
+    "mode": {"kind": "exact", "kernel_set": "repro-v1"},
 }
 
 

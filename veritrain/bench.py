@@ -67,3 +67,175 @@ def bench_hash(
         f"{result['bytes'] / 2**20:.0f} MiB: sha256 raw {result['sha256_raw_gbps']} GB/s, "
         f"state_root {result['state_root_gbps']} GB/s, ratio {result['ratio']}"
     )
+
+
+@app.command("repro")
+def bench_repro(
+    models: Annotated[
+        list[str] | None, typer.Option("--model", help="Example to bench (repeatable; default: all three).")
+    ] = None,
+    steps: Annotated[int | None, typer.Option("--steps", min=1, help="Optimizer steps per timed round.")] = None,
+    rounds: Annotated[int, typer.Option("--rounds", min=1, help="Timed rounds per mode; the best counts.")] = 7,
+    threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads (default: torch's).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Training steps of each example model, exact mode vs native torch in the same run: per-step times, ratio."""
+    from protocol.engine.benchmark import repro_benchmark
+    from protocol.engine.examples import EXAMPLES
+
+    for m in models or []:
+        if m not in EXAMPLES:
+            typer.echo(f"error: unknown example {m!r}; choose from {', '.join(EXAMPLES)}", err=True)
+            raise typer.Exit(2)
+    result = repro_benchmark(models or None, steps, rounds, threads)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    for name, r in result.items():
+        if name == "settings":
+            continue
+        typer.echo(
+            f"{name:12s} native {r['native_step_s'] * 1e3:8.2f} ms/step   exact {r['exact_step_s'] * 1e3:8.2f} ms/step"
+            f"   ratio {r['ratio']:.2f}"
+        )
+    typer.echo(f"settings: {json.dumps(result['settings'])}")
+
+
+def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | None = None,
+                  bids_per_order: int = 0) -> dict[str, float | int | str]:  # fmt: skip
+    """Starts ``veritrain api`` (uvicorn, one worker) in a separate process on a loopback port with a fresh
+    database (SQLite WAL unless ``database_url``) and a stand-in deployment (chain 31337, default parameters;
+    no node needed: posting orders touches no chain), pre-signs ``orders`` JobOrders over one uploaded spec and
+    dataset, then POSTs them from ``concurrency`` threads with keep-alive connections. Reports orders/s
+    (accepted, 201) and the latency percentiles of one POST in milliseconds."""
+    import os
+    import socket
+    import subprocess
+    import sys
+    import tempfile
+    import threading
+    from pathlib import Path
+
+    import httpx
+    from eth_account import Account
+
+    from protocol.deploy import load_params
+    from protocol.eip712 import Bid, Domain, JobOrder
+    from protocol.spec import parse_spec
+
+    tmp = Path(tempfile.mkdtemp(prefix="veritrain-bench-api-"))
+    market = "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0"
+    (tmp / "deployment.json").write_text(json.dumps({
+        "version": 1, "chainId": 31337, "startBlock": 1, "deployer": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
+        "addresses": {"token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
+                      "stakeManager": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512", "jobMarket": market,
+                      "disputeGame": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"},
+        "params": load_params()}))  # fmt: skip
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {**os.environ, "VERITRAIN_DATA_DIR": str(tmp / "data"), "VERITRAIN_DEPLOYMENT": str(tmp / "deployment.json"),
+           "VERITRAIN_INDEXER": "false", "VERITRAIN_PORT": str(port), "VERITRAIN_HOST": "127.0.0.1"}  # fmt: skip
+    if database_url:
+        env["VERITRAIN_DATABASE_URL"] = database_url
+    server = subprocess.Popen([sys.executable, "-m", "veritrain.cli", "api", "--log-level", "warning"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                if httpx.get(base + "/health", timeout=1).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if server.poll() is not None or time.monotonic() > deadline:
+                raise RuntimeError(f"the API did not start: {server.stderr.read().decode()[-2000:]}")
+            time.sleep(0.1)
+        dataset = httpx.post(base + "/blobs", content=b"bench dataset").json()["address"]
+        doc = {"model": {"kind": "mlp", "input_dim": 4, "hidden": [8], "num_classes": 2},
+               "dataset": {"format": "npz", "digest": dataset}, "optimizer": {"kind": "sgd", "lr": 0.1},
+               "batch_size": 8, "total_steps": 64, "checkpoint_interval": 4, "seed": 1,
+               "mode": {"kind": "exact", "kernel_set": "repro-v1"}, "init_state_root": "0x" + "33" * 32}
+        spec_hash = httpx.post(base + "/blobs", content=parse_spec(doc).canonical_json()).json()["address"]
+        domain = Domain(31337, market)
+        submitter, solver = Account.from_key(b"\x01" * 32), Account.from_key(b"\x02" * 32)
+        now = int(time.time())
+        bodies = []
+        for i in range(orders):
+            o = JobOrder(submitter.address, bytes.fromhex(spec_hash[2:]), bytes.fromhex(dataset[2:]), b"\x33" * 32,
+                         64, 4, 100 * 10**18, now + 86_400, i + 1)  # fmt: skip
+            bodies.append(("/jobs", {"order": {"submitter": o.submitter, "specHash": spec_hash, "datasetHash": dataset,
+                                               "initStateRoot": "0x" + "33" * 32, "totalSteps": 64,
+                                               "checkpointInterval": 4, "maxPrice": str(o.maxPrice),
+                                               "deadline": o.deadline, "nonce": str(o.nonce)},
+                                     "signature": "0x" + o.sign(domain, submitter).hex()}))  # fmt: skip
+            for k in range(bids_per_order):
+                price = 10**20
+                b = Bid(solver.address, o.digest(domain), price, 2 * price, now + 3_600, (i + 1) * 1000 + k)
+                bodies.append((f"/jobs/0x{o.digest(domain).hex()}/bids", {
+                    "bid": {"solver": b.solver, "orderHash": "0x" + b.orderHash.hex(), "price": str(price),
+                            "stake": str(b.stake), "expiry": b.expiry, "nonce": str(b.nonce)},
+                    "signature": "0x" + b.sign(domain, solver).hex()}))  # fmt: skip
+        latencies: list[float] = []
+        failures: list[str] = []
+        lock = threading.Lock()
+        chunks = [bodies[i::concurrency] for i in range(concurrency)] if bids_per_order == 0 else [bodies]
+
+        def worker(items: list) -> None:
+            with httpx.Client(base_url=base, timeout=30) as client:
+                mine, bad = [], []
+                for path, body in items:
+                    t0 = time.perf_counter()
+                    r = client.post(path, json=body)
+                    mine.append(time.perf_counter() - t0)
+                    if r.status_code != 201:
+                        bad.append(f"{r.status_code} {r.text[:200]}")
+                with lock:
+                    latencies.extend(mine)
+                    failures.extend(bad)
+
+        threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+        t0 = time.perf_counter()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        elapsed = time.perf_counter() - t0
+    finally:
+        server.terminate()
+        try:
+            server.wait(10)
+        except subprocess.TimeoutExpired:
+            server.kill()
+    if failures:
+        raise RuntimeError(f"{len(failures)} requests failed, e.g. {failures[0]}")
+    latencies.sort()
+
+    def pct(p: float) -> float:
+        return round(latencies[min(len(latencies) - 1, int(p * len(latencies)))] * 1000, 2)
+
+    return {
+        "orders_per_s": round(orders / elapsed, 1) if bids_per_order == 0 else round(len(bodies) / elapsed, 1),
+        "p50_ms": pct(0.50),
+        "p99_ms": pct(0.99),
+        "requests": len(bodies),
+        "concurrency": concurrency if bids_per_order == 0 else 1,
+        "database": "postgresql" if database_url and database_url.startswith("postgresql") else "sqlite",
+    }
+
+
+@app.command("api")
+def bench_api(
+    orders: Annotated[int, typer.Option(min=1, help="Signed orders to post.")] = 2000,
+    concurrency: Annotated[int, typer.Option(min=1, max=64, help="Client threads (keep-alive connections).")] = 8,
+    database_url: Annotated[str | None, typer.Option(help="Database of the API under test (default: SQLite).")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Marketplace API: signed JobOrders POSTed on loopback to `veritrain api` running in another process."""
+    result = api_benchmark(orders, concurrency, database_url)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(f"{result['orders_per_s']} orders/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+               f"({result['requests']} requests, {result['concurrency']} connections, {result['database']})")

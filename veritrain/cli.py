@@ -10,7 +10,10 @@ from typing import Annotated
 import typer
 
 from veritrain import __version__
+from veritrain.api_cmd import api as api_command
+from veritrain.api_cmd import indexer as indexer_command
 from veritrain.bench import app as bench_app
+from veritrain.train import train as train_command
 
 app = typer.Typer(
     name="veritrain",
@@ -19,6 +22,9 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(bench_app, name="bench")
+app.command("api")(api_command)
+app.command("indexer")(indexer_command)
+app.command("train")(train_command)
 
 
 def _print_version(value: bool) -> None:
@@ -50,3 +56,7 @@ def main(
     if ctx.invoked_subcommand is None:
         typer.echo(ctx.get_help())
         raise typer.Exit()
+
+
+if __name__ == "__main__":  # python -m veritrain.cli
+    app()

@@ -74,7 +74,7 @@ class Market:
             "total_steps": 64,
             "checkpoint_interval": 4,
             "seed": 1,
-            "mode": {"kind": "exact", "kernel_set": "repro-cpu-v1"},
+            "mode": {"kind": "exact", "kernel_set": "repro-v1"},
             "init_state_root": "0x" + "33" * 32,
         }
         doc.update(changes)
@@ -150,7 +150,7 @@ class Market:
     def profile(self, solver: LocalAccount, throughput: dict[str, float], issued_at: int = NOW) -> dict[str, Any]:
         from marketplace_api.book import profile_hash
 
-        doc = {"throughput": throughput, "kernel_set": "repro-cpu-v1"}
+        doc = {"throughput": throughput, "kernel_set": "repro-v1"}
         typed = SolverProfile(solver=solver.address, profileHash=profile_hash(doc), issuedAt=issued_at)
         return {"profile": doc, "issued_at": issued_at, "signature": "0x" + typed.sign(self.domain, solver).hex()}
 

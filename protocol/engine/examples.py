@@ -1,0 +1,31 @@
+"""The example job specs in ``examples/`` (one per model) and shortened copies of them for tests and benches."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from protocol.paths import repo_root
+from protocol.spec import JobSpec, parse_spec
+
+__all__ = ["EXAMPLES", "example_path", "load_example", "shortened"]
+
+#: Example name → file in ``examples/``.
+EXAMPLES = {"mlp_digits": "mlp_digits.json", "cnn_digits": "cnn_digits.json", "tiny_lm": "tiny_lm.json"}
+
+
+def example_path(name: str) -> Path:
+    if name not in EXAMPLES:
+        raise KeyError(f"unknown example {name!r}; examples: {', '.join(EXAMPLES)}")
+    return repo_root() / "examples" / EXAMPLES[name]
+
+
+def load_example(name: str) -> JobSpec:
+    return parse_spec(example_path(name).read_bytes())
+
+
+def shortened(spec: JobSpec, total_steps: int, checkpoint_interval: int, **changes) -> JobSpec:
+    """A copy of ``spec`` with another schedule (and any other top-level field changes); ``init_state_root``
+    is cleared since the initial state records the spec."""
+    doc = spec.model_dump(mode="json")
+    doc.update(total_steps=total_steps, checkpoint_interval=checkpoint_interval, init_state_root=None, **changes)
+    return parse_spec(doc)

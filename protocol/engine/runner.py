@@ -1,0 +1,426 @@
+"""Training state, segments and jobs (DESIGN §3 "Trajectory").
+
+A :class:`Trainer` owns one job's model, optimizer and batch order. Its complete state is a
+:class:`protocol.state.TrainingState`:
+
+* tensors ``param/<name>`` (the model's parameters, ``named_parameters`` order irrelevant: the serialisation
+  sorts names) and ``optim/<name>/<buffer>`` (``momentum_buffer`` for SGD with momentum; ``step``,
+  ``exp_avg``, ``exp_avg_sq`` for AdamW; absent before the first step);
+* ``step``: optimizer steps taken;
+* ``meta``: ``engine`` (:data:`ENGINE_VERSION`), ``kernel_set`` (the spec's exact kernel set, or ``"native"``
+  in tolerance mode), ``spec_hash`` (see :func:`job_hash`), ``rng`` (generator name, seed, the step the next
+  batch and dropout masks are keyed by), ``data`` (the data cursor) and ``loss`` (the training loss of the
+  last step taken, ``null`` before the first).
+
+Randomness is keyed by ``(seed, step)`` (:mod:`protocol.engine.rng`), so this state is all a replay needs.
+``C_init`` is the state root of the initial state (step 0).
+
+:func:`run_segment` turns segment ``i``'s pre-state into its leaf state; :func:`run_job` runs a whole job into
+a blob store and a :class:`protocol.trajectory.Trajectory`, resuming from the last leaf it holds.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from protocol.errors import VeritrainError
+from protocol.repro import KERNEL_SET_VERSION, set_threads
+from protocol.repro import functional as RF
+from protocol.repro import mode as repro_mode
+from protocol.spec import ExactMode, JobSpec, SGDConfig, TransformerLMConfig
+from protocol.state import TrainingState, canonical_json, deserialize, serialize, state_root
+
+from .data import Batches, Dataset
+from .models import build_model, init_parameters
+from .rng import GENERATOR
+
+__all__ = [
+    "ENGINE_VERSION",
+    "configure_threads",
+    "EngineError",
+    "JobResult",
+    "StateMismatch",
+    "Trainer",
+    "initial_state",
+    "job_hash",
+    "run_job",
+    "run_segment",
+]
+
+#: Version of everything in this package that decides the bytes of a state besides the kernels: model
+#: definitions, initialisation, batch order, dropout, state layout. Recorded in every checkpoint.
+ENGINE_VERSION = "veritrain-engine/1"
+
+
+class EngineError(VeritrainError, ValueError):
+    """A job the engine cannot run as specified (kernel set, schedule, initial state)."""
+
+
+class StateMismatch(EngineError):
+    """A training state that does not belong to this job (other spec, model, kernel set or step)."""
+
+
+def configure_threads(n: int | None = None) -> int:
+    """Use ``n`` threads (torch's default when None) for torch and the exact kernels; returns the count.
+
+    numba's thread pool is started first: starting it later resets the OpenMP thread count torch reads.
+    """
+    from protocol.repro._config import numba_ready
+
+    n = torch.get_num_threads() if n is None else n
+    numba_ready()
+    set_threads(n)
+    return torch.get_num_threads()
+
+
+def job_hash(spec: JobSpec) -> str:
+    """``0x`` + SHA-256 of the spec's canonical JSON with ``init_state_root`` set to null.
+
+    This is what checkpoints record as ``spec_hash``: the spec's own hash covers ``init_state_root``, which is
+    the root of the initial state, so the state cannot contain it.
+    """
+    doc = spec.model_dump(mode="json")
+    doc["init_state_root"] = None
+    return "0x" + hashlib.sha256(canonical_json(doc)).hexdigest()
+
+
+def _kernel_set(spec: JobSpec) -> str:
+    if isinstance(spec.mode, ExactMode):
+        if spec.mode.kernel_set != KERNEL_SET_VERSION:
+            raise EngineError(
+                f"the spec asks for exact kernel set {spec.mode.kernel_set!r}, this engine runs "
+                f"{KERNEL_SET_VERSION!r}; replays under another kernel set are not bit-identical"
+            )
+        return KERNEL_SET_VERSION
+    return "native"
+
+
+def _optimizer(spec: JobSpec, params: list[torch.nn.Parameter], exact: bool) -> torch.optim.Optimizer:
+    o = spec.optimizer
+    if isinstance(o, SGDConfig):
+        if exact:
+            from protocol.repro.optim import ExactSGD
+
+            return ExactSGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+        return torch.optim.SGD(params, lr=o.lr, momentum=o.momentum, weight_decay=o.weight_decay)
+    if exact:
+        from protocol.repro.optim import ExactAdamW
+
+        return ExactAdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
+    return torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
+
+
+def _optim_buffers(spec: JobSpec, step: int) -> tuple[str, ...]:
+    """The optimizer buffers every parameter has after ``step`` steps."""
+    if step == 0:
+        return ()
+    if isinstance(spec.optimizer, SGDConfig):
+        return ("momentum_buffer",) if spec.optimizer.momentum != 0 else ()
+    return ("exp_avg", "exp_avg_sq", "step")
+
+
+def _json_float(x: float | None) -> float | str | None:
+    """A loss for the manifest: canonical JSON has no NaN/inf, so those are written as strings."""
+    if x is None or math.isfinite(x):
+        return x
+    return repr(x)
+
+
+class Trainer:
+    """One job's model, optimizer and data order, in the spec's mode, on one device.
+
+    Call :meth:`init` or :meth:`load` before training; :meth:`state` exports the current complete state.
+    """
+
+    def __init__(self, spec: JobSpec, dataset: Dataset, device: str | torch.device = "cpu") -> None:
+        self.spec = spec
+        self.exact = isinstance(spec.mode, ExactMode)
+        self.mode = "exact" if self.exact else "native"
+        self.kernel_set = _kernel_set(spec)
+        self.spec_hash = job_hash(spec)
+        self.device = torch.device(device)
+        if self.device.type == "cuda" and not torch.cuda.is_available():
+            raise EngineError("--device cuda was asked for but torch sees no CUDA device")
+        self.batches = Batches(spec, dataset, self.device)
+        self.is_lm = isinstance(spec.model, TransformerLMConfig)
+        self.model = build_model(spec.model, self.exact).to(self.device)
+        self.named_params = list(self.model.named_parameters())
+        self.opt = _optimizer(spec, [p for _, p in self.named_params], self.exact)
+        self.step: int | None = None
+        self.last_loss: float | None = None
+
+    # ------------------------------------------------------------------------------------------ state
+
+    def init(self) -> TrainingState:
+        """Initialise parameters from the counter RNG (step 0, no optimizer buffers); returns the state."""
+        cpu_model = build_model(self.spec.model, False)
+        init_parameters(cpu_model, self.spec.seed)
+        with torch.no_grad():
+            for (_, p), (_, q) in zip(self.named_params, cpu_model.named_parameters(), strict=True):
+                p.copy_(q)
+        self.opt.state.clear()
+        self.step, self.last_loss = 0, None
+        return self.state()
+
+    def _meta(self) -> dict:
+        return {
+            "engine": ENGINE_VERSION,
+            "kernel_set": self.kernel_set,
+            "spec_hash": self.spec_hash,
+            "rng": {"generator": GENERATOR, "seed": self.spec.seed, "next_step": self.step},
+            "data": self.batches.cursor(self.step),
+            "loss": _json_float(self.last_loss),
+        }
+
+    def state(self) -> TrainingState:
+        """The complete current state (tensors copied to CPU, safe to keep while training goes on)."""
+        if self.step is None:
+            raise EngineError("the trainer has no state yet: call init() or load()")
+        tensors: dict[str, torch.Tensor] = {}
+        for name, p in self.named_params:
+            tensors[f"param/{name}"] = p.detach().to("cpu", copy=True)
+            for key, v in self.opt.state.get(p, {}).items():
+                if isinstance(v, torch.Tensor):
+                    tensors[f"optim/{name}/{key}"] = v.detach().to("cpu", copy=True)
+        return TrainingState(tensors=tensors, step=self.step, meta=self._meta())
+
+    def expected_tensors(self, step: int) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
+        out = {}
+        buffers = _optim_buffers(self.spec, step)
+        for name, p in self.named_params:
+            out[f"param/{name}"] = (torch.float32, tuple(p.shape))
+            for b in buffers:
+                out[f"optim/{name}/{b}"] = (torch.float32, () if b == "step" else tuple(p.shape))
+        return out
+
+    def load(self, state: TrainingState) -> None:
+        """Load a complete state; raises StateMismatch if it is not a state of this job."""
+        meta = state.meta or {}
+        for key, want in (("engine", ENGINE_VERSION), ("kernel_set", self.kernel_set), ("spec_hash", self.spec_hash)):
+            if meta.get(key) != want:
+                raise StateMismatch(
+                    f"state is not from this job: its meta {key} is {meta.get(key)!r}, expected {want!r}"
+                )
+        step = int(state.step)
+        if not 0 <= step <= self.spec.total_steps:
+            raise StateMismatch(f"state step {step} is outside the job's 0..{self.spec.total_steps}")
+        expected = self.expected_tensors(step)
+        got = {k: (t.dtype, tuple(t.shape)) for k, t in state.tensors.items()}
+        if got != expected:
+            missing = sorted(set(expected) - set(got))
+            extra = sorted(set(got) - set(expected))
+            wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+            raise StateMismatch(
+                f"state tensors do not fit this job's model at step {step}: missing {missing[:5]}, "
+                f"unexpected {extra[:5]}, wrong dtype/shape {wrong[:5]}"
+            )
+        self.opt.state.clear()
+        buffers = _optim_buffers(self.spec, step)
+        with torch.no_grad():
+            for name, p in self.named_params:
+                p.copy_(state.tensors[f"param/{name}"].to(self.device))
+                if buffers:
+                    st = {}
+                    for b in buffers:
+                        t = state.tensors[f"optim/{name}/{b}"]
+                        # AdamW keeps its step counter on the CPU (torch's non-capturable layout)
+                        st[b] = t.clone() if b == "step" else t.to(self.device, copy=True)
+                    self.opt.state[p] = st
+        self.step = step
+        loss = meta.get("loss")
+        self.last_loss = float(loss) if loss is not None else None
+
+    # ------------------------------------------------------------------------------------------ training
+
+    def _loss(self, out: torch.Tensor, y: torch.Tensor, reduction: str = "mean") -> torch.Tensor:
+        if self.is_lm:
+            return RF.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction=reduction)
+        return RF.cross_entropy(out, y, reduction=reduction)
+
+    def _set_dropout(self, step: int | None) -> None:
+        ctx = getattr(self.model, "dropout_ctx", None)
+        if ctx is not None:
+            ctx.seed, ctx.step = self.spec.seed, step
+
+    def train_steps(self, n: int, on_step: Callable[[int, float], None] | None = None) -> float | None:
+        """Take ``n`` optimizer steps; ``on_step(step_after, loss)`` after each. Returns the last loss."""
+        if self.step is None:
+            raise EngineError("the trainer has no state yet: call init() or load()")
+        if self.step + n > self.spec.total_steps:
+            raise EngineError(f"{n} more steps from step {self.step} would pass total_steps {self.spec.total_steps}")
+        self.model.train()
+        with repro_mode(self.mode):
+            for _ in range(n):
+                s = self.step
+                x, y = self.batches.batch(s)
+                self._set_dropout(s)
+                self.opt.zero_grad(set_to_none=True)
+                loss = self._loss(self.model(x), y)
+                loss.backward()
+                self.opt.step()
+                self.step = s + 1
+                self.last_loss = float(loss.detach().to("cpu"))
+                if on_step is not None:
+                    on_step(self.step, self.last_loss)
+        self._set_dropout(None)
+        return self.last_loss
+
+    def run_segment(self, pre_state: TrainingState) -> TrainingState:
+        """Load ``pre_state`` (a checkpoint boundary) and run one segment; returns the post-state."""
+        interval = self.spec.checkpoint_interval
+        if pre_state.step % interval or pre_state.step >= self.spec.total_steps:
+            raise StateMismatch(
+                f"pre-state step {pre_state.step} is not the start of a segment "
+                f"(multiples of {interval} below {self.spec.total_steps})"
+            )
+        self.load(pre_state)
+        self.train_steps(interval)
+        return self.state()
+
+    @torch.no_grad()
+    def evaluate(self, which: str = "heldout", max_examples: int | None = None, chunk: int = 256) -> dict:
+        """Mean loss (per token for the LM) and, for classifiers, accuracy over the held-out examples
+        (``which="heldout"``, the default; falls back to nothing when the split is empty) or the training set."""
+        b = self.batches
+        idx = b.heldout_indices() if which == "heldout" else np.arange(b.n_train, dtype=np.int64)
+        if max_examples is not None:
+            idx = idx[:max_examples]
+        if idx.size == 0:
+            return {"examples": 0}
+        self.model.eval()
+        self._set_dropout(None)
+        total, count, correct = 0.0, 0, 0
+        with repro_mode(self.mode):
+            for lo in range(0, idx.size, chunk):
+                x, y = b.examples(idx[lo : lo + chunk])
+                out = self.model(x)
+                nll = self._loss(out, y, reduction="none").to("cpu", torch.float64)
+                total += float(nll.sum())
+                count += nll.numel()
+                if not self.is_lm:
+                    correct += int((out.argmax(dim=-1) == y).sum())
+        self.model.train()
+        res = {"examples": int(idx.size), "loss": total / count}
+        if not self.is_lm:
+            res["accuracy"] = correct / idx.size
+        return res
+
+
+# ---------------------------------------------------------------------------------------------- functions
+
+
+def initial_state(spec: JobSpec, dataset: Dataset) -> TrainingState:
+    """The job's initial state; ``state_root`` of it is ``C_init``."""
+    return Trainer(spec, dataset).init()
+
+
+def run_segment(
+    spec: JobSpec, pre_state: TrainingState, dataset: Dataset, device: str | torch.device = "cpu"
+) -> TrainingState:
+    """Run the segment that starts at ``pre_state`` (``checkpoint_interval`` optimizer steps); the post-state."""
+    return Trainer(spec, dataset, device).run_segment(pre_state)
+
+
+@dataclass
+class JobResult:
+    """What a job run produced; roots are 32 raw bytes."""
+
+    init_state_root: bytes
+    trajectory_root: bytes
+    final_state_root: bytes
+    leaves: list[bytes]
+    final_loss: float | None
+    seconds: float
+    steps_run: int
+    spec: JobSpec
+    extra: dict = field(default_factory=dict)
+
+    def to_json(self) -> dict:
+        return {
+            "trajectory_root": "0x" + self.trajectory_root.hex(),
+            "final_state_root": "0x" + self.final_state_root.hex(),
+            "init_state_root": "0x" + self.init_state_root.hex(),
+            "leaves": len(self.leaves),
+            "seconds": round(self.seconds, 3),
+            "final_loss": self.final_loss,
+            "steps_run": self.steps_run,
+            **self.extra,
+        }
+
+
+class SegmentDone:
+    """Passed to ``on_segment`` after each leaf is stored and appended."""
+
+    def __init__(self, index: int, root: bytes, state: TrainingState) -> None:
+        self.index, self.root, self.state = index, root, state
+
+
+def run_job(
+    spec: JobSpec,
+    dataset: Dataset,
+    store,
+    trajectory,
+    *,
+    device: str | torch.device = "cpu",
+    on_step: Callable[[int, float], None] | None = None,
+    on_segment: Callable[[SegmentDone], None] | None = None,
+    trainer: Trainer | None = None,
+) -> JobResult:
+    """Run (or finish) a job: every checkpoint into ``store`` (``put_state``, addressed by its state root, the
+    initial state included), every leaf appended to ``trajectory``.
+
+    If ``trajectory`` already holds ``k`` leaves (a crashed or interrupted run), training resumes from leaf
+    ``k-1``'s stored checkpoint and reaches the same roots as an uninterrupted run. Raises EngineError if the
+    spec's ``init_state_root`` is set and differs from the computed ``C_init``.
+    """
+    t0 = time.perf_counter()
+    t = trainer or Trainer(spec, dataset, device)
+    init = t.init()
+    init_buffers = serialize(init)
+    init_root = state_root(init)
+    if spec.init_state_root is not None and spec.init_state_root != "0x" + init_root.hex():
+        raise EngineError(
+            f"the spec's init_state_root is {spec.init_state_root} but this engine's initial state hashes to "
+            f"0x{init_root.hex()} (different model, seed, data or engine version)"
+        )
+    store.put_state(init_buffers, expected=init_root)
+    n = spec.num_segments
+    done = len(trajectory)
+    if done > n:
+        raise EngineError(f"the trajectory holds {done} leaves but the job has only {n} segments")
+    if done:
+        root = trajectory.leaf(done - 1)
+        pre = deserialize(store.get(root, "state"), expected_root=root)
+        if pre.step != done * spec.checkpoint_interval:
+            raise StateMismatch(
+                f"leaf {done - 1} is a state at step {pre.step}, expected {done * spec.checkpoint_interval}"
+            )
+        t.load(pre)
+    steps_before = t.step
+    for i in range(done, n):
+        t.train_steps(spec.checkpoint_interval, on_step)
+        st = t.state()
+        buffers = serialize(st)
+        root = state_root(st)
+        store.put_state(buffers, expected=root)
+        trajectory.append(root)
+        if on_segment is not None:
+            on_segment(SegmentDone(i, root, st))
+    leaves = trajectory.leaves()
+    return JobResult(
+        init_state_root=init_root,
+        trajectory_root=trajectory.root(),
+        final_state_root=leaves[-1],
+        leaves=leaves,
+        final_loss=t.last_loss,
+        seconds=time.perf_counter() - t0,
+        steps_run=t.step - steps_before,
+        spec=spec if spec.init_state_root else spec.with_init_root(init_root),
+    )
