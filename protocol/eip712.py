@@ -10,10 +10,13 @@ The field lists below are the only Python copy of the type strings in ``JobMarke
 from __future__ import annotations
 
 from dataclasses import asdict, dataclass, fields
+from functools import lru_cache
 from typing import Any, ClassVar
 
+from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_account.messages import SignableMessage, encode_typed_data
+from eth_keys import keys
 from eth_utils import keccak, to_checksum_address
 
 DOMAIN_NAME = "veritrain"
@@ -119,9 +122,18 @@ class _Typed:
     def signable(self, domain: Domain) -> SignableMessage:
         return encode_typed_data(full_message=self.typed_data(domain))
 
+    def struct_hash(self) -> bytes:
+        """keccak256(typeHash ‖ abi.encode(fields…)) — every field is a static ABI type, so this is
+        EIP-712 ``hashStruct`` exactly (tests compare it with eth-account's encoder and the contract)."""
+        values = [getattr(self, name) for name, _ in self.FIELDS]
+        return keccak(abi_encode(["bytes32", *(t for _, t in self.FIELDS)], [_type_hash(type(self)), *values]))
+
     def digest(self, domain: Domain) -> bytes:
-        """keccak256(0x19 0x01 ‖ domainSeparator ‖ structHash): the value the contract signs over."""
-        return signable_digest(self.signable(domain))
+        """keccak256(0x19 0x01 ‖ domainSeparator ‖ structHash): the value the contract signs over.
+
+        Computed directly (cached domain separator, one ABI encode) rather than through eth-account's generic
+        typed-data encoder, which is ~50x slower; :meth:`signable` gives the same bytes the slow way."""
+        return keccak(b"\x19\x01" + domain_separator(domain) + self.struct_hash())
 
     def sign(self, domain: Domain, private_key: Any) -> bytes:
         """65-byte signature ``r ‖ s ‖ v`` by ``private_key`` (hex, bytes or a LocalAccount)."""
@@ -129,8 +141,9 @@ class _Typed:
         return bytes(Account.sign_message(self.signable(domain), private_key=key).signature)
 
     def recover(self, domain: Domain, signature: bytes) -> str:
-        """Checksummed address that made ``signature`` over this struct."""
-        return Account.recover_message(self.signable(domain), signature=signature)
+        """Checksummed address that made ``signature`` (65 bytes ``r ‖ s ‖ v``, v in {27, 28}) over this
+        struct. Raises ValueError for a malformed signature."""
+        return recover_digest(self.digest(domain), signature)
 
     def replace(self, **changes: Any) -> Any:
         """A copy with some fields changed."""
@@ -195,6 +208,36 @@ class BidEta(_Typed):
 
     PRIMARY_TYPE = "BidEta"
     FIELDS = BID_ETA_FIELDS
+
+
+@lru_cache(maxsize=64)
+def domain_separator(domain: Domain) -> bytes:
+    """hashStruct(EIP712Domain) of ``domain`` (``JobMarket.domainSeparator()``)."""
+    return keccak(
+        abi_encode(
+            ["bytes32", "bytes32", "bytes32", "uint256", "address"],
+            [
+                type_hash("EIP712Domain", DOMAIN_FIELDS),
+                keccak(text=domain.name),
+                keccak(text=domain.version),
+                domain.chain_id,
+                to_checksum_address(domain.verifying_contract),
+            ],
+        )
+    )
+
+
+@lru_cache(maxsize=16)
+def _type_hash(cls: type) -> bytes:
+    return type_hash(cls.PRIMARY_TYPE, cls.FIELDS)
+
+
+def recover_digest(digest: bytes, signature: bytes) -> str:
+    """Checksummed signer of a 32-byte ``digest`` from a 65-byte ``r ‖ s ‖ v`` signature (v in {27, 28})."""
+    if len(signature) != 65 or signature[64] not in (27, 28):
+        raise ValueError("signature must be 65 bytes r ‖ s ‖ v with v = 27 or 28")
+    sig = keys.Signature(signature_bytes=bytes(signature[:64]) + bytes([signature[64] - 27]))
+    return sig.recover_public_key_from_msg_hash(digest).to_checksum_address()
 
 
 def signable_digest(message: SignableMessage) -> bytes:
