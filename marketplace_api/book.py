@@ -8,10 +8,11 @@ from __future__ import annotations
 
 import hashlib
 import math
+from datetime import UTC, datetime
 from typing import Any
 
 from eth_utils import to_checksum_address
-from sqlalchemy import func, select
+from sqlalchemy import Connection, bindparam, exists, func, insert, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -27,7 +28,7 @@ from marketplace_api.schemas import (
     SolverRecord,
 )
 from protocol.blobstore import BadAddress, BlobError
-from protocol.eip712 import BidEta, Domain, SolverProfile
+from protocol.eip712 import BidEta, Domain, SolverProfile, recover_digest_raw
 from protocol.spec import JobSpec, SpecError, parse_spec
 from protocol.state import canonical_json
 
@@ -53,9 +54,12 @@ def require_domain(ctx: AppContext, chain_id: int | None) -> Domain:
     return ctx.domain
 
 
-def check_signature(typed: Any, domain: Domain, signature: str, expected: str, what: str) -> bytes:
+def check_signature(
+    typed: Any, domain: Domain, signature: str, expected: str, what: str, digest: bytes | None = None
+) -> bytes:
     """Recovers the EIP-712 signer and compares it with ``expected``; the same rules as OpenZeppelin's ECDSA
-    (``v`` 27/28, low ``s``), so whatever passes here also passes ``acceptBid``."""
+    (``v`` 27/28, low ``s``), so whatever passes here also passes ``acceptBid``. ``digest`` is
+    ``typed.digest(domain)`` when the caller has it already."""
     sig = bytes.fromhex(signature[2:])
     if sig[64] not in (27, 28):
         raise ApiError(422, "bad_signature", f"{what} signature has v={sig[64]}; expected 27 or 28")
@@ -64,16 +68,16 @@ def check_signature(typed: Any, domain: Domain, signature: str, expected: str, w
             422, "bad_signature", f"{what} signature has a high s value (malleable); the contract rejects it"
         )
     try:
-        signer = typed.recover(domain, sig)
+        signer = recover_digest_raw(typed.digest(domain) if digest is None else digest, sig)
     except Exception as exc:  # noqa: BLE001 - eth-keys raises several types for invalid points
         raise ApiError(422, "bad_signature", f"{what} signature is not a valid secp256k1 signature ({exc})") from None
-    if signer != to_checksum_address(expected):
+    if signer != bytes.fromhex(expected[2:]):
         raise ApiError(
             422,
             "bad_signature",
-            f"{what} signature recovers to {signer}, not {to_checksum_address(expected)}: signed by another key, "
-            f"over other fields, or for another domain than chain {domain.chain_id} / JobMarket "
-            f"{domain.verifying_contract}",
+            f"{what} signature recovers to {to_checksum_address(signer)}, not {to_checksum_address(expected)}: "
+            f"signed by another key, over other fields, or for another domain than chain {domain.chain_id} / "
+            f"JobMarket {domain.verifying_contract}",
         )
     return sig
 
@@ -157,59 +161,104 @@ def nonce_cancelled(session: Session, signer: str, nonce: int) -> bool:
     )
 
 
-def create_order(ctx: AppContext, session: Session, body: JobCreate) -> Order:
+# The statements of the order hot path, built once (SQLAlchemy caches their compiled form by this identity).
+_NONCE_CANCELLED = exists().where(
+    ChainEventRow.name == "NonceCancelled",
+    ChainEventRow.account == bindparam("signer"),
+    ChainEventRow.ref == bindparam("nonce_ref"),
+)
+_JOB_ON_CHAIN = exists().where(JobSnapshot.job_id == bindparam("snap_job_id"))
+_ORDER_BLOCKED = select(_NONCE_CANCELLED, _JOB_ON_CHAIN)
+_ORDER_BY_ID = select(Order.seq).where(Order.job_id == bindparam("job_id"))
+_ORDER_BY_NONCE = select(Order.seq).where(Order.submitter == bindparam("signer"), Order.nonce == bindparam("nonce"))
+_ORDER_COLUMNS = [c for c in Order.__table__.c if c.name != "seq"]
+#: INSERT … SELECT :values WHERE the nonce is not cancelled and the job is not on-chain: one round trip that
+#: checks and stores (no row back = blocked; a unique violation = duplicate or reused nonce).
+_ORDER_INSERT = (
+    insert(Order)
+    .from_select(
+        [c.name for c in _ORDER_COLUMNS],
+        select(*(bindparam(c.name, type_=c.type) for c in _ORDER_COLUMNS)).where(~_NONCE_CANCELLED, ~_JOB_ON_CHAIN),
+    )
+    .returning(Order.seq)
+)
+
+
+def _order_conflict(conn: Connection, job_id: str, submitter: str, nonce: int) -> ApiError | None:
+    """The 409 for an order that is already stored (same digest) or reuses its submitter's nonce, else None."""
+    if conn.scalar(_ORDER_BY_ID, {"job_id": job_id}) is not None:
+        return ApiError(409, "duplicate", f"order {job_id} is already posted")
+    if conn.scalar(_ORDER_BY_NONCE, {"signer": submitter, "nonce": nonce}) is not None:
+        return ApiError(409, "nonce_reused", f"{submitter} already posted an order with nonce {nonce}")
+    return None
+
+
+def create_order(ctx: AppContext, body: JobCreate) -> Order:
+    """Checks and stores a signed order; returns it (a transient ``Order``). The database sees one statement
+    and a commit on a Core connection (no ORM unit of work): an INSERT … SELECT that inserts only when the
+    nonce is not cancelled on-chain and the job is not on-chain; duplicates and reused nonces are caught by
+    the unique constraints (job id; submitter + nonce). Only a refused order costs the look-ups that name why."""
     domain = require_domain(ctx, body.chain_id)
     order = body.order
     typed = order.typed()
-    job_id = hex0x(typed.digest(domain))
-    check_signature(typed, domain, body.signature, order.submitter, "order")
+    digest = typed.digest(domain)
+    job_id = hex0x(digest)
+    check_signature(typed, domain, body.signature, order.submitter, "order", digest)
     now = ctx.now()
     if order.deadline <= now:
         raise ApiError(422, "expired", f"the order's deadline {order.deadline} has passed (now {now})")
-    if session.scalar(select(Order.seq).where(Order.job_id == job_id)) is not None:
-        raise ApiError(409, "duplicate", f"order {job_id} is already posted")
-    if session.scalar(select(Order.seq).where(Order.submitter == order.submitter, Order.nonce == order.nonce)):
-        raise ApiError(409, "nonce_reused", f"{order.submitter} already posted an order with nonce {order.nonce}")
-    if nonce_cancelled(session, order.submitter, order.nonce):
-        raise ApiError(409, "nonce_cancelled", f"{order.submitter} cancelled nonce {order.nonce} on-chain")
-    if session.scalar(select(JobSnapshot.id).where(JobSnapshot.job_id == job_id).limit(1)) is not None:
-        raise ApiError(409, "already_matched", f"job {job_id} is already matched on-chain")
     spec, pending = _load_spec(ctx, order.specHash, body.spec)
     _spec_matches_order(spec, body)
     try:
         dataset_present = ctx.blobs.has(order.datasetHash)
     except BadAddress as exc:  # pragma: no cover
         raise ApiError(422, "invalid_request", str(exc)) from None
-    if not dataset_present:
-        raise ApiError(422, "dataset_missing", f"no dataset blob {order.datasetHash}: upload it (POST /blobs) first")
-    row = Order(
-        job_id=job_id,
-        submitter=order.submitter,
-        spec_hash=order.specHash,
-        dataset_hash=order.datasetHash,
-        init_state_root=order.initStateRoot,
-        total_steps=order.totalSteps,
-        checkpoint_interval=order.checkpointInterval,
-        max_price=order.maxPrice,
-        deadline=order.deadline,
-        nonce=order.nonce,
-        signature=body.signature,
-        model_kind=spec.model.kind,
-        mode=spec.mode.kind,
-        batch_size=spec.batch_size,
-        chain_state=0,
-    )
-    session.add(row)
-    try:
-        session.flush()
-    except IntegrityError:
-        session.rollback()
-        raise ApiError(409, "duplicate", f"order {job_id} (or its nonce) was posted concurrently") from None
-    if pending is not None:
-        ctx.blobs.put(pending, expected=order.specHash)
-    session.commit()
+    values = {
+        "job_id": job_id,
+        "submitter": order.submitter,
+        "spec_hash": order.specHash,
+        "dataset_hash": order.datasetHash,
+        "init_state_root": order.initStateRoot,
+        "total_steps": order.totalSteps,
+        "checkpoint_interval": order.checkpointInterval,
+        "max_price": order.maxPrice,
+        "deadline": order.deadline,
+        "nonce": order.nonce,
+        "signature": body.signature,
+        "model_kind": spec.model.kind,
+        "mode": spec.mode.kind,
+        "batch_size": spec.batch_size,
+        "chain_state": 0,
+        "created_at": datetime.now(UTC),
+    }
+    keys = {"signer": order.submitter, "nonce_ref": str(order.nonce), "snap_job_id": job_id}
+    with ctx.engine.connect() as conn:
+        if not dataset_present:
+            conflict = _order_conflict(conn, job_id, order.submitter, order.nonce)
+            raise conflict or ApiError(
+                422, "dataset_missing", f"no dataset blob {order.datasetHash}: upload it (POST /blobs) first"
+            )
+        try:
+            seq = conn.execute(_ORDER_INSERT, {**values, **keys}).scalar()
+            if seq is not None and pending is not None:
+                ctx.blobs.put(pending, expected=order.specHash)
+            conn.commit()
+        except IntegrityError:
+            conn.rollback()
+            conflict = _order_conflict(conn, job_id, order.submitter, order.nonce)
+            raise conflict or ApiError(
+                409, "duplicate", f"order {job_id} (or its nonce) was posted concurrently"
+            ) from None
+        if seq is None:  # blocked on-chain; a duplicate is still named a duplicate first
+            conflict = _order_conflict(conn, job_id, order.submitter, order.nonce)
+            if conflict is not None:
+                raise conflict
+            cancelled, _ = conn.execute(_ORDER_BLOCKED, keys).one()
+            if cancelled:
+                raise ApiError(409, "nonce_cancelled", f"{order.submitter} cancelled nonce {order.nonce} on-chain")
+            raise ApiError(409, "already_matched", f"job {job_id} is already matched on-chain")
     ctx.metrics.inc("orders_accepted")
-    return row
+    return Order(seq=seq, **values)
 
 
 # --------------------------------------------------------------------------------------------- bids
@@ -229,8 +278,9 @@ def create_bid(ctx: AppContext, session: Session, job_id: str, body: BidCreate) 
     if bid.orderHash != job_id:
         raise ApiError(422, "order_mismatch", f"the bid is for order {bid.orderHash}, not {job_id}")
     typed = bid.typed()
-    bid_hash = hex0x(typed.digest(domain))
-    check_signature(typed, domain, body.signature, bid.solver, "bid")
+    bid_digest = typed.digest(domain)
+    bid_hash = hex0x(bid_digest)
+    check_signature(typed, domain, body.signature, bid.solver, "bid", bid_digest)
     if (body.eta_seconds is None) != (body.eta_signature is None):
         raise ApiError(422, "eta_incomplete", "eta_seconds and eta_signature come together")
     if body.eta_seconds is not None and body.eta_signature is not None:

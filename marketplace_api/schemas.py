@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import re
 from datetime import datetime
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from eth_utils import is_address, to_checksum_address
@@ -47,7 +48,15 @@ def _hex32(v: Any) -> str:
 
 
 def _address(v: Any) -> str:
-    if not isinstance(v, str) or not v.startswith("0x") or not is_address(v):
+    if not isinstance(v, str):
+        raise ValueError("must be a 20-byte hex address (0x + 40 hex digits)")
+    return _checksummed(v)
+
+
+@lru_cache(maxsize=1 << 14)
+def _checksummed(v: str) -> str:
+    """``v`` checked and checksummed (cached: the same few accounts come back in every request)."""
+    if not v.startswith("0x") or not is_address(v):
         raise ValueError("must be a 20-byte hex address (0x + 40 hex digits)")
     if v != v.lower() and v[2:] != v[2:].upper() and to_checksum_address(v) != v:
         raise ValueError("mixed-case address with a wrong EIP-55 checksum")

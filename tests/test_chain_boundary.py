@@ -31,9 +31,8 @@ from web3 import Web3
 from web3.exceptions import ContractCustomError
 from web3.logs import DISCARD
 
-from protocol import merkle
+from protocol import merkle, sampling
 from protocol.anvil import increase_time, mine_past
-from protocol import sampling
 from protocol.artifacts import load_artifact
 from protocol.deploy import Deployment, load_deployment
 from protocol.eip712 import (

@@ -101,6 +101,43 @@ def bench_repro(
     typer.echo(f"settings: {json.dumps(result['settings'])}")
 
 
+def _self_cpu_s() -> float:
+    import os
+
+    t = os.times()
+    return t.user + t.system
+
+
+def _proc_cpu_s(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` and its live threads and reaped children, from /proc
+    (Linux); -inf elsewhere, which makes the reported figure None."""
+    import os
+
+    total = 0.0
+    tick = os.sysconf("SC_CLK_TCK")
+    try:
+        pids = [pid] + _children(pid)
+        for p in pids:
+            with open(f"/proc/{p}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / tick
+    except (OSError, ValueError, IndexError):
+        return float("-inf")
+    return total
+
+
+def _children(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        with open(f"/proc/{pid}/task/{pid}/children") as f:
+            kids = [int(x) for x in f.read().split()]
+    except OSError:
+        return out
+    for k in kids:
+        out += [k, *_children(k)]
+    return out
+
+
 def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | None = None,
                   bids_per_order: int = 0) -> dict[str, float | int | str]:  # fmt: skip
     """Starts ``veritrain api`` (uvicorn, one worker) in a separate process on a loopback port with a fresh
@@ -196,12 +233,14 @@ def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | 
                     failures.extend(bad)
 
         threads = [threading.Thread(target=worker, args=(c,)) for c in chunks]
+        server_cpu0, client_cpu0 = _proc_cpu_s(server.pid), _self_cpu_s()
         t0 = time.perf_counter()
         for t in threads:
             t.start()
         for t in threads:
             t.join()
         elapsed = time.perf_counter() - t0
+        server_cpu, client_cpu = _proc_cpu_s(server.pid) - server_cpu0, _self_cpu_s() - client_cpu0
     finally:
         server.terminate()
         try:
@@ -221,6 +260,11 @@ def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | 
         "p99_ms": pct(0.99),
         "requests": len(bodies),
         "concurrency": concurrency if bids_per_order == 0 else 1,
+        "elapsed_s": round(elapsed, 3),
+        # CPU seconds spent during the timed phase by the server (and its workers) and by this client: both
+        # share the machine's cores, so a client near a full core is a bound on the figure, not the server.
+        "server_cpu_s": round(server_cpu, 2) if server_cpu >= 0 else None,
+        "client_cpu_s": round(client_cpu, 2),
         "database": "postgresql" if database_url and database_url.startswith("postgresql") else "sqlite",
     }
 

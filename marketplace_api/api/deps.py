@@ -13,7 +13,8 @@ from marketplace_api.core.errors import ApiError, ErrorBody
 from marketplace_api.schemas import _address, _hex32
 
 
-def get_ctx(request: Request) -> AppContext:
+async def get_ctx(request: Request) -> AppContext:
+    # async: FastAPI runs a plain ``def`` dependency in the thread pool, a hop per request for an attribute read
     return request.app.state.ctx
 
 

@@ -197,3 +197,65 @@ def test_no_deployment_means_no_signed_writes(tmp_path, db_url):
             },
         )
         rejected(r, 503, "no_deployment")
+
+
+def _chain_rows(market, *rows) -> None:
+    with market.ctx.sessions() as s:
+        s.add_all(rows)
+        s.commit()
+
+
+def test_cancelled_nonce_and_matched_job(market):
+    """Orders whose nonce the submitter cancelled on-chain, or whose job is already on-chain, are refused; a
+    duplicate is still named a duplicate first (the precedence of the checks)."""
+    from marketplace_api.models import ChainEventRow, JobSnapshot
+
+    order, body = market.order()
+    _chain_rows(
+        market,
+        ChainEventRow(
+            block_number=2,
+            block_hash="0x" + "aa" * 32,
+            block_time=NOW,
+            tx_hash="0x" + "bb" * 32,
+            log_index=0,
+            contract="JobMarket",
+            name="NonceCancelled",
+            args={},
+            account=market.submitter.address,
+            ref=str(order.nonce),
+        ),
+    )
+    rejected(market.client.post("/jobs", json=body), 409, "nonce_cancelled")
+    _, other = market.order()  # another nonce of the same submitter is fine
+    job_id = market.client.post("/jobs", json=other).json()["job_id"]
+    order, body = market.order()
+    digest = "0x" + order.digest(market.domain).hex()
+    z = "0x" + "00" * 32
+    _chain_rows(
+        market,
+        JobSnapshot(
+            job_id=digest,
+            block_number=3,
+            block_hash="0x" + "cc" * 32,
+            state=1,
+            submitter=market.submitter.address,
+            solver=market.solver.address,
+            deadline=NOW + 100,
+            num_leaves=16,
+            price=1,
+            stake=1,
+            init_state_root=z,
+            trajectory_root=z,
+            final_state_root=z,
+            committed_at=0,
+            audit_end=0,
+            seed_block=0,
+            window_left=0,
+            seed=z,
+        ),
+    )
+    rejected(market.client.post("/jobs", json=body), 409, "already_matched")
+    rejected(market.client.post("/jobs", json=other), 409, "duplicate")
+    nothing_stored(market, orders=1)
+    assert market.client.get(f"/jobs/{job_id}").status_code == 200

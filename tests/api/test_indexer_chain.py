@@ -275,3 +275,160 @@ def test_restart_mid_stream_has_no_duplicate_and_no_gap(w3, deployment, contract
     with market.ctx.sessions() as s:
         snaps = s.execute(select(JobSnapshot.job_id, JobSnapshot.block_number)).all()
     assert len(snaps) == len(set(snaps))
+
+
+def test_dispute_is_indexed_move_by_move(w3, deployment, contracts, actors, live):
+    """A lying solver disputed down to the leaf, the leaf opened, a committee drawn, votes committed and
+    revealed, the dispute resolved: GET /disputes/{id} lists every move of the game (tx hash, block, log index,
+    the clocks as getDispute reads them at that block) and the outcome; the job is slashed in the DB too."""
+    from web3.logs import DISCARD
+
+    market, follower = live
+    f = follower()
+    f.poll_once()
+    c = market.client
+    game, jm = contracts.game, contracts.market
+    init = keccak(text="C_init")
+
+    def step(pre: bytes) -> bytes:  # the toy transition of the forge Fixture
+        return keccak(abi_encode(["string", "bytes32"], ["step", pre]))
+
+    n, wrong = 13, 9
+    honest, leaves, state = [], [], init
+    for i in range(n):
+        state = step(state)
+        honest.append(state)
+        leaves.append(keccak(abi_encode(["string", "bytes32"], ["lie", state])) if i >= wrong else state)
+
+    order = JobOrder(
+        actors.submitter.address,
+        keccak(text="spec"),
+        keccak(text="dataset"),
+        init,
+        n * 5,
+        5,
+        100 * ETHER,
+        chain_now(w3) + 86_400,
+        secrets.randbits(64),
+    )
+    job_id = order.digest(market.domain)
+    bid = Bid(
+        actors.solver.address,
+        job_id,
+        100 * ETHER,
+        jm.functions.requiredStake(100 * ETHER).call(),
+        chain_now(w3) + 3_600,
+        secrets.randbits(64),
+    )
+    send(
+        w3,
+        actors.submitter,
+        jm.functions.acceptBid(
+            order.as_abi_tuple(),
+            order.sign(market.domain, actors.submitter),
+            bid.as_abi_tuple(),
+            bid.sign(market.domain, actors.solver),
+        ),
+    )
+    tree = merkle.build_tree(leaves)
+    send(
+        w3,
+        actors.solver,
+        jm.functions.commit(
+            job_id, merkle.tree_root(tree), n, leaves[-1], merkle.inclusion_path(tree, n - 1, n), "http://solver.test"
+        ),
+    )
+    mine_past(w3, jm.functions.getJob(job_id).call().seedBlock)
+    send(w3, actors.challenger, jm.functions.drawAudit(job_id))
+
+    receipts = [send(w3, actors.challenger, game.functions.openDispute(job_id))]
+    (opened,) = game.events.DisputeOpened().process_receipt(receipts[0], errors=DISCARD)
+    dispute_id = opened["args"]["disputeId"]
+    f.poll_once()  # index part of the way: the rest must extend the same dispute
+    assert c.get(f"/disputes/{dispute_id}").json()["phase"] == "awaiting_reveal"
+    while (d := game.functions.getDispute(dispute_id).call()).phase == 1:  # AWAITING_REVEAL
+        left, right = merkle.children(tree, d.lo, d.hi)
+        receipts.append(send(w3, actors.solver, game.functions.reveal(dispute_id, left, right)))
+        mid = d.lo + merkle.split_point(d.hi - d.lo)
+        receipts.append(send(w3, actors.challenger, game.functions.choose(dispute_id, wrong >= mid)))
+    assert (d.lo, d.hi) == (wrong, wrong + 1)
+    receipts.append(
+        send(
+            w3,
+            actors.solver,
+            game.functions.openLeaf(
+                dispute_id, leaves[wrong], leaves[wrong - 1], merkle.inclusion_path(tree, wrong - 1, n)
+            ),
+        )
+    )
+    mine_past(w3, game.functions.getDispute(dispute_id).call().seedBlock)
+    receipts.append(send(w3, actors.submitter, game.functions.drawCommittee(dispute_id)))
+    committee = game.functions.committee(dispute_id).call()
+    signers = {a.address: a for a in (actors.challenger, *actors.verifiers)}
+    result, salts = step(leaves[wrong - 1]), {a: secrets.token_bytes(32) for a in committee}
+    assert result == honest[wrong]
+    for a in committee:
+        commitment = game.functions.voteCommitment(result, salts[a], a).call()
+        receipts.append(send(w3, signers[a], game.functions.commitVote(dispute_id, commitment)))
+    for a in committee:
+        receipts.append(send(w3, signers[a], game.functions.revealVote(dispute_id, result, salts[a])))
+    final = game.functions.getDispute(dispute_id).call()
+    assert final.phase == 6 and final.outcome == 2  # RESOLVED, CHALLENGER_WON
+    f.poll_once()
+
+    r = c.get(f"/disputes/{dispute_id}")
+    assert r.status_code == 200, r.text
+    got = r.json()
+    assert (got["phase"], got["outcome"], got["job_id"]) == ("resolved", "challenger_won", "0x" + job_id.hex())
+    assert (got["solver"], got["challenger"]) == (actors.solver.address, actors.challenger.address)
+    assert (got["lo"], got["hi"], got["num_leaves"]) == (wrong, wrong + 1, n)
+    assert (got["pre_state_root"], got["post_state_root"]) == (
+        "0x" + leaves[wrong - 1].hex(),
+        "0x" + leaves[wrong].hex(),
+    )
+    assert sorted(got["committee"]) == sorted(committee)
+    assert (got["solver_clock"], got["challenger_clock"]) == (final.solverClock, final.challengerClock)
+
+    # every DisputeGame log of every move is a move of the API's answer, and every move is a real log of one
+    # of the dispute's transactions (the JobMarket / StakeManager logs about the dispute come along), in order
+    game_address = game.address.lower()
+    logs = {
+        ("0x" + bytes(log["transactionHash"]).hex(), int(log["blockNumber"]), int(log["logIndex"])): log
+        for rc in receipts
+        for log in rc["logs"]
+    }
+    moves = got["moves"]
+    keys = [(m["tx_hash"], m["block_number"], m["log_index"]) for m in moves]
+    assert keys == sorted(keys, key=lambda k: (k[1], k[2])) and len(set(keys)) == len(keys)
+    assert set(keys) <= set(logs)
+    assert {k for k, log in logs.items() if log["address"].lower() == game_address} <= set(keys)
+    assert {rc["transactionHash"].hex().removeprefix("0x") for rc in receipts} == {
+        k[0].removeprefix("0x") for k in keys
+    }  # every move's transaction is there
+    names = [m["name"] for m in moves]
+    rounds = merkle.leaf_depth(wrong, n)
+    k = len(committee)
+    assert names == [
+        "JobDisputed",
+        "DisputeOpened",
+        *["ChildrenRevealed", "SideChosen"] * rounds,
+        "LeafOpened",
+        "CommitteeDrawn",
+        *["VoteCommitted"] * k,
+        *["VoteRevealed"] * k,
+        "DisputeResolved",
+    ], names
+    resolved = moves[-1]["args"]
+    assert (resolved["outcome"], resolved["winner"], resolved["loser"]) == (
+        2,
+        actors.challenger.address,
+        actors.solver.address,
+    )
+    assert int(resolved["slashed"]) == bid.stake and sorted(resolved["majorityArbiters"]) == sorted(committee)
+    for m in moves:  # the clocks are the contract's at the end of the move's block
+        at = game.functions.getDispute(dispute_id).call(block_identifier=m["block_number"])
+        assert (m["solver_clock"], m["challenger_clock"]) == (at.solverClock, at.challengerClock), m
+        assert m["block_time"] == w3.eth.get_block(m["block_number"])["timestamp"]
+    assert c.get("/disputes", params={"job_id": "0x" + job_id.hex()}).json()["items"][0]["outcome"] == "challenger_won"
+    assert c.get(f"/jobs/0x{job_id.hex()}").json()["status"] == "slashed"
+    assert db_events(market.ctx) == canonical(w3, deployment)
