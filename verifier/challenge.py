@@ -1,0 +1,69 @@
+"""The challenger's side of the dispute game (DESIGN §8, issue #6), stateless apart from the chain.
+
+:meth:`Challenger.open` opens a dispute on a job (or returns the one this challenger already has open on
+it, so a restart does not open a second); :meth:`Challenger.step` reads the dispute and, when it is the
+challenger's turn, steers the descent toward ``bad_leaf`` — the leaf its replay found wrong: right iff
+``bad_leaf >= lo + split_point(hi - lo)``. It also makes the permissionless moves that are due:
+``timeout`` when the solver's clock ran out, ``drawCommittee`` once the seed block is mined, ``resolve``
+after the reveal deadline.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from web3.logs import DISCARD
+
+from protocol import merkle
+from protocol.chain import ChainClient
+from protocol.game import IDLE, Phase, clock_out, send_move, settlement_duty
+
+log = logging.getLogger("veritrain.verifier.challenge")
+
+__all__ = ["IDLE", "Challenger", "Phase"]
+
+
+class Challenger:
+    """Opens and plays disputes as ``client.account``."""
+
+    def __init__(self, client: ChainClient) -> None:
+        self.client = client
+        self.game = client.dispute_game
+
+    def dispute(self, dispute_id: int) -> Any:
+        return self.client.call(self.game.functions.getDispute(dispute_id))
+
+    def open(self, job_id: bytes) -> int:
+        """Opens a dispute on ``job_id`` (locking the bond) and returns its id. Idempotent: if this
+        challenger's dispute on the job is still running, its id is returned and nothing is sent."""
+        latest = int(self.client.call(self.game.functions.latestDisputeOf(job_id)))
+        if latest:
+            d = self.dispute(latest)
+            if d.challenger == self.client.address and Phase(d.phase) != Phase.RESOLVED:
+                return latest
+        receipt = self.client.transact(self.game.functions.openDispute(job_id))
+        (event,) = self.game.events.DisputeOpened().process_receipt(receipt, errors=DISCARD)
+        dispute_id = int(event["args"]["disputeId"])
+        log.info("opened dispute %d on job 0x%s", dispute_id, job_id.hex())
+        return dispute_id
+
+    def step(self, dispute_id: int, bad_leaf: int) -> str:
+        """Makes the move the challenger owes now, if any. Returns ``"choose-left"``, ``"choose-right"``,
+        ``"timeout"``, ``"draw-committee"``, ``"resolve"`` or one of :data:`IDLE`."""
+        d = self.dispute(dispute_id)
+        phase = Phase(d.phase)
+        if phase == Phase.RESOLVED:
+            return "resolved"
+        if phase == Phase.NONE:
+            raise ValueError(f"dispute {dispute_id} does not exist")
+        if phase == Phase.AWAITING_CHOICE and d.challenger == self.client.address:
+            lo, hi = int(d.lo), int(d.hi)
+            if not lo <= bad_leaf < hi:
+                raise ValueError(f"leaf {bad_leaf} is outside the disputed range [{lo}, {hi})")
+            right = bad_leaf >= lo + merkle.split_point(hi - lo)
+            label = "choose-right" if right else "choose-left"
+            return send_move(self.client, label, self.game.functions.choose(dispute_id, right))
+        solver_moves = phase in (Phase.AWAITING_REVEAL, Phase.AWAITING_LEAF)
+        solver_out = solver_moves and clock_out(self.client, d, challenger_moves=False)
+        return settlement_duty(self.client, dispute_id, d, mover_clock_out=solver_out) or "wait"
