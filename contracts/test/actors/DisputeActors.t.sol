@@ -3,6 +3,7 @@ pragma solidity 0.8.30;
 
 import {CommonBase} from "forge-std/Base.sol";
 import {Fixture} from "../utils/Fixture.sol";
+import {TreeRef} from "../utils/TreeRef.sol";
 import {DisputeGame} from "../../src/DisputeGame.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
@@ -14,7 +15,7 @@ import {RFC9162} from "../../src/libraries/RFC9162.sol";
 // arbiters replay the opened segment, and the tests check that the honest side always wins, that stalling always
 // loses, and that the descent takes exactly the disputed leaf's RFC 9162 depth.
 
-/// @notice The toy transition function and its RFC 9162 trajectory trees, as every actor computes them.
+/// @notice The toy transition function and its trajectory, as every actor computes them (trees: TreeRef).
 library Toy {
     /// @dev Same as Fixture.toyStep.
     function step(bytes32 pre) internal pure returns (bytes32) {
@@ -34,37 +35,6 @@ library Toy {
             state = step(state);
             leaves[i] = state;
         }
-    }
-
-    /// @dev RFC 9162 root over leaf entries [lo, hi).
-    function root(bytes32[] memory leaves, uint256 lo, uint256 hi) internal view returns (bytes32) {
-        if (hi - lo == 1) return RFC9162.hashLeaf(leaves[lo]);
-        uint256 k = RFC9162.splitPoint(hi - lo);
-        return RFC9162.hashNode(root(leaves, lo, lo + k), root(leaves, lo + k, hi));
-    }
-
-    /// @dev RFC 9162 audit path (siblings bottom-up) of leaf `index` among leaves [lo, hi).
-    function path(bytes32[] memory leaves, uint256 index, uint256 lo, uint256 hi)
-        internal
-        view
-        returns (bytes32[] memory p)
-    {
-        if (hi - lo == 1) return new bytes32[](0);
-        uint256 k = RFC9162.splitPoint(hi - lo);
-        bytes32[] memory sub;
-        bytes32 sibling;
-        if (index < lo + k) {
-            sub = path(leaves, index, lo, lo + k);
-            sibling = root(leaves, lo + k, hi);
-        } else {
-            sub = path(leaves, index, lo + k, hi);
-            sibling = root(leaves, lo, lo + k);
-        }
-        p = new bytes32[](sub.length + 1);
-        for (uint256 i = 0; i < sub.length; ++i) {
-            p[i] = sub[i];
-        }
-        p[sub.length] = sibling;
     }
 
     /// @dev First segment whose replay from the committed pre-state disagrees with the committed leaf, or max.
@@ -157,14 +127,14 @@ contract SolverActor is Actor {
         bytes32[] memory l = leaves;
         if (d.phase == IDisputeGame.Phase.AwaitingReveal) {
             uint256 mid = d.lo + RFC9162.splitPoint(d.hi - d.lo);
-            bytes32 left = Toy.root(l, d.lo, mid);
-            bytes32 right = Toy.root(l, mid, d.hi);
+            bytes32 left = TreeRef.root(l, d.lo, mid);
+            bytes32 right = TreeRef.root(l, mid, d.hi);
             vm.prank(who);
             game.reveal(disputeId, left, right);
         } else {
             uint256 i = d.lo;
             bytes32 pre = i == 0 ? init : l[i - 1];
-            bytes32[] memory proof = i == 0 ? new bytes32[](0) : Toy.path(l, i - 1, 0, l.length);
+            bytes32[] memory proof = i == 0 ? new bytes32[](0) : TreeRef.path(l, i - 1, 0, l.length);
             vm.prank(who);
             game.openLeaf(disputeId, l[i], pre, proof);
         }
@@ -606,18 +576,6 @@ contract DisputeActorsTest is Fixture {
             HonestChallenger challengerActor =
                 new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
             assertFalse(challengerActor.findsFault());
-        }
-    }
-
-    /// @notice The actors' tree code agrees with the fixture's (the one the contracts are tested against).
-    function test_toyTree_matchesFixtureTree() public view {
-        for (uint256 s = 0; s < sizes.length; ++s) {
-            uint256 n = sizes[s];
-            bytes32[] memory leaves = _toyLeaves(INIT_ROOT, n, n / 2);
-            assertEq(Toy.root(leaves, 0, n), _root(leaves, 0, n));
-            bytes32[] memory a = Toy.path(leaves, n - 1, 0, n);
-            bytes32[] memory b = _path(leaves, n - 1, 0, n);
-            assertEq(keccak256(abi.encode(a)), keccak256(abi.encode(b)));
         }
     }
 

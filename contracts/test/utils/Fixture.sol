@@ -9,7 +9,7 @@ import {DisputeGame} from "../../src/DisputeGame.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
-import {RFC9162} from "../../src/libraries/RFC9162.sol";
+import {TreeRef} from "./TreeRef.sol";
 
 /// @notice Deploys the whole protocol with contracts/params/default.json (the same file protocol/deploy.py reads) and
 ///         offers helpers to sign orders and bids, stake actors, match and commit jobs.
@@ -165,35 +165,18 @@ abstract contract Fixture is Test {
         return keccak256(abi.encode("step", pre));
     }
 
-    /// @notice RFC 9162 root of leaf entries [lo, hi) (leaf hashes computed here).
+    /// @notice RFC 9162 root of leaf entries [lo, hi) (see TreeRef).
     function _root(bytes32[] memory leaves, uint256 lo, uint256 hi) internal view returns (bytes32) {
-        if (hi - lo == 1) return RFC9162.hashLeaf(leaves[lo]);
-        uint256 k = RFC9162.splitPoint(hi - lo);
-        return RFC9162.hashNode(_root(leaves, lo, lo + k), _root(leaves, lo + k, hi));
+        return TreeRef.root(leaves, lo, hi);
     }
 
-    /// @notice RFC 9162 audit path (bottom-up siblings) of leaf `index` in leaves [lo, hi).
+    /// @notice RFC 9162 audit path (bottom-up siblings) of leaf `index` in leaves [lo, hi) (see TreeRef).
     function _path(bytes32[] memory leaves, uint256 index, uint256 lo, uint256 hi)
         internal
         view
-        returns (bytes32[] memory path)
+        returns (bytes32[] memory)
     {
-        if (hi - lo == 1) return new bytes32[](0);
-        uint256 k = RFC9162.splitPoint(hi - lo);
-        bytes32[] memory sub;
-        bytes32 sibling;
-        if (index < lo + k) {
-            sub = _path(leaves, index, lo, lo + k);
-            sibling = _root(leaves, lo + k, hi);
-        } else {
-            sub = _path(leaves, index, lo + k, hi);
-            sibling = _root(leaves, lo, lo + k);
-        }
-        path = new bytes32[](sub.length + 1);
-        for (uint256 i = 0; i < sub.length; ++i) {
-            path[i] = sub[i];
-        }
-        path[sub.length] = sibling;
+        return TreeRef.path(leaves, index, lo, hi);
     }
 
     /// @notice Commits `leaves` for `jobId` as its solver.
