@@ -10,14 +10,9 @@ from __future__ import annotations
 import threading
 from collections import defaultdict
 
+from protocol.metrics import format_labels as _labels
+
 BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
-
-
-def _labels(**kv: str) -> str:
-    inner = ",".join(
-        f'{k}="{str(v).replace(chr(92), chr(92) * 2).replace(chr(34), chr(92) + chr(34))}"' for k, v in kv.items()
-    )
-    return "{" + inner + "}" if inner else ""
 
 
 class Metrics:
