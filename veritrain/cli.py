@@ -13,6 +13,7 @@ from veritrain import __version__
 from veritrain.api_cmd import api as api_command
 from veritrain.api_cmd import indexer as indexer_command
 from veritrain.bench import app as bench_app
+from veritrain.devnet_cmd import app as devnet_app
 from veritrain.train import train as train_command
 
 app = typer.Typer(
@@ -22,6 +23,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(bench_app, name="bench")
+app.add_typer(devnet_app, name="devnet")
 app.command("api")(api_command)
 app.command("indexer")(indexer_command)
 app.command("train")(train_command)
