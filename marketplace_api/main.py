@@ -11,7 +11,7 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from marketplace_api.api.routes import disputes, health, jobs, solvers, stakers
+from marketplace_api.api.routes import disputes, health, jobs, leaves, solvers, stakers
 from marketplace_api.context import AppContext
 from marketplace_api.core.config import Settings
 from marketplace_api.core.errors import ErrorBody, install_error_handlers
@@ -161,6 +161,7 @@ def create_app(
     app.state.ctx = ctx
     install_error_handlers(app, ctx.metrics)
     app.include_router(jobs.router)
+    app.include_router(leaves.router)
     app.include_router(blob_router(ctx.blobs, settings.max_upload_bytes))
     app.include_router(solvers.router)
     app.include_router(disputes.router)

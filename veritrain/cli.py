@@ -14,6 +14,8 @@ from veritrain.api_cmd import api as api_command
 from veritrain.api_cmd import indexer as indexer_command
 from veritrain.bench import app as bench_app
 from veritrain.devnet_cmd import app as devnet_app
+from veritrain.solver_cmd import EXAMPLES as SOLVER_EXAMPLES
+from veritrain.solver_cmd import solver as solver_command
 from veritrain.train import train as train_command
 
 app = typer.Typer(
@@ -27,6 +29,7 @@ app.add_typer(devnet_app, name="devnet")
 app.command("api")(api_command)
 app.command("indexer")(indexer_command)
 app.command("train")(train_command)
+app.command("solver", epilog=SOLVER_EXAMPLES)(solver_command)
 
 
 def _print_version(value: bool) -> None:

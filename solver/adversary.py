@@ -1,0 +1,235 @@
+"""Cheating solvers for tests and the demo (issue #5): ``fake``, ``noise``, ``lazy``, ``withhold``, ``stall``.
+
+Never on by default: ``veritrain solver --adversary NAME`` picks one and the node prints a loud warning. Each
+adversary is a small strategy object that the node (:mod:`solver.node`, through :mod:`solver.training`)
+consults at four well-defined points, so every lie goes through the real code paths (real training, real
+checkpoints, real commits, the real checkpoint server and mirror):
+
+* :meth:`Adversary.run_segment` — what state a segment produces and which leaf is recorded for it;
+* :meth:`Adversary.needs_state` — whether segment ``i`` needs the true pre-state loaded (a made-up leaf has no
+  checkpoint behind it);
+* :meth:`Adversary.withheld` — which checkpoint blobs of a job are never served (neither by the solver's HTTP
+  server nor pushed to the marketplace mirror);
+* :attr:`Adversary.answers_disputes` — whether the node makes its dispute moves at all.
+
+The adversaries:
+
+``fake``      trains honestly up to ``after_step`` (default: a quarter of the job, rounded down to a segment
+              boundary), then records made-up leaves for the remaining segments without training (no
+              checkpoint exists for them).
+``noise``     trains honestly, but after segment ``segment`` (default: drawn from the job id) adds Gaussian
+              noise (``scale``) to the weights before the checkpoint; later segments train honestly on top, so
+              exactly that one segment fails replay.
+``lazy``      each segment trains only ``interval - skip`` of its steps (default: half of them) and then
+              claims the full step count, so every segment fails replay.
+``withhold``  trains honestly and commits the true root, but never serves the pre-state checkpoints (``C_init``
+              and every leaf but the last, or only the pre-states of ``segments``): a replay or an arbitration
+              of such a segment cannot get its pre-state and votes UNAVAILABLE.
+``stall``     trains honestly, commits, and never answers a dispute: it loses on its chess clock.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import torch
+
+from protocol.engine.runner import Trainer
+from protocol.state import TrainingState
+
+__all__ = [
+    "ADVERSARIES",
+    "Adversary",
+    "Fake",
+    "Honest",
+    "Lazy",
+    "Noise",
+    "SegmentOutput",
+    "Stall",
+    "UnknownAdversary",
+    "Withhold",
+    "make_adversary",
+]
+
+
+class UnknownAdversary(ValueError):
+    """``--adversary`` named something that is not an adversary."""
+
+
+@dataclass
+class SegmentOutput:
+    """What one segment produced: the checkpoint (None for a made-up leaf: then no blob exists) and, for a
+    made-up leaf, the root recorded for it."""
+
+    root: bytes | None  # None: the state root of ``state`` (the runner hashes it, timed as checkpoint work)
+    state: TrainingState | None
+
+
+def _digest_int(*parts: bytes) -> int:
+    return int.from_bytes(hashlib.sha256(b"".join(parts)).digest(), "big")
+
+
+class Adversary:
+    """The honest strategy; subclasses override the points they lie at."""
+
+    name = "honest"
+    #: Whether the node makes its dispute moves.
+    answers_disputes = True
+
+    @property
+    def honest(self) -> bool:
+        return self.name == "honest"
+
+    def describe(self) -> str:
+        return self.name
+
+    def needs_state(self, job_id: bytes, index: int, trainer: Trainer) -> bool:
+        """Whether segment ``index`` must start from the true pre-state (loaded from its checkpoint)."""
+        return True
+
+    def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
+        """Runs segment ``index`` on ``trainer`` (which holds its pre-state) and returns the leaf to record."""
+        trainer.train_steps(trainer.spec.checkpoint_interval)
+        return SegmentOutput(None, trainer.state())
+
+    def withheld(self, job_id: bytes, init_root: bytes, leaves: Sequence[bytes]) -> set[bytes]:
+        """The state roots of the job's checkpoints this solver never serves or mirrors."""
+        return set()
+
+
+class Honest(Adversary):
+    pass
+
+
+class Fake(Adversary):
+    """Made-up leaves from ``after_step`` on (no training, no checkpoints behind them)."""
+
+    name = "fake"
+
+    def __init__(self, after_step: int | None = None) -> None:
+        if after_step is not None and after_step < 0:
+            raise ValueError("fake: after_step must be >= 0")
+        self.after_step = after_step
+
+    def first_fake(self, trainer: Trainer) -> int:
+        spec = trainer.spec
+        after = spec.total_steps // 4 if self.after_step is None else self.after_step
+        return min(after // spec.checkpoint_interval, spec.num_segments - 1)
+
+    def describe(self) -> str:
+        return f"fake (made-up leaves after step {'total/4' if self.after_step is None else self.after_step})"
+
+    def needs_state(self, job_id: bytes, index: int, trainer: Trainer) -> bool:
+        return index < self.first_fake(trainer)
+
+    def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
+        if index < self.first_fake(trainer):
+            return super().run_segment(job_id, index, trainer)
+        made_up = hashlib.sha256(b"veritrain/fake-leaf" + job_id + index.to_bytes(8, "big")).digest()
+        return SegmentOutput(made_up, None)
+
+
+class Noise(Adversary):
+    """Perturbs the weights at the end of one segment, then trains honestly on top."""
+
+    name = "noise"
+
+    def __init__(self, segment: int | None = None, scale: float = 1e-2) -> None:
+        if segment is not None and segment < 0:
+            raise ValueError("noise: segment must be >= 0")
+        self.segment = segment
+        self.scale = scale
+
+    def target(self, job_id: bytes, num_segments: int) -> int:
+        if self.segment is not None:
+            return min(self.segment, num_segments - 1)
+        return _digest_int(b"veritrain/noise-segment", job_id) % num_segments
+
+    def describe(self) -> str:
+        which = "drawn from the job id" if self.segment is None else str(self.segment)
+        return f"noise (perturbs the weights in segment {which}, scale {self.scale})"
+
+    def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
+        trainer.train_steps(trainer.spec.checkpoint_interval)
+        if index == self.target(job_id, trainer.spec.num_segments):
+            gen = torch.Generator().manual_seed(_digest_int(b"veritrain/noise", job_id) % 2**63)
+            with torch.no_grad():
+                for _, p in trainer.named_params:
+                    noise = torch.randn(p.shape, generator=gen, dtype=p.dtype) * self.scale
+                    p.add_(noise.to(p.device))
+        return SegmentOutput(None, trainer.state())
+
+
+class Lazy(Adversary):
+    """Trains ``interval - skip`` steps per segment and claims the full count."""
+
+    name = "lazy"
+
+    def __init__(self, skip: int | None = None) -> None:
+        if skip is not None and skip < 1:
+            raise ValueError("lazy: skip must be >= 1")
+        self.skip = skip
+
+    def describe(self) -> str:
+        return f"lazy (skips {'half' if self.skip is None else self.skip} of the steps of every segment)"
+
+    def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
+        interval = trainer.spec.checkpoint_interval
+        skip = max(1, interval // 2) if self.skip is None else min(self.skip, interval)
+        start = trainer.step
+        assert start is not None
+        trainer.train_steps(interval - skip)
+        trainer.step = start + interval  # claim the steps it did not take
+        return SegmentOutput(None, trainer.state())
+
+
+class Withhold(Adversary):
+    """Honest training and commitment; never serves the pre-state checkpoints."""
+
+    name = "withhold"
+
+    def __init__(self, segments: Iterable[int] | None = None) -> None:
+        self.segments = None if segments is None else sorted(set(int(s) for s in segments))
+        if self.segments is not None and any(s < 0 for s in self.segments):
+            raise ValueError("withhold: segments must be >= 0")
+
+    def describe(self) -> str:
+        which = "every segment" if self.segments is None else f"segments {self.segments}"
+        return f"withhold (never serves the pre-state checkpoints of {which})"
+
+    def withheld(self, job_id: bytes, init_root: bytes, leaves: Sequence[bytes]) -> set[bytes]:
+        pre = [init_root, *leaves[:-1]]  # pre-state of segment i
+        which = range(len(leaves)) if self.segments is None else [s for s in self.segments if s < len(leaves)]
+        return {pre[i] for i in which if i < len(pre)}
+
+
+class Stall(Adversary):
+    """Honest training and commitment; never answers a dispute."""
+
+    name = "stall"
+    answers_disputes = False
+
+    def describe(self) -> str:
+        return "stall (never answers a dispute)"
+
+
+#: ``--adversary`` name → class.
+ADVERSARIES: dict[str, type[Adversary]] = {
+    "fake": Fake,
+    "noise": Noise,
+    "lazy": Lazy,
+    "withhold": Withhold,
+    "stall": Stall,
+}
+
+
+def make_adversary(name: str | None, **params: object) -> Adversary:
+    """The strategy for ``--adversary NAME`` (None or ``"honest"``: the honest one). Raises UnknownAdversary."""
+    if name is None or name == "honest":
+        return Honest()
+    cls = ADVERSARIES.get(name)
+    if cls is None:
+        raise UnknownAdversary(f"unknown adversary {name!r}; choose one of: {', '.join(ADVERSARIES)}")
+    return cls(**params)  # type: ignore[arg-type]

@@ -1,0 +1,177 @@
+"""``veritrain solver``: run a solver node (issue #5; see :mod:`solver.node`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["solver"]
+
+EXAMPLES = """
+Examples:
+
+  # on a devnet (`veritrain devnet up`), with a key file, the API on :8000
+  veritrain solver --key-file solver.key --stake 1000 --price-floor 5
+
+  # key from the environment, a public URL for the checkpoint server, small jobs only
+  VERITRAIN_KEY=0x… veritrain solver --listen 0.0.0.0:8600 --public-url http://me.example:8600 --max-steps 2000
+"""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _tokens(value: str, name: str) -> int:
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        _fail(f"{name} must be a number of tokens, not {value!r}")
+    if d < 0:
+        _fail(f"{name} must be >= 0")
+    return int(d * 10**18)
+
+
+def solver(
+    key: Annotated[
+        str | None, typer.Option("--key", help="Private key (hex). Prefer --key-file or $VERITRAIN_KEY.")
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="File whose first line is the private key.")
+    ] = None,
+    rpc: Annotated[str, typer.Option("--rpc", help="Ethereum JSON-RPC URL.")] = "http://127.0.0.1:8545",
+    deployment: Annotated[
+        Path | None, typer.Option("--deployment", help="Deployment JSON (default $VERITRAIN_HOME/deployment.json).")
+    ] = None,
+    api: Annotated[str, typer.Option("--api", help="Marketplace API URL.")] = "http://127.0.0.1:8000",
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="State folder (default $VERITRAIN_HOME/solver-<address>).")
+    ] = None,
+    listen: Annotated[
+        str, typer.Option("--listen", help="HOST:PORT of the checkpoint server (port 0: any).")
+    ] = "127.0.0.1:0",
+    public_url: Annotated[
+        str | None, typer.Option("--public-url", help="URL others reach the checkpoint server at (the commit uri).")
+    ] = None,
+    stake: Annotated[str, typer.Option("--stake", help="Tokens to keep staked (free + locked).")] = "1000",
+    price_floor: Annotated[
+        str, typer.Option("--price-floor", help="Bid price in tokens; orders paying less are skipped.")
+    ] = "10",
+    max_steps: Annotated[
+        int, typer.Option("--max-steps", min=1, help="Skip orders with more optimizer steps.")
+    ] = 100_000,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="Threads for torch and the exact kernels.")
+    ] = None,
+    models: Annotated[
+        str, typer.Option("--models", help="Model kinds to take (comma list of mlp, cnn, transformer_lm).")
+    ] = "mlp,cnn,transformer_lm",
+    adversary: Annotated[
+        str | None,
+        typer.Option("--adversary", help="TEST/DEMO ONLY: cheat as fake, noise, lazy, withhold or stall."),
+    ] = None,
+    poll_interval: Annotated[
+        float, typer.Option("--poll-interval", min=0.05, help="Seconds between idle ticks.")
+    ] = 0.5,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run a solver node: stake, bid on jobs it can run, train them reproducibly, commit, serve checkpoints,
+    defend disputes, collect payment. Runs until Ctrl-C / SIGTERM; safe to kill -9 and restart.
+    """
+    from protocol.deploy import load_deployment
+    from protocol.errors import ChainMismatch, RpcUnavailable, VeritrainError
+    from protocol.node import (
+        NodeConfigError,
+        StopFlag,
+        clear_ready_file,
+        load_account,
+        log_event,
+        run_loop,
+        setup_logging,
+        write_ready_file,
+    )
+    from solver.adversary import UnknownAdversary, make_adversary
+    from solver.profile import MODEL_EXAMPLES
+    from veritrain.devnet import veritrain_home
+
+    try:
+        adv = make_adversary(adversary)
+    except UnknownAdversary as exc:
+        _fail(f"{exc}")
+    kinds = tuple(k.strip() for k in models.split(",") if k.strip())
+    bad = [k for k in kinds if k not in MODEL_EXAMPLES]
+    if bad or not kinds:
+        _fail(f"--models: unknown model kind(s) {bad}; choose from {', '.join(MODEL_EXAMPLES)}")
+    stake_wei = _tokens(stake, "--stake")
+    floor_wei = _tokens(price_floor, "--price-floor")
+    try:
+        account = load_account(key, key_file)
+    except NodeConfigError as exc:
+        _fail(str(exc))
+    home = veritrain_home()
+    dep_path = deployment or home / "deployment.json"
+    if not dep_path.exists():
+        _fail(f"deployment file {dep_path} does not exist: run `veritrain devnet up` (or pass --deployment)")
+    try:
+        dep = load_deployment(dep_path)
+    except (VeritrainError, ValueError, OSError) as exc:
+        _fail(f"cannot read deployment {dep_path}: {exc}")
+    ddir = data_dir or home / f"solver-{account.address[2:10].lower()}"
+    try:
+        logger = setup_logging("solver", ddir, log_level)
+    except NodeConfigError as exc:
+        _fail(str(exc))
+    clear_ready_file(ddir)
+    if not adv.honest:
+        typer.secho(
+            f"WARNING: --adversary {adv.name}: THIS SOLVER CHEATS ON PURPOSE ({adv.describe()}). "
+            "For tests and demos only; it will be caught and slashed.",
+            fg=typer.colors.RED,
+            bold=True,
+            err=True,
+        )
+    from protocol.engine.runner import configure_threads
+    from solver.node import SolverConfig, SolverError, SolverNode
+
+    configure_threads(threads)
+    cfg = SolverConfig(
+        rpc=rpc,
+        deployment=dep,
+        api=api,
+        data_dir=Path(ddir),
+        account=account,
+        stake=stake_wei,
+        price_floor=floor_wei,
+        max_steps=max_steps,
+        listen=listen,
+        public_url=public_url,
+        adversary=adv,
+        models=kinds,
+        poll_interval=poll_interval,
+    )
+    stop = StopFlag()
+    try:
+        node = SolverNode(cfg)
+        node.start()
+    except RpcUnavailable:
+        _fail(f"the RPC node at {rpc} is unreachable: start it (`veritrain devnet up`) or fix --rpc", code=1)
+    except ChainMismatch as exc:
+        _fail(f"wrong chain: {exc}", code=1)
+    except (SolverError, NodeConfigError) as exc:
+        _fail(str(exc), code=1)
+    except VeritrainError as exc:
+        _fail(str(exc), code=1)
+    info = node.ready_info()
+    write_ready_file(ddir, **info)
+    log_event(logger, "ready", **info, data_dir=str(ddir), adversary=adv.name, pid=os.getpid())
+    try:
+        run_loop(node.tick, stop, poll_interval, logging.getLogger("veritrain.solver"))
+    finally:
+        log_event(logger, "stopping", max_duty_gap_s=round(node.max_duty_gap_s, 3))
+        node.stop()
