@@ -12,6 +12,7 @@ import typer
 from veritrain import __version__
 from veritrain.api_cmd import api as api_command
 from veritrain.api_cmd import indexer as indexer_command
+from veritrain.audit_cmd import app as audit_app
 from veritrain.bench import app as bench_app
 from veritrain.devnet_cmd import app as devnet_app
 from veritrain.solver_cmd import EXAMPLES as SOLVER_EXAMPLES
@@ -25,6 +26,7 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 app.add_typer(bench_app, name="bench")
+app.add_typer(audit_app, name="audit")
 app.add_typer(devnet_app, name="devnet")
 app.command("api")(api_command)
 app.command("indexer")(indexer_command)

@@ -1,0 +1,762 @@
+"""The rules of one dispute (DESIGN §8, contracts/src/DisputeGame.sol), re-checked from a :class:`DisputeRecord`.
+
+Each rule recomputes what the contract should have done from the record's raw data (calldata, events, block
+hashes and timestamps, parameters) with veritrain's own independent code (RFC 9162 in :mod:`protocol.merkle`,
+the seeds with keccak, the chess clocks, the majority and the slash split in plain integer arithmetic) and
+compares it with what the chain shows. Rule ids are listed in docs/audit.md.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from dataclasses import dataclass, field
+from functools import cached_property
+from typing import Any
+
+from eth_abi import encode as abi_encode
+from eth_utils import keccak, to_checksum_address
+
+from protocol import merkle
+from protocol.audit.record import (
+    ARBITER_TAG,
+    BOND_TAG,
+    BURN_ADDRESS,
+    COMMITTEE_TAG,
+    UNAVAILABLE,
+    DisputeRecord,
+    Tx,
+    dispute_key,
+    from_hex,
+    to_hex,
+)
+from protocol.audit.verdict import RuleSet, Verdict, Violation, require
+
+BPS = 10_000
+#: IDisputeGame.Outcome
+OUTCOMES = {0: "None", 1: "SolverWon", 2: "ChallengerWon", 3: "NoDecision"}
+SOLVER_WON, CHALLENGER_WON, NO_DECISION = 1, 2, 3
+#: Events that mark a transaction's role in the game.
+MOVE_EVENTS = {"ChildrenRevealed": "reveal", "SideChosen": "choose", "LeafOpened": "openLeaf"}
+#: Blocks whose hash the EVM can still read (``blockhash`` of older ones is zero).
+BLOCKHASH_WINDOW = 256
+
+rules = RuleSet()
+
+
+def addr(a: str) -> str:
+    return to_checksum_address(a)
+
+
+def short(h: str | bytes) -> str:
+    s = h if isinstance(h, str) else to_hex(h)
+    return s[:10] + "…"
+
+
+def split_point(n: int) -> int:
+    return merkle.split_point(n)
+
+
+@dataclass
+class Move:
+    kind: str  # reveal / choose / openLeaf
+    tx: Tx
+    event: dict[str, Any]
+
+
+@dataclass
+class Settlement:
+    """What the rules say the resolving transaction must do."""
+
+    outcome: int
+    reason: str
+    winner: str
+    loser: str
+    slashed: int
+    majority: list[str]
+    stake_events: list[tuple] = field(default_factory=list)
+    credits: list[tuple[str, int]] = field(default_factory=list)
+    burned: int = 0
+    job_event: tuple | None = None
+
+
+class DisputeAudit:
+    """Facts derived from a record, shared by the rules (nothing here decides pass or fail)."""
+
+    def __init__(self, rec: DisputeRecord) -> None:
+        self.rec = rec
+        self.game = rec.params["game"]
+        self.market = rec.params["market"]
+        self.id = int(rec.dispute_id)
+
+    # ---------------------------------------------------------------- job side
+
+    def _job_event(self, name: str) -> tuple[Tx, dict[str, Any]]:
+        for t in self.rec.job_txs:
+            for e in t.events_named(name, "JobMarket"):
+                if e.args.get("jobId") == self.rec.job_id:
+                    return t, e.args
+        raise Violation(f"the job {short(self.rec.job_id)} has no {name} event on chain")
+
+    @cached_property
+    def matched(self) -> dict[str, Any]:
+        return self._job_event("JobMatched")[1]
+
+    @cached_property
+    def committed(self) -> dict[str, Any]:
+        return self._job_event("JobCommitted")[1]
+
+    @cached_property
+    def n(self) -> int:
+        return int(self.committed["numLeaves"])
+
+    @cached_property
+    def root(self) -> bytes:
+        return from_hex(self.committed["trajectoryRoot"])
+
+    @property
+    def solver(self) -> str:
+        return addr(self.matched["solver"])
+
+    @property
+    def submitter(self) -> str:
+        return addr(self.matched["submitter"])
+
+    # ---------------------------------------------------------------- dispute side
+
+    def events(self, name: str) -> list[tuple[Tx, dict[str, Any]]]:
+        return [
+            (t, e.args)
+            for t in self.rec.txs
+            for e in t.events_named(name, "DisputeGame")
+            if int(e.args.get("disputeId", -1)) == self.id
+        ]
+
+    @cached_property
+    def opened(self) -> tuple[Tx, dict[str, Any]]:
+        found = self.events("DisputeOpened")
+        require(len(found) == 1, f"dispute {self.id} has {len(found)} DisputeOpened events, expected exactly one")
+        return found[0]
+
+    @property
+    def challenger(self) -> str:
+        return addr(self.opened[1]["challenger"])
+
+    @cached_property
+    def moves(self) -> list[Move]:
+        out = []
+        for t in self.rec.txs:
+            for e in t.events:
+                if e.contract == "DisputeGame" and e.name in MOVE_EVENTS and int(e.args["disputeId"]) == self.id:
+                    out.append(Move(MOVE_EVENTS[e.name], t, e.args))
+        return out
+
+    @cached_property
+    def leaf(self) -> Move | None:
+        found = [m for m in self.moves if m.kind == "openLeaf"]
+        return found[0] if found else None
+
+    @cached_property
+    def resolved(self) -> tuple[Tx, dict[str, Any]] | None:
+        found = self.events("DisputeResolved")
+        require(len(found) <= 1, f"dispute {self.id} was resolved {len(found)} times")
+        return found[0] if found else None
+
+    @cached_property
+    def drawn(self) -> tuple[Tx, dict[str, Any]] | None:
+        found = self.events("CommitteeDrawn")
+        require(len(found) <= 1, f"dispute {self.id} drew {len(found)} committees")
+        return found[0] if found else None
+
+    @property
+    def committee(self) -> list[str]:
+        return [addr(a) for a in self.drawn[1]["arbiters"]] if self.drawn else []
+
+    @cached_property
+    def commits(self) -> list[tuple[Tx, dict[str, Any]]]:
+        return self.events("VoteCommitted")
+
+    @cached_property
+    def reveals(self) -> list[tuple[Tx, dict[str, Any]]]:
+        return self.events("VoteRevealed")
+
+    def audit_end_at_open(self) -> int:
+        """The job's auditEnd in effect when the dispute opened (the commit's, or the last reopening's)."""
+        open_tx = self.opened[0]
+        end = None
+        for t in self.rec.job_txs:
+            if (t.block, t.index) >= (open_tx.block, open_tx.index):
+                break
+            for e in t.events:
+                if e.name in ("JobCommitted", "JobReopened") and e.args.get("jobId") == self.rec.job_id:
+                    end = int(e.args["auditEnd"])
+        if end is None:
+            raise Violation("the dispute opened before the job was committed")
+        return end
+
+    # ---------------------------------------------------------------- replays
+
+    def descent(self) -> dict[str, Any]:
+        """Replays the descent from the events: node, [lo, hi), siblings (top-down), phase to move next."""
+        node, lo, hi = self.root, 0, self.n
+        phase = "leaf" if self.n == 1 else "reveal"
+        siblings: list[bytes] = []
+        left = right = None
+        for m in self.moves:
+            if m.kind == "reveal":
+                left, right = from_hex(m.event["left"]), from_hex(m.event["right"])
+                phase = "choose"
+            elif m.kind == "choose":
+                mid = lo + split_point(hi - lo)
+                if m.event["right"]:
+                    siblings.append(left)
+                    node, lo = right, mid
+                else:
+                    siblings.append(right)
+                    node, hi = left, mid
+                phase = "leaf" if hi - lo == 1 else "reveal"
+            else:
+                phase = "committee"
+        return {"node": node, "lo": lo, "hi": hi, "siblings": siblings, "phase": phase}
+
+    def clocks(self) -> dict[str, Any]:
+        """Replays both chess clocks over the descent moves (no checks): remaining clocks, last move time and
+        the per-move (elapsed, clock before) list."""
+        budget = int(self.game["clockBudget"])
+        clock = {"solver": budget, "challenger": budget}
+        last = self.opened[0].timestamp
+        spent = []
+        for m in self.moves:
+            who = "challenger" if m.kind == "choose" else "solver"
+            elapsed = m.tx.timestamp - last
+            spent.append((m, who, elapsed, clock[who]))
+            clock[who] -= elapsed
+            last = m.tx.timestamp
+        return {"clock": clock, "last": last, "spent": spent}
+
+    def vote_deadlines(self) -> tuple[int, int]:
+        """(commit deadline, reveal deadline) as the contract ends up with them (early reveal once all committed)."""
+        draw_tx, ev = self.drawn
+        commit_deadline = int(ev["commitDeadline"])
+        reveal_deadline = commit_deadline + int(self.game["revealPeriod"])
+        if self.committee and len(self.commits) == len(self.committee):
+            last = self.commits[-1][0].timestamp
+            commit_deadline, reveal_deadline = last, last + int(self.game["revealPeriod"])
+        return commit_deadline, reveal_deadline
+
+    def expected_settlement(self) -> Settlement:
+        end_tx, _ = self.resolved
+        d = self.descent()
+        solver, challenger = self.solver, self.challenger
+        # outcome
+        if end_tx.events_named("VoteRevealed") or end_tx.function in ("resolve", "revealVote"):
+            post = self.leaf.event["postStateRoot"] if self.leaf else None
+            for_solver = sum(1 for _, r in self.reveals if r["result"] == post)
+            against = len(self.reveals) - for_solver
+            outcome = SOLVER_WON if for_solver > against else CHALLENGER_WON if against > for_solver else NO_DECISION
+            reason = f"{for_solver} vote(s) for the opened leaf, {against} against"
+        elif end_tx.events_named("CommitteeDrawn"):
+            outcome, reason = NO_DECISION, "no eligible arbiter could be drawn"
+        else:  # timeout
+            if d["phase"] in ("reveal", "leaf"):
+                outcome, reason = CHALLENGER_WON, "the solver ran out of clock"
+            elif d["phase"] == "choose":
+                outcome, reason = SOLVER_WON, "the challenger ran out of clock"
+            else:
+                raise Violation(f"a timeout in phase {d['phase']} (only descent moves are timed)")
+        job_stake, price, bond = int(self.matched["stake"]), int(self.matched["price"]), int(self.opened[1]["bond"])
+        post = self.leaf.event["postStateRoot"] if self.leaf else None
+        majority = []
+        if outcome in (SOLVER_WON, CHALLENGER_WON) and self.reveals:
+            revealed = {addr(r["arbiter"]): r["result"] for _, r in self.reveals}
+            majority = [a for a in self.committee if a in revealed and (revealed[a] == post) == (outcome == SOLVER_WON)]
+        w_bps, a_bps = int(self.market["slashWinnerBps"]), int(self.market["slashArbiterBps"])
+        s = Settlement(outcome, reason, "", "", 0, majority)
+        zero = "0x0000000000000000000000000000000000000000"
+        s.winner, s.loser = {
+            SOLVER_WON: (solver, challenger),
+            CHALLENGER_WON: (challenger, solver),
+        }.get(outcome, (zero, zero))
+        s.slashed = {SOLVER_WON: bond, CHALLENGER_WON: job_stake}.get(outcome, 0)
+
+        def slash(account: str, key: bytes, amount: int, to: list[str], amounts: list[int]) -> None:
+            shares = sum(amounts)
+            s.stake_events.append(("StakeSlashed", account, to_hex(key), amount, amount - shares))
+            s.burned += amount - shares
+            s.credits.extend((t, a) for t, a in zip(to, amounts, strict=True) if a)
+
+        def split(amount: int, winner: str) -> tuple[list[str], list[int]]:
+            each = amount * a_bps // BPS // len(majority) if majority else 0
+            return [winner, *majority], [amount * w_bps // BPS, *([each] * len(majority))]
+
+        # arbiters: revealers unlocked, the others slashed and shared by the majority
+        a_key, a_stake = dispute_key(ARBITER_TAG, self.id), int(self.game["arbiterStake"])
+        revealers = {addr(r["arbiter"]) for _, r in self.reveals}
+        for a in self.committee:
+            if a in revealers:
+                s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake))
+            else:
+                each = a_stake // len(majority) if majority else 0
+                slash(a, a_key, a_stake, list(majority), [each] * len(majority))
+        bond_key = dispute_key(BOND_TAG, self.id)
+        if outcome == SOLVER_WON:
+            slash(challenger, bond_key, bond, *split(bond, solver))
+        else:
+            s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), bond))
+        if outcome == CHALLENGER_WON:
+            s.job_event = ("JobSlashed", challenger, job_stake, price)
+            if price:
+                s.credits.append((self.submitter, price))
+            slash(solver, from_hex(self.rec.job_id), job_stake, *split(job_stake, challenger))
+        else:
+            window_left = self.audit_end_at_open() - self.opened[0].timestamp
+            grace = int(self.market["disputeGrace"])
+            s.job_event = ("JobReopened", end_tx.timestamp + max(window_left, grace))
+        return s
+
+
+# ======================================================================================== rules
+
+
+@rules.rule("dispute.opened", "opened on a committed job in its audit window, by a non-solver, with the bond locked")
+def _opened(a: DisputeAudit) -> str:
+    tx, ev = a.opened
+    require(ev["jobId"] == a.rec.job_id, f"DisputeOpened names job {ev['jobId']}, the record's job is {a.rec.job_id}")
+    require(addr(ev["solver"]) == a.solver, f"DisputeOpened names solver {ev['solver']}, the job's is {a.solver}")
+    require(tx.sender == a.challenger, f"the opening tx was sent by {tx.sender}, the event names {a.challenger}")
+    require(a.challenger != a.solver, "the solver challenged its own job")
+    bond = int(ev["bond"])
+    require(bond == int(a.game["disputeBond"]), f"bond {bond} != disputeBond {a.game['disputeBond']}")
+    key = to_hex(dispute_key(BOND_TAG, a.id))
+    locks = [e.args for e in tx.events_named("StakeLocked", "StakeManager")]
+    require(
+        any(addr(x["account"]) == a.challenger and x["key"] == key and int(x["amount"]) == bond for x in locks),
+        f"no StakeLocked({a.challenger}, bond key, {bond}) in the opening transaction",
+    )
+    disputed = tx.events_named("JobDisputed", "JobMarket")
+    require(
+        len(disputed) == 1 and int(disputed[0].args["disputeId"]) == a.id,
+        "the opening transaction did not move the job to Disputed",
+    )
+    end = a.audit_end_at_open()
+    require(tx.timestamp < end, f"opened at {tx.timestamp}, after the audit window closed at {end}")
+    return f"challenger {a.challenger} opened it at block {tx.block}, bond {bond}, window open until {end}"
+
+
+@rules.rule("descent.turns", "solver reveals, challenger chooses, in turn, ending with the solver opening one leaf")
+def _turns(a: DisputeAudit) -> str:
+    expected = "leaf" if a.n == 1 else "reveal"
+    for k, m in enumerate(a.moves):
+        who = a.challenger if m.kind == "choose" else a.solver
+        require(m.tx.sender == who, f"move {k + 1} ({m.kind}) was sent by {m.tx.sender}, not by {who}")
+        want = {"reveal": "reveal", "choose": "choose", "openLeaf": "leaf"}[m.kind]
+        require(want == expected, f"move {k + 1} is a {m.kind} but the game awaited a {expected}")
+        if m.kind == "reveal":
+            expected = "choose"
+        elif m.kind == "choose":
+            lo, hi = int(m.event["lo"]), int(m.event["hi"])
+            expected = "leaf" if hi - lo == 1 else "reveal"
+        else:
+            expected = "committee"
+    return f"{len(a.moves)} descent move(s) in turn" + ("" if a.leaf else " (no leaf opened yet)")
+
+
+@rules.rule("descent.reveal-hash", "each revealed pair hashes to its parent node: H(0x01 ‖ left ‖ right), RFC 9162")
+def _reveal_hash(a: DisputeAudit) -> str:
+    node, lo, hi = a.root, 0, a.n
+    left = right = None
+    count = 0
+    for m in a.moves:
+        if m.kind == "reveal":
+            left, right = from_hex(m.event["left"]), from_hex(m.event["right"])
+            if m.tx.function == "reveal":
+                require(
+                    (m.tx.args["left"], m.tx.args["right"]) == (m.event["left"], m.event["right"]),
+                    f"reveal in tx {short(m.tx.hash)}: calldata and ChildrenRevealed event disagree",
+                )
+            require(
+                merkle.node_hash(left, right) == node,
+                f"the reveal in tx {short(m.tx.hash)} (block {m.tx.block}) over leaves [{lo}, {hi}): "
+                f"H(0x01 ‖ {short(left)} ‖ {short(right)}) = {short(merkle.node_hash(left, right))} is not the "
+                f"node {short(node)} it claims to open",
+            )
+            count += 1
+        elif m.kind == "choose" and left is not None:
+            mid = lo + split_point(hi - lo)
+            node, lo, hi = (right, mid, hi) if m.event["right"] else (left, lo, mid)
+    return f"{count} reveal(s), each H(0x01 ‖ l ‖ r) equal to its parent"
+
+
+@rules.rule("descent.path", "the choices walk the RFC 9162 split from the root to the opened leaf; rounds == its depth")
+def _path(a: DisputeAudit) -> str:
+    lo, hi, rounds = 0, a.n, 0
+    left = right = node = None
+    node = a.root
+    for m in a.moves:
+        if m.kind == "reveal":
+            left, right = from_hex(m.event["left"]), from_hex(m.event["right"])
+            require(
+                (int(m.event["lo"]), int(m.event["hi"])) == (lo, hi),
+                f"reveal over [{m.event['lo']}, {m.event['hi']}), the game is at [{lo}, {hi})",
+            )
+        elif m.kind == "choose":
+            require(hi - lo >= 2, f"a choice at the single leaf [{lo}, {hi})")
+            mid = lo + split_point(hi - lo)
+            go_right = bool(m.event["right"])
+            if m.tx.function == "choose":
+                require(
+                    bool(m.tx.args["right"]) == go_right, f"choose tx {short(m.tx.hash)}: calldata and event disagree"
+                )
+            node, lo, hi = (right, mid, hi) if go_right else (left, lo, mid)
+            rounds += 1
+            got = (int(m.event["lo"]), int(m.event["hi"]), m.event["node"])
+            require(
+                got == (lo, hi, to_hex(node)),
+                f"choice {rounds} ({'right' if go_right else 'left'}): the event says [{got[0]}, {got[1]}) node "
+                f"{short(got[2])}, the RFC 9162 split gives [{lo}, {hi}) node {short(node)}",
+            )
+    if a.leaf is None:
+        return f"{rounds} round(s) so far, at leaves [{lo}, {hi})"
+    index = int(a.leaf.event["index"])
+    require(hi - lo == 1, f"a leaf was opened while the game covered [{lo}, {hi}), not a single leaf")
+    require(index == lo, f"LeafOpened says index {index}, the path reached leaf {lo}")
+    depth = merkle.leaf_depth(index, a.n)
+    require(rounds == depth, f"{rounds} round(s) to reach leaf {index}, its RFC 9162 depth in {a.n} leaves is {depth}")
+    return f"{rounds} round(s) from the root to leaf {index} of {a.n} (its depth)"
+
+
+@rules.rule("leaf.hash", "the opened state root C_i hashes to the node reached: H(0x00 ‖ C_i)")
+def _leaf_hash(a: DisputeAudit) -> str:
+    if a.leaf is None:
+        return "no leaf opened (yet)"
+    d = a.descent()
+    post = from_hex(a.leaf.event["postStateRoot"])
+    if a.leaf.tx.function == "openLeaf":
+        require(
+            a.leaf.tx.args["postStateRoot"] == a.leaf.event["postStateRoot"], "openLeaf calldata and event disagree"
+        )
+    require(merkle.leaf_hash(post) == d["node"], f"H(0x00 ‖ {short(post)}) is not the node {short(d['node'])} reached")
+    return f"C_{d['lo']} = {short(post)}"
+
+
+@rules.rule("leaf.inclusion", "the revealed siblings form an RFC 9162 audit path of leaf i to the committed root")
+def _leaf_inclusion(a: DisputeAudit) -> str:
+    if a.leaf is None:
+        return "no leaf opened (yet)"
+    d = a.descent()
+    index = int(a.leaf.event["index"])
+    post = from_hex(a.leaf.event["postStateRoot"])
+    path = list(reversed(d["siblings"]))
+    require(
+        merkle.verify_inclusion(a.root, merkle.leaf_hash(post), index, a.n, path),
+        f"the audit path of {len(path)} sibling(s) does not prove leaf {index} = {short(post)} in the "
+        f"{a.n}-leaf trajectory root {short(a.root)}",
+    )
+    return f"leaf {index} proved against root {short(a.root)} with a {len(path)}-hash path"
+
+
+@rules.rule("leaf.pre-state", "the pre-state is C_init for leaf 0, else leaf i-1 with a valid proof against the root")
+def _pre_state(a: DisputeAudit) -> str:
+    if a.leaf is None:
+        return "no leaf opened (yet)"
+    index = int(a.leaf.event["index"])
+    pre = a.leaf.event["preStateRoot"]
+    if index == 0:
+        init = a.matched["initStateRoot"]
+        require(pre == init, f"leaf 0's pre-state {short(pre)} is not the job's C_init {short(init)}")
+        return f"leaf 0: pre-state is C_init {short(init)}"
+    require(a.leaf.tx.function == "openLeaf", "the openLeaf calldata (the pre-state proof) is not in the record")
+    require(a.leaf.tx.args["preStateRoot"] == pre, "openLeaf calldata and LeafOpened disagree on the pre-state")
+    proof = [from_hex(h) for h in a.leaf.tx.args["preProof"]]
+    require(
+        merkle.verify_inclusion(a.root, merkle.leaf_hash(from_hex(pre)), index - 1, a.n, proof),
+        f"the pre-state proof does not prove {short(pre)} as leaf {index - 1} of the {a.n}-leaf root {short(a.root)}",
+    )
+    return f"pre-state {short(pre)} proved as leaf {index - 1}"
+
+
+@rules.rule("clock.moves", "each descent move came within the mover's remaining chess clock")
+def _clock_moves(a: DisputeAudit) -> str:
+    c = a.clocks()
+    for m, who, elapsed, left in c["spent"]:
+        require(
+            elapsed <= left,
+            f"the {who}'s {m.kind} in block {m.tx.block} came {elapsed}s after the previous move with only "
+            f"{left}s left on its clock",
+        )
+    return f"clocks left: solver {c['clock']['solver']}s, challenger {c['clock']['challenger']}s"
+
+
+@rules.rule(
+    "committee.seed",
+    "the committee seed is keccak256(blockhash(seed block), disputeId, tag), seed block after the leaf",
+)
+def _committee_seed(a: DisputeAudit) -> str:
+    if a.leaf is None or (a.drawn is None and not a.events("CommitteeSeedRearmed")):
+        return "no committee drawn (yet)"
+    seed_block = a.leaf.tx.block + 1
+    for tx, ev in a.events("CommitteeSeedRearmed"):
+        require(
+            tx.block > seed_block + BLOCKHASH_WINDOW,
+            f"seed re-armed at block {tx.block} although block {seed_block}'s hash was still readable",
+        )
+        require(int(ev["seedBlock"]) == tx.block + 1, "the re-armed seed block is not the next block")
+        seed_block = tx.block + 1
+    if a.drawn is None:
+        return f"seed block {seed_block}, committee not drawn yet"
+    tx, ev = a.drawn
+    require(tx.block > seed_block, f"drawn at block {tx.block}, not after its seed block {seed_block}")
+    info = a.rec.blocks.get(str(seed_block))
+    require(info is not None and info.get("hash"), f"the record lacks the hash of seed block {seed_block}")
+    expected = keccak(abi_encode(["bytes32", "uint256", "bytes32"], [from_hex(info["hash"]), a.id, COMMITTEE_TAG]))
+    require(
+        ev["seed"] == to_hex(expected),
+        f"CommitteeDrawn seed {short(ev['seed'])} != keccak256(blockhash({seed_block}), {a.id}, tag) = "
+        f"{short(expected)}",
+    )
+    return f"seed block {seed_block} (hash {short(info['hash'])}), seed {short(expected)}"
+
+
+@rules.rule(
+    "committee.members", "R distinct stakers drawn by stake from the seed, excluding solver, challenger and submitter"
+)
+def _committee_members(a: DisputeAudit) -> str:
+    if a.drawn is None:
+        return "no committee drawn (yet)"
+    tx, ev = a.drawn
+    members = a.committee
+    excluded = {a.solver, a.challenger, a.submitter}
+    r = int(a.game["committeeSize"])
+    require(len(set(members)) == len(members), f"the committee {members} repeats a member")
+    require(len(members) <= r, f"{len(members)} arbiters drawn, committeeSize is {r}")
+    bad = [m for m in members if m in excluded]
+    require(not bad, f"{bad} drawn although excluded (solver, challenger or submitter)")
+    draw = a.rec.committee_draw
+    require(draw is not None, "the record has no re-run of the draw")
+    require(draw.seed == ev["seed"] and draw.count == r, "the draw was re-run with another seed or size")
+    require({addr(x) for x in draw.exclude} == excluded, "the draw was re-run with another exclusion list")
+    if draw.exact:
+        require(
+            [addr(x) for x in draw.drawn] == members,
+            f"drawDistinct re-run at block {draw.block} gives {draw.drawn}, the contract drew {members}",
+        )
+        how = f"equal to drawDistinct re-run at block {draw.block}"
+    else:
+        zero = [m for m in members if draw.weights.get(m, 0) <= 0]
+        require(not zero, f"{zero} had no draw weight at block {draw.block}")
+        how = f"each eligible at block {draw.block} (exact re-draw impossible: {draw.note})"
+    key, stake = to_hex(dispute_key(ARBITER_TAG, a.id)), int(a.game["arbiterStake"])
+    locked = Counter(
+        addr(e.args["account"])
+        for e in tx.events_named("StakeLocked", "StakeManager")
+        if e.args["key"] == key and int(e.args["amount"]) == stake
+    )
+    require(all(locked[m] == 1 for m in members), f"not every arbiter had {stake} locked under the arbiter key")
+    want = tx.timestamp + int(a.game["commitPeriod"])
+    require(int(ev["commitDeadline"]) == want, f"commit deadline {ev['commitDeadline']}, expected {want}")
+    return f"{len(members)} arbiter(s) {', '.join(short(m) for m in members)}: {how}"
+
+
+@rules.rule(
+    "vote.commit-reveal",
+    "only arbiters vote, once each, and each reveal matches its commit sha256(result ‖ salt ‖ arbiter)",
+)
+def _votes(a: DisputeAudit) -> str:
+    members = set(a.committee)
+    committed: dict[str, str] = {}
+    for tx, ev in a.commits:
+        who = addr(ev["arbiter"])
+        require(who in members, f"{who} committed a vote but is not on the committee")
+        require(who not in committed, f"{who} committed twice")
+        require(tx.sender == who, f"{who}'s commitment was sent by {tx.sender}")
+        committed[who] = ev["commitment"]
+    revealed = set()
+    unavailable = 0
+    for tx, ev in a.reveals:
+        who = addr(ev["arbiter"])
+        require(who in committed, f"{who} revealed without a commitment")
+        require(who not in revealed, f"{who} revealed twice")
+        require(tx.sender == who, f"{who}'s reveal was sent by {tx.sender}")
+        result, salt = from_hex(ev["result"]), from_hex(ev["salt"])
+        got = hashlib.sha256(result + salt + bytes.fromhex(who[2:])).digest()
+        require(
+            to_hex(got) == committed[who],
+            f"{who} revealed {short(result)} with salt {short(salt)}: sha256(result ‖ salt ‖ arbiter) = "
+            f"{short(got)} is not its commitment {short(committed[who])}",
+        )
+        revealed.add(who)
+        unavailable += result == UNAVAILABLE
+    extra = f", {unavailable} UNAVAILABLE" if unavailable else ""
+    return f"{len(committed)} commitment(s), {len(revealed)} matching reveal(s){extra}"
+
+
+@rules.rule(
+    "vote.deadlines", "commits before the commit deadline, reveals inside the reveal period, resolve only after it"
+)
+def _vote_deadlines(a: DisputeAudit) -> str:
+    if a.drawn is None:
+        return "no committee drawn (yet)"
+    draw_deadline = int(a.drawn[1]["commitDeadline"])
+    for tx, ev in a.commits:
+        require(tx.timestamp < draw_deadline, f"{ev['arbiter']} committed at {tx.timestamp}, deadline {draw_deadline}")
+    commit_deadline, reveal_deadline = a.vote_deadlines()
+    for tx, ev in a.reveals:
+        require(
+            commit_deadline <= tx.timestamp < reveal_deadline,
+            f"{ev['arbiter']} revealed at {tx.timestamp}, outside the reveal period "
+            f"[{commit_deadline}, {reveal_deadline})",
+        )
+    if a.resolved is not None and a.resolved[0].function == "resolve":
+        ts = a.resolved[0].timestamp
+        require(ts >= reveal_deadline, f"resolve() at {ts}, before the reveal deadline {reveal_deadline}")
+    return f"reveal period [{commit_deadline}, {reveal_deadline})"
+
+
+@rules.rule("clock.timeout", "a timeout only after the party to move spent its whole clock")
+def _timeout(a: DisputeAudit) -> str:
+    if a.resolved is None:
+        return "not resolved (yet)"
+    tx, _ = a.resolved
+    if tx.function != "timeout":
+        return f"ended by {tx.function}, not by a timeout"
+    d, c = a.descent(), a.clocks()
+    require(d["phase"] in ("reveal", "leaf", "choose"), f"timeout in phase {d['phase']}, where no clock runs")
+    who = "challenger" if d["phase"] == "choose" else "solver"
+    expires = c["last"] + c["clock"][who]
+    require(
+        tx.timestamp > expires,
+        f"timeout at {tx.timestamp} but the {who}'s clock ran until {expires} (last move {c['last']}, "
+        f"{c['clock'][who]}s left)",
+    )
+    return f"the {who} to move; its clock ran out at {expires}, timeout at {tx.timestamp}"
+
+
+@rules.rule(
+    "outcome.majority",
+    "the outcome follows the rule: majority of reveals (UNAVAILABLE against the solver), or the clock",
+)
+def _outcome(a: DisputeAudit) -> str:
+    if a.resolved is None:
+        return "not resolved (yet)"
+    _, ev = a.resolved
+    s = a.expected_settlement()
+    got = int(ev["outcome"])
+    require(
+        got == s.outcome,
+        f"the contract resolved {OUTCOMES.get(got, got)} but the rule gives {OUTCOMES[s.outcome]} ({s.reason})",
+    )
+    require(
+        (addr(ev["winner"]), addr(ev["loser"])) == (s.winner, s.loser),
+        f"winner/loser {ev['winner']}/{ev['loser']}, expected {s.winner}/{s.loser}",
+    )
+    require(int(ev["slashed"]) == s.slashed, f"slashed {ev['slashed']}, expected {s.slashed}")
+    require(
+        [addr(x) for x in ev["majorityArbiters"]] == s.majority,
+        f"majority arbiters {ev['majorityArbiters']}, expected {s.majority}",
+    )
+    return f"{OUTCOMES[s.outcome]} ({s.reason}); loser slashed {s.slashed}"
+
+
+def _settle_events(a: DisputeAudit) -> tuple[Tx, Settlement]:
+    tx, _ = a.resolved
+    return tx, a.expected_settlement()
+
+
+@rules.rule(
+    "settle.job", "the job is slashed (submitter refunded) if the solver lost, else reopened with the paused window"
+)
+def _settle_job(a: DisputeAudit) -> str:
+    if a.resolved is None:
+        return "not resolved (yet)"
+    tx, s = _settle_events(a)
+    if s.job_event[0] == "JobSlashed":
+        got = [
+            ("JobSlashed", addr(e.args["challenger"]), int(e.args["slashed"]), int(e.args["refunded"]))
+            for e in tx.events_named("JobSlashed", "JobMarket")
+        ]
+        require(got == [s.job_event], f"JobSlashed events {got}, expected {[s.job_event]}")
+        releases = [(addr(e.args["to"]), int(e.args["amount"])) for e in tx.events_named("EscrowReleased")]
+        price = int(a.matched["price"])
+        want = [(a.submitter, price)] if price else []
+        require(releases == want, f"escrow released {releases}, expected the price refunded: {want}")
+        return f"job slashed, submitter refunded {price}"
+    got = [("JobReopened", int(e.args["auditEnd"])) for e in tx.events_named("JobReopened", "JobMarket")]
+    require(got == [s.job_event], f"JobReopened {got}, expected {[s.job_event]} (paused window or disputeGrace)")
+    require(not tx.events_named("JobSlashed"), "the job was slashed although the solver did not lose")
+    return f"job reopened until {s.job_event[1]}"
+
+
+@rules.rule("settle.stakes", "stakes slashed and unlocked as the rules say (loser's stake or bond, arbiter stakes)")
+def _settle_stakes(a: DisputeAudit) -> str:
+    if a.resolved is None:
+        return "not resolved (yet)"
+    tx, s = _settle_events(a)
+    got = []
+    for e in tx.events:
+        if e.contract != "StakeManager":
+            continue
+        if e.name == "StakeSlashed":
+            got.append(
+                ("StakeSlashed", addr(e.args["account"]), e.args["key"], int(e.args["amount"]), int(e.args["burned"]))
+            )
+        elif e.name == "StakeUnlocked":
+            got.append(("StakeUnlocked", addr(e.args["account"]), e.args["key"], int(e.args["amount"])))
+    missing = Counter(s.stake_events) - Counter(got)
+    extra = Counter(got) - Counter(s.stake_events)
+    require(
+        not missing and not extra,
+        f"stake events differ from the rules: missing {list(missing)}, unexpected {list(extra)}",
+    )
+    return f"{len(got)} stake event(s) as expected"
+
+
+@rules.rule("settle.credits", "credits: winner share, majority arbiters' shares, forfeited arbiter stakes, refund")
+def _settle_credits(a: DisputeAudit) -> str:
+    if a.resolved is None:
+        return "not resolved (yet)"
+    tx, s = _settle_events(a)
+    got = [(addr(e.args["account"]), int(e.args["amount"])) for e in tx.events_named("Credited", "StakeManager")]
+    missing = Counter(s.credits) - Counter(got)
+    extra = Counter(got) - Counter(s.credits)
+    require(
+        not missing and not extra, f"credits differ from the rules: missing {list(missing)}, unexpected {list(extra)}"
+    )
+    return f"{len(got)} credit(s), {sum(x for _, x in got)} in all"
+
+
+@rules.rule("settle.burn", "the rest of every slash is burned (token transfer to the burn address)")
+def _settle_burn(a: DisputeAudit) -> str:
+    if a.resolved is None:
+        return "not resolved (yet)"
+    tx, s = _settle_events(a)
+    burned = sum(
+        int(e.args["value"])
+        for e in tx.events_named("Transfer", "VeriToken")
+        if addr(e.args["to"]) == BURN_ADDRESS and addr(e.args["from"]) == addr(a.rec.contracts["stakeManager"])
+    )
+    require(burned == s.burned, f"{burned} burned, the rules say {s.burned}")
+    return f"{burned} burned"
+
+
+def audit_dispute(rec: DisputeRecord) -> Verdict:
+    """Runs every dispute rule against ``rec``."""
+    return rules.run(f"dispute {rec.dispute_id}", DisputeAudit(rec))
+
+
+def timeline(rec: DisputeRecord) -> list[dict[str, Any]]:
+    """The dispute's transactions for display: block, time, sender, call, remaining clock after descent moves."""
+    a = DisputeAudit(rec)
+    out = []
+    budget = int(rec.params["game"]["clockBudget"])
+    clock = {"solver": budget, "challenger": budget}
+    last = rec.txs[0].timestamp if rec.txs else 0
+    solver = a.solver if rec.job_txs else None
+    for t in rec.txs:
+        row = {"block": t.block, "time": t.timestamp, "tx": t.hash, "from": t.sender, "call": t.function or "?"}
+        if t.function in ("reveal", "choose", "openLeaf"):
+            who = "solver" if t.sender == solver else "challenger"
+            clock[who] -= t.timestamp - last
+            last = t.timestamp
+            row["clock_left"] = clock[who]
+        out.append(row)
+    return out
