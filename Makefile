@@ -33,10 +33,10 @@ PY_PACKAGES := $(wildcard veritrain/__init__.py protocol/__init__.py solver/__in
 require = @command -v $(1) >/dev/null 2>&1 || { \
 	echo "error: '$(1)' not found on PATH; it is needed $(2)." >&2; exit 1; }
 
-.PHONY: help setup test forge-test pytest build snapshot snapshot-check slither lint clean
+.PHONY: help setup chromium test forge-test pytest build snapshot snapshot-check slither lint clean
 
 help:
-	@echo "make setup           install .venv (pip) and node_modules (npm) if missing or stale"
+	@echo "make setup           install .venv (pip), node_modules (npm) and Chromium (apt) if missing or stale"
 	@echo "make test            setup, then forge test and pytest (fails if either fails)"
 	@echo "make forge-test      Solidity tests only"
 	@echo "make pytest          Python tests only"
@@ -47,7 +47,20 @@ help:
 	@echo "make lint            ruff check"
 	@echo "make clean           remove build outputs and caches (keeps the venvs and node_modules)"
 
-setup: $(VENV_STAMP) $(NODE_STAMP)
+setup: $(VENV_STAMP) $(NODE_STAMP) chromium
+
+# The web page tests (tests/web) drive Debian's Chromium with Playwright (Playwright's own browser download
+# does not work offline). Installed with apt-get when /usr/bin/chromium is missing; a no-op otherwise.
+CHROMIUM := /usr/bin/chromium
+chromium:
+	@if [ -x $(CHROMIUM) ]; then exit 0; fi; \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; \
+	elif command -v sudo >/dev/null 2>&1; then SUDO=sudo; \
+	else echo "error: $(CHROMIUM) is missing and installing it needs root: run 'apt-get install -y --no-install-recommends chromium' as root." >&2; exit 1; fi; \
+	command -v apt-get >/dev/null 2>&1 || { \
+		echo "error: $(CHROMIUM) is missing and apt-get is not available; install Chromium and set VERITRAIN_CHROMIUM to it." >&2; exit 1; }; \
+	echo "installing Debian's chromium (for the Playwright page tests)"; \
+	$$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y --no-install-recommends chromium
 
 $(VENV_STAMP): pyproject.toml $(PY_PACKAGES)
 	@if [ ! -x $(PY) ]; then \

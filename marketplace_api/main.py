@@ -7,8 +7,11 @@ import logging
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 
 from fastapi import FastAPI
+from fastapi.responses import RedirectResponse
+from fastapi.staticfiles import StaticFiles
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from marketplace_api.api.routes import disputes, health, jobs, leaves, solvers, stakers
@@ -19,6 +22,8 @@ from marketplace_api.migrate import upgrade
 from protocol.blobserver import blob_router
 
 log = logging.getLogger("veritrain.api")
+#: The auditor web pages (static HTML + vanilla JS reading the public JSON routes), served at /ui/.
+WEB_DIR = Path(__file__).with_name("web")
 
 DESCRIPTION = """The veritrain marketplace: a REST order book for verifiable training jobs, and a read model of
 the protocol contracts (jobs, audits, disputes with every move, stakers) kept by a chain indexer.
@@ -26,7 +31,10 @@ the protocol contracts (jobs, audits, disputes with every move, stakers) kept by
 The API holds no keys. Orders, bids and solver profiles are EIP-712 signed by their authors (domain
 `veritrain`/`1`, this deployment's chain id and JobMarket); accepting a bid is a transaction the submitter
 signs (`GET /jobs/{id}/accept-call` returns its call data). Every rejection is a 4xx with a JSON body
-`{"error": CODE, "detail": MESSAGE}`."""
+`{"error": CODE, "detail": MESSAGE}`.
+
+Auditor web pages (job board, job, dispute explorer, stakers) are served at `/ui/`; they read only these
+routes."""
 
 
 class BodyLimit:
@@ -167,6 +175,12 @@ def create_app(
     app.include_router(disputes.router)
     app.include_router(stakers.router)
     app.include_router(health.router)
+    app.mount("/ui", StaticFiles(directory=WEB_DIR, html=True), name="ui")
+
+    @app.get("/", include_in_schema=False)
+    def home() -> RedirectResponse:
+        return RedirectResponse("/ui/")
+
     app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
     app.add_middleware(RequestMetrics, ctx=ctx)
     _document_blob_routes(app)

@@ -176,6 +176,7 @@ class JobSummary(_Out):
     batch_size: int
     bids: int
     created_at: datetime
+    solver: str | None = Field(None, description="the matched solver (from the chain); null while open")
 
 
 class JobList(BaseModel):
@@ -211,6 +212,8 @@ class EventPublic(BaseModel):
     tx_hash: str
     log_index: int
     args: dict[str, Any]
+    job_id: str | None = Field(None, description="the job this event is about (also via its transaction)")
+    dispute_id: int | None = Field(None, description="the dispute this event is about (also via its transaction)")
 
 
 class TrajectoryPublic(BaseModel):
@@ -401,15 +404,43 @@ class DisputeList(BaseModel):
     next_cursor: int | None
 
 
+class VotePublic(BaseModel):
+    arbiter: str
+    commitment: str | None = Field(description="H(result ‖ salt ‖ arbiter), once committed")
+    result: str | None = Field(description="the revealed result (a state root, or UNAVAILABLE), once revealed")
+    committed_in_tx: str | None
+    revealed_in_tx: str | None
+
+
 class DisputeDetail(DisputeSummary):
     node: str
     pre_state_root: str
     post_state_root: str
     committee: list[str]
     moves: list[DisputeMove]
+    last_move_at: int = Field(description="chain time (s) of the last move; the party on turn spends from here")
+    leaf_index: int | None = Field(description="the disputed leaf (0-based), once the descent reached it")
+    votes_for_solver: int
+    votes_for_challenger: int
+    commit_deadline: int
+    reveal_deadline: int
+    votes: list[VotePublic] = Field(description="one per committee member, in committee order")
+    transfers: list[EventPublic] = Field(
+        description="StakeManager and escrow events of the resolving transaction: slashes (with the burned part), "
+        "credits, unlocks"
+    )
 
 
 # ---------------------------------------------------------------------------------------- stakers
+
+
+class LockPublic(BaseModel):
+    key: str
+    amount: U256
+    job_id: str | None = Field(description="the job whose stake this is, when the key is a job id")
+    dispute_id: int | None = Field(description="the dispute of a bond or arbiter stake")
+    locked_in_tx: str
+    block_number: int
 
 
 class StakerPublic(BaseModel):
@@ -424,6 +455,25 @@ class StakerPublic(BaseModel):
     history: list[EventPublic]
     slashes: list[EventPublic]
     record: SolverRecord
+    locks: list[LockPublic] = Field(description="stake locked now, per key (job stake, dispute bond, arbiter stake)")
+    slashed_total: U256 = Field(description="sum of every StakeSlashed amount of this account")
+
+
+class StakerSummary(BaseModel):
+    address: str
+    free: U256
+    locked: U256
+    unbonding: U256
+    claimable: U256
+    verifier: bool
+    block_number: int
+    slashes: int = Field(description="how many times this account was slashed")
+    slashed_total: U256
+
+
+class StakerList(BaseModel):
+    items: list[StakerSummary]
+    next_cursor: str | None = Field(description="pass as `after` for the next page; null at the end")
 
 
 # ------------------------------------------------------------------------------------------- misc

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import func, select
+from collections.abc import Iterable
+
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
-from marketplace_api.models import ChainEventRow, DisputeSnapshot, JobSnapshot
+from marketplace_api.models import ChainEventRow, DisputeSnapshot, JobSnapshot, StakerSnapshot
 from marketplace_api.schemas import (
     JOB_STATES,
     AuditPublic,
@@ -14,7 +16,10 @@ from marketplace_api.schemas import (
     DisputeMove,
     DisputeSummary,
     EventPublic,
+    LockPublic,
+    StakerSummary,
     TrajectoryPublic,
+    VotePublic,
 )
 
 PHASES = ("none", "awaiting_reveal", "awaiting_choice", "awaiting_leaf", "awaiting_committee", "voting", "resolved")
@@ -26,7 +31,14 @@ def _state_name(state: int) -> str:
     return JOB_STATES[state] if 0 <= state < len(JOB_STATES) else "open"
 
 
-def event_public(e: ChainEventRow) -> EventPublic:
+def event_public(e: ChainEventRow, context: dict[str, tuple[str | None, int | None]] | None = None) -> EventPublic:
+    """``e`` for the API; ``context`` (from :func:`tx_context`) names the job/dispute of events that carry
+    neither themselves (StakeManager events name a lock key, not a job)."""
+    job_id, dispute_id = e.job_id, e.dispute_id
+    if context is not None and e.tx_hash in context:
+        tx_job, tx_dispute = context[e.tx_hash]
+        job_id = job_id or tx_job
+        dispute_id = dispute_id if dispute_id is not None else tx_dispute
     return EventPublic(
         name=e.name,
         contract=e.contract,
@@ -35,7 +47,27 @@ def event_public(e: ChainEventRow) -> EventPublic:
         tx_hash=e.tx_hash,
         log_index=e.log_index,
         args=e.args,
+        job_id=job_id,
+        dispute_id=dispute_id,
     )
+
+
+def tx_context(session: Session, tx_hashes: Iterable[str]) -> dict[str, tuple[str | None, int | None]]:
+    """For each transaction, the job and dispute its events name (a slash names only a lock key, but the
+    ``DisputeResolved`` or ``JobSlashed`` of the same transaction names the dispute and the job)."""
+    hashes = sorted(set(tx_hashes))
+    out: dict[str, tuple[str | None, int | None]] = {}
+    for i in range(0, len(hashes), 500):
+        rows = session.execute(
+            select(ChainEventRow.tx_hash, ChainEventRow.job_id, ChainEventRow.dispute_id)
+            .where(ChainEventRow.tx_hash.in_(hashes[i : i + 500]))
+            .where(or_(ChainEventRow.job_id.is_not(None), ChainEventRow.dispute_id.is_not(None)))
+            .order_by(ChainEventRow.log_index)
+        )
+        for tx, job_id, dispute_id in rows:
+            job, dispute = out.get(tx, (None, None))
+            out[tx] = (job or job_id, dispute if dispute is not None else dispute_id)
+    return out
 
 
 def latest_job_snapshot(session: Session, job_id: str) -> JobSnapshot | None:
@@ -177,11 +209,125 @@ def dispute_detail(session: Session, dispute_id: int) -> DisputeDetail | None:
             )
         )
     last = snaps[-1]
+    committee = list(last.data.get("committee", []))
+    votes = {
+        a: VotePublic(arbiter=a, commitment=None, result=None, committed_in_tx=None, revealed_in_tx=None)
+        for a in committee
+    }
+    leaf_index = None
+    resolved_in: str | None = None
+    for m in moves:
+        if m.name == "LeafOpened":
+            leaf_index = int(m.args["index"])
+        elif m.name == "VoteCommitted" and m.args.get("arbiter") in votes:
+            v = votes[m.args["arbiter"]]
+            v.commitment, v.committed_in_tx = m.args["commitment"], m.tx_hash
+        elif m.name == "VoteRevealed" and m.args.get("arbiter") in votes:
+            v = votes[m.args["arbiter"]]
+            v.result, v.revealed_in_tx = m.args["result"], m.tx_hash
+        elif m.name == "DisputeResolved":
+            resolved_in = m.tx_hash
+    transfers = []
+    if resolved_in is not None:
+        rows = session.scalars(
+            select(ChainEventRow)
+            .where(ChainEventRow.tx_hash == resolved_in)
+            .where(or_(ChainEventRow.dispute_id.is_(None), ChainEventRow.dispute_id != dispute_id))
+            .order_by(ChainEventRow.log_index)
+        )
+        transfers = [event_public(e, {resolved_in: (last.job_id, dispute_id)}) for e in rows]
     return DisputeDetail(
         **dispute_summary(last).model_dump(),
         node=last.node,
         pre_state_root=last.pre_state_root,
         post_state_root=last.post_state_root,
-        committee=list(last.data.get("committee", [])),
+        committee=committee,
         moves=moves,
+        last_move_at=last.last_move_at,
+        leaf_index=leaf_index,
+        votes_for_solver=int(last.data.get("votesForSolver", 0)),
+        votes_for_challenger=int(last.data.get("votesForChallenger", 0)),
+        commit_deadline=int(last.data.get("commitDeadline", 0)),
+        reveal_deadline=int(last.data.get("revealDeadline", 0)),
+        votes=list(votes.values()),
+        transfers=transfers,
+    )
+
+
+# ---------------------------------------------------------------------------------------- stakers
+
+LOCK_EVENTS = ("StakeLocked", "StakeUnlocked", "StakeSlashed")
+
+
+def current_locks(session: Session, account: str) -> list[LockPublic]:
+    """The account's open locks, replayed from all its lock events (a slash or an unlock clears a key)."""
+    rows = list(
+        session.scalars(
+            select(ChainEventRow)
+            .where(ChainEventRow.account == account, ChainEventRow.name.in_(LOCK_EVENTS))
+            .order_by(ChainEventRow.block_number, ChainEventRow.log_index)
+        )
+    )
+    open_: dict[str, ChainEventRow] = {}
+    for e in rows:
+        key = e.args["key"]
+        if e.name == "StakeLocked":
+            open_[key] = e
+        else:
+            open_.pop(key, None)
+    context = tx_context(session, (e.tx_hash for e in open_.values()))
+    locks = []
+    for key, e in open_.items():
+        job_id, dispute_id = context.get(e.tx_hash, (None, None))
+        if key == job_id:
+            dispute_id = None  # the job stake, locked at acceptBid
+        locks.append(
+            LockPublic(
+                key=key,
+                amount=int(e.args["amount"]),
+                job_id=job_id,
+                dispute_id=dispute_id,
+                locked_in_tx=e.tx_hash,
+                block_number=e.block_number,
+            )
+        )
+    return locks
+
+
+def slash_totals(session: Session, accounts: list[str] | None = None) -> dict[str, tuple[int, int]]:
+    """``account -> (number of slashes, total slashed)`` over every indexed StakeSlashed."""
+    q = select(ChainEventRow.account, ChainEventRow.args).where(ChainEventRow.name == "StakeSlashed")
+    if accounts is not None:
+        q = q.where(ChainEventRow.account.in_(accounts))
+    out: dict[str, tuple[int, int]] = {}
+    for account, args in session.execute(q):
+        n, total = out.get(account, (0, 0))
+        out[account] = (n + 1, total + int(args["amount"]))
+    return out
+
+
+def latest_positions(session: Session, *, after: str | None, limit: int) -> list[StakerSnapshot]:
+    newest = select(StakerSnapshot.account, func.max(StakerSnapshot.block_number).label("bn")).group_by(
+        StakerSnapshot.account
+    )
+    if after is not None:
+        newest = newest.where(StakerSnapshot.account > after)
+    newest = newest.subquery()
+    q = select(StakerSnapshot).join(
+        newest, (StakerSnapshot.account == newest.c.account) & (StakerSnapshot.block_number == newest.c.bn)
+    )
+    return list(session.scalars(q.order_by(StakerSnapshot.account).limit(limit)))
+
+
+def staker_summary(p: StakerSnapshot, slashes: tuple[int, int]) -> StakerSummary:
+    return StakerSummary(
+        address=p.account,
+        free=p.free,
+        locked=p.locked,
+        unbonding=p.unbonding,
+        claimable=p.claimable,
+        verifier=p.verifier,
+        block_number=p.block_number,
+        slashes=slashes[0],
+        slashed_total=slashes[1],
     )

@@ -12,7 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from marketplace_api import book, views
 from marketplace_api.api.deps import CtxDep, Cursor, JobIdDep, LimitDep, SessionDep, errors
 from marketplace_api.core.errors import ApiError, not_found
-from marketplace_api.models import BidRow, Order
+from marketplace_api.models import BidRow, JobSnapshot, Order
 from marketplace_api.schemas import (
     JOB_STATES,
     AcceptCall,
@@ -62,7 +62,7 @@ def order_public(o: Order) -> JobOrderPublic:
     )
 
 
-def summary(o: Order, bids: int) -> JobSummary:
+def summary(o: Order, bids: int, solver: str | None = None) -> JobSummary:
     return JobSummary(
         job_id=o.job_id,
         status=JOB_STATES[o.chain_state],
@@ -73,6 +73,7 @@ def summary(o: Order, bids: int) -> JobSummary:
         batch_size=o.batch_size,
         bids=bids,
         created_at=o.created_at,
+        solver=solver,
     )
 
 
@@ -107,6 +108,7 @@ def list_jobs(
     status: Annotated[JobStatus | None, Query(description="on-chain status; 'open' = not matched yet")] = None,
     submitter: Annotated[str | None, Query(description="submitter address")] = None,
     model: Annotated[str | None, Query(max_length=32, description="model kind: mlp, cnn, transformer_lm")] = None,
+    solver: Annotated[str | None, Query(description="the matched solver's address")] = None,
 ) -> JobList:
     q = select(Order).order_by(Order.seq.desc()).limit(limit + 1)
     if cursor is not None:
@@ -120,6 +122,13 @@ def list_jobs(
             raise ApiError(400, "bad_address", f"submitter {submitter[:80]!r} {exc}") from None
     if model is not None:
         q = q.where(Order.model_kind == model)
+    if solver is not None:
+        try:
+            solver = _address(solver)
+        except ValueError as exc:
+            raise ApiError(400, "bad_address", f"solver {solver[:80]!r} {exc}") from None
+        # a job's solver is fixed at acceptBid: any snapshot of the job names it
+        q = q.where(Order.job_id.in_(select(JobSnapshot.job_id).where(JobSnapshot.solver == solver)))
     rows = list(session.scalars(q))
     more = len(rows) > limit
     rows = rows[:limit]
@@ -130,8 +139,16 @@ def list_jobs(
             .group_by(BidRow.job_id)
         ).all()
     )
+    solvers = dict(
+        session.execute(
+            select(JobSnapshot.job_id, JobSnapshot.solver)
+            .where(JobSnapshot.job_id.in_([r.job_id for r in rows if r.chain_state]))
+            .distinct()
+        ).all()
+    )
     return JobList(
-        items=[summary(r, counts.get(r.job_id, 0)) for r in rows], next_cursor=rows[-1].seq if more else None
+        items=[summary(r, counts.get(r.job_id, 0), solvers.get(r.job_id)) for r in rows],
+        next_cursor=rows[-1].seq if more else None,
     )
 
 
