@@ -14,9 +14,12 @@ from veritrain.api_cmd import api as api_command
 from veritrain.api_cmd import indexer as indexer_command
 from veritrain.audit_cmd import app as audit_app
 from veritrain.bench import app as bench_app
+from veritrain.demo import demo as demo_command
 from veritrain.devnet_cmd import app as devnet_app
+from veritrain.job_cmd import app as job_app
 from veritrain.solver_cmd import EXAMPLES as SOLVER_EXAMPLES
 from veritrain.solver_cmd import solver as solver_command
+from veritrain.stake_cmd import app as stake_app
 from veritrain.train import train as train_command
 
 app = typer.Typer(
@@ -28,6 +31,9 @@ app = typer.Typer(
 app.add_typer(bench_app, name="bench")
 app.add_typer(audit_app, name="audit")
 app.add_typer(devnet_app, name="devnet")
+app.add_typer(job_app, name="job")
+app.add_typer(stake_app, name="stake")
+app.command("demo")(demo_command)
 app.command("api")(api_command)
 app.command("indexer")(indexer_command)
 app.command("train")(train_command)

@@ -149,6 +149,8 @@ class Proc:
     log_path: Path
     ready_file: Path | None = None
     info: dict[str, Any] = field(default_factory=dict)  # the ready file's contents once ready
+    health_url: str | None = None
+    ready: Callable[[], bool] | None = None
 
     @property
     def pid(self) -> int:
@@ -170,8 +172,17 @@ class Proc:
 class Supervisor:
     """Starts subprocesses and guarantees they end. ``with Supervisor(log_dir) as sup: sup.start(...)``."""
 
-    def __init__(self, log_dir: str | os.PathLike[str], *, grace: float = 8.0, die_with_parent: bool = True) -> None:
+    def __init__(
+        self,
+        log_dir: str | os.PathLike[str],
+        *,
+        grace: float = 8.0,
+        die_with_parent: bool = True,
+        pid_file: str | os.PathLike[str] | None = None,
+    ) -> None:
         self.log_dir = Path(log_dir)
+        #: every pid started is appended here (one per line): how tests check that nothing is left running
+        self.pid_file = Path(pid_file) if pid_file else None
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.grace = grace
         self.die_with_parent = die_with_parent
@@ -224,10 +235,12 @@ class Supervisor:
         health_url: str | None = None,
         ready: Callable[[], bool] | None = None,
         timeout: float = 60.0,
+        wait: bool = True,
     ) -> Proc:
         """Starts ``argv`` (output to ``<log_dir>/<name>.log``) and waits until it is ready: its
         ``ready_file`` exists and names its pid, ``health_url`` answers 200, or ``ready()`` is true (none of
-        them: returns at once). Raises :class:`ProcessError` with the log's tail if it dies or times out."""
+        them, or ``wait`` false: returns at once; then call :meth:`wait_ready`). Raises :class:`ProcessError`
+        with the log's tail if it dies or times out."""
         if any(p.name == name for p in self.procs):
             raise ValueError(f"a process named {name!r} is already supervised")
         log_path = self.log_dir / f"{name}.log"
@@ -252,25 +265,34 @@ class Supervisor:
                 )
             except FileNotFoundError as exc:
                 raise ProcessError(f"cannot start {name}: {exc}") from exc
-        proc = Proc(name=name, argv=list(argv), popen=popen, log_path=log_path, ready_file=rf)
+        proc = Proc(
+            name=name,
+            argv=list(argv),
+            popen=popen,
+            log_path=log_path,
+            ready_file=rf,
+            health_url=health_url,
+            ready=ready,
+        )
         with self._lock:
             self.procs.append(proc)
             self._watch(f"+{proc.pid}")
+            if self.pid_file is not None:
+                with open(self.pid_file, "a") as fh:
+                    fh.write(f"{proc.pid}\n")
+        if not wait:
+            return proc
         try:
-            self.wait_ready(proc, health_url=health_url, ready=ready, timeout=timeout)
+            self.wait_ready(proc, timeout=timeout)
         except BaseException:
             self.stop(proc, grace=2.0)  # a process that never came up is not left behind or watched
             raise
         return proc
 
-    def wait_ready(
-        self,
-        proc: Proc,
-        *,
-        health_url: str | None = None,
-        ready: Callable[[], bool] | None = None,
-        timeout: float = 60.0,
-    ) -> None:
+    def wait_ready(self, proc: Proc, *, timeout: float = 60.0) -> None:
+        """Waits until ``proc`` is ready (its ready file, health URL or predicate); :class:`ProcessError` with its
+        log's tail if it dies first or ``timeout`` passes."""
+        health_url, ready = proc.health_url, proc.ready
         if proc.ready_file is None and health_url is None and ready is None:
             return
         deadline = time.monotonic() + timeout
