@@ -83,19 +83,34 @@ def make_world(anvil, w3, deployment, contracts, actors, state_dir: Path, *, sol
     return client, state_dir
 
 
-def new_job(w3, deployment, contracts, actors, world, *, n: int, lie_from: int | None) -> tuple[bytes, list]:
-    """Matches a job (submitter's order, solver's bid) and commits ``toy_leaves`` through the solver's
-    ChainClient; returns (jobId, leaves)."""
+def new_job(
+    w3,
+    deployment,
+    contracts,
+    actors,
+    world,
+    *,
+    n: int,
+    lie_from: int | None,
+    leaves: list[bytes] | None = None,
+    init_root: bytes = INIT_ROOT,
+    spec_hash: bytes | None = None,
+    dataset_hash: bytes | None = None,
+    interval: int = 4,
+    uri: str = "http://solver.invalid",
+) -> tuple[bytes, list]:
+    """Matches a job (submitter's order, solver's bid) and commits ``leaves`` (default ``toy_leaves``)
+    through the solver's ChainClient; returns (jobId, leaves)."""
     client_for, _ = world
     domain = Domain(chain_id=w3.eth.chain_id, verifying_contract=deployment.address_of("JobMarket"))
     now = int(w3.eth.get_block("latest")["timestamp"])
     order = JobOrder(
         submitter=actors.submitter.address,
-        specHash=keccak(text="spec"),
-        datasetHash=keccak(text="dataset"),
-        initStateRoot=INIT_ROOT,
-        totalSteps=n * 4,
-        checkpointInterval=4,
+        specHash=spec_hash or keccak(text="spec"),
+        datasetHash=dataset_hash or keccak(text="dataset"),
+        initStateRoot=init_root,
+        totalSteps=n * interval,
+        checkpointInterval=interval,
         maxPrice=PRICE,
         deadline=now + 86_400,
         nonce=next(_nonce),
@@ -120,12 +135,10 @@ def new_job(w3, deployment, contracts, actors, world, *, n: int, lie_from: int |
         ),
     )
     job_id = order.digest(domain)
-    leaves = toy_leaves(INIT_ROOT, n, lie_from=lie_from)
+    leaves = leaves if leaves is not None else toy_leaves(init_root, n, lie_from=lie_from)
     traj = Trajectory.in_memory(leaves)
     solver = client_for(actors.solver)
-    solver.transact(
-        market.functions.commit(job_id, traj.root(), n, leaves[-1], traj.proof(n - 1), "http://solver.invalid")
-    )
+    solver.transact(market.functions.commit(job_id, traj.root(), n, leaves[-1], traj.proof(n - 1), uri))
     assert market.functions.getJob(job_id).call().state == COMMITTED
     return job_id, leaves
 

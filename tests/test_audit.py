@@ -358,3 +358,85 @@ def test_cli_dispute_exit_codes_and_offline_record(played, anvil, deployment, tm
     assert out["ok"] and [c["subject"] for c in out["children"]] == [f"dispute {dispute_id}"]
     res = runner.invoke(cli, ["audit", "job", "0x1234", *base])
     assert res.exit_code == 2 and "64 hex" in res.output
+
+
+# ------------------------------------------------------------------------------------------------ --replay
+
+
+@pytest.fixture(scope="module")
+def engine_job(tmp_path_factory):
+    """A real 4-segment job trained by the engine, its blobs (spec, every checkpoint) served over HTTP by the
+    blob router, as a solver's checkpoint server does."""
+    from fastapi import FastAPI
+
+    from protocol.blobserver import blob_router
+    from protocol.blobstore import LocalBlobStore
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import run_job
+    from protocol.node import HttpService
+
+    spec = shortened(load_example("mlp_digits"), 4, 1)
+    store = LocalBlobStore(tmp_path_factory.mktemp("solver-blobs"))
+    result = run_job(spec, load_dataset(spec.dataset), store, Trajectory.in_memory())
+    assert store.put(spec.canonical_json()) == to_hex(spec.spec_hash())
+    app = FastAPI()
+    app.include_router(blob_router(store))
+    service = HttpService(app).start()
+    yield spec, result, service.url
+    service.stop()
+
+
+def opened_leaf_record(w3, deployment, contracts, actors, world, reader, engine_job, *, leaves, bad_leaf):
+    """Commits ``leaves`` for the engine job and plays the descent until the solver opens ``bad_leaf``."""
+    from dispute_scenarios import Game
+
+    from protocol.game import Phase
+
+    spec, result, url = engine_job
+    job_id, _ = new_job(
+        w3, deployment, contracts, actors, world, n=len(leaves), lie_from=None, leaves=leaves,
+        init_root=result.init_state_root, spec_hash=spec.spec_hash(), interval=1, uri=url,
+    )  # fmt: skip
+    game = Game(job_id=job_id, leaves=leaves, bad_leaf=bad_leaf)
+    players = make_players(world, actors, {job_id: leaves}, honest_replay)
+    game.dispute_id = players.challenger.open(job_id)
+    for _ in range(20):
+        if contracts.game.functions.getDispute(game.dispute_id).call().phase >= Phase.AWAITING_COMMITTEE:
+            break
+        players.defender.step(game.dispute_id)
+        players.challenger.step(game.dispute_id, bad_leaf)
+    return read_dispute(reader, game.dispute_id)
+
+
+def test_replay_says_which_side_told_the_truth(w3, deployment, contracts, actors, world, reader, engine_job, tmp_path):
+    from protocol.audit.replay import replay_dispute
+
+    _, result, _ = engine_job
+    lying = list(result.leaves)
+    lying[2] = keccak(text="a segment never trained")
+    rec = opened_leaf_record(w3, deployment, contracts, actors, world, reader, engine_job, leaves=lying, bad_leaf=2)
+    assert audit_dispute(rec).ok  # an unresolved dispute: every rule so far holds
+    r = replay_dispute(rec)
+    assert (r.index, r.truthful, r.replayed) == (2, "challenger", to_hex(result.leaves[2]))
+
+    rec = opened_leaf_record(
+        w3, deployment, contracts, actors, world, reader, engine_job, leaves=list(result.leaves), bad_leaf=3
+    )
+    r = replay_dispute(rec)
+    assert (r.index, r.truthful, r.replayed) == (3, "solver", to_hex(result.leaves[3]))
+
+    # the solver's server gone and no mirror: the inputs cannot be fetched, as an arbiter would vote UNAVAILABLE
+    data = rec.to_json()
+    for t in data["job_txs"]:
+        for e in t["events"]:
+            if e["name"] == "JobCommitted":
+                e["args"]["uri"] = "http://127.0.0.1:9"
+    path = tmp_path / "gone.json"
+    path.write_text(json.dumps(data))
+    res = CliRunner().invoke(
+        cli, ["audit", "dispute", str(rec.dispute_id), "--record", str(path), "--replay", "--json"]
+    )
+    assert res.exit_code == 0, res.output
+    assert json.loads(res.output)["replay"]["truthful"] == "unknown"
+    assert "UNAVAILABLE" in json.loads(res.output)["replay"]["detail"]
