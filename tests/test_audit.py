@@ -265,6 +265,23 @@ def test_excluded_party_on_the_committee_fails(records):
     assert first_violation(data) == "committee.members"
 
 
+def test_committee_fallback_when_the_draw_state_is_not_the_previous_block(records):
+    """With another StakeManager transaction earlier in the drawing block (a devnet with --block-time), the
+    re-draw at the previous block is not exact: each member must still have had draw weight there."""
+    data = doctored(records["cheater-slashed"])
+    draw = data["committee_draw"]
+    draw["exact"], draw["note"], draw["drawn"] = False, "1 StakeManager log from an earlier transaction", []
+    verdict = audit_dispute(DisputeRecord.from_json(data))
+    assert verdict.ok and "exact re-draw impossible" in {c.rule: c.detail for c in verdict.checks}["committee.members"]
+    member = event_of(txs_with(data, "CommitteeDrawn")[0], "CommitteeDrawn")["arbiters"][1]
+    draw["weights"][member] = 0
+    assert first_violation(data) == "committee.members"
+    # exact re-draw disagreeing with the contract's draw
+    data = doctored(records["cheater-slashed"])
+    data["committee_draw"]["drawn"].reverse()
+    assert first_violation(data) == "committee.members"
+
+
 def test_forged_committee_seed_fails(records):
     data = doctored(records["cheater-slashed"])
     (number,) = [k for k in data["blocks"]]

@@ -324,8 +324,9 @@ class ChainReader:
     def contracts(self) -> dict[str, str]:
         return dict(self.client.deployment.addresses)
 
-    def draw(self, tx: Tx, seed: bytes, count: int, exclude: list[str]) -> Draw:
-        """Re-runs ``drawDistinct(seed, count, exclude)`` against the state before ``tx``'s block."""
+    def draw(self, tx: Tx, seed: bytes, count: int, exclude: list[str], members: list[str]) -> Draw:
+        """Re-runs ``drawDistinct(seed, count, exclude)`` against the state before ``tx``'s block; ``members``
+        (those the contract drew) get their draw weight in that state recorded too."""
         c = self.client
         parent = tx.block - 1
         stakes = c.stake_manager
@@ -346,7 +347,7 @@ class ChainReader:
         except Exception as exc:  # noqa: BLE001 - a node without historical state: say so, check what is left
             drawn, note = [], f"eth_call at block {parent} failed ({type(exc).__name__}: {exc})"
         weights = {}
-        for who in {*drawn, *[a for a in exclude]}:
+        for who in {*drawn, *members, *exclude}:
             try:
                 weights[to_checksum_address(who)] = int(c.call(stakes.functions.drawWeightOf(who), block=parent))
             except Exception:  # noqa: BLE001
@@ -406,7 +407,8 @@ def read_dispute(client: ChainClient, dispute_id: int) -> DisputeRecord:
     if drawn_tx is not None and matched is not None:
         ev = drawn_tx.events_named("CommitteeDrawn")[0]
         exclude = [opened[0].args["solver"], opened[0].args["challenger"], matched.args["submitter"]]
-        draw = r.draw(drawn_tx, from_hex(ev.args["seed"]), int(params["game"]["committeeSize"]), exclude)
+        size = int(params["game"]["committeeSize"])
+        draw = r.draw(drawn_tx, from_hex(ev.args["seed"]), size, exclude, list(ev.args["arbiters"]))
     unavailable = to_hex(bytes(client.call(client.dispute_game.functions.UNAVAILABLE())))
     return DisputeRecord(
         chain_id=client.deployment.chain_id,
@@ -440,7 +442,8 @@ def read_job(client: ChainClient, job_id: bytes) -> JobRecord:
         seed = from_hex(drawn.events_named("AuditDrawn")[0].args["seed"])
         draw_seed = keccak(abi_encode(["bytes32", "bytes32"], [seed, VERIFIER_DRAW_TAG]))
         exclude = [matched.args["solver"], matched.args["submitter"]]
-        draw = r.draw(drawn, draw_seed, int(params["market"]["verifiersPerJob"]), exclude)
+        verifiers = list(drawn.events_named("AuditDrawn")[0].args["verifiers"])
+        draw = r.draw(drawn, draw_seed, int(params["market"]["verifiersPerJob"]), exclude, verifiers)
     disputes = sorted({int(e.args["disputeId"]) for t in txs for e in t.events_named("JobDisputed", "JobMarket")})
     return JobRecord(
         chain_id=client.deployment.chain_id,
