@@ -203,7 +203,7 @@ VT.page("Disputes", async (main) => {
           ["majority arbiters", (resolved.args.majorityArbiters || []).map((x, i) => [i ? ", " : "", VT.link.staker(x)])],
           ["tx", [VT.tx(resolved.tx_hash), " block ", String(resolved.block_number), " · ", VT.time(resolved.block_time)]],
         ]),
-        h("h2", { style: "margin-top:12px" }, "Transfers in the resolving transaction"),
+        h("h2", { class: "sub" }, "Transfers in the resolving transaction"),
         VT.table(
           [
             ["event", (e) => e.name],

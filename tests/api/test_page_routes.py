@@ -44,6 +44,7 @@ def test_pages_are_served_and_root_redirects(market):
         r = c.get(f"/ui/{page}")
         assert r.status_code == 200 and r.headers["content-type"].startswith("text/html"), page
         assert '<script src="common.js" defer></script>' in r.text
+        assert "script-src 'self'" in r.headers["content-security-policy"]
     assert c.get("/ui/common.js").status_code == 200
     assert c.get("/ui/nope.html").status_code == 404
     assert "/ui" not in str(c.get("/openapi.json").json()["paths"].keys())
