@@ -3,7 +3,8 @@
 :class:`Arbiter` commits ``sha256(result ‖ salt ‖ arbiter)`` for disputes whose committee it was drawn into,
 then reveals once the reveal phase is open. ``result`` is what ``replay(pre_state_root, index)`` returns —
 the state root after the segment — or ``UNAVAILABLE`` (``DisputeGame.UNAVAILABLE()``) when replay returns
-``None`` (the pre-state blob could not be fetched or did not hash to its root).
+``None`` (the pre-state blob could not be fetched or did not hash to its root). A ``replay`` that runs on a
+worker raises :class:`ReplayPending` until its result is ready.
 
 The salt is the one thing the chain cannot give back: it is written (atomically, fsynced) to a small JSON
 file *before* the commitment is sent, so a process killed anywhere between commit and reveal can still
@@ -26,7 +27,13 @@ from protocol.game import IDLE, Phase, latest_timestamp, send_move
 
 log = logging.getLogger("veritrain.verifier.arbiter")
 
-__all__ = ["IDLE", "Arbiter", "vote_commitment"]
+__all__ = ["IDLE", "Arbiter", "ReplayPending", "vote_commitment"]
+
+
+class ReplayPending(Exception):
+    """Raised by a non-blocking ``replay`` whose result is still being computed (on a worker thread): the
+    arbiter's step returns ``"wait"`` and asks again next time, so replay never holds up other moves."""
+
 
 #: ``IDisputeGame.Vote.status``
 NOT_COMMITTED, COMMITTED, REVEALED = 0, 1, 2
@@ -103,7 +110,10 @@ class Arbiter:
                 return "missed"
             stored = self.stored_vote(dispute_id)
             if stored is None:
-                replayed = self.replay(bytes(d.preStateRoot), int(d.lo))
+                try:
+                    replayed = self.replay(bytes(d.preStateRoot), int(d.lo))
+                except ReplayPending:
+                    return "wait"
                 result = self.unavailable if replayed is None else bytes(replayed)
                 stored = (result, secrets.token_bytes(32))
                 self._store(dispute_id, *stored)  # before sending: a restart must be able to reveal

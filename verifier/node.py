@@ -1,0 +1,558 @@
+"""The verifier node (issue #6): stake, follow committed jobs, audit by sampled replay, attest or dispute, play
+the descent, arbitrate, and perform the permissionless duties — all from one restartable :meth:`tick`.
+
+State lives in two places: the chain (the source of truth for every job, dispute and vote) and ``data_dir``:
+
+* ``verifier.sqlite`` — jobs and disputes seen in events, each job's audit plan (assigned / whistleblower /
+  skip) and audit result (per sampled segment), whether this node already attested or disputed;
+* ``cursor.json`` — the event follower's cursor (:class:`protocol.events.EventFollower`);
+* ``votes.json`` — arbitration (result, salt) pairs, written before a commitment is sent
+  (:class:`verifier.arbiter.Arbiter`);
+* ``blobs/`` — a verified cache of everything fetched (spec, dataset, checkpoints).
+
+A process killed at any moment (``kill -9``) and restarted re-reads both and carries on: the audit result
+is persisted before a dispute is opened, a dispute opened just before the crash is found again in the events
+(or ``latestDisputeOf``), the challenger's steering target is the persisted ``bad_leaf``, and an arbiter
+reveals with its persisted salt.
+
+**Replay never starves the game.** Replays (audits and arbitration) run on one worker thread; :meth:`tick`
+only submits them and picks up results, so a dispute or arbitration move is made within one tick interval
+plus one transaction's latency even while a replay runs (the worst gap measured by the tests is reported in
+``max_tick_seconds``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import sqlite3
+import threading
+import time
+from collections.abc import Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from protocol.chain import ChainClient
+from protocol.errors import ContractRevert, VeritrainError
+from protocol.events import ChainEvent, EventFollower
+from protocol.game import Phase, clock_out, latest_timestamp, settlement_duty
+from protocol.metrics import Registry
+from protocol.node import log_event
+from verifier.arbiter import Arbiter, ReplayPending
+from verifier.audit import (
+    MISMATCH,
+    AuditError,
+    AuditResult,
+    JobRef,
+    Replayer,
+    Sources,
+    Unavailable,
+    accuse_leaf,
+    check_sample,
+    check_seed,
+)
+from verifier.challenge import Challenger
+
+log = logging.getLogger("veritrain.verifier.node")
+
+ADVERSARIES = ("accuse",)
+# IJobMarket.JobState
+MATCHED, COMMITTED, DISPUTED, FINALIZED, SLASHED, EXPIRED = 1, 2, 3, 4, 5, 6
+DONE_STATES = (FINALIZED, SLASHED, EXPIRED)
+ZERO32 = b"\x00" * 32
+#: Reverts that only mean another party (or our earlier incarnation) got there first.
+RACES = frozenset(
+    {
+        "WrongJobState",
+        "SeedAlreadyDrawn",
+        "SeedNotReady",
+        "AuditWindowOpen",
+        "AuditWindowClosed",
+        "AlreadyAttested",
+        "NothingToWithdraw",
+        "DeadlineNotPassed",
+    }
+)
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS jobs (
+    job_id TEXT PRIMARY KEY,
+    spec_hash TEXT NOT NULL,
+    solver TEXT NOT NULL,
+    submitter TEXT NOT NULL,
+    init_root TEXT NOT NULL,
+    matched_block INTEGER NOT NULL,
+    uri TEXT,
+    commit_block INTEGER,
+    plan TEXT,                -- assigned | whistle | skip | failed
+    audit TEXT,               -- AuditResult JSON
+    attested INTEGER NOT NULL DEFAULT 0,
+    disputed INTEGER NOT NULL DEFAULT 0,  -- this node opened a dispute on the job (once per job)
+    done INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS disputes (
+    dispute_id INTEGER PRIMARY KEY,
+    job_id TEXT NOT NULL,
+    challenger TEXT NOT NULL,
+    block INTEGER NOT NULL,
+    bad_leaf INTEGER,          -- set when this node is the challenger
+    arbiter INTEGER NOT NULL DEFAULT 0,  -- this node was drawn into the committee
+    done INTEGER NOT NULL DEFAULT 0
+);
+"""
+
+
+class InsufficientTokens(VeritrainError, RuntimeError):
+    """The node's account holds too few tokens to reach the stake it was asked to keep."""
+
+
+def _hx(b: bytes) -> str:
+    return "0x" + bytes(b).hex()
+
+
+def _bx(s: str) -> bytes:
+    return bytes.fromhex(s[2:])
+
+
+@dataclass
+class NodeStats:
+    ticks: int = 0
+    max_tick_seconds: float = 0.0  # the longest tick: the worst gap between two chances to move
+
+
+class VerifierMetrics:
+    """The verifier's Prometheus metrics (names fixed by the node conventions)."""
+
+    def __init__(self, registry: Registry | None = None) -> None:
+        r = self.registry = registry or Registry()
+        self.audits = r.counter("veritrain_verifier_audits_total", "Audits finished, by result", ["result"])
+        self.attestations = r.counter("veritrain_verifier_attestations_total", "Attestations sent")
+        self.disputes = r.counter(
+            "veritrain_verifier_disputes_total", "Disputes this node opened, by outcome", ["outcome"]
+        )
+        self.arbitrations = r.counter("veritrain_verifier_arbitrations_total", "Arbitration votes committed")
+        self.replay_seconds = r.counter("veritrain_verifier_replay_seconds_total", "Engine seconds spent replaying")
+        self.stake = r.gauge("veritrain_verifier_stake_wei", "Stake position in token base units", ["kind"])
+
+
+class VerifierNode:
+    """One verifier: ``tick()`` does everything that is due now and returns quickly."""
+
+    def __init__(
+        self,
+        client: ChainClient,
+        data_dir: str | Path,
+        api_url: str | None,
+        *,
+        stake: int = 0,
+        whistleblow_rate: float = 0.0,
+        adversary: str | None = None,
+        metrics: VerifierMetrics | None = None,
+        confirmations: int = 0,
+        device: str = "cpu",
+        blob_timeout: float = 10.0,
+    ) -> None:
+        if adversary is not None and adversary not in ADVERSARIES:
+            raise ValueError(f"unknown verifier adversary {adversary!r}; known: {', '.join(ADVERSARIES)}")
+        if not 0.0 <= whistleblow_rate <= 1.0:
+            raise ValueError(f"--whistleblow-rate must be within [0, 1], not {whistleblow_rate}")
+        self.client = client
+        self.me = client.address
+        self.data_dir = Path(data_dir)
+        self.data_dir.mkdir(parents=True, exist_ok=True)
+        self.stake_target = int(stake)
+        self.whistleblow_rate = whistleblow_rate
+        self.adversary = adversary
+        self.metrics = metrics or VerifierMetrics()
+        self.stats = NodeStats()
+        self.db = sqlite3.connect(self.data_dir / "verifier.sqlite", isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=FULL")
+        self.db.executescript(SCHEMA)
+        self.db.row_factory = sqlite3.Row
+        self._db_lock = threading.RLock()
+        self.sources = Sources(self.data_dir / "blobs", api_url, timeout=blob_timeout)
+        self.replayer = Replayer(self.sources, device)
+        self.follower = EventFollower(client, self.data_dir / "cursor.json", handler=self, confirmations=confirmations)
+        self.challenger = Challenger(client)
+        self.market = client.job_market
+        self.game = client.dispute_game
+        self._market_params = client.call(self.market.functions.params())
+        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay")
+        self._tasks: dict[tuple[str, Any], Future] = {}
+        self._arbiters: dict[int, Arbiter] = {}
+        self._staked = False
+        self._last_withdraw = 0.0
+
+    def close(self) -> None:
+        self.worker.shutdown(wait=False, cancel_futures=True)
+        self.sources.close()
+        self.db.close()
+
+    # ================================================================== event handler (EventFollower)
+
+    def apply(self, events: Sequence[ChainEvent], block_number: int, block_hash: bytes) -> None:
+        with self._db_lock:
+            self.db.execute("BEGIN IMMEDIATE")
+            try:
+                for ev in events:
+                    self._apply_one(ev, block_number)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+
+    def _apply_one(self, ev: ChainEvent, block: int) -> None:
+        a = ev.args
+        if ev.name == "JobMatched":
+            self.db.execute(
+                "INSERT OR IGNORE INTO jobs (job_id, spec_hash, solver, submitter, init_root, matched_block) "
+                "VALUES (?, ?, ?, ?, ?, ?)",
+                (_hx(a["jobId"]), _hx(a["specHash"]), a["solver"], a["submitter"], _hx(a["initStateRoot"]), block),
+            )
+        elif ev.name == "JobCommitted":
+            self.db.execute(
+                "UPDATE jobs SET uri = ?, commit_block = ? WHERE job_id = ?", (a["uri"], block, _hx(a["jobId"]))
+            )
+        elif ev.name in ("JobFinalized", "JobSlashed", "JobExpired"):
+            self.db.execute("UPDATE jobs SET done = 1 WHERE job_id = ?", (_hx(a["jobId"]),))
+        elif ev.name == "DisputeOpened":
+            job_hex = _hx(a["jobId"])
+            mine = a["challenger"] == self.me
+            bad = self._bad_leaf_of(job_hex) if mine else None
+            self.db.execute(
+                "INSERT OR IGNORE INTO disputes (dispute_id, job_id, challenger, block, bad_leaf) VALUES (?,?,?,?,?)",
+                (int(a["disputeId"]), job_hex, a["challenger"], block, bad),
+            )
+            if mine:
+                self.db.execute("UPDATE jobs SET disputed = 1 WHERE job_id = ?", (job_hex,))
+        elif ev.name == "CommitteeDrawn":
+            if self.me in [to_checksum_address(x) for x in a["arbiters"]]:
+                self.db.execute("UPDATE disputes SET arbiter = 1 WHERE dispute_id = ?", (int(a["disputeId"]),))
+
+    def rollback(self, block_number: int) -> None:
+        with self._db_lock:
+            self.db.execute("DELETE FROM disputes WHERE block > ?", (block_number,))
+            self.db.execute("DELETE FROM jobs WHERE matched_block > ?", (block_number,))
+            self.db.execute(
+                "UPDATE jobs SET uri = NULL, commit_block = NULL, plan = NULL, audit = NULL WHERE commit_block > ?",
+                (block_number,),
+            )
+
+    # ================================================================== helpers
+
+    def _send(self, what: str, fn: Any, **fields: Any) -> bool:
+        """Sends a transaction; a revert that means "someone got there first" is logged and returns False."""
+        try:
+            self.client.transact(fn)
+        except ContractRevert as exc:
+            if exc.name in RACES:
+                log.debug("%s not sent: %s", what, exc.name)
+                return False
+            raise
+        log_event(log, what, **fields)
+        return True
+
+    def _job_row(self, job_hex: str) -> sqlite3.Row | None:
+        with self._db_lock:
+            return self.db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_hex,)).fetchone()
+
+    def _bad_leaf_of(self, job_hex: str) -> int | None:
+        row = self._job_row(job_hex)
+        if row is None or row["audit"] is None:
+            return None
+        return AuditResult.from_json(json.loads(row["audit"])).bad_leaf
+
+    def _update_job(self, job_hex: str, **cols: Any) -> None:
+        sets = ", ".join(f"{k} = ?" for k in cols)
+        with self._db_lock:
+            self.db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", (*cols.values(), job_hex))
+
+    def _job_ref(self, row: sqlite3.Row, job: Any) -> JobRef:
+        return JobRef(
+            job_id=_bx(row["job_id"]),
+            spec_hash=_bx(row["spec_hash"]),
+            solver=row["solver"],
+            submitter=row["submitter"],
+            uri=row["uri"] or "",
+            num_leaves=int(job.numLeaves),
+            trajectory_root=bytes(job.trajectoryRoot),
+            init_state_root=bytes(job.initStateRoot),
+        )
+
+    def _task(self, key: tuple[str, Any], fn: Any, *args: Any) -> Future:
+        fut = self._tasks.get(key)
+        if fut is None:
+            fut = self._tasks[key] = self.worker.submit(fn, *args)
+        return fut
+
+    def whistle(self, job_id: bytes) -> bool:
+        """Whether this node audits an unassigned job: a fixed draw per (node, job), so restarts agree."""
+        h = hashlib.sha256(b"whistle" + bytes.fromhex(self.me[2:]) + job_id).digest()
+        return int.from_bytes(h[:8], "big") < self.whistleblow_rate * 2**64
+
+    # ================================================================== tick
+
+    def tick(self) -> None:
+        t0 = time.perf_counter()
+        if not self._staked:
+            self.ensure_stake()
+        self.follower.poll_once()
+        now = latest_timestamp(self.client)
+        block = self.client.block_number()
+        with self._db_lock:
+            jobs = self.db.execute("SELECT * FROM jobs WHERE done = 0 AND uri IS NOT NULL").fetchall()
+            disputes = self.db.execute("SELECT * FROM disputes WHERE done = 0").fetchall()
+        for row in disputes:  # game moves first: they have clocks
+            self._dispute_duty(row)
+        for row in jobs:
+            self._job_duty(row, now, block)
+        if time.monotonic() - self._last_withdraw > 5.0:
+            self._last_withdraw = time.monotonic()
+            self.withdraw_if_owed()
+        self.stats.ticks += 1
+        self.stats.max_tick_seconds = max(self.stats.max_tick_seconds, time.perf_counter() - t0)
+
+    # ------------------------------------------------------------------ stake
+
+    def ensure_stake(self) -> None:
+        """Tops the free+locked stake up to ``stake`` (approve + deposit) and joins the verifier pool."""
+        stakes = self.client.stake_manager
+        pos = self.client.call(stakes.functions.positionOf(self.me))
+        have = int(pos.free) + int(pos.locked)
+        if have < self.stake_target:
+            need = self.stake_target - have
+            balance = int(self.client.call(self.client.token.functions.balanceOf(self.me)))
+            if balance < need:
+                raise InsufficientTokens(
+                    f"{self.me} holds {balance / 1e18:g} tokens but needs {need / 1e18:g} more to stake "
+                    f"{self.stake_target / 1e18:g}: fund the account (devnet: `veritrain devnet up` mints to the dev "
+                    "accounts) or ask for a smaller --stake"
+                )
+            self.client.transact(self.client.token.functions.approve(stakes.address, need))
+            self.client.transact(stakes.functions.deposit(need))
+            log_event(log, "staked", amount=need)
+        if not pos.verifier:
+            self.client.transact(stakes.functions.setVerifier(True))
+            log_event(log, "registered-verifier")
+        self._staked = True
+        self.update_stake_gauge()
+
+    def update_stake_gauge(self) -> None:
+        pos = self.client.call(self.client.stake_manager.functions.positionOf(self.me))
+        for kind in ("free", "locked", "unbonding", "claimable"):
+            self.metrics.stake.set(int(getattr(pos, kind)), kind=kind)
+
+    def withdraw_if_owed(self) -> int:
+        pos = self.client.call(self.client.stake_manager.functions.positionOf(self.me))
+        owed = int(pos.claimable)
+        if owed and self._send("withdrew", self.client.stake_manager.functions.withdraw(), amount=owed):
+            self.update_stake_gauge()
+            return owed
+        return 0
+
+    # ------------------------------------------------------------------ jobs
+
+    def _job_duty(self, row: sqlite3.Row, now: int, block: int) -> None:
+        job_hex = row["job_id"]
+        job_id = _bx(job_hex)
+        job = self.client.call(self.market.functions.getJob(job_id))
+        state = int(job.state)
+        if state in DONE_STATES:
+            self._update_job(job_hex, done=1)
+            return
+        if state not in (COMMITTED, DISPUTED):
+            return
+        if bytes(job.seed) == ZERO32:
+            if block > int(job.seedBlock):
+                self._send("draw-audit", self.market.functions.drawAudit(job_id), job=job_hex)
+            return
+        if state == COMMITTED and now >= int(job.auditEnd):
+            self._send("finalize", self.market.functions.finalize(job_id), job=job_hex)
+            return
+        plan = row["plan"]
+        if plan is None:
+            assigned = self.me in self.client.call(self.market.functions.assignedVerifiers(job_id))
+            plan = "assigned" if assigned else ("whistle" if self.whistle(job_id) else "skip")
+            if self.adversary == "accuse" and self.me not in (job.solver, job.submitter):
+                plan = "assigned" if assigned else "whistle"  # accuses every job it can
+            self._update_job(job_hex, plan=plan)
+            log_event(log, "audit-plan", job=job_hex, plan=plan)
+        if plan in ("skip", "failed"):
+            return
+        result = self._audit_result(row, job, plan)
+        if result is None:
+            return
+        if result.clean:
+            if plan == "assigned" and not row["attested"] and now < int(job.auditEnd):
+                if not self.client.call(self.market.functions.hasAttested(job_id, self.me)):
+                    if self._send("attest", self.market.functions.attest(job_id), job=job_hex):
+                        self.metrics.attestations.inc()
+                self._update_job(job_hex, attested=1)
+            return
+        if row["disputed"] or state != COMMITTED or now >= int(job.auditEnd):
+            return  # one dispute per job by this node; someone else's dispute runs; or too late
+        self._open_dispute(job_hex, job_id, result)
+
+    def _audit_result(self, row: sqlite3.Row, job: Any, plan: str) -> AuditResult | None:
+        """The persisted audit result, or None while the replay runs (it is started here if needed)."""
+        job_hex = row["job_id"]
+        if row["audit"] is not None:
+            return AuditResult.from_json(json.loads(row["audit"]))
+        ref = self._job_ref(row, job)
+        p = self._market_params
+        chain_segments = self.client.call(self.market.functions.sampledSegments(ref.job_id))
+        try:
+            seed_hash = self._block_hash(int(job.seedBlock))
+            check_seed(seed=bytes(job.seed), seed_block_hash=seed_hash, job_id=ref.job_id,
+                       trajectory_root=ref.trajectory_root)  # fmt: skip
+            segments = check_sample(
+                seed=bytes(job.seed),
+                num_leaves=ref.num_leaves,
+                chain_segments=[int(x) for x in chain_segments],
+                rate_bps=int(p.auditRateBps),
+                max_samples=int(p.maxSampledSegments),
+            )
+        except AuditError as exc:
+            log_event(log, "audit-failed", logging.ERROR, job=job_hex, error=str(exc))
+            self._update_job(job_hex, plan="failed")
+            return None
+        if self.adversary == "accuse":
+            leaf = accuse_leaf(ref.job_id, self.me, segments)
+            result = AuditResult(job_id=ref.job_id, segments={i: "match" for i in segments})
+            result.segments[leaf] = MISMATCH
+            result.notes.append("adversary accuse: no replay, a sampled leaf accused")
+        else:
+            fut = self._task(("audit", job_hex), self.replayer.audit, ref, segments)
+            if not fut.done():
+                return None
+            del self._tasks[("audit", job_hex)]
+            try:
+                result = fut.result()
+            except AuditError as exc:
+                log_event(log, "audit-failed", logging.ERROR, job=job_hex, error=str(exc))
+                self._update_job(job_hex, plan="failed")
+                return None
+            self.metrics.replay_seconds.inc(result.replay_seconds)
+        verdict = "clean" if result.clean else ("mismatch" if MISMATCH in result.segments.values() else "unavailable")
+        self.metrics.audits.inc(result=verdict)
+        self._update_job(job_hex, audit=json.dumps(result.to_json()))
+        log_event(log, "audited", job=job_hex, plan=plan, result=verdict, segments=result.to_json()["segments"],
+                  replay_s=round(result.replay_seconds, 3))  # fmt: skip
+        return result
+
+    def _block_hash(self, number: int) -> bytes | None:
+        blk = self.client.with_retries("eth_getBlock", lambda: self.client.w3.eth.get_block(number))
+        if blk is None or self.client.block_number() - number > 255:
+            return None
+        return bytes(blk["hash"])
+
+    def _open_dispute(self, job_hex: str, job_id: bytes, result: AuditResult) -> None:
+        bad = result.bad_leaf
+        try:
+            dispute_id = self.challenger.open(job_id)
+        except ContractRevert as exc:
+            if exc.name in RACES:  # another challenger's dispute runs, or the window closed
+                return
+            raise
+        with self._db_lock:
+            self.db.execute(
+                "INSERT INTO disputes (dispute_id, job_id, challenger, block, bad_leaf) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(dispute_id) DO UPDATE SET bad_leaf = excluded.bad_leaf",
+                (dispute_id, job_hex, self.me, self.client.block_number(), bad),
+            )
+            self.db.execute("UPDATE jobs SET disputed = 1 WHERE job_id = ?", (job_hex,))
+        log_event(log, "dispute-opened", job=job_hex, dispute=dispute_id, bad_leaf=bad)
+
+    # ------------------------------------------------------------------ disputes
+
+    def _dispute_duty(self, row: sqlite3.Row) -> None:
+        dispute_id = int(row["dispute_id"])
+        d = self.client.call(self.game.functions.getDispute(dispute_id))
+        phase = Phase(d.phase)
+        if phase == Phase.RESOLVED:
+            self._dispute_resolved(row, d)
+            return
+        if row["challenger"] == self.me:
+            bad = row["bad_leaf"]
+            if bad is None:  # opened before the crash, bad leaf not yet recorded: from the job's audit
+                bad = self._bad_leaf_of(row["job_id"])
+            if bad is None:
+                log_event(log, "dispute-no-target", logging.ERROR, dispute=dispute_id)
+                return
+            move = self.challenger.step(dispute_id, int(bad))
+            if move not in ("wait", "resolved", "not-party"):
+                log_event(log, "dispute-move", dispute=dispute_id, move=move, lo=int(d.lo), hi=int(d.hi))
+            return
+        if row["arbiter"] or (phase == Phase.VOTING and self.me in self._committee(dispute_id)):
+            move = self._arbiter(dispute_id, row["job_id"]).step(dispute_id)
+            if move == "commit":
+                self.metrics.arbitrations.inc()
+            if move not in ("wait", "resolved", "not-party"):
+                log_event(log, "arbiter-move", dispute=dispute_id, move=move)
+            return
+        # a bystander: keep the game moving (committee draw, resolve, a party's clock out)
+        mover_out = False
+        if phase == Phase.AWAITING_CHOICE:
+            mover_out = clock_out(self.client, d, challenger_moves=True)
+        elif phase in (Phase.AWAITING_REVEAL, Phase.AWAITING_LEAF):
+            mover_out = clock_out(self.client, d, challenger_moves=False)
+        move = settlement_duty(self.client, dispute_id, d, mover_clock_out=mover_out)
+        if move and move != "wait":
+            log_event(log, "dispute-duty", dispute=dispute_id, move=move)
+
+    def _committee(self, dispute_id: int) -> list[str]:
+        return list(self.client.call(self.game.functions.committee(dispute_id)))
+
+    def _dispute_resolved(self, row: sqlite3.Row, d: Any) -> None:
+        dispute_id = int(row["dispute_id"])
+        if row["challenger"] == self.me:
+            outcome = {1: "lost", 2: "won", 3: "no-decision"}.get(int(d.outcome), "unknown")
+            self.metrics.disputes.inc(outcome=outcome)
+            log_event(log, "dispute-resolved", dispute=dispute_id, outcome=outcome)
+        with self._db_lock:
+            self.db.execute("UPDATE disputes SET done = 1 WHERE dispute_id = ?", (dispute_id,))
+        self._arbiters.pop(dispute_id, None)
+        self.update_stake_gauge()
+
+    def _arbiter(self, dispute_id: int, job_hex: str) -> Arbiter:
+        if dispute_id not in self._arbiters:
+
+            def replay(pre_root: bytes, index: int) -> bytes | None:
+                return self._arbitration_replay(dispute_id, job_hex, pre_root, index)
+
+            self._arbiters[dispute_id] = Arbiter(self.client, replay, self.data_dir / "votes.json")
+        return self._arbiters[dispute_id]
+
+    def _arbitration_replay(self, dispute_id: int, job_hex: str, pre_root: bytes, index: int) -> bytes | None:
+        """Non-blocking: starts the replay on the worker, raises ReplayPending until it is done."""
+        key = ("arbitrate", dispute_id)
+        if key not in self._tasks:
+            row = self._job_row(job_hex)
+            if row is None:
+                log_event(log, "arbitration-unknown-job", logging.ERROR, dispute=dispute_id, job=job_hex)
+                return None
+            job = self.client.call(self.market.functions.getJob(_bx(job_hex)))
+            ref = self._job_ref(row, job)
+
+            def run() -> bytes | None:
+                before = self.replayer.seconds
+                try:
+                    return self.replayer.replay(ref, pre_root, index)
+                except (Unavailable, AuditError) as exc:
+                    log_event(log, "arbitration-unavailable", dispute=dispute_id, error=str(exc))
+                    return None
+                finally:
+                    self.metrics.replay_seconds.inc(self.replayer.seconds - before)
+
+            self._task(key, run)
+        fut = self._tasks[key]
+        if not fut.done():
+            raise ReplayPending
+        del self._tasks[key]
+        return fut.result()
