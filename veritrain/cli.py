@@ -21,6 +21,8 @@ from veritrain.solver_cmd import EXAMPLES as SOLVER_EXAMPLES
 from veritrain.solver_cmd import solver as solver_command
 from veritrain.stake_cmd import app as stake_app
 from veritrain.train import train as train_command
+from veritrain.verifier_cmd import EXAMPLES as VERIFIER_EXAMPLES
+from veritrain.verifier_cmd import verifier as verifier_command
 
 app = typer.Typer(
     name="veritrain",
@@ -38,6 +40,7 @@ app.command("api")(api_command)
 app.command("indexer")(indexer_command)
 app.command("train")(train_command)
 app.command("solver", epilog=SOLVER_EXAMPLES)(solver_command)
+app.command("verifier", epilog=VERIFIER_EXAMPLES)(verifier_command)
 
 
 def _print_version(value: bool) -> None:

@@ -1,0 +1,177 @@
+"""``veritrain verifier``: run a verifier node (issue #6; see :mod:`verifier.node`)."""
+
+from __future__ import annotations
+
+import logging
+import os
+from decimal import Decimal, InvalidOperation
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+__all__ = ["verifier"]
+
+EXAMPLES = """
+Examples:
+
+  # on a devnet (`veritrain devnet up`), key from a file, 500 tokens staked
+  veritrain verifier --key-file verifier.key --stake 500
+
+  # also audit 20% of the jobs it was not assigned (whistleblower)
+  VERITRAIN_KEY=0x… veritrain verifier --whistleblow-rate 0.2 --listen 127.0.0.1:8700
+"""
+
+
+def _fail(message: str, code: int = 2) -> None:
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def _tokens(value: str, name: str) -> int:
+    try:
+        d = Decimal(value)
+    except InvalidOperation:
+        _fail(f"{name} must be a number of tokens, not {value!r}")
+    if not d.is_finite() or d < 0:
+        _fail(f"{name} must be a number of tokens >= 0, not {value!r}")
+    return int(d * 10**18)
+
+
+def verifier(
+    key: Annotated[
+        str | None, typer.Option("--key", help="Private key (hex). Prefer --key-file or $VERITRAIN_KEY.")
+    ] = None,
+    key_file: Annotated[
+        Path | None, typer.Option("--key-file", help="File whose first line is the private key.")
+    ] = None,
+    rpc: Annotated[str, typer.Option("--rpc", help="Ethereum JSON-RPC URL.")] = "http://127.0.0.1:8545",
+    deployment: Annotated[
+        Path | None, typer.Option("--deployment", help="Deployment JSON (default $VERITRAIN_HOME/deployment.json).")
+    ] = None,
+    api: Annotated[str, typer.Option("--api", help="Marketplace API URL (blob and leaf-list mirror).")] = (
+        "http://127.0.0.1:8000"
+    ),
+    data_dir: Annotated[
+        Path | None, typer.Option("--data-dir", help="State folder (default $VERITRAIN_HOME/verifier-<address>).")
+    ] = None,
+    listen: Annotated[str, typer.Option("--listen", help="HOST:PORT of /metrics and /health (port 0: any).")] = (
+        "127.0.0.1:0"
+    ),
+    stake: Annotated[str, typer.Option("--stake", help="Tokens to keep staked (free + locked).")] = "500",
+    whistleblow_rate: Annotated[
+        float,
+        typer.Option("--whistleblow-rate", min=0.0, max=1.0, help="Share of unassigned jobs to audit too (0..1)."),
+    ] = 0.0,
+    threads: Annotated[
+        int | None, typer.Option("--threads", min=1, help="Threads for torch and the exact kernels.")
+    ] = None,
+    adversary: Annotated[
+        str | None,
+        typer.Option("--adversary", help="TEST/DEMO ONLY: 'accuse' disputes honest work (and loses its bond)."),
+    ] = None,
+    poll_interval: Annotated[float, typer.Option("--poll-interval", min=0.05, help="Seconds between ticks.")] = 0.5,
+    confirmations: Annotated[
+        int, typer.Option("--confirmations", min=0, help="Blocks an event waits before the node acts on it.")
+    ] = 0,
+    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+) -> None:
+    """Run a verifier node: stake, audit committed jobs by replaying their sampled segments, attest or dispute
+    (and play the dispute down the tree), arbitrate when drawn, collect fees and bounties. Runs until Ctrl-C /
+    SIGTERM; safe to kill -9 and restart (state in --data-dir and on chain).
+    """
+    from protocol.deploy import load_deployment
+    from protocol.errors import ChainMismatch, RpcUnavailable, VeritrainError
+    from protocol.node import (
+        HttpService,
+        NodeConfigError,
+        StopFlag,
+        clear_ready_file,
+        load_account,
+        log_event,
+        parse_listen,
+        run_loop,
+        setup_logging,
+        write_ready_file,
+    )
+    from verifier.node import ADVERSARIES
+    from veritrain.devnet import veritrain_home
+
+    if adversary is not None and adversary not in ADVERSARIES:
+        _fail(f"--adversary: unknown verifier adversary {adversary!r}; known: {', '.join(ADVERSARIES)}")
+    stake_wei = _tokens(stake, "--stake")
+    try:
+        account = load_account(key, key_file)
+        host, port = parse_listen(listen)
+    except NodeConfigError as exc:
+        _fail(str(exc))
+    home = veritrain_home()
+    dep_path = deployment or home / "deployment.json"
+    if not dep_path.exists():
+        _fail(f"deployment file {dep_path} does not exist: run `veritrain devnet up` (or pass --deployment)")
+    try:
+        dep = load_deployment(dep_path)
+    except (VeritrainError, ValueError, OSError) as exc:
+        _fail(f"cannot read deployment {dep_path}: {exc}")
+    ddir = Path(data_dir or home / f"verifier-{account.address[2:10].lower()}")
+    try:
+        logger = setup_logging("verifier", ddir, log_level)
+    except NodeConfigError as exc:
+        _fail(str(exc))
+    clear_ready_file(ddir)
+    if adversary:
+        typer.secho(
+            f"WARNING: --adversary {adversary}: THIS VERIFIER DISPUTES HONEST WORK ON PURPOSE. For tests and demos "
+            "only; it will lose its dispute bond.",
+            fg=typer.colors.RED,
+            bold=True,
+            err=True,
+        )
+    from fastapi import FastAPI
+
+    from protocol.chain import ChainClient
+    from protocol.engine.runner import configure_threads
+    from protocol.node import metrics_response
+    from verifier.node import InsufficientTokens, VerifierNode
+
+    configure_threads(threads)
+    stop = StopFlag()
+    try:
+        client = ChainClient(rpc, dep, account, retries=4)
+        node = VerifierNode(
+            client, ddir, api, stake=stake_wei, whistleblow_rate=whistleblow_rate, adversary=adversary,
+            confirmations=confirmations,
+        )  # fmt: skip
+        node.ensure_stake()
+    except RpcUnavailable:
+        _fail(f"the RPC node at {rpc} is unreachable: start it (`veritrain devnet up`) or fix --rpc", code=1)
+    except ChainMismatch as exc:
+        _fail(f"wrong chain: {exc}", code=1)
+    except InsufficientTokens as exc:
+        _fail(f"insufficient tokens: {exc}", code=1)
+    except VeritrainError as exc:
+        _fail(str(exc), code=1)
+
+    app = FastAPI(title="veritrain verifier", docs_url=None, redoc_url=None)
+
+    @app.get("/metrics")
+    def metrics():  # noqa: ANN202
+        return metrics_response(node.metrics.registry)
+
+    @app.get("/health")
+    def health() -> dict:
+        return {"status": "ok", "role": "verifier", "address": account.address, "ticks": node.stats.ticks}
+
+    try:
+        http = HttpService(app, host, port).start()
+    except NodeConfigError as exc:
+        _fail(str(exc), code=1)
+    info = {"role": "verifier", "address": account.address, "url": http.url, "metrics_url": f"{http.url}/metrics"}
+    write_ready_file(ddir, **info)
+    log_event(logger, "ready", **info, data_dir=str(ddir), adversary=adversary, pid=os.getpid())
+    try:
+        run_loop(node.tick, stop, poll_interval, logging.getLogger("veritrain.verifier"))
+    finally:
+        log_event(logger, "stopping", max_tick_s=round(node.stats.max_tick_seconds, 3), ticks=node.stats.ticks)
+        http.stop()
+        node.close()
