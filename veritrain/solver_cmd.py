@@ -169,7 +169,7 @@ def solver(
         _fail(str(exc), code=1)
     info = node.ready_info()
     write_ready_file(ddir, **info)
-    log_event(logger, "ready", **info, data_dir=str(ddir), adversary=adv.name, pid=os.getpid())
+    log_event(logger, "ready", **info, data_dir=str(ddir), pid=os.getpid())
     try:
         run_loop(node.tick, stop, poll_interval, logging.getLogger("veritrain.solver"))
     finally:
