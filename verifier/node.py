@@ -38,7 +38,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from protocol.chain import ChainClient
-from protocol.errors import ContractRevert, VeritrainError
+from protocol.errors import ContractRevert, TransactionFailed, VeritrainError
 from protocol.events import ChainEvent, EventFollower
 from protocol.game import Phase, clock_out, latest_timestamp, settlement_duty
 from protocol.metrics import Registry
@@ -258,6 +258,15 @@ class VerifierNode:
         log_event(log, what, **fields)
         return True
 
+    def _transact_roomy(self, fn: Any) -> None:
+        """Sends ``fn``; if it ran out of gas (the verifier pool's sortition tree changed between the estimate and
+        the block, e.g. several verifiers registering at once), sends it again with twice the estimate."""
+        try:
+            self.client.transact(fn)
+        except TransactionFailed:
+            est = self.client.with_retries("eth_estimateGas", lambda: fn.estimate_gas({"from": self.me}))
+            self.client.transact(fn, gas=2 * int(est) + 100_000)
+
     def _job_row(self, job_hex: str) -> sqlite3.Row | None:
         with self._db_lock:
             return self.db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_hex,)).fetchone()
@@ -335,10 +344,10 @@ class VerifierNode:
                     "accounts) or ask for a smaller --stake"
                 )
             self.client.transact(self.client.token.functions.approve(stakes.address, need))
-            self.client.transact(stakes.functions.deposit(need))
+            self._transact_roomy(stakes.functions.deposit(need))
             log_event(log, "staked", amount=need)
         if not pos.verifier:
-            self.client.transact(stakes.functions.setVerifier(True))
+            self._transact_roomy(stakes.functions.setVerifier(True))
             log_event(log, "registered-verifier")
         self._staked = True
         self.update_stake_gauge()

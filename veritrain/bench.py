@@ -283,3 +283,31 @@ def bench_api(
         return
     typer.echo(f"{result['orders_per_s']} orders/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
                f"({result['requests']} requests, {result['concurrency']} connections, {result['database']})")
+
+
+@app.command("audit")
+def bench_audit(
+    audit_rate: Annotated[
+        float, typer.Option("--audit-rate", min=0.0001, max=1.0, help="Share of segments sampled.")
+    ] = 0.1,
+    cheat_fraction: Annotated[
+        float, typer.Option("--cheat-fraction", min=0.0, max=1.0, help="Chance that each segment is cheated.")
+    ] = 0.1,
+    jobs: Annotated[int, typer.Option("--jobs", min=1, help="Cheating jobs trained (each its own cheat set).")] = 4,
+    audits: Annotated[int, typer.Option("--audits", min=1, help="Audits (fresh audit seeds) per job.")] = 50,
+    segments: Annotated[int, typer.Option("--segments", min=1, help="Segments (leaves) per job.")] = 20,
+    interval: Annotated[int, typer.Option("--interval", min=1, help="Optimizer steps per segment.")] = 5,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Sampled-replay audits of real cheating jobs: detection vs 1 − (1 − f)^m, verifier vs solver compute."""
+    from verifier.bench import audit_benchmark
+
+    result = audit_benchmark(audit_rate, cheat_fraction, jobs, audits, segments, interval)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(
+        f"audit rate {result['audit_rate']} (m={result['sampled_per_audit']} of N={result['segments']}), cheat "
+        f"fraction {result['cheat_fraction']}: detected {result['detected']} vs expected {result['expected']} "
+        f"(± {result['detected_stderr']}); verifier/solver compute {result['verifier_over_solver_compute']}"
+    )
