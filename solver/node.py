@@ -39,7 +39,6 @@ from typing import Any
 
 import httpx
 from eth_account.signers.local import LocalAccount
-from web3.logs import DISCARD
 
 from protocol.blobstore import HttpBlobClient, LocalBlobStore
 from protocol.chain import ChainClient
@@ -631,10 +630,7 @@ class SolverNode:
         leaves = traj.leaves()
         init = self._init_root_for(row.job_bytes)
         try:
-            for root in [init, *leaves]:
-                address = "0x" + root.hex()
-                if self._is_withheld(address) or not self.store.has(address, "state"):
-                    continue
+            for address in mirrorable(self.store, init, leaves, self._is_withheld):
                 if self.api_blobs.head(address, "state") is None:
                     with self.store.open(address, "state") as blob:
                         self.api_blobs.put_state(blob.read(), expected=address)
@@ -726,6 +722,12 @@ class SolverNode:
         }
 
 
-def receipt_events(client: ChainClient, receipt: Any, name: str) -> list:
-    """Decoded ``name`` events of the JobMarket in ``receipt`` (helper for tests and tools)."""
-    return list(getattr(client.job_market.events, name)().process_receipt(receipt, errors=DISCARD))
+def mirrorable(store: LocalBlobStore, init_root: bytes, leaves: list[bytes], withheld) -> list[str]:
+    """The checkpoint addresses of a job that are pushed to the marketplace mirror: ``C_init`` and every leaf
+    that has a checkpoint in ``store`` (a made-up leaf has none), minus those ``withheld(address)``."""
+    out = []
+    for root in [init_root, *leaves]:
+        address = "0x" + root.hex()
+        if not withheld(address) and store.has(address, "state") and address not in out:
+            out.append(address)
+    return out
