@@ -38,6 +38,7 @@ require = @command -v $(1) >/dev/null 2>&1 || { \
 help:
 	@echo "make setup           install .venv (pip), node_modules (npm) and Chromium (apt) if missing or stale"
 	@echo "make test            setup, then forge test and pytest (fails if either fails)"
+	@echo "make demo            setup, then \`veritrain demo\`: a whole market on a local chain (under 5 minutes)"
 	@echo "make forge-test      Solidity tests only"
 	@echo "make pytest          Python tests only"
 	@echo "make build           forge build"
@@ -137,6 +138,10 @@ test: setup $(AUDIT_STAMP)
 		|| { status=1; cat slither.log; }; \
 	if [ $$status -ne 0 ]; then echo "make test: FAILED (see above)" >&2; fi; \
 	exit $$status
+
+# A whole market on a private devnet: anvil, API, honest + cheating solvers, verifiers (veritrain/demo.py).
+demo: setup
+	$(WITH_FOUNDRY) $(VENV)/bin/veritrain demo $(DEMO_ARGS)
 
 forge-test: setup
 	$(WITH_FOUNDRY) forge test

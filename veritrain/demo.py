@@ -226,7 +226,14 @@ class MarketRun:
         )
         sub: Submitted = submit_job(self.user, spec, data, max_price=self.price, deadline_s=900)
         solver = self.devnet.address(solver_role)
-        bid = wait_for_bid(self.user, sub.job_id, solver=solver, timeout=self.node_timeout, poll=0.25)
+        bid = wait_for_bid(
+            self.user,
+            sub.job_id,
+            solver=solver,
+            timeout=self.node_timeout,
+            poll=0.25,
+            on_poll=lambda _: self._check_nodes(),  # a node that died says so now, with its log
+        )
         accept_bid(self.user, sub.job_id, bid["bid_hash"])
         run = JobRun(sub.job_id, solver_role, solver, self.solvers.get(solver_role))
         self.jobs.append(run)

@@ -373,10 +373,11 @@ def accept_bid(user: User, job_id: str, bid_hash: str | None = None) -> dict[str
     if allowance < price:
         user.chain.transact(user.chain.token.functions.approve(stake_manager, price))
     receipt = user.chain.transact(market.functions.acceptBid(**args))
+    bid = args["bid"]
     return {
         "job_id": job_id,
         "bid_hash": call["bid_hash"],
-        "solver": to_checksum_address(args["bid"][0]),
+        "solver": to_checksum_address(bid["solver"] if isinstance(bid, dict) else bid[0]),
         "price": price,
         "tx": _hex(receipt["transactionHash"]),
         "gas": int(receipt["gasUsed"]),

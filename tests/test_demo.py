@@ -1,0 +1,110 @@
+"""The demo end to end, shortened (issue #8's "Done when"):
+
+* ``veritrain demo --json`` (a real subprocess: anvil, API, solver and verifier nodes) ends with every honest
+  job finalized and paid, every cheating solver slashed and no honest party slashed, and no process it started
+  is left running;
+* interrupted with SIGINT mid-run, it stops every process it started;
+* ``veritrain job fetch`` on a finalized job writes a model that loads in PyTorch and whose state bytes hash to
+  the committed final state root.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from veritrain.procs import pid_alive
+
+pytestmark = pytest.mark.chain
+
+
+def alive(pid_file: Path) -> list[int]:
+    if not pid_file.exists():
+        return []
+    return [int(p) for p in pid_file.read_text().split() if pid_alive(int(p))]
+
+
+def wait_none_alive(pid_file: Path, timeout: float = 20.0) -> list[int]:
+    deadline = time.monotonic() + timeout
+    while (left := alive(pid_file)) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return left
+
+
+def test_demo_json_pays_honest_slashes_cheaters_and_leaves_nothing_running(tmp_path):
+    home = tmp_path / "demo"
+    proc = subprocess.run(
+        [sys.executable, "-m", "veritrain.cli", "demo", "--jobs", "3", "--steps", "40", "--interval", "10",
+         "--verifiers", "5", "--home", str(home), "--json"],
+        capture_output=True, text=True, timeout=600,
+    )  # fmt: skip
+    assert proc.returncode == 0, f"demo failed:\n{proc.stderr[-6000:]}"
+    report = json.loads(proc.stdout)
+    jobs = report["jobs"]
+    assert {j["adversary"] for j in jobs} == {None, "fake", "lazy"}  # every solver got work
+    cheaters = {j["solver"] for j in jobs if j["adversary"]}
+    for j in jobs:
+        if j["adversary"] is None:
+            assert j["outcome"] == "finalized" and j["paid"] > 0, j
+        else:
+            assert j["outcome"] == "slashed" and j["slashed"] > 0, j
+    assert set(report["slashed_accounts"]) <= cheaters  # no honest party slashed
+    assert report["disputes"] and all(d["winner"] and d["rounds"] >= 1 and d["gas"] > 0 for d in report["disputes"])
+    assert report["verifier_over_solver_compute"] is not None and report["verifier_over_solver_compute"] > 0
+    assert wait_none_alive(home / "pids.txt") == []
+
+
+def test_demo_interrupted_stops_every_process(tmp_path):
+    home = tmp_path / "demo"
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "veritrain.cli", "demo", "--jobs", "3", "--steps", "40", "--home", str(home), "--json"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    pid_file = home / "pids.txt"
+    deadline = time.monotonic() + 120
+    while len(alive(pid_file)) < 4:  # anvil, API and some nodes are up
+        assert proc.poll() is None, proc.stderr.read().decode()[-4000:] if proc.stderr else ""
+        assert time.monotonic() < deadline, "the demo did not start its processes"
+        time.sleep(0.2)
+    started = alive(pid_file)
+    os.kill(proc.pid, signal.SIGINT)
+    assert proc.wait(timeout=60) == 130
+    assert wait_none_alive(pid_file) == [], f"left running: {started}"
+
+
+def test_job_fetch_gives_a_pytorch_model_hashing_to_the_committed_root(tmp_path):
+    import torch
+
+    from protocol.blobstore import state_address
+    from veritrain.demo import MarketRun
+    from veritrain.market import chain_job
+
+    with MarketRun(tmp_path / "m", solvers={"solver0": None}, verifiers=4, steps=20, interval=10) as run:
+        report = run.run_jobs(1, timeout=300)
+        (job,) = report.jobs
+        assert job["outcome"] == "finalized"
+        out = tmp_path / "model"
+        cli = subprocess.run(
+            [sys.executable, "-m", "veritrain.cli", "job", "fetch", job["id"], "--out", str(out), "--json",
+             "--home", str(run.home)],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert cli.returncode == 0, cli.stderr
+        info = json.loads(cli.stdout)
+        committed = "0x" + bytes(chain_job(run.user, job["id"]).finalStateRoot).hex()
+    assert info["final_state_root"] == committed
+    assert state_address((out / "final_state.vts").read_bytes()) == committed
+    weights = torch.load(out / "model.pt", weights_only=True)
+    from protocol.engine.models import build_model
+    from protocol.spec import parse_spec
+
+    model = build_model(parse_spec((out / "spec.json").read_bytes()).model, False)
+    model.load_state_dict(weights)  # loads in PyTorch
+    assert model(torch.zeros(1, 64)).shape == (1, 10)
