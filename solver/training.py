@@ -3,18 +3,26 @@
 :class:`JobRun` owns a job's :class:`~protocol.engine.runner.Trainer`, its persistent trajectory
 (``<job dir>/trajectory.sqlite``, a pymerkle ``SqliteTree``) and the node's blob store. :meth:`JobRun.step`
 runs the next segment through the node's :class:`~solver.adversary.Adversary` (the honest one unless a test or
-the demo asked otherwise), stores the checkpoint as a state blob *before* appending its leaf (so every leaf has
-its checkpoint on disk, whatever moment the process dies), and returns. A new ``JobRun`` on the same directory
-resumes after the last leaf from that leaf's checkpoint, and reaches the same roots as an uninterrupted run.
+the demo asked otherwise), snapshots the state (a CPU copy), serialises and hashes it, and hands the durable
+part to a writer thread: the checkpoint is stored as a state blob (temp file, fsync, rename) *before* its leaf
+is appended to the trajectory (its own committed SQLite transaction), so every leaf has its checkpoint on
+disk whatever moment the process dies. The writes of checkpoint ``i`` overlap the training of segment
+``i + 1``; at most one write is in flight (the next checkpoint waits for it, which keeps the order and bounds
+memory), and :meth:`JobRun.flush` waits for it (the node flushes before it commits). A new ``JobRun`` on the
+same directory resumes after the last durable leaf from that leaf's checkpoint, and reaches the same roots as
+an uninterrupted run.
 
 Running one segment per call lets the node interleave its chain duties (disputes on older jobs, commits)
-between segments; :attr:`JobRun.timings` accumulates training and checkpointing seconds separately (the
-checkpoint overhead the node's metrics and ``veritrain bench checkpoint`` report).
+between segments. :attr:`JobRun.timings` accumulates ``train_s`` (optimizer steps), ``checkpoint_s`` (what
+checkpointing adds to the training thread: snapshot, serialisation, ``state_root``, and any wait for the
+previous write) and ``write_s`` (the blob write + leaf append, on the writer thread) — the checkpoint overhead
+the node's metrics and ``veritrain bench checkpoint`` report.
 """
 
 from __future__ import annotations
 
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -34,6 +42,7 @@ __all__ = ["JobRun", "Timings"]
 class Timings:
     train_s: float = 0.0
     checkpoint_s: float = 0.0
+    write_s: float = 0.0
     segments: int = 0
     max_segment_s: float = 0.0
     per_segment: list[float] = field(default_factory=list)
@@ -75,18 +84,35 @@ class JobRun:
             raise EngineError(
                 f"{self.dir} holds {len(self.trajectory)} leaves but the job has only {spec.num_segments} segments"
             )
+        self._next = len(self.trajectory)  # the next segment to train (durable leaves + the one in flight)
+        self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="checkpoint-writer")
+        self._pending: Future | None = None
 
     def close(self) -> None:
-        self.trajectory.close()
+        try:
+            self.flush()
+        finally:
+            self._writer.shutdown(wait=True)
+            self.trajectory.close()
+
+    def flush(self, *, timed: bool = True) -> None:
+        """Waits until every checkpoint handed to the writer is stored and its leaf appended (re-raises a
+        failed write). The wait counts as checkpoint time (``timed``; :meth:`step` times its own)."""
+        pending, self._pending = self._pending, None
+        if pending is not None:
+            t0 = time.perf_counter()
+            pending.result()
+            if timed:
+                self.timings.checkpoint_s += time.perf_counter() - t0
 
     @property
     def done(self) -> int:
-        """Leaves recorded so far."""
-        return len(self.trajectory)
+        """Segments trained so far (the last one's leaf may still be in flight: :meth:`flush`)."""
+        return self._next
 
     @property
     def complete(self) -> bool:
-        return self.done >= self.spec.num_segments
+        return self._next >= self.spec.num_segments
 
     def _load_pre_state(self, index: int) -> None:
         """Puts the trainer at the pre-state of segment ``index`` (if it is not there already)."""
@@ -96,6 +122,7 @@ class JobRun:
         if index == 0:
             self.trainer.init()
         else:
+            self.flush()
             root = self.trajectory.leaf(index - 1)
             pre = deserialize(self.store.get(root, "state"), expected_root=root)
             if pre.step != index * interval:
@@ -103,9 +130,16 @@ class JobRun:
             self.trainer.load(pre)
         self._at = index
 
+    def _write(self, buffers, root: bytes) -> None:
+        t0 = time.perf_counter()
+        if buffers is not None:
+            self.store.put_state(buffers, expected=root)
+        self.trajectory.append(root)
+        self.timings.write_s += time.perf_counter() - t0
+
     def step(self) -> int | None:
         """Runs the next segment; returns its index (None when the job is complete)."""
-        index = self.done
+        index = self._next
         if index >= self.spec.num_segments:
             return None
         t0 = time.perf_counter()
@@ -113,14 +147,17 @@ class JobRun:
             self._load_pre_state(index)
         out = self.adversary.run_segment(self.job_id, index, self.trainer)
         t1 = time.perf_counter()
-        root = out.root
-        if out.state is not None:
-            buffers = serialize(out.state)
-            root = state_root(out.state) if root is None else root
-            self.store.put_state(buffers, expected=root)
-        assert root is not None
-        self.trajectory.append(root)
-        self._at = index + 1 if out.state is not None else None
+        if out.made_up:
+            assert out.root is not None
+            buffers, root = None, out.root
+        else:
+            st = self.trainer.state()  # a CPU copy: training may go on while the writer stores it
+            buffers = serialize(st)
+            root = state_root(st)
+        self.flush(timed=False)  # one write in flight at most, in order (timed below)
+        self._pending = self._writer.submit(self._write, buffers, root)
+        self._next = index + 1
+        self._at = None if out.made_up else index + 1
         t2 = time.perf_counter()
         tm = self.timings
         tm.train_s += t1 - t0
@@ -134,10 +171,12 @@ class JobRun:
         """Runs every remaining segment; returns the trajectory root."""
         while self.step() is not None:
             pass
-        return self.trajectory.root()
+        return self.root()
 
     def leaves(self) -> list[bytes]:
+        self.flush()
         return self.trajectory.leaves()
 
     def root(self) -> bytes:
+        self.flush()
         return self.trajectory.root()

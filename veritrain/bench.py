@@ -311,3 +311,31 @@ def bench_audit(
         f"fraction {result['cheat_fraction']}: detected {result['detected']} vs expected {result['expected']} "
         f"(± {result['detected_stderr']}); verifier/solver compute {result['verifier_over_solver_compute']}"
     )
+
+
+@app.command("checkpoint")
+def bench_checkpoint(
+    example: Annotated[str, typer.Option(help="Example spec (mlp_digits, cnn_digits, tiny_lm).")] = "mlp_digits",
+    interval: Annotated[
+        int | None, typer.Option(min=1, help="Checkpoint interval (default: the example's own).")
+    ] = None,
+    threads: Annotated[int | None, typer.Option(min=1, help="Threads for torch and the exact kernels.")] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """Checkpoint overhead of the solver: (export + serialise + state_root + blob write + leaf append) /
+    training time, over one run of the example through the solver's training path."""
+    from protocol.engine.examples import EXAMPLES
+    from solver.bench import checkpoint_benchmark
+
+    if example not in EXAMPLES:
+        typer.echo(f"error: unknown example {example!r}; examples: {', '.join(EXAMPLES)}", err=True)
+        raise typer.Exit(2)
+    result = checkpoint_benchmark(example, threads=threads, interval=interval)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    typer.echo(
+        f"{example}: {result['checkpoints']} checkpoints of {result['state_bytes']} bytes; training "
+        f"{result['train_s']:.3f}s, checkpointing {result['checkpoint_s']:.3f}s → overhead "
+        f"{100 * result['overhead']:.2f}%"
+    )
