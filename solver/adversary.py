@@ -31,13 +31,13 @@ The adversaries:
 from __future__ import annotations
 
 import hashlib
+import inspect
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
 
 from protocol.engine.runner import Trainer
-from protocol.state import TrainingState
 
 __all__ = [
     "ADVERSARIES",
@@ -60,11 +60,12 @@ class UnknownAdversary(ValueError):
 
 @dataclass
 class SegmentOutput:
-    """What one segment produced: the checkpoint (None for a made-up leaf: then no blob exists) and, for a
-    made-up leaf, the root recorded for it."""
+    """What one segment produced. By default: the trainer's current state is the checkpoint (the runner
+    exports, hashes and stores it, timed as checkpoint work). ``made_up``: ``root`` is recorded as the leaf
+    and no checkpoint exists behind it."""
 
-    root: bytes | None  # None: the state root of ``state`` (the runner hashes it, timed as checkpoint work)
-    state: TrainingState | None
+    root: bytes | None = None
+    made_up: bool = False
 
 
 def _digest_int(*parts: bytes) -> int:
@@ -92,7 +93,7 @@ class Adversary:
     def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
         """Runs segment ``index`` on ``trainer`` (which holds its pre-state) and returns the leaf to record."""
         trainer.train_steps(trainer.spec.checkpoint_interval)
-        return SegmentOutput(None, trainer.state())
+        return SegmentOutput()
 
     def withheld(self, job_id: bytes, init_root: bytes, leaves: Sequence[bytes]) -> set[bytes]:
         """The state roots of the job's checkpoints this solver never serves or mirrors."""
@@ -128,7 +129,7 @@ class Fake(Adversary):
         if index < self.first_fake(trainer):
             return super().run_segment(job_id, index, trainer)
         made_up = hashlib.sha256(b"veritrain/fake-leaf" + job_id + index.to_bytes(8, "big")).digest()
-        return SegmentOutput(made_up, None)
+        return SegmentOutput(made_up, made_up=True)
 
 
 class Noise(Adversary):
@@ -159,7 +160,7 @@ class Noise(Adversary):
                 for _, p in trainer.named_params:
                     noise = torch.randn(p.shape, generator=gen, dtype=p.dtype) * self.scale
                     p.add_(noise.to(p.device))
-        return SegmentOutput(None, trainer.state())
+        return SegmentOutput()
 
 
 class Lazy(Adversary):
@@ -182,7 +183,7 @@ class Lazy(Adversary):
         assert start is not None
         trainer.train_steps(interval - skip)
         trainer.step = start + interval  # claim the steps it did not take
-        return SegmentOutput(None, trainer.state())
+        return SegmentOutput()
 
 
 class Withhold(Adversary):
@@ -232,4 +233,12 @@ def make_adversary(name: str | None, **params: object) -> Adversary:
     cls = ADVERSARIES.get(name)
     if cls is None:
         raise UnknownAdversary(f"unknown adversary {name!r}; choose one of: {', '.join(ADVERSARIES)}")
+    takes = [
+        n
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if n != "self" and p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+    ]
+    unknown = sorted(set(params) - set(takes))
+    if unknown:
+        raise ValueError(f"{name} has no parameter {', '.join(unknown)} (it takes: {', '.join(takes) or 'none'})")
     return cls(**params)  # type: ignore[arg-type]

@@ -38,6 +38,24 @@ def _tokens(value: str, name: str) -> int:
     return int(d * 10**18)
 
 
+def _adversary_params(items: list[str]) -> dict:
+    out: dict = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            _fail(f"--adversary-param must be KEY=VALUE, not {item!r}")
+        try:
+            if key == "segments":
+                out[key] = [int(v) for v in value.split(",") if v]
+            elif key == "scale":
+                out[key] = float(value)
+            else:
+                out[key] = int(value)
+        except ValueError:
+            _fail(f"--adversary-param {key}: {value!r} is not a number")
+    return out
+
+
 def solver(
     key: Annotated[
         str | None, typer.Option("--key", help="Private key (hex). Prefer --key-file or $VERITRAIN_KEY.")
@@ -76,6 +94,14 @@ def solver(
         str | None,
         typer.Option("--adversary", help="TEST/DEMO ONLY: cheat as fake, noise, lazy, withhold or stall."),
     ] = None,
+    adversary_param: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--adversary-param",
+            help="TEST/DEMO ONLY: KEY=VALUE for the adversary (fake: after_step; noise: segment, scale; "
+            "lazy: skip; withhold: segments=1,2).",
+        ),
+    ] = None,
     poll_interval: Annotated[
         float, typer.Option("--poll-interval", min=0.05, help="Seconds between idle ticks.")
     ] = 0.5,
@@ -100,10 +126,15 @@ def solver(
     from solver.profile import MODEL_EXAMPLES
     from veritrain.devnet import veritrain_home
 
+    params = _adversary_params(adversary_param or [])
+    if params and adversary is None:
+        _fail("--adversary-param needs --adversary")
     try:
-        adv = make_adversary(adversary)
+        adv = make_adversary(adversary, **params)
     except UnknownAdversary as exc:
         _fail(f"{exc}")
+    except (TypeError, ValueError) as exc:
+        _fail(f"--adversary-param: {exc}")
     kinds = tuple(k.strip() for k in models.split(",") if k.strip())
     bad = [k for k in kinds if k not in MODEL_EXAMPLES]
     if bad or not kinds:
