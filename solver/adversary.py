@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import hashlib
 import inspect
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -52,6 +52,10 @@ __all__ = [
     "Withhold",
     "make_adversary",
 ]
+
+
+#: Called after every optimizer step with (step, loss).
+OnStep = Callable[[int, float], None] | None
 
 
 class UnknownAdversary(ValueError):
@@ -90,9 +94,10 @@ class Adversary:
         """Whether segment ``index`` must start from the true pre-state (loaded from its checkpoint)."""
         return True
 
-    def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
-        """Runs segment ``index`` on ``trainer`` (which holds its pre-state) and returns the leaf to record."""
-        trainer.train_steps(trainer.spec.checkpoint_interval)
+    def run_segment(self, job_id: bytes, index: int, trainer: Trainer, on_step: OnStep = None) -> SegmentOutput:
+        """Runs segment ``index`` on ``trainer`` (which holds its pre-state) and returns the leaf to record.
+        ``on_step(step, loss)`` is called after every optimizer step (the node's duties between steps)."""
+        trainer.train_steps(trainer.spec.checkpoint_interval, on_step)
         return SegmentOutput()
 
     def withheld(self, job_id: bytes, init_root: bytes, leaves: Sequence[bytes]) -> set[bytes]:
@@ -125,9 +130,9 @@ class Fake(Adversary):
     def needs_state(self, job_id: bytes, index: int, trainer: Trainer) -> bool:
         return index < self.first_fake(trainer)
 
-    def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
+    def run_segment(self, job_id: bytes, index: int, trainer: Trainer, on_step: OnStep = None) -> SegmentOutput:
         if index < self.first_fake(trainer):
-            return super().run_segment(job_id, index, trainer)
+            return super().run_segment(job_id, index, trainer, on_step)
         made_up = hashlib.sha256(b"veritrain/fake-leaf" + job_id + index.to_bytes(8, "big")).digest()
         return SegmentOutput(made_up, made_up=True)
 
@@ -152,8 +157,8 @@ class Noise(Adversary):
         which = "drawn from the job id" if self.segment is None else str(self.segment)
         return f"noise (perturbs the weights in segment {which}, scale {self.scale})"
 
-    def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
-        trainer.train_steps(trainer.spec.checkpoint_interval)
+    def run_segment(self, job_id: bytes, index: int, trainer: Trainer, on_step: OnStep = None) -> SegmentOutput:
+        trainer.train_steps(trainer.spec.checkpoint_interval, on_step)
         if index == self.target(job_id, trainer.spec.num_segments):
             gen = torch.Generator().manual_seed(_digest_int(b"veritrain/noise", job_id) % 2**63)
             with torch.no_grad():
@@ -176,12 +181,12 @@ class Lazy(Adversary):
     def describe(self) -> str:
         return f"lazy (skips {'half' if self.skip is None else self.skip} of the steps of every segment)"
 
-    def run_segment(self, job_id: bytes, index: int, trainer: Trainer) -> SegmentOutput:
+    def run_segment(self, job_id: bytes, index: int, trainer: Trainer, on_step: OnStep = None) -> SegmentOutput:
         interval = trainer.spec.checkpoint_interval
         skip = max(1, interval // 2) if self.skip is None else min(self.skip, interval)
         start = trainer.step
         assert start is not None
-        trainer.train_steps(interval - skip)
+        trainer.train_steps(interval - skip, on_step)
         trainer.step = start + interval  # claim the steps it did not take
         return SegmentOutput()
 

@@ -17,9 +17,10 @@ call it directly). One tick, in this order:
    reachable at the measured throughput, ``C_init`` recomputed) and either skipped (logged once, with the
    reason) or bid on with a signed ``Bid`` and a signed ETA.
 6. **Training**: segments of matched jobs run through :class:`solver.training.JobRun` for up to
-   ``train_slice_s`` seconds, with the dispute duties of step 2 checked between segments; the longest gap
-   between two dispute checks is recorded (``max_duty_gap_s``) — it is one segment's time, far below the
-   chess-clock budget.
+   ``train_slice_s`` seconds, with the dispute duties of step 2 checked between segments and, inside a long
+   segment, between optimizer steps once ``duty_interval_s`` has passed; the longest gap between two dispute
+   checks is recorded (``max_duty_gap_s``, also the gauge ``veritrain_solver_max_duty_gap_seconds``): about
+   one optimizer step plus the duty interval, far below the chess-clock budget.
 
 All state is in ``<data dir>/solver.sqlite``, the per-job trajectories and the blob store, or on chain: a
 node killed at any moment resumes from there.
@@ -94,6 +95,7 @@ class SolverConfig:
     poll_interval: float = 0.5
     bid_interval_s: float = 1.0
     train_slice_s: float = 2.0
+    duty_interval_s: float = 1.0  # dispute duties are checked at least this often, even inside a segment
     confirmations: int = 0
     commit_margin_s: int = 5  # do not send a commit this close to the deadline (it would revert)
     chain_retries: int = 5
@@ -144,6 +146,9 @@ class SolverNode:
         self.m_disputes = m.counter("veritrain_solver_disputes_total", "disputes against this solver", ["outcome"])
         self.m_stake = m.gauge("veritrain_solver_stake_wei", "stake position", ["kind"])
         self.m_train = m.counter("veritrain_solver_train_seconds_total", "seconds spent in optimizer steps")
+        self.m_gap = m.gauge(
+            "veritrain_solver_max_duty_gap_seconds", "longest time between two dispute-duty checks since start"
+        )
         self.m_ckpt_s = m.counter(
             "veritrain_solver_checkpoint_seconds_total", "seconds spent hashing, writing checkpoints, appending leaves"
         )
@@ -503,7 +508,7 @@ class SolverNode:
             run = self._run_for(row)
             while not run.complete:
                 before = (run.timings.train_s, run.timings.checkpoint_s)
-                index = run.step()
+                index = run.step(self._between_steps)
                 ran = True
                 self.m_train.inc(run.timings.train_s - before[0])
                 self.m_ckpt_s.inc(run.timings.checkpoint_s - before[1])
@@ -521,7 +526,7 @@ class SolverNode:
                     loss=run.trainer.last_loss,
                     eta_s=round(eta, 1),
                 )
-                self.defend()  # the dispute clock does not wait for training
+                self._duty_check()  # the dispute clock does not wait for training
                 if time.monotonic() - t0 >= budget_s:
                     return ran
             root = run.root()
@@ -530,6 +535,22 @@ class SolverNode:
             log_event(log, "trained", job_id=row.job_id, root="0x" + root.hex(), leaves=len(leaves))
             self._publish_leaves(self.db.job(row.job_id))
         return ran
+
+    def _between_steps(self, step: int, loss: float) -> None:
+        self._duty_check()
+
+    def _duty_check(self) -> None:
+        """Dispute duties during training, at most ``duty_interval_s`` apart: new chain events (a dispute opened
+        since the tick began), then every move owed. A failure is logged; training goes on and the next check
+        (or tick) retries."""
+        if time.monotonic() - self._last_duty < self.cfg.duty_interval_s:
+            return
+        try:
+            self.follower.poll_once()
+            self.defend()
+        except Exception as exc:  # noqa: BLE001 - training goes on; the next check retries the duty
+            log_event(log, "duty-failed", logging.WARNING, error=f"{exc.__class__.__name__}: {exc}")
+            self._last_duty = time.monotonic()
 
     # ---------------------------------------------------------------------------------- serving leaves
 
@@ -688,6 +709,7 @@ class SolverNode:
         """Makes every dispute move owed now. With the ``stall`` adversary: none."""
         now = time.monotonic()
         self.max_duty_gap_s = max(self.max_duty_gap_s, now - self._last_duty)
+        self.m_gap.set(round(self.max_duty_gap_s, 3))
         self._last_duty = now
         for dispute_id, job_id in self.db.open_disputes():
             d = self.defender.dispute(dispute_id)

@@ -22,6 +22,7 @@ the node's metrics and ``veritrain bench checkpoint`` report.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -137,15 +138,16 @@ class JobRun:
         self.trajectory.append(root)
         self.timings.write_s += time.perf_counter() - t0
 
-    def step(self) -> int | None:
-        """Runs the next segment; returns its index (None when the job is complete)."""
+    def step(self, on_step: Callable[[int, float], None] | None = None) -> int | None:
+        """Runs the next segment; returns its index (None when the job is complete). ``on_step(step, loss)``
+        runs after every optimizer step."""
         index = self._next
         if index >= self.spec.num_segments:
             return None
         t0 = time.perf_counter()
         if self.adversary.needs_state(self.job_id, index, self.trainer):
             self._load_pre_state(index)
-        out = self.adversary.run_segment(self.job_id, index, self.trainer)
+        out = self.adversary.run_segment(self.job_id, index, self.trainer, on_step)
         t1 = time.perf_counter()
         if out.made_up:
             assert out.root is not None

@@ -18,6 +18,7 @@ import logging
 import urllib.request
 
 import pytest
+from solver_world import ETHER, RpcProxy, World, build_world
 from typer.testing import CliRunner
 
 from protocol.anvil import Anvil, increase_time
@@ -25,7 +26,6 @@ from protocol.blobstore import HttpBlobClient
 from protocol.errors import RpcUnavailable
 from protocol.trajectory import Trajectory
 from solver.node import SolverConfig, SolverNode
-from solver_world import ETHER, RpcProxy, World, build_world
 from veritrain.cli import app as cli_app
 
 pytestmark = pytest.mark.chain
@@ -216,3 +216,55 @@ def test_rpc_dying_mid_commit_loses_nothing(world: World, node: SolverNode, prox
     assert len(commits) == 1  # not committed twice
     pos = stakes.functions.positionOf(node.address).call()
     assert pos.locked == world.job(job_id).stake and pos.free + pos.locked >= 1_000 * ETHER
+
+
+def test_dispute_on_an_older_job_is_answered_while_training_a_new_one(world: World, node: SolverNode):
+    """A wrongful challenge on a committed job is defended down to the leaf while one tick trains another job:
+    the duties run between optimizer steps, so the gap stays far below the chess-clock budget."""
+    import threading
+    import time
+
+    from protocol.chain import ChainClient
+    from protocol.game import Phase
+    from verifier.challenge import Challenger
+
+    old = world.post_order(world.spec(40, 10, seed=31))  # 4 leaves
+    tick_until(node, lambda: node.db.job(old) is not None, "bid on the old job")
+    world.accept(old, node.address)
+    tick_until(node, lambda: node.db.job(old).status == "committed", "old job committed")
+    wide = {"kind": "mlp", "input_dim": 64, "hidden": [512, 512], "num_classes": 10, "activation": "relu"}
+    new = world.post_order(world.spec(1_000, 500, seed=32, model=wide))  # 2 long segments
+    tick_until(node, lambda: node.db.job(new) is not None, "bid on the new job")
+    world.accept(new, node.address)
+
+    world.stake_verifier(world.accounts[3], 1_000 * ETHER)
+    challenger = Challenger(ChainClient(world.anvil.url, world.deployment, world.accounts[3], poll_interval=0.05))
+    dispute_id = challenger.open(bytes.fromhex(old[2:]))
+    game = world.contract("DisputeGame")
+    reached: list[float] = []
+
+    def challenge() -> None:  # the challenger plays on its own thread while the node is inside one tick
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            if game.functions.getDispute(dispute_id).call().phase >= Phase.AWAITING_COMMITTEE:
+                reached.append(time.monotonic())
+                return
+            challenger.step(dispute_id, 2)
+            time.sleep(0.05)
+
+    node.cfg.duty_interval_s, node.cfg.train_slice_s = 0.25, 120.0
+    node.max_duty_gap_s = 0.0
+    player = threading.Thread(target=challenge, daemon=True)
+    player.start()
+    node.tick()  # trains the whole new job in this one tick
+    trained_at = time.monotonic()
+    player.join(60)
+    assert node.db.job(new).status == "trained"
+    assert reached and reached[0] < trained_at, "the dispute waited for the training to finish"
+    d = game.functions.getDispute(dispute_id).call()
+    assert (d.lo, d.hi) == (2, 3) and d.postStateRoot != b"\x00" * 32  # revealed down to the leaf and opened it
+    budget = int(world.params["game"]["clockBudget"])
+    print(f"worst gap between dispute-duty checks while training: {node.max_duty_gap_s:.3f}s (clock {budget}s)")
+    assert node.max_duty_gap_s < budget / 10, node.max_duty_gap_s
+    assert budget - int(d.solverClock) < budget / 3  # the solver spent little of its clock
+    node.cfg.duty_interval_s, node.cfg.train_slice_s = 1.0, 2.0
