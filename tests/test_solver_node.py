@@ -131,6 +131,19 @@ def test_honest_solver_bids_wins_trains_commits_and_is_paid(world: World, node: 
     tick_until(node, lambda: node.db.job(job_id).mirrored, "mirror")
     status, mirrored = world.http("GET", f"/jobs/{job_id}/leaves")
     assert status == 200 and mirrored["leaves"] == served["leaves"]
+    assert mirrored["root"] == served["root"] and mirrored["n"] == 8
+    # the mirror takes only the committed list
+    wrong = [served["leaves"][1], served["leaves"][0], *served["leaves"][2:]]
+    status, err = world.http("PUT", f"/jobs/{job_id}/leaves", {"leaves": wrong})
+    assert status == 422 and err["error"] == "root_mismatch"
+    status, err = world.http("PUT", f"/jobs/{job_id}/leaves", {"leaves": served["leaves"][:-1]})
+    assert status == 422 and err["error"] == "root_mismatch"
+    status, err = world.http("PUT", f"/jobs/{job_id}/leaves", {"leaves": ["0x12"]})
+    assert status == 422 and err["error"] == "bad_leaf"
+    status, err = world.http("PUT", f"/jobs/0x{'77' * 32}/leaves", {"leaves": served["leaves"]})
+    assert status == 409 and err["error"] == "not_committed"
+    assert world.http("GET", f"/jobs/0x{'77' * 32}/leaves")[0] == 404
+    assert world.http("PUT", f"/jobs/{job_id}/leaves", {"leaves": served["leaves"]})[0] == 200  # idempotent
     with HttpBlobClient(world.api_url) as api_blobs:
         for leaf in [spec.init_state_root, *served["leaves"]]:
             assert api_blobs.has(leaf, "state")
