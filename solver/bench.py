@@ -32,7 +32,8 @@ def checkpoint_benchmark(example: str = "mlp_digits", threads: int | None = None
     from protocol.blobstore import LocalBlobStore
     from protocol.engine.data import load_dataset
     from protocol.engine.examples import load_example, shortened
-    from protocol.engine.runner import configure_threads
+    from protocol.engine.runner import Trainer, configure_threads
+    from protocol.state import state_root
 
     from .training import JobRun
 
@@ -41,6 +42,10 @@ def checkpoint_benchmark(example: str = "mlp_digits", threads: int | None = None
     if interval is not None:
         spec = shortened(spec, spec.total_steps, interval)
     dataset = load_dataset(spec.dataset)
+    warm = Trainer(spec, dataset)  # compile/load the exact kernels and warm the hash pool outside the timing
+    state_root(warm.init())
+    warm.train_steps(2)
+    del warm
     with tempfile.TemporaryDirectory(prefix="veritrain-bench-ckpt-") as tmp:
         store = LocalBlobStore(Path(tmp) / "blobs")
         t0 = time.perf_counter()

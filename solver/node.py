@@ -95,6 +95,7 @@ class SolverConfig:
     poll_interval: float = 0.5
     bid_interval_s: float = 1.0
     train_slice_s: float = 2.0
+    defer_s: float = 10.0  # an order skipped for a transient reason is looked at again after this
     duty_interval_s: float = 1.0  # dispute duties are checked at least this often, even inside a segment
     confirmations: int = 0
     commit_margin_s: int = 5  # do not send a commit this close to the deadline (it would revert)
@@ -135,6 +136,7 @@ class SolverNode:
         self._last_duty = time.monotonic()
         self.max_duty_gap_s = 0.0
         self.warned: set[str] = set()
+        self._deferred: dict[str, float] = {}
 
     # ------------------------------------------------------------------------------------------ metrics
 
@@ -323,10 +325,20 @@ class SolverNode:
             return
         for item in items:
             job_id = item["job_id"]
-            if self.db.known(job_id):
+            if self.db.known(job_id) or time.monotonic() < self._deferred.get(job_id, 0.0):
                 continue
             self._consider(job_id, item)
         self._check_bids()
+
+    def _defer(self, job_id: str, reason: str) -> None:
+        """Not now (a transient reason): the order is looked at again after ``defer_s``."""
+        self._deferred[job_id] = time.monotonic() + self.cfg.defer_s
+        log_event(log, "bid-deferred", logging.WARNING, job_id=job_id, reason=reason, retry_in_s=self.cfg.defer_s)
+
+    def _warn_once(self, key: str, event: str, **fields: Any) -> None:
+        if key not in self.warned:
+            self.warned.add(key)
+            log_event(log, event, logging.ERROR, **fields)
 
     def _skip(self, job_id: str, item: dict, reason: str) -> None:
         self.db.insert_job(job_id, "skipped", reason=reason, order_json=json.dumps(item.get("order")))
@@ -359,8 +371,8 @@ class SolverNode:
                 return self._skip(job_id, item, f"spec blob {spec_hash} is missing from the marketplace blob store")
             if isinstance(exc, BlobCorrupt):
                 return self._skip(job_id, item, f"spec blob {spec_hash} is corrupt (malformed): {exc}")
-            log_event(log, "spec-unavailable", logging.WARNING, job_id=job_id, error=str(exc))
-            return None  # transient: try again next poll
+            self._defer(job_id, f"spec blob unavailable: {exc}")
+            return None  # transient: try again later
         try:
             spec = parse_spec(raw)
         except SpecError as exc:
@@ -386,7 +398,7 @@ class SolverNode:
         stake = int(self.client.call(self.client.job_market.functions.requiredStake(price)))
         free = int(self.position().free)
         if free < stake:
-            log_event(log, "bid-deferred", job_id=job_id, reason=f"free stake {free} < required {stake}")
+            self._defer(job_id, f"free stake {free} < required {stake}")
             return None
         nonce = secrets.randbits(128)
         bid = Bid(
@@ -418,7 +430,7 @@ class SolverNode:
         try:
             r = self.api.post(f"/jobs/{job_id}/bids", json=body)
         except httpx.HTTPError as exc:
-            log_event(log, "bid-not-posted", logging.WARNING, job_id=job_id, error=str(exc))
+            self._defer(job_id, f"bid not posted: {exc}")
             return None
         if r.status_code != 201:
             return self._skip(job_id, item, f"the marketplace refused the bid ({r.status_code}): {r.text[:300]}")
@@ -613,7 +625,9 @@ class SolverNode:
                 else:
                     log_event(log, "commit-mismatch", logging.ERROR, job_id=row.job_id)
             elif row.status == "matched" and state == MATCHED and latest_timestamp(self.client) >= int(job.deadline):
-                log_event(log, "deadline-missed", logging.ERROR, job_id=row.job_id, deadline=int(job.deadline))
+                self._warn_once(
+                    f"deadline-{row.job_id}", "deadline-missed", job_id=row.job_id, deadline=int(job.deadline)
+                )
             row = self.db.job(row.job_id)
             if row.status == "committed":
                 if not row.mirrored:
@@ -627,7 +641,9 @@ class SolverNode:
     def _commit(self, row, job) -> None:
         now = latest_timestamp(self.client)
         if now + self.cfg.commit_margin_s >= int(job.deadline):
-            log_event(log, "deadline-missed", logging.ERROR, job_id=row.job_id, deadline=int(job.deadline), now=now)
+            self._warn_once(
+                f"deadline-{row.job_id}", "deadline-missed", job_id=row.job_id, deadline=int(job.deadline), now=now
+            )
             return
         traj = self._trajectory_for(row.job_bytes)
         n = len(traj)

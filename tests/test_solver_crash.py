@@ -162,7 +162,7 @@ def test_kill_9_during_training_resumes_and_commits_the_same_root(world: World, 
     assert bytes(job.finalStateRoot) == reference.final_state_root
     (resumed,) = [e for e in solver.events("training-resumed") if e.get("job_id") == job_id]
     assert resumed["leaves"] >= done_before - 1 > 0  # from the last checkpoint on disk, not from scratch
-    (committed,) = [e for e in solver.events("committed") if e.get("job_id") == job_id]
+    wait_for(lambda: [e for e in solver.events("committed") if e.get("job_id") == job_id], "the commit log line")
     assert int(job.committedAt) < int(job.deadline)
 
 
