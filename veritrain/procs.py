@@ -280,6 +280,7 @@ class Supervisor:
             if self.pid_file is not None:
                 with open(self.pid_file, "a") as fh:
                     fh.write(f"{proc.pid}\n")
+        raise_if_interrupted()  # a Ctrl-C during the fork above was swallowed by an at-fork hook
         if not wait:
             return proc
         try:
@@ -297,6 +298,7 @@ class Supervisor:
             return
         deadline = time.monotonic() + timeout
         while True:
+            raise_if_interrupted()
             if not proc.alive():
                 raise proc.died("exited before it was ready")
             if self._is_ready(proc, health_url, ready):
@@ -329,7 +331,9 @@ class Supervisor:
     # ------------------------------------------------------------------ watch
 
     def check(self) -> None:
-        """Raises :class:`ProcessError` (with its log tail) if a supervised process has exited."""
+        """Raises :class:`ProcessError` (with its log tail) if a supervised process has exited (and a swallowed
+        Ctrl-C / SIGTERM, see :func:`raise_if_interrupted`)."""
+        raise_if_interrupted()
         for proc in list(self.procs):
             if not proc.alive():
                 raise proc.died("exited unexpectedly")
@@ -404,24 +408,45 @@ def _ignoring_signals() -> Iterator[None]:
             signal.signal(s, h)
 
 
+#: A signal that arrived but whose exception Python may have swallowed: a handler's exception raised inside
+#: an at-fork hook (logging registers one; every subprocess start runs it) is printed as "Exception ignored"
+#: and lost. :func:`raise_if_interrupted` re-raises it at the next safe point.
+_pending_signal: int | None = None
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    global _pending_signal
+    _pending_signal = signum
+    raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+
+def raise_if_interrupted() -> None:
+    """Raises the KeyboardInterrupt / :class:`Terminated` of a signal whose first raise was swallowed."""
+    global _pending_signal
+    signum, _pending_signal = _pending_signal, None
+    if signum is not None:
+        raise KeyboardInterrupt if signum == signal.SIGINT else Terminated(signum)
+
+
 @contextlib.contextmanager
 def handle_signals() -> Iterator[None]:
-    """Inside: SIGTERM and SIGHUP raise :class:`Terminated` in the main thread (SIGINT already raises
-    KeyboardInterrupt), so every ``with Supervisor`` block on the way out stops its children."""
+    """Inside: SIGTERM and SIGHUP raise :class:`Terminated` and SIGINT raises KeyboardInterrupt in the main
+    thread (also when SIGINT was ignored by whoever started us: an ignored disposition survives exec, e.g. for
+    a non-interactive shell's background job, and Python then installs no handler of its own), so every
+    ``with Supervisor`` block on the way out stops its children."""
+    global _pending_signal
     if threading.current_thread() is not threading.main_thread():
         yield
         return
-
-    def raise_terminated(signum: int, frame: object) -> None:
-        raise Terminated(signum)
-
-    sigs = (signal.SIGTERM, signal.SIGHUP)
-    old = {s: signal.signal(s, raise_terminated) for s in sigs}
+    _pending_signal = None
+    sigs = (signal.SIGTERM, signal.SIGHUP, signal.SIGINT)
+    old = {s: signal.signal(s, _interrupt) for s in sigs}
     try:
         yield
     finally:
         for s, h in old.items():
             signal.signal(s, h)
+        _pending_signal = None
 
 
 __all__ = [
@@ -431,6 +456,7 @@ __all__ = [
     "Terminated",
     "group_alive",
     "handle_signals",
+    "raise_if_interrupted",
     "kill_group",
     "log_tail",
     "pid_alive",
