@@ -11,6 +11,7 @@ from typer.testing import CliRunner
 from protocol.blobstore import LocalBlobStore
 from protocol.engine.data import sha256_hex
 from protocol.engine.examples import example_path, load_example, shortened
+from protocol.repro.version import KERNEL_SET_VERSION
 from protocol.state import deserialize, state_root
 from veritrain.cli import app
 
@@ -126,7 +127,7 @@ def test_bench_repro_reports_ratio_per_model():
     res = json.loads(r.stdout.strip().splitlines()[-1])
     m = res["mlp_digits"]
     assert set(m) == {"native_step_s", "exact_step_s", "ratio"} and m["native_step_s"] > 0 and m["ratio"] > 0
-    assert res["settings"]["kernel_set"] == "repro-v1"
+    assert res["settings"]["kernel_set"] == KERNEL_SET_VERSION
     r = runner.invoke(app, ["bench", "repro", "--model", "resnet"])
     assert r.exit_code == 2 and "unknown example" in r.output
 

@@ -36,7 +36,7 @@ def _spec(dataset: dict, model: dict | None = None, **kw) -> object:
         "total_steps": 10,
         "checkpoint_interval": 5,
         "seed": kw.pop("seed", 3),
-        "mode": {"kind": "exact", "kernel_set": "repro-v1"},
+        "mode": {"kind": "exact", "kernel_set": KERNEL_SET_VERSION},
     }
     doc.update(kw)
     return parse_spec(doc)

@@ -20,6 +20,7 @@ from protocol.engine import (
 from protocol.engine.examples import load_example, shortened
 from protocol.engine.models import build_model, init_parameters
 from protocol.repro import mode as repro_mode
+from protocol.repro.version import KERNEL_SET_VERSION
 from protocol.spec import ToleranceMode
 from protocol.state import deserialize, serialize_bytes, state_root
 from protocol.trajectory import Trajectory
@@ -93,7 +94,7 @@ def test_initial_state_is_c_init_and_the_spec_can_pin_it(tmp_path):
     ds = load_dataset(spec.dataset)
     init = initial_state(spec, ds)
     assert init.step == 0 and not any(k.startswith("optim/") for k in init.tensors)
-    assert init.meta["kernel_set"] == "repro-v1" and init.meta["rng"]["generator"].startswith("philox4x32-10")
+    assert init.meta["kernel_set"] == KERNEL_SET_VERSION and init.meta["rng"]["generator"].startswith("philox4x32-10")
     root = state_root(init)
     assert state_root(initial_state(spec, ds)) == root
     pinned = spec.with_init_root(root)

@@ -8,6 +8,7 @@ import json
 
 import pytest
 
+from protocol.repro.version import KERNEL_SET_VERSION
 from protocol.spec import JobSpec, SpecError, parse_spec
 
 BASE = {
@@ -18,7 +19,7 @@ BASE = {
     "total_steps": 100,
     "checkpoint_interval": 10,
     "seed": 7,
-    "mode": {"kind": "exact", "kernel_set": "repro-v1"},
+    "mode": {"kind": "exact", "kernel_set": KERNEL_SET_VERSION},
 }
 
 

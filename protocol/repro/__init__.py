@@ -3,8 +3,9 @@
 Exact mode gives bit-identical float32 training results whatever the thread
 count, the CPU's vector ISA (``ATEN_CPU_CAPABILITY=default|avx2|avx512``) or
 the device: every operation whose rounding depends on an order of summation
-runs with an order fixed by this package, and transcendental functions are
-computed from correctly rounded operations only. The job spec records
+runs with an order fixed by this package, and sqrt and the transcendental
+functions are computed from correctly rounded operations only (no library
+sqrt/exp/log/tanh: their rounding differs between torch versions and devices). The job spec records
 :data:`KERNEL_SET_VERSION`; a change to any order of operations must change it.
 
 Layout:
@@ -12,7 +13,8 @@ Layout:
 - :mod:`protocol.repro.kernels`     the four order-fixed primitives (mm, rowsum, colsum,
                                      index_add_rows): specification, numba fast path,
                                      pure-torch reference path; the design measurements
-- :mod:`protocol.repro.fmath`       exp, log, tanh, tanh-GELU from + - * / and bit operations
+- :mod:`protocol.repro.fmath`       sqrt (correctly rounded), exp, log, tanh, tanh-GELU from
+                                     + - * / and bit operations
 - :mod:`protocol.repro.functional`  autograd operators (linear, matmul, sum/mean, softmax,
                                      log_softmax, cross_entropy, layer_norm, conv2d,
                                      embedding, max_pool2d, exp/log/tanh/gelu, grad clipping)

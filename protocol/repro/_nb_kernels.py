@@ -172,6 +172,7 @@ _F0 = np.float32(0.0)
 _F05 = np.float32(0.5)
 _F1 = np.float32(1.0)
 _F2 = np.float32(2.0)
+_NAN = np.float32(np.nan)
 _EXP_LO = np.float32(-104.0)
 _EXP_HI = np.float32(89.0)
 _LOG2E = np.float32(1.4426950408889634)
@@ -245,6 +246,18 @@ def _tanh1(x):  # pragma: no cover - compiled
     t_large = _F1 - _F2 / (E + _F1)
     t = t_small if a < _TANH_SMALL else t_large
     return np.float32(math.copysign(t, x))
+
+
+@njit(parallel=True, **_OPTS)
+def sqrt_kernel(x, out):  # pragma: no cover - compiled
+    """IEEE sqrt (the ``sqrtss``/``vsqrtps`` instruction: correctly rounded); ±0 → ±0; NaN for x < 0 or NaN,
+    the quiet NaN 0x7fc00000 like :func:`protocol.repro.fmath.sqrt_reference`. (The root is taken of |x|:
+    LLVM treats all NaNs as equal, so "x >= 0 ? sqrt(x) : NaN" may compile to a bare sqrt whose NaN for a
+    negative x is the x86 default NaN 0xffc00000.)"""
+    for i in prange(x.shape[0]):
+        xi = x[i]
+        r = np.sqrt(abs(xi))
+        out[i] = r if xi > _F0 else (xi if xi == _F0 else _NAN)
 
 
 @njit(parallel=True, **_OPTS)
@@ -885,6 +898,18 @@ def maxpool_bwd_serial(dy, pos, k, dx):  # pragma: no cover - compiled
             for ox in range(Wo):
                 q = pos[b, c, oy, ox]
                 dx[b, c, oy * k + q // k, ox * k + q % k] = dy[b, c, oy, ox]
+
+
+@njit(**_OPTS)
+def sqrt_kernel_serial(x, out):  # pragma: no cover - compiled
+    """IEEE sqrt (the ``sqrtss``/``vsqrtps`` instruction: correctly rounded); ±0 → ±0; NaN for x < 0 or NaN,
+    the quiet NaN 0x7fc00000 like :func:`protocol.repro.fmath.sqrt_reference`. (The root is taken of |x|:
+    LLVM treats all NaNs as equal, so "x >= 0 ? sqrt(x) : NaN" may compile to a bare sqrt whose NaN for a
+    negative x is the x86 default NaN 0xffc00000.)"""
+    for i in range(x.shape[0]):
+        xi = x[i]
+        r = np.sqrt(abs(xi))
+        out[i] = r if xi > _F0 else (xi if xi == _F0 else _NAN)
 
 
 @njit(**_OPTS)

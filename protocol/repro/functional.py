@@ -7,7 +7,7 @@ whose forward *and* backward use only
 * the four order-fixed primitives of :mod:`protocol.repro.kernels`
   (``mm``, ``rowsum``, ``colsum``, ``index_add_rows``),
 * the float32 elementwise formulas of :mod:`protocol.repro.fmath`
-  (exp, log, tanh, GELU), and
+  (sqrt, exp, log, tanh, GELU), and
 * correctly rounded float32 elementwise torch operations and exact data
   movement (views, copies, gathers, ``unfold``, ``amax``, ``where``).
 
@@ -462,7 +462,8 @@ class LayerNormFn(torch.autograd.Function):
 
     forward   mu   = fl(rowsum(x) / D);   xc = fl(x - mu)
               var  = fl(rowsum(fl(xc · xc)) / D)
-              rstd = fl(1 / fl(sqrt(fl(var + eps))))        (eps rounded to float32)
+              rstd = fl(1 / sqrt(fl(var + eps)))     (eps rounded to float32; sqrt = fmath.sqrt,
+                                                     correctly rounded — torch.sqrt is not everywhere)
               xh   = fl(xc · rstd);   y = fl(fl(xh · w) + b)   (w, b when given)
     backward  g  = fl(dy · w) (or dy);   a = fl(rowsum(g) / D);   c = fl(rowsum(fl(g · xh)) / D)
               dx = fl(rstd · fl(fl(g - a) - fl(xh · c)))
@@ -475,7 +476,7 @@ class LayerNormFn(torch.autograd.Function):
         mu = _div_scalar(K.rowsum(x2), D).unsqueeze(1)
         xc = x2 - mu
         var = _div_scalar(K.rowsum(xc * xc), D).unsqueeze(1)
-        rstd = torch.ones_like(var) / torch.sqrt(var + fmath.f32(eps))
+        rstd = torch.ones_like(var) / fmath.sqrt(var + fmath.f32(eps))
         xh = xc * rstd
         y = xh
         w = b = None
@@ -901,7 +902,7 @@ def grad_norm(parameters) -> torch.Tensor:
     """Global L2 norm of the gradients, fixed order.
 
     S = +0.0; for each parameter in the given order (skipping those without a grad):
-    S = fl(S + rowsum(fl(g·g)) over g flattened row-major); result = fl(sqrt(S)).
+    S = fl(S + rowsum(fl(g·g)) over g flattened row-major); result = fmath.sqrt(S) (correctly rounded).
     (Native mode: ``torch.nn.utils.get_total_norm``-style native arithmetic.)
     """
     grads = [p.grad for p in parameters if p.grad is not None]
@@ -913,7 +914,7 @@ def grad_norm(parameters) -> torch.Tensor:
     S = torch.zeros((), dtype=torch.float32, device=grads[0].device)
     for v in sq:
         S = S + v
-    return torch.sqrt(S)
+    return fmath.sqrt(S.reshape(1)).reshape(())
 
 
 def clip_grad_norm_(parameters, max_norm: float, eps: float = 1e-6) -> torch.Tensor:

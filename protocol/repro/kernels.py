@@ -2,8 +2,10 @@
 
 Every exact-mode operator in :mod:`protocol.repro.functional` is built from
 the four primitives below plus elementwise IEEE-754 float32 operations
-(``+ - * /``, ``sqrt``, comparisons, selects, copies, exact bit operations),
-which are correctly rounded on every CPU and GPU. So these four definitions,
+(``+ - * /``, comparisons, selects, copies, exact bit operations), which are
+correctly rounded on every CPU and GPU, and the functions of
+:mod:`protocol.repro.fmath` (sqrt included: ``torch.sqrt`` is *not* correctly
+rounded on every CPU torch build). So these four definitions,
 together with the formulas in the operator docstrings, *are* the protocol:
 an implementation in another language or on another device that performs the
 same float32 operations in the same order produces the same bits.
@@ -157,6 +159,7 @@ _PAR_THRESHOLDS = {
     "rowsum": 1 << 18,
     "colsum": 1 << 18,
     "index_add_rows": 1 << 18,
+    "sqrt": 1 << 16,
     "exp": 1 << 15,
     "tanh": 1 << 15,
     "log": 1 << 15,
@@ -191,6 +194,7 @@ def _load() -> dict:
                 "rowsum": ((nbk.rowsum, nbk.rowsum_serial), void(f2, f1)),
                 "colsum": ((nbk.colsum, nbk.colsum_serial), void(f2, f1)),
                 "index_add_rows": ((nbk.index_add_rows, nbk.index_add_rows_serial), void(i1, f2, f2)),
+                "sqrt": ((nbk.sqrt_kernel, nbk.sqrt_kernel_serial), void(f1, f1)),
                 "exp": ((nbk.exp_kernel, nbk.exp_kernel_serial), void(f1, f1)),
                 "tanh": ((nbk.tanh_kernel, nbk.tanh_kernel_serial), void(f1, f1)),
                 "log": ((nbk.log_kernel, nbk.log_kernel_serial), void(f1, f1)),
@@ -546,12 +550,36 @@ def _self_check(k: dict) -> None:
             out = np.empty(ref.shape[0], np.float32)
             fn(X, out)
             ok &= np.array_equal(out.view(np.uint32), ref.view(np.uint32))
+    ok &= _sqrt_is_correctly_rounded(k["sqrt"].par, rng) and _sqrt_is_correctly_rounded(k["sqrt"].ser, rng)
     if not ok:
         raise RuntimeError(
             "protocol.repro: the compiled kernels do not reproduce the reference order of operations "
             f"(miscompile?). Exact mode cannot run on this machine; clear the numba cache ({_cache_dir()}) "
             "and report this."
         )
+
+
+def _sqrt_is_correctly_rounded(fn, rng: np.random.Generator) -> bool:
+    """Check a compiled float32 sqrt on random positive floats (subnormals included) with exact arithmetic only:
+    r is the correctly rounded root of x iff mid(r⁻, r)² < x < mid(r, r⁺)² (midpoints and their squares are
+    exact in binary64)."""
+    bits = rng.integers(1, 0x7F800000, size=4096, dtype=np.int64).astype(np.uint32)
+    x = bits.view(np.float32)
+    r = np.empty_like(x)
+    fn(x, r)
+    ri = r.view(np.uint32)
+    if not ((ri > 0) & (ri < 0x7F800000)).all():
+        return False
+    up = (ri + np.uint32(1)).view(np.float32).astype(np.float64)
+    dn = (ri - np.uint32(1)).view(np.float32).astype(np.float64)
+    rd, xd = r.astype(np.float64), x.astype(np.float64)
+    hi, lo = (rd + up) * 0.5, (rd + dn) * 0.5
+    specials = np.array([0.0, -0.0, np.inf, -1.0, np.nan], np.float32)
+    rs = np.empty_like(specials)
+    fn(specials, rs)
+    want = np.array([0.0, -0.0, np.inf, np.nan, np.nan], np.float32)
+    bracket = (lo * lo < xd).all() and (xd < hi * hi).all()
+    return bool(bracket and np.array_equal(rs.view(np.uint32), want.view(np.uint32)))
 
 
 def _cache_dir() -> str:
@@ -571,7 +599,7 @@ def self_check() -> None:
 def elementwise(name: str, *xs: torch.Tensor):
     """Run the numba twin of an :mod:`protocol.repro.fmath` function on CPU tensors.
 
-    "exp"/"log"/"tanh": x → y; "gelu": x → (y, t); "gelu_grad": (x, t, dy) → dx. Same
+    "sqrt"/"exp"/"log"/"tanh": x → y; "gelu": x → (y, t); "gelu_grad": (x, t, dy) → dx. Same
     float32 operations in the same order as the torch reference, so the same bits.
     """
     k = _load()

@@ -3,7 +3,8 @@
 Both subclass the torch optimizers, keep the same ``state`` layout (so
 checkpoints look the same in both modes) and fall back to the torch ``step``
 in native mode. In exact mode every tensor operation is one correctly rounded
-float32 ``+ - * /`` or ``sqrt``, in the order documented below; PyTorch's own
+float32 ``+ - * /`` or correctly rounded ``sqrt`` (:func:`protocol.repro.fmath.sqrt`; ``torch.sqrt``
+is not correctly rounded on every CPU), in the order documented below; PyTorch's own
 steps use ``lerp``/``addcmul``/``addcdiv``/``add(alpha=…)``, which may be
 evaluated with fused multiply-adds on some ISAs and not others.
 
@@ -16,11 +17,11 @@ rounded): they are the sequential products ``p_0 = 1.0, p_t = fl64(p_{t-1} · be
 
 from __future__ import annotations
 
-import math
 import threading
 
 import torch
 
+from . import fmath
 from ._config import get_mode
 from .fmath import f32
 
@@ -131,13 +132,13 @@ class ExactAdamW(torch.optim.AdamW):
     Per step (t = the parameter's step count after incrementing, an exact float32 integer)::
 
         binary64:  P1 = beta_power(b1, t);  P2 = beta_power(b2, t)
-                   step = lr / (1 - P1);  c2 = sqrt(1 - P2)   (math.sqrt: correctly rounded)
+                   step = lr / (1 - P1);  c2 = sqrt(1 - P2)   (fmath.sqrt_f64: correctly rounded)
                    decay = 1 - lr · wd
         float32 (each scalar f32-rounded):
             p   = fl(p · decay)                                 (only if wd != 0)
             m   = fl(fl(m · b1) + fl(g · f32(1 - b1)))
             v   = fl(fl(v · b2) + fl(fl(g · g) · f32(1 - b2)))
-            den = fl(fl(sqrt(v) / c2) + eps)
+            den = fl(fl(sqrt(v) / c2) + eps)                   (sqrt = fmath.sqrt, correctly rounded)
             p   = fl(p - fl(fl(m / den) · step))
     """
 
@@ -186,7 +187,7 @@ class ExactAdamW(torch.optim.AdamW):
                 ms = [self.state[p]["exp_avg"] for p in params]
                 vs = [self.state[p]["exp_avg_sq"] for p in params]
                 step_size = f32(lr / (1.0 - beta_power(b1, t)))
-                c2 = f32(math.sqrt(1.0 - beta_power(b2, t)))
+                c2 = f32(fmath.sqrt_f64(1.0 - beta_power(b2, t)))
                 # (torch._foreach_* ops are the per-tensor elementwise ops, looped in C++)
                 if wd != 0:
                     torch._foreach_mul_(params, decay)
@@ -196,7 +197,7 @@ class ExactAdamW(torch.optim.AdamW):
                 torch._foreach_mul_(gg, omb2)
                 torch._foreach_mul_(vs, f32(b2))
                 torch._foreach_add_(vs, gg)
-                den = torch._foreach_sqrt(vs)
+                den = [fmath.sqrt(v) for v in vs]  # torch.sqrt is not correctly rounded everywhere
                 c2t = _dev_scalar(c2, params[0])
                 torch._foreach_div_(den, [c2t] * len(den))
                 torch._foreach_add_(den, eps)

@@ -5,4 +5,6 @@ Bump it whenever any documented order of operations, constant or formula in
 expected to match bit for bit.
 """
 
-KERNEL_SET_VERSION = "repro-v1"
+#: repro-v2: sqrt (LayerNorm, AdamW, gradient norm) is the correctly rounded :func:`protocol.repro.fmath.sqrt`
+#: instead of ``torch.sqrt``, whose float32 rounding differs between torch builds and devices.
+KERNEL_SET_VERSION = "repro-v2"

@@ -17,6 +17,7 @@ from marketplace_api.context import AppContext
 from marketplace_api.core.config import Settings
 from protocol.deploy import load_params
 from protocol.eip712 import Bid, BidEta, Domain, JobOrder, SolverProfile
+from protocol.repro.version import KERNEL_SET_VERSION
 from protocol.spec import parse_spec
 
 CHAIN_ID = 31337
@@ -74,7 +75,7 @@ class Market:
             "total_steps": 64,
             "checkpoint_interval": 4,
             "seed": 1,
-            "mode": {"kind": "exact", "kernel_set": "repro-v1"},
+            "mode": {"kind": "exact", "kernel_set": KERNEL_SET_VERSION},
             "init_state_root": "0x" + "33" * 32,
         }
         doc.update(changes)
@@ -150,7 +151,7 @@ class Market:
     def profile(self, solver: LocalAccount, throughput: dict[str, float], issued_at: int = NOW) -> dict[str, Any]:
         from marketplace_api.book import profile_hash
 
-        doc = {"throughput": throughput, "kernel_set": "repro-v1"}
+        doc = {"throughput": throughput, "kernel_set": KERNEL_SET_VERSION}
         typed = SolverProfile(solver=solver.address, profileHash=profile_hash(doc), issuedAt=issued_at)
         return {"profile": doc, "issued_at": issued_at, "signature": "0x" + typed.sign(self.domain, solver).hex()}
 

@@ -34,6 +34,7 @@ from protocol.anvil import increase_time, mine_past
 from protocol.chain import ChainClient
 from protocol.eip712 import Bid, BidEta, Domain, JobOrder
 from protocol.node import HttpService
+from protocol.repro.version import KERNEL_SET_VERSION
 from protocol.spec import parse_spec
 from protocol.trajectory import Trajectory
 from solver.defence import DisputeDefender
@@ -90,7 +91,7 @@ def _spec(api: httpx.Client, n: int, tag: str) -> tuple[str, str, dict]:
         "total_steps": 4 * n,
         "checkpoint_interval": 4,
         "seed": 7,
-        "mode": {"kind": "exact", "kernel_set": "repro-v1"},
+        "mode": {"kind": "exact", "kernel_set": KERNEL_SET_VERSION},
         "init_state_root": "0x" + INIT_ROOT.hex(),
     }
     r = api.post("/blobs", content=parse_spec(doc).canonical_json())
