@@ -158,6 +158,7 @@ def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | 
 
     from protocol.deploy import load_params
     from protocol.eip712 import Bid, Domain, JobOrder
+    from protocol.repro.version import KERNEL_SET_VERSION
     from protocol.spec import parse_spec
 
     tmp = Path(tempfile.mkdtemp(prefix="veritrain-bench-api-"))
@@ -193,7 +194,7 @@ def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | 
         doc = {"model": {"kind": "mlp", "input_dim": 4, "hidden": [8], "num_classes": 2},
                "dataset": {"format": "npz", "digest": dataset}, "optimizer": {"kind": "sgd", "lr": 0.1},
                "batch_size": 8, "total_steps": 64, "checkpoint_interval": 4, "seed": 1,
-               "mode": {"kind": "exact", "kernel_set": "repro-v1"}, "init_state_root": "0x" + "33" * 32}
+               "mode": {"kind": "exact", "kernel_set": KERNEL_SET_VERSION}, "init_state_root": "0x" + "33" * 32}
         spec_hash = httpx.post(base + "/blobs", content=parse_spec(doc).canonical_json()).json()["address"]
         domain = Domain(31337, market)
         submitter, solver = Account.from_key(b"\x01" * 32), Account.from_key(b"\x02" * 32)
