@@ -25,7 +25,7 @@ import json
 import logging
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -255,6 +255,19 @@ class Sources:
             raise Unavailable(f"checkpoint 0x{root.hex()} of job {job.hex_id}: {exc}") from exc
 
 
+#: Kinds of job (see :func:`_warm_key`) whose kernels this process has warmed up; JIT state is per process.
+_WARMED: set[str] = set()
+_WARM_LOCK = threading.Lock()
+
+
+def _warm_key(spec: JobSpec, device: str) -> str:
+    """What decides which kernels a segment runs: everything in the spec but seed, schedule and C_init."""
+    doc = spec.model_dump(mode="json")
+    for k in ("seed", "total_steps", "checkpoint_interval", "init_state_root"):
+        doc.pop(k, None)
+    return json.dumps([doc, device], sort_keys=True)
+
+
 class Replayer:
     """Replays segments with the engine. ``init_state`` of a spec is computed locally (C_init needs no fetch)."""
 
@@ -262,7 +275,23 @@ class Replayer:
         self.sources = sources
         self.device = device
         self._init_roots: dict[bytes, tuple[bytes, TrainingState]] = {}
-        self.seconds = 0.0  # engine time spent, in total
+        self.seconds = 0.0  # engine time spent replaying segments, in total (warm-up excluded)
+        self.warmup_seconds = 0.0  # one-time warm-up of this process's kernels (see :meth:`warm_up`)
+
+    def warm_up(self, trainer: Any, pre: TrainingState) -> None:
+        """The first segment of a kind of job (model, data, optimizer, mode, device) in a process pays one-time
+        costs — numba kernels loaded or compiled, torch's first calls — that are not replay work. Before timing
+        it, one optimizer step from ``pre`` is taken (and thrown away: :meth:`replay` reloads ``pre``), timed
+        into ``warmup_seconds`` instead of ``seconds``. Once per kind per process."""
+        key = _warm_key(trainer.spec, self.device)
+        with _WARM_LOCK:
+            if key in _WARMED:
+                return
+            t0 = time.perf_counter()
+            trainer.load(pre)
+            trainer.train_steps(1)
+            _WARMED.add(key)
+            self.warmup_seconds += time.perf_counter() - t0
 
     def _trainer(self, job: JobRef):
         from protocol.engine import Trainer
@@ -286,26 +315,36 @@ class Replayer:
     def replay(self, job: JobRef, pre_root: bytes, index: int) -> bytes:
         """The state root after segment ``index`` replayed from ``pre_root``. Raises :class:`Unavailable` if
         the pre-state cannot be had or is not the start of segment ``index``."""
+        return self.replay_timed(job, pre_root, index)[0]
+
+    def replay_timed(self, job: JobRef, pre_root: bytes, index: int) -> tuple[bytes, float]:
+        """:meth:`replay` and the seconds its optimizer steps took (also added to ``seconds``): like the solver's
+        train seconds, loading and exporting the state and the one-time warm-up are not counted."""
         from protocol.engine import EngineError
 
         pre = self.pre_state(job, pre_root, index)
         trainer = self._trainer(job)
         if pre.step != index * trainer.spec.checkpoint_interval:
             raise Unavailable(f"pre-state 0x{pre_root.hex()} is at step {pre.step}, segment {index} starts elsewhere")
-        t0 = time.perf_counter()
         try:
-            post = trainer.run_segment(pre)
+            self.warm_up(trainer, pre)
+            trainer.load(pre)
+            t0 = time.perf_counter()  # the optimizer steps only, as the solver's train seconds
+            try:
+                trainer.train_steps(trainer.spec.checkpoint_interval)
+            finally:
+                took = time.perf_counter() - t0
+                self.seconds += took
+            post = trainer.state()
         except EngineError as exc:
             raise Unavailable(
                 f"segment {index} of job {job.hex_id} cannot start from 0x{pre_root.hex()}: {exc}"
             ) from exc
-        finally:
-            self.seconds += time.perf_counter() - t0
-        return state_root(post)
+        return state_root(post), took
 
-    def audit(self, job: JobRef, segments: Sequence[int]) -> AuditResult:
-        """Replays each sampled segment and compares it with the committed leaf."""
-        t_before = self.seconds
+    def audit(self, job: JobRef, segments: Sequence[int], between: Callable[[], None] | None = None) -> AuditResult:
+        """Replays each sampled segment and compares it with the committed leaf. ``between()`` is called
+        before each segment (the node runs urgent work there: an arbitration replay with a deadline)."""
         result = AuditResult(job_id=job.job_id, segments={})
         try:
             leaves = self.sources.leaves(job)
@@ -314,9 +353,12 @@ class Replayer:
             result.segments = {i: UNAVAILABLE for i in segments}
             return result
         for i in segments:
+            if between is not None:
+                between()
             pre_root = job.init_state_root if i == 0 else leaves[i - 1]
             try:
-                got = self.replay(job, pre_root, i)
+                got, took = self.replay_timed(job, pre_root, i)
+                result.replay_seconds += took
             except Unavailable as exc:
                 result.notes.append(str(exc))
                 result.segments[i] = UNAVAILABLE
@@ -324,7 +366,6 @@ class Replayer:
             result.segments[i] = MATCH if got == leaves[i] else MISMATCH
             if got != leaves[i]:
                 result.notes.append(f"segment {i}: replay 0x{got.hex()} != leaf 0x{leaves[i].hex()}")
-        result.replay_seconds = self.seconds - t_before
         return result
 
 

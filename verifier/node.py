@@ -15,10 +15,11 @@ is persisted before a dispute is opened, a dispute opened just before the crash 
 (or ``latestDisputeOf``), the challenger's steering target is the persisted ``bad_leaf``, and an arbiter
 reveals with its persisted salt.
 
-**Replay never starves the game.** Replays (audits and arbitration) run on one worker thread; :meth:`tick`
-only submits them and picks up results, so a dispute or arbitration move is made within one tick interval
-plus one transaction's latency even while a replay runs (the worst gap measured by the tests is reported in
-``max_tick_seconds``).
+**Replay never starves the game.** Replays (audits and arbitration) run on one worker thread
+(:class:`ReplayWorker`: arbitration, which has a commit deadline, goes ahead of queued audits and runs between
+the segments of a running one); :meth:`tick` only submits them and picks up results, so a dispute or
+arbitration move is made within one tick interval plus one transaction's latency even while a replay runs (the
+worst gap measured by the tests is reported in ``max_tick_seconds``).
 """
 
 from __future__ import annotations
@@ -29,8 +30,9 @@ import logging
 import sqlite3
 import threading
 import time
+from collections import deque
 from collections.abc import Sequence
-from concurrent.futures import Future, ThreadPoolExecutor
+from concurrent.futures import Future
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -119,6 +121,75 @@ def _bx(s: str) -> bytes:
     return bytes.fromhex(s[2:])
 
 
+class ReplayWorker:
+    """The one replay thread. Urgent tasks (arbitration: the commit deadline is near) run before queued audits,
+    and a running audit lets them run between its segments (:meth:`run_urgent`), so an arbiter waits for at
+    most one segment of someone else's audit, never for a queue of whole audits."""
+
+    def __init__(self) -> None:
+        self._urgent: deque[tuple[Future, Any, tuple]] = deque()
+        self._normal: deque[tuple[Future, Any, tuple]] = deque()
+        self._cv = threading.Condition()
+        self._closed = False
+        self._thread = threading.Thread(target=self._run, name="replay", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Any, *args: Any, urgent: bool = False) -> Future:
+        fut: Future = Future()
+        with self._cv:
+            if self._closed:
+                raise RuntimeError("the replay worker is shut down")
+            (self._urgent if urgent else self._normal).append((fut, fn, args))
+            self._cv.notify()
+        return fut
+
+    def _next(self, *, urgent_only: bool) -> tuple[Future, Any, tuple] | None:
+        with self._cv:
+            if self._urgent:
+                return self._urgent.popleft()
+            if urgent_only or not self._normal:
+                return None
+            return self._normal.popleft()
+
+    @staticmethod
+    def _execute(item: tuple[Future, Any, tuple]) -> None:
+        fut, fn, args = item
+        if not fut.set_running_or_notify_cancel():
+            return
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the future
+            fut.set_exception(exc)
+
+    def _run(self) -> None:
+        while True:
+            with self._cv:
+                while not (self._closed or self._urgent or self._normal):
+                    self._cv.wait()
+                if self._closed:
+                    return
+            item = self._next(urgent_only=False)
+            if item is not None:
+                self._execute(item)
+
+    def run_urgent(self) -> None:
+        """Runs the urgent tasks queued so far; called by a running task between its pieces (on this thread)."""
+        if threading.current_thread() is not self._thread:
+            return
+        while (item := self._next(urgent_only=True)) is not None:
+            self._execute(item)
+
+    def shutdown(self) -> None:
+        with self._cv:
+            self._closed = True
+            pending = [*self._urgent, *self._normal]
+            self._urgent.clear()
+            self._normal.clear()
+            self._cv.notify_all()
+        for fut, _, _ in pending:
+            fut.cancel()
+
+
 @dataclass
 class NodeStats:
     ticks: int = 0
@@ -136,7 +207,15 @@ class VerifierMetrics:
             "veritrain_verifier_disputes_total", "Disputes this node opened, by outcome", ["outcome"]
         )
         self.arbitrations = r.counter("veritrain_verifier_arbitrations_total", "Arbitration votes committed")
-        self.replay_seconds = r.counter("veritrain_verifier_replay_seconds_total", "Engine seconds spent replaying")
+        self.replay_seconds = r.counter(
+            "veritrain_verifier_replay_seconds_total",
+            "Engine seconds spent replaying segments, by duty (audit, arbitration); one-time warm-up excluded",
+            ["duty"],
+        )
+        self.warmup_seconds = r.counter(
+            "veritrain_verifier_warmup_seconds_total",
+            "One-time engine warm-up (kernels loaded or compiled) before the first replay of a kind of job",
+        )
         self.stake = r.gauge("veritrain_verifier_stake_wei", "Stake position in token base units", ["kind"])
 
 
@@ -183,16 +262,29 @@ class VerifierNode:
         self.market = client.job_market
         self.game = client.dispute_game
         self._market_params = client.call(self.market.functions.params())
-        self.worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="replay")
+        self.worker = ReplayWorker()
         self._tasks: dict[tuple[str, Any], Future] = {}
         self._arbiters: dict[int, Arbiter] = {}
         self._staked = False
         self._last_withdraw = 0.0
+        self._warmup_exported = 0.0
+        self._missed: set[int] = set()
 
     def close(self) -> None:
-        self.worker.shutdown(wait=False, cancel_futures=True)
+        self.worker.shutdown()
         self.sources.close()
         self.db.close()
+
+    def audits(self) -> list[dict[str, Any]]:
+        """This node's finished audits (persisted): job, plan, verdict per segment and replay seconds."""
+        with self._db_lock:
+            rows = self.db.execute("SELECT job_id, plan, audit FROM jobs WHERE audit IS NOT NULL").fetchall()
+        out = []
+        for row in rows:
+            doc = json.loads(row["audit"])
+            out.append({"job_id": row["job_id"], "plan": row["plan"], "segments": doc.get("segments", {}),
+                        "replay_seconds": float(doc.get("replay_seconds", 0.0))})  # fmt: skip
+        return out
 
     # ================================================================== event handler (EventFollower)
 
@@ -294,10 +386,10 @@ class VerifierNode:
             init_state_root=bytes(job.initStateRoot),
         )
 
-    def _task(self, key: tuple[str, Any], fn: Any, *args: Any) -> Future:
+    def _task(self, key: tuple[str, Any], fn: Any, *args: Any, urgent: bool = False) -> Future:
         fut = self._tasks.get(key)
         if fut is None:
-            fut = self._tasks[key] = self.worker.submit(fn, *args)
+            fut = self._tasks[key] = self.worker.submit(fn, *args, urgent=urgent)
         return fut
 
     def whistle(self, job_id: bytes) -> bool:
@@ -324,6 +416,10 @@ class VerifierNode:
         if time.monotonic() - self._last_withdraw > 5.0:
             self._last_withdraw = time.monotonic()
             self.withdraw_if_owed()
+        warm = self.replayer.warmup_seconds  # written by the worker thread; exported from here
+        if warm > self._warmup_exported:
+            self.metrics.warmup_seconds.inc(warm - self._warmup_exported)
+            self._warmup_exported = warm
         self.stats.ticks += 1
         self.stats.max_tick_seconds = max(self.stats.max_tick_seconds, time.perf_counter() - t0)
 
@@ -437,7 +533,7 @@ class VerifierNode:
             result.segments[leaf] = MISMATCH
             result.notes.append("adversary accuse: no replay, a sampled leaf accused")
         else:
-            fut = self._task(("audit", job_hex), self.replayer.audit, ref, segments)
+            fut = self._task(("audit", job_hex), self.replayer.audit, ref, segments, self.worker.run_urgent)
             if not fut.done():
                 return None
             del self._tasks[("audit", job_hex)]
@@ -447,7 +543,7 @@ class VerifierNode:
                 log_event(log, "audit-failed", logging.ERROR, job=job_hex, error=str(exc))
                 self._update_job(job_hex, plan="failed")
                 return None
-            self.metrics.replay_seconds.inc(result.replay_seconds)
+            self.metrics.replay_seconds.inc(result.replay_seconds, duty="audit")
         verdict = "clean" if result.clean else ("mismatch" if MISMATCH in result.segments.values() else "unavailable")
         self.metrics.audits.inc(result=verdict)
         self._update_job(job_hex, audit=json.dumps(result.to_json()))
@@ -502,6 +598,10 @@ class VerifierNode:
             move = self._arbiter(dispute_id, row["job_id"]).step(dispute_id)
             if move == "commit":
                 self.metrics.arbitrations.inc()
+            if move == "missed":  # its commit window closed (e.g. while the node was down): said once
+                if dispute_id in self._missed:
+                    return
+                self._missed.add(dispute_id)
             if move not in ("wait", "resolved", "not-party"):
                 log_event(log, "arbiter-move", dispute=dispute_id, move=move)
             return
@@ -550,16 +650,15 @@ class VerifierNode:
             ref = self._job_ref(row, job)
 
             def run() -> bytes | None:
-                before = self.replayer.seconds
                 try:
-                    return self.replayer.replay(ref, pre_root, index)
+                    root, took = self.replayer.replay_timed(ref, pre_root, index)
                 except (Unavailable, AuditError) as exc:
                     log_event(log, "arbitration-unavailable", dispute=dispute_id, error=str(exc))
                     return None
-                finally:
-                    self.metrics.replay_seconds.inc(self.replayer.seconds - before)
+                self.metrics.replay_seconds.inc(took, duty="arbitration")
+                return root
 
-            self._task(key, run)
+            self._task(key, run, urgent=True)  # a commit deadline: ahead of queued audits
         fut = self._tasks[key]
         if not fut.done():
             raise ReplayPending

@@ -69,16 +69,18 @@ class JobRun:
 class Report:
     jobs: list[dict[str, Any]]
     disputes: list[dict[str, Any]]
-    verifier_over_solver_compute: float | None
+    verifier_over_solver_compute: float | None  # honest jobs: audit replay of them / their training
     slashed_accounts: dict[str, int]
     seconds: float
     compute: dict[str, float] = field(default_factory=dict)
+    verifier_over_solver_compute_all: float | None = None  # all replay (audits, arbitration) / all training
 
     def to_json(self) -> dict[str, Any]:
         return {
             "jobs": self.jobs,
             "disputes": self.disputes,
             "verifier_over_solver_compute": self.verifier_over_solver_compute,
+            "verifier_over_solver_compute_all": self.verifier_over_solver_compute_all,
             "slashed_accounts": self.slashed_accounts,
             "compute_seconds": self.compute,
             "seconds": round(self.seconds, 1),
@@ -370,32 +372,46 @@ class MarketRun:
             who = to_checksum_address(e["args"]["account"])
             slashed_accounts[who] = slashed_accounts.get(who, 0) + int(e["args"]["amount"])
         compute = self.compute_seconds()
-        ratio = compute["verifier_replay"] / compute["solver_train"] if compute.get("solver_train") else None
+
+        def ratio_of(num: str, den: str) -> float | None:
+            return round(compute[num] / compute[den], 4) if compute.get(den) else None
+
         return Report(
             jobs=jobs,
             disputes=disputes,
-            verifier_over_solver_compute=round(ratio, 4) if ratio is not None else None,
+            verifier_over_solver_compute=ratio_of("verifier_audit_honest", "solver_train_honest"),
+            verifier_over_solver_compute_all=ratio_of("verifier_replay", "solver_train"),
             slashed_accounts=slashed_accounts,
             seconds=time.monotonic() - self.started,
             compute=compute,
         )
 
     def compute_seconds(self) -> dict[str, float]:
-        """Sums of ``veritrain_solver_train_seconds_total`` and ``veritrain_verifier_replay_seconds_total`` over
-        the nodes' ``/metrics``."""
-        out = {"solver_train": 0.0, "verifier_replay": 0.0}
+        """Training and replay seconds from the nodes: ``solver_train`` / ``verifier_replay`` sum
+        ``veritrain_solver_train_seconds_total`` / ``veritrain_verifier_replay_seconds_total`` (audits and
+        arbitration, one-time warm-up excluded) over every node's ``/metrics``; ``solver_train_honest`` is the
+        honest solvers' training and ``verifier_audit_honest`` the verifiers' audit replay of honest jobs (each
+        verifier's ``/audits``). Cheaters skip training (``fake``, ``lazy``) and cost arbitration replays, so
+        the honest pair is the protocol's real overhead."""
+        out = {"solver_train": 0.0, "verifier_replay": 0.0, "solver_train_honest": 0.0, "verifier_audit_honest": 0.0}
+        honest_jobs = {r.job_id for r in self.jobs if r.adversary is None}
         for role, proc in self.nodes.items():
             url = proc.info.get("metrics_url")
             if not url:
                 continue
             try:
                 text = httpx.get(url, timeout=5.0).text
-            except httpx.HTTPError:
-                continue
-            if role.startswith("solver"):
-                out["solver_train"] += _metric_sum(text, "veritrain_solver_train_seconds_total")
-            else:
+                if role in self.solvers:
+                    train = _metric_sum(text, "veritrain_solver_train_seconds_total")
+                    out["solver_train"] += train
+                    if self.solvers[role] is None:
+                        out["solver_train_honest"] += train
+                    continue
                 out["verifier_replay"] += _metric_sum(text, "veritrain_verifier_replay_seconds_total")
+                audits = httpx.get(proc.info["url"] + "/audits", timeout=5.0).json()["audits"]
+            except (httpx.HTTPError, ValueError, KeyError):
+                continue
+            out["verifier_audit_honest"] += sum(a["replay_seconds"] for a in audits if a["job_id"] in honest_jobs)
         return {k: round(v, 3) for k, v in out.items()}
 
 
@@ -527,10 +543,11 @@ def _print_report(report: Report, run: MarketRun, console: Any) -> None:
     )
     console.print(f"slashed stake: {slashed}")
     c = report.compute
-    ratio = report.verifier_over_solver_compute
+    ratio, ratio_all = report.verifier_over_solver_compute, report.verifier_over_solver_compute_all
     console.print(
-        f"verifier/solver compute: {ratio if ratio is not None else 'n/a'} "
-        f"(verifiers replayed {c.get('verifier_replay', 0):.2f}s of the solvers' {c.get('solver_train', 0):.2f}s "
-        f"of training)"
+        f"verifier/solver compute on honest jobs: {ratio if ratio is not None else 'n/a'} (audits replayed "
+        f"{c.get('verifier_audit_honest', 0):.2f}s of the honest solvers' {c.get('solver_train_honest', 0):.2f}s of "
+        f"training); over everything: {ratio_all if ratio_all is not None else 'n/a'} (all replay, arbitration "
+        f"included, {c.get('verifier_replay', 0):.2f}s of {c.get('solver_train', 0):.2f}s)"
     )
     console.print(f"whole run: {report.seconds:.0f}s; logs in {run.home / 'logs'}")

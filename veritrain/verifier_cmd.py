@@ -158,6 +158,11 @@ def verifier(
     def metrics():  # noqa: ANN202
         return metrics_response(node.metrics.registry)
 
+    @app.get("/audits")
+    def audits() -> dict:
+        """This node's finished audits (job, plan, per-segment verdicts, replay seconds)."""
+        return {"address": account.address, "audits": node.audits()}
+
     @app.get("/health")
     def health() -> dict:
         return {"status": "ok", "role": "verifier", "address": account.address, "ticks": node.stats.ticks}

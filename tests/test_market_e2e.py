@@ -1,0 +1,290 @@
+"""The whole market with real processes (issue #6 "Done when"): anvil + deployment + the marketplace API (a devnet
+with full-audit parameters written by the test), six ``veritrain solver`` processes — one honest and the five
+adversaries of #5 (``fake``, ``noise``, ``lazy``, ``withhold``, ``stall``) — and five ``veritrain verifier``
+processes, one of them ``--adversary accuse``. The test is the submitter: it posts orders through the REST API
+and accepts the chosen solver's bid on each (:class:`veritrain.demo.MarketRun` drives that part).
+
+One market run (to keep the suite short on two cores) checks:
+
+* every cheating solver's job ends **slashed**: the challenger is credited its share of the job stake, the
+  submitter refunded the price;
+* every dispute that reached a leaf took exactly as many rounds (``SideChosen``) as that leaf's RFC 9162 depth
+  (≤ ceil(log2 N); N = 6, so leaves 0-3 are 3 deep and leaves 4-5 only 2); the stalling solver loses on its
+  chess clock;
+* the honest jobs finalize and the honest solver (and every honest verifier) loses nothing; ``accuse`` disputes
+  honest work and loses its bond each time;
+* the challenger of one dispute is ``kill -9``-ed mid-descent (seen on chain: after its first choice, with
+  choices still to make) and restarted from its data directory within its clock: it makes the remaining
+  choices and still wins.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from protocol import merkle
+from protocol.paths import repo_root
+from veritrain.demo import MarketRun
+from veritrain.devnet import start_devnet
+from veritrain.market import JobState, connect
+from veritrain.procs import Supervisor
+
+pytestmark = pytest.mark.chain
+
+ETHER = 10**18
+STEPS, INTERVAL = 24, 4  # N = 6 leaves: depth 3 for leaves 0-3, depth 2 for leaves 4-5
+N = STEPS // INTERVAL
+SOLVERS = {
+    "solver0": None,
+    "solver1": "fake",
+    "solver2": "noise",
+    "solver3": "lazy",
+    "solver4": "withhold",
+    "account17": "stall",
+}
+VERIFIERS = {"verifier0": None, "verifier1": None, "verifier2": None, "verifier3": None, "verifier4": "accuse"}
+# honest solver0 gets three jobs, every adversary one
+JOB_PLAN = ["solver0", "solver1", "solver2", "solver3", "solver4", "account17", "solver0", "solver0"]
+SOLVER_WON, CHALLENGER_WON = 1, 2
+AWAITING_REVEAL, AWAITING_CHOICE, RESOLVED = 1, 2, 6  # IDisputeGame.Phase
+
+
+class FullAuditRun(MarketRun):
+    """MarketRun on a devnet deployed with ``params_path`` and verifiers that may be adversaries; it can kill -9
+    a node from any thread and restarts it from the main thread."""
+
+    def __init__(self, home: Path, params_path: Path, verifiers: dict[str, str | None], **kw) -> None:
+        super().__init__(home, verifiers=0, **kw)
+        self.params_path = params_path
+        self.verifier_adversaries = verifiers
+        self.verifier_roles = list(verifiers)
+        self._kill_lock = threading.Lock()  # a kill and the liveness check never interleave
+        self._to_restart: str | None = None
+        self.killed: dict[str, Any] = {}
+
+    def start(self) -> None:
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.supervisor = sup = Supervisor(self.home / "logs", grace=5.0, pid_file=self.pid_file)
+        self.devnet = start_devnet(self.home, port=0, api_port=0, supervisor=sup, params=self.params_path)
+        self.keys = self.home / "keys"
+        self.keys.mkdir(mode=0o700)
+        self.env = {"VERITRAIN_HOME": str(self.home), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+        procs = [self._start_node("solver", r, a, self.keys, self.env) for r, a in self.solvers.items()]
+        procs += [self._start_node("verifier", r, a, self.keys, self.env) for r, a in self.verifier_adversaries.items()]
+        for proc in procs:
+            sup.wait_ready(proc, timeout=self.node_timeout)
+        self.user = connect(role="user", home=self.home)
+
+    def kill9(self, role: str, **facts: Any) -> None:
+        """kill -9 of ``role``'s process (any thread); the main thread restarts it at its next liveness check."""
+        assert self.supervisor is not None
+        with self._kill_lock:
+            proc = self.nodes[role]
+            with self.supervisor._lock:  # no longer supervised: its death is ours, not a crash to report
+                self.supervisor.procs.remove(proc)
+            os.kill(proc.pid, signal.SIGKILL)  # the process this test started, by its pid
+            proc.popen.wait(timeout=10)
+            self.killed.update(role=role, pid=proc.pid, at=time.monotonic(), down_ts=self._chain_time(), **facts)
+            self._to_restart = role
+
+    def _check_nodes(self) -> None:
+        # Runs on the main thread (submit's and wait_all's polls). The restart must happen here, not on the
+        # watcher thread: the supervisor's children get PR_SET_PDEATHSIG, which fires when the *thread* that
+        # forked them ends, so a node started from the short-lived watcher would be SIGKILLed with it.
+        with self._kill_lock:
+            super()._check_nodes()
+            role, self._to_restart = self._to_restart, None
+        if role is not None:
+            assert self.supervisor is not None
+            new = self._start_node("verifier", role, self.verifier_adversaries[role], self.keys, self.env)
+            self.supervisor.wait_ready(new, timeout=self.node_timeout)
+            self.killed.update(new_pid=new.pid, restarted_after_s=round(time.monotonic() - self.killed["at"], 1),
+                               up_ts=self._chain_time())  # fmt: skip
+
+    def _chain_time(self) -> int:
+        assert self.devnet is not None
+        return int(self.devnet.web3().eth.get_block("latest")["timestamp"])
+
+
+def kill_a_challenger_mid_descent(run: FullAuditRun, stop: threading.Event) -> None:
+    """Watches the chain for a dispute of an honest challenger against a solver that answers (not ``stall``),
+    past its first choice with choices still to make (AWAITING_REVEAL: the solver's turn, or AWAITING_CHOICE),
+    and kill -9s that challenger."""
+    assert run.devnet is not None
+    w3 = run.devnet.web3()
+    game = run.devnet.deployment.contract(w3, "DisputeGame")
+    skip_challengers = {run.devnet.address(r) for r, a in VERIFIERS.items() if a is not None}
+    skip_solvers = {run.devnet.address(r) for r, a in SOLVERS.items() if a == "stall"}
+    seen: set[int] = set()
+    from_block = run.devnet.deployment.start_block
+    while not stop.is_set():
+        head = w3.eth.block_number
+        if head >= from_block:
+            for ev in game.events.SideChosen().get_logs(from_block=from_block, to_block=head):
+                seen.add(int(ev["args"]["disputeId"]))
+            from_block = head + 1
+        for did in sorted(seen):
+            d = game.functions.getDispute(did).call()
+            if d.challenger in skip_challengers or d.solver in skip_solvers:
+                continue
+            if d.phase in (AWAITING_REVEAL, AWAITING_CHOICE):  # mid-descent: at least one choice still to make
+                block = w3.eth.block_number
+                choices = len(game.events.SideChosen().get_logs(from_block=run.devnet.deployment.start_block,
+                                                                argument_filters={"disputeId": did}))  # fmt: skip
+                run.kill9(run.role_of(d.challenger), dispute=did, kill_block=block, phase=int(d.phase),
+                          range=(int(d.lo), int(d.hi)), choices_before=choices)  # fmt: skip
+                return
+            seen.discard(did)  # past the descent already
+        time.sleep(0.05)
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    home = tmp_path_factory.mktemp("market-e2e")
+    params = json.loads((repo_root() / "contracts/params/devnet.json").read_text())
+    params["market"]["auditRateBps"] = 10_000  # full audit: detection is certain, the test deterministic
+    params["market"]["auditWindow"] = 60
+    params_path = home / "params-full-audit.json"
+    params_path.write_text(json.dumps(params))
+    run = FullAuditRun(
+        home / "run", params_path, VERIFIERS, solvers=SOLVERS, steps=STEPS, interval=INTERVAL, price=20 * ETHER,
+        node_timeout=180.0,
+    )  # fmt: skip
+    with run:
+        stop = threading.Event()
+
+        def watch() -> None:
+            try:
+                kill_a_challenger_mid_descent(run, stop)
+            except Exception as exc:  # noqa: BLE001 - reported by the kill test
+                run.killed["watcher_error"] = repr(exc)
+
+        watcher = threading.Thread(target=watch, daemon=True)
+        watcher.start()
+        t0 = time.monotonic()
+        try:
+            for role in JOB_PLAN:
+                run.submit(role, seed=len(run.jobs) + 1)
+            run.wait_all(timeout=420.0)
+            run._check_nodes()  # every node, the restarted one included, is still alive at the end
+        finally:
+            stop.set()
+            watcher.join(timeout=30)
+        report = run.report()
+        (home / "report.json").write_text(json.dumps(report.to_json(), indent=1, default=str))
+        killed = {k: v for k, v in run.killed.items() if k != "at"}
+        print(f"market run: {time.monotonic() - t0:.0f}s from the first order; killed {killed}", file=sys.stderr)
+        yield run, report, killed, params
+
+
+def _credited_in_tx(chain, tx_hash, who: str) -> int:
+    receipt = chain.w3.eth.get_transaction_receipt(tx_hash)
+    from web3.logs import DISCARD
+
+    events = chain.stake_manager.events.Credited().process_receipt(receipt, errors=DISCARD)
+    return sum(int(e["args"]["amount"]) for e in events if e["args"]["account"] == who)
+
+
+def test_every_adversary_is_slashed_and_the_challenger_paid(market):
+    run, report, _, params = market
+    chain = run.user.chain
+    game, mkt = chain.dispute_game, chain.job_market
+    start = run.devnet.deployment.start_block
+    slashed = {"0x" + bytes(e["args"]["jobId"]).hex(): e for e in mkt.events.JobSlashed().get_logs(from_block=start)}
+    resolved = game.events.DisputeResolved().get_logs(from_block=start)
+    for job in run.jobs:
+        if job.adversary is None:
+            continue
+        assert job.state == JobState.SLASHED, f"{job.adversary} job ended {job.state.name}"
+        ev = slashed[job.job_id]
+        assert int(ev["args"]["refunded"]) == run.price  # the submitter gets the price back
+        win = [r for r in resolved if "0x" + bytes(r["args"]["jobId"]).hex() == job.job_id
+               and int(r["args"]["outcome"]) == CHALLENGER_WON]  # fmt: skip
+        assert len(win) == 1
+        challenger = win[0]["args"]["winner"]
+        assert challenger == ev["args"]["challenger"] and win[0]["args"]["loser"] == job.solver
+        share = int(win[0]["args"]["slashed"]) * params["market"]["slashWinnerBps"] // 10_000
+        assert _credited_in_tx(chain, win[0]["transactionHash"], challenger) >= share
+
+
+def test_every_descent_takes_the_leaf_depth_in_rounds(market):
+    run, report, _, _ = market
+    chain = run.user.chain
+    game = chain.dispute_game
+    stall = run.devnet.address("account17")
+    assert report.disputes
+    for entry in report.disputes:
+        d = game.functions.getDispute(entry["id"]).call()
+        assert d.phase == 6  # every dispute ended
+        if d.hi - d.lo == 1:  # reached a leaf: rounds == that leaf's depth in the RFC 9162 tree
+            assert entry["rounds"] == merkle.leaf_depth(int(d.lo), N) <= math.ceil(math.log2(N)), entry
+        else:  # ended on a chess clock before the leaf: only the stalling solver does that
+            assert d.solver == stall and d.outcome == CHALLENGER_WON, entry
+
+
+def test_honest_work_never_loses_stake_and_accuse_loses_its_bond(market):
+    run, report, killed_info, params = market
+    assert killed_info.get("up_ts"), killed_info
+    chain = run.user.chain
+    honest_solver = run.devnet.address("solver0")
+    accuse = run.devnet.address("verifier4")
+    for job in run.jobs:
+        if job.adversary is None:
+            assert job.state == JobState.FINALIZED
+    game = chain.dispute_game
+    start = run.devnet.deployment.start_block
+    honest = {honest_solver, *(run.devnet.address(r) for r, a in VERIFIERS.items() if a is None)}
+    killed = run.devnet.address(killed_info["role"])
+    assert not (honest - {killed}) & set(report.slashed_accounts), report.slashed_accounts
+    # The verifier that was kill -9ed was down for a while: it may lose arbiter stakes, but only for votes whose
+    # commit window closed while it was down (or during its restart's first seconds), none for anything it did.
+    missed = []
+    for ev in game.events.CommitteeDrawn().get_logs(from_block=start):
+        did = int(ev["args"]["disputeId"])
+        if killed in ev["args"]["arbiters"] and not game.events.VoteCommitted().get_logs(
+            from_block=start, argument_filters={"disputeId": did, "arbiter": killed}
+        ):
+            missed.append(int(ev["args"]["commitDeadline"]))
+    down_from, up_at = killed_info["down_ts"], killed_info["up_ts"]
+    assert all(down_from <= t <= up_at + 10 for t in missed), (missed, down_from, up_at)
+    assert report.slashed_accounts.get(killed, 0) == int(params["game"]["arbiterStake"]) * len(missed)
+    accused = [e for e in game.events.DisputeResolved().get_logs(from_block=start)
+               if e["args"]["loser"] == accuse]  # fmt: skip
+    honest_jobs = {j.job_id for j in run.jobs if j.adversary is None}
+    lost_on_honest = [e for e in accused if "0x" + bytes(e["args"]["jobId"]).hex() in honest_jobs]
+    assert len(lost_on_honest) >= len(honest_jobs)  # it disputed every honest job and lost each time
+    bond = int(params["game"]["disputeBond"])
+    assert all(int(e["args"]["slashed"]) == bond for e in accused)
+    assert report.slashed_accounts.get(accuse, 0) == bond * len(accused)
+
+
+def test_verifier_killed_mid_descent_restarts_and_still_wins(market):
+    run, report, killed, params = market
+    assert killed.get("new_pid"), f"no honest challenger was caught mid-descent and restarted: {killed}"
+    assert killed["choices_before"] >= 1  # killed after its first descent move ...
+    assert killed["range"][1] - killed["range"][0] >= 2  # ... with at least one choice still to make
+    assert killed["restarted_after_s"] < params["game"]["clockBudget"]  # restarted within its chess clock
+    chain = run.user.chain
+    game = chain.dispute_game
+    did = killed["dispute"]
+    d = game.functions.getDispute(did).call()
+    assert d.phase == RESOLVED and d.outcome == CHALLENGER_WON
+    assert d.challenger == run.devnet.address(killed["role"])
+    assert d.hi - d.lo == 1  # it went on choosing down to the leaf ...
+    start = run.devnet.deployment.start_block
+    after = game.events.SideChosen().get_logs(from_block=killed["kill_block"], argument_filters={"disputeId": did})
+    assert after, "no choice was made after the kill"  # ... only the restarted process holds the key
+    entry = next(e for e in report.disputes if e["id"] == did)
+    assert entry["rounds"] == merkle.leaf_depth(int(d.lo), N) == killed["choices_before"] + len(after)
+    all_choices = game.events.SideChosen().get_logs(from_block=start, argument_filters={"disputeId": did})
+    assert len(all_choices) == entry["rounds"]
