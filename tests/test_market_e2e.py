@@ -95,6 +95,9 @@ class FullAuditRun(MarketRun):
             os.kill(proc.pid, signal.SIGKILL)  # the process this test started, by its pid
             proc.popen.wait(timeout=10)
             self.killed.update(role=role, pid=proc.pid, at=time.monotonic(), down_ts=self._chain_time(), **facts)
+
+    def request_restart(self, role: str) -> None:
+        with self._kill_lock:
             self._to_restart = role
 
     def _check_nodes(self) -> None:
@@ -137,12 +140,24 @@ def kill_a_challenger_mid_descent(run: FullAuditRun, stop: threading.Event) -> N
             d = game.functions.getDispute(did).call()
             if d.challenger in skip_challengers or d.solver in skip_solvers:
                 continue
-            if d.phase in (AWAITING_REVEAL, AWAITING_CHOICE):  # mid-descent: at least one choice still to make
-                block = w3.eth.block_number
-                choices = len(game.events.SideChosen().get_logs(from_block=run.devnet.deployment.start_block,
-                                                                argument_filters={"disputeId": did}))  # fmt: skip
-                run.kill9(run.role_of(d.challenger), dispute=did, kill_block=block, phase=int(d.phase),
-                          range=(int(d.lo), int(d.hi)), choices_before=choices)  # fmt: skip
+            # mid-descent: the solver's turn, or the challenger's with a choice left even if the one it may be
+            # sending right now lands
+            if d.phase == AWAITING_REVEAL or (d.phase == AWAITING_CHOICE and d.hi - d.lo >= 3):
+                role = run.role_of(d.challenger)
+                run.kill9(role, dispute=did, phase=int(d.phase))
+                # What the dead process did: a transaction it had in flight is mined within a block or two.
+                # Everything after ``kill_block`` is the restarted process's (it is restarted only now).
+                dead_at = w3.eth.block_number
+                while w3.eth.block_number < dead_at + 2:
+                    time.sleep(0.1)
+                kill_block = w3.eth.block_number
+                d = game.functions.getDispute(did).call(block_identifier=kill_block)
+                start = run.devnet.deployment.start_block
+                choices = game.events.SideChosen().get_logs(
+                    from_block=start, to_block=kill_block, argument_filters={"disputeId": did}
+                )
+                run.killed.update(kill_block=kill_block, range=(int(d.lo), int(d.hi)), choices_before=len(choices))
+                run.request_restart(role)
                 return
             seen.discard(did)  # past the descent already
         time.sleep(0.05)
@@ -282,7 +297,7 @@ def test_verifier_killed_mid_descent_restarts_and_still_wins(market):
     assert d.challenger == run.devnet.address(killed["role"])
     assert d.hi - d.lo == 1  # it went on choosing down to the leaf ...
     start = run.devnet.deployment.start_block
-    after = game.events.SideChosen().get_logs(from_block=killed["kill_block"], argument_filters={"disputeId": did})
+    after = game.events.SideChosen().get_logs(from_block=killed["kill_block"] + 1, argument_filters={"disputeId": did})
     assert after, "no choice was made after the kill"  # ... only the restarted process holds the key
     entry = next(e for e in report.disputes if e["id"] == did)
     assert entry["rounds"] == merkle.leaf_depth(int(d.lo), N) == killed["choices_before"] + len(after)
