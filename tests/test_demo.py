@@ -4,8 +4,8 @@
   job finalized and paid, every cheating solver slashed and no honest party slashed, and no process it started
   is left running;
 * interrupted with SIGINT mid-run, it stops every process it started;
-* ``veritrain job fetch`` on a finalized job writes a model that loads in PyTorch and whose state bytes hash to
-  the committed final state root.
+
+``veritrain job fetch``, ``veritrain audit`` and the pages on a market run are in tests/test_market_run.py.
 """
 
 from __future__ import annotations
@@ -77,34 +77,3 @@ def test_demo_interrupted_stops_every_process(tmp_path):
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert wait_none_alive(pid_file) == [], f"left running: {started}"
-
-
-def test_job_fetch_gives_a_pytorch_model_hashing_to_the_committed_root(tmp_path):
-    import torch
-
-    from protocol.blobstore import state_address
-    from veritrain.demo import MarketRun
-    from veritrain.market import chain_job
-
-    with MarketRun(tmp_path / "m", solvers={"solver0": None}, verifiers=4, steps=20, interval=10) as run:
-        report = run.run_jobs(1, timeout=300)
-        (job,) = report.jobs
-        assert job["outcome"] == "finalized"
-        out = tmp_path / "model"
-        cli = subprocess.run(
-            [sys.executable, "-m", "veritrain.cli", "job", "fetch", job["id"], "--out", str(out), "--json",
-             "--home", str(run.home)],
-            capture_output=True, text=True, timeout=120,
-        )  # fmt: skip
-        assert cli.returncode == 0, cli.stderr
-        info = json.loads(cli.stdout)
-        committed = "0x" + bytes(chain_job(run.user, job["id"]).finalStateRoot).hex()
-    assert info["final_state_root"] == committed
-    assert state_address((out / "final_state.vts").read_bytes()) == committed
-    weights = torch.load(out / "model.pt", weights_only=True)
-    from protocol.engine.models import build_model
-    from protocol.spec import parse_spec
-
-    model = build_model(parse_spec((out / "spec.json").read_bytes()).model, False)
-    model.load_state_dict(weights)  # loads in PyTorch
-    assert model(torch.zeros(1, 64)).shape == (1, 10)

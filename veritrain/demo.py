@@ -44,6 +44,10 @@ from veritrain.procs import Proc, ProcessError, Supervisor
 #: The demo's cast: solver role → adversary (None = honest). ``fake`` commits made-up states, ``lazy`` skips
 #: training; both are wrong on every segment, so an audit catches them whichever segments are sampled.
 DEFAULT_SOLVERS: dict[str, str | None] = {"solver0": None, "solver1": "fake", "solver2": "lazy"}
+#: ``--adversary-param``s per adversary in the demo: its cheaters lie in every segment, so the sampled audit
+#: catches them whichever segments the seed picks (a cheater that lies in a fraction f of N segments is
+#: caught with probability 1 − (1 − f)^m; ``veritrain bench audit`` measures that side).
+DEMO_ADVERSARY_PARAMS: dict[str, tuple[str, ...]] = {"fake": ("after_step=0",)}
 DEFAULT_VERIFIERS = 5  # 2 drawn per job + a committee of 3 that excludes solver, challenger and submitter
 DEFAULT_JOBS = 4
 DEFAULT_STEPS, DEFAULT_INTERVAL = 80, 10
@@ -214,6 +218,8 @@ class MarketRun:
             argv += ["--price-floor", str(self.price / ETHER), "--threads", "1"]
         if adversary:
             argv += ["--adversary", adversary]
+            for param in DEMO_ADVERSARY_PARAMS.get(adversary, ()):
+                argv += ["--adversary-param", param]
         proc = self.supervisor.start(role, argv, env=env, ready_file=data_dir / "node.json", wait=False)
         self.nodes[role] = proc
         return proc

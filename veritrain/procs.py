@@ -70,6 +70,10 @@ class Terminated(BaseException):
         self.signum = signum
 
 
+def _main_thread() -> bool:
+    return threading.current_thread() is threading.main_thread()
+
+
 def _die_with_parent() -> None:  # runs in the child between fork and exec
     try:
         libc = ctypes.CDLL("libc.so.6", use_errno=True)
@@ -261,7 +265,9 @@ class Supervisor:
                     env=full_env,
                     cwd=cwd,
                     start_new_session=True,
-                    preexec_fn=_die_with_parent if self.die_with_parent else None,  # noqa: PLW1509
+                    # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process:
+                    # only a child started from the main thread may have it (the watchdog covers the rest).
+                    preexec_fn=_die_with_parent if self.die_with_parent and _main_thread() else None,  # noqa: PLW1509
                 )
             except FileNotFoundError as exc:
                 raise ProcessError(f"cannot start {name}: {exc}") from exc

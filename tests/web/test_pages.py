@@ -13,16 +13,15 @@ goes to ``test-artifacts/pages/<page>.png`` and the measured load times to ``loa
 from __future__ import annotations
 
 import json
-import os
 import re
 import secrets
-import shutil
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
 import httpx
 import pytest
+from browser import badges, checked_page, launch_browser, open_page, shot
 from dispute_scenarios import INIT_ROOT, Game, Players, honest_replay, play, toy_leaves
 
 from marketplace_api.context import AppContext
@@ -44,21 +43,9 @@ from verifier.challenge import Challenger
 pytestmark = pytest.mark.chain
 
 ETHER = 10**18
-CHROMIUM = os.environ.get("VERITRAIN_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--no-first-run",
-]
 CLOCK = r"(\d+h \d\dm \d\ds|\d+m \d\ds|\d+ s)"  # a chess clock as the pages print it
 HONEST_N = 8
 CHEAT_N, FIRST_LIE = 13, 9
-#: Navigation start → the page's content rendered (``body[data-ready]``). DESIGN asks < 1 s on a local demo;
-#: the bound here leaves room for a loaded CI machine, the measured numbers go to load-times.json.
-LOAD_BUDGET_MS = 3000
 
 
 def chain_now(w3) -> int:
@@ -344,17 +331,8 @@ def test_json_behind_the_pages_matches_the_chain(market_run, contracts, deployme
 
 @pytest.fixture(scope="module")
 def browser():
-    from playwright.sync_api import sync_playwright
-
-    if not (os.path.isfile(CHROMIUM) and os.access(CHROMIUM, os.X_OK)) and not shutil.which(CHROMIUM):
-        pytest.fail(
-            f"no Chromium at {CHROMIUM}: run `make setup` (installs Debian's chromium with apt-get) or set "
-            "VERITRAIN_CHROMIUM to a Chromium executable"
-        )
-    with sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_FLAGS)
+    with launch_browser() as b:
         yield b
-        b.close()
 
 
 @pytest.fixture(scope="module")
@@ -373,36 +351,8 @@ def load_times(shots: Path):
 
 @pytest.fixture
 def page(browser):
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
-    pg = context.new_page()
-    errors: list[str] = []
-    pg.on("pageerror", lambda exc: errors.append(str(exc)))
-    pg.on("console", lambda msg: errors.append(msg.text) if msg.type == "error" else None)
-    pg.on("response", lambda r: errors.append(f"HTTP {r.status} {r.url}") if r.status >= 400 else None)
-    pg.errors = errors
-    yield pg
-    context.close()
-    assert not errors, f"the page logged errors: {errors}"
-
-
-def open_page(page, url: str, name: str, load_times: dict[str, float]) -> float:
-    """Navigates and waits until the page rendered its content; returns navigation start → rendered, in ms
-    (the page's own ``performance.now()`` when it finished rendering)."""
-    page.goto(url)
-    page.wait_for_selector("body[data-ready]", timeout=10_000)
-    ms = float(page.get_attribute("body", "data-ready"))
-    load_times[name] = ms
-    assert page.locator("[data-testid=error]").count() == 0, page.inner_text("main")
-    assert ms < LOAD_BUDGET_MS, f"{name} took {ms:.0f} ms to render"
-    return ms
-
-
-def shot(page, shots: Path, name: str) -> None:
-    page.screenshot(path=str(shots / f"{name}.png"), full_page=True)
-
-
-def badges(locator) -> list[str]:
-    return [t.strip() for t in locator.locator("[data-testid=badge]").all_inner_texts()]
+    with checked_page(browser) as pg:
+        yield pg
 
 
 # -------------------------------------------------------------------------------------------- pages
