@@ -77,3 +77,18 @@ def test_demo_interrupted_stops_every_process(tmp_path):
     os.kill(proc.pid, signal.SIGINT)
     assert proc.wait(timeout=60) == 130
     assert wait_none_alive(pid_file) == [], f"left running: {started}"
+
+
+def test_demo_that_fails_stops_every_process(tmp_path):
+    """A node that cannot start (here: a solver told to play an adversary that does not exist) fails the run
+    with the node's own error, and every process already started (anvil, the API, the other nodes) is gone."""
+    from veritrain.demo import MarketRun
+    from veritrain.procs import ProcessError
+
+    home = tmp_path / "demo"
+    with pytest.raises(ProcessError) as failed:
+        with MarketRun(home, solvers={"solver0": None, "solver1": "no-such-adversary"}, verifiers=4):
+            pytest.fail("the market came up with a node that cannot start")
+    assert "no-such-adversary" in str(failed.value)
+    assert len((home / "pids.txt").read_text().split()) >= 4  # anvil, API and nodes had been started
+    assert wait_none_alive(home / "pids.txt") == []
