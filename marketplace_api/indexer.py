@@ -23,6 +23,7 @@ from hexbytes import HexBytes
 from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from marketplace_api.book import nonce_cancelled
 from marketplace_api.models import (
     CHAIN_TABLES,
     ChainEventRow,
@@ -32,6 +33,7 @@ from marketplace_api.models import (
     Order,
     StakerSnapshot,
 )
+from marketplace_api.schemas import ORDER_CANCELLED
 from protocol.chain import ChainClient
 from protocol.events import ChainEvent, EventFollower
 
@@ -160,6 +162,13 @@ class DbIndexHandler:
             s.add_all(staker_snaps)
             for snap in job_snaps:
                 s.execute(update(Order).where(Order.job_id == snap.job_id).values(chain_state=snap.state))
+            for r in rows:
+                if r.name == "NonceCancelled" and r.contract == "JobMarket":
+                    s.execute(
+                        update(Order)
+                        .where(Order.submitter == r.account, Order.nonce == int(r.ref), Order.chain_state == 0)
+                        .values(chain_state=ORDER_CANCELLED)
+                    )
             self._mark_in(s, block_number, block_hash)
         self.block_number = block_number
         self.events_applied += len(rows)
@@ -179,6 +188,9 @@ class DbIndexHandler:
                     .limit(1)
                 )
                 s.execute(update(Order).where(Order.job_id == job_id).values(chain_state=newest or 0))
+            for order in s.scalars(select(Order).where(Order.chain_state == ORDER_CANCELLED)):
+                if not nonce_cancelled(s, order.submitter, order.nonce):  # its cancel was in a dropped block
+                    order.chain_state = 0
             state = s.get(IndexerState, self.name)
             if state is not None and state.block_number > block_number:
                 state.block_number, state.block_hash = block_number, "0x" + "00" * 32

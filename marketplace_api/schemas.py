@@ -162,8 +162,14 @@ class JobOrderPublic(_Out):
     nonce: U256
 
 
-JobStatus = Literal["open", "matched", "committed", "disputed", "finalized", "slashed", "expired"]
-JOB_STATES: tuple[JobStatus, ...] = ("open", "matched", "committed", "disputed", "finalized", "slashed", "expired")
+JobStatus = Literal["open", "matched", "committed", "disputed", "finalized", "slashed", "expired", "cancelled"]
+#: ``IJobMarket.JobState`` by index (0 = no job on-chain yet: the order is open), then ``cancelled``: an order
+#: nobody was matched to whose nonce its submitter cancelled on-chain (``NonceCancelled``), a state of the
+#: order book only.
+JOB_STATES: tuple[JobStatus, ...] = (
+    "open", "matched", "committed", "disputed", "finalized", "slashed", "expired", "cancelled"
+)  # fmt: skip
+ORDER_CANCELLED = JOB_STATES.index("cancelled")
 
 
 class JobSummary(_Out):

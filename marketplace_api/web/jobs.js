@@ -1,7 +1,7 @@
 // Job board: GET /jobs with the filters status, solver, submitter (kept in the page's query string).
 "use strict";
 
-const STATUSES = ["", "open", "matched", "committed", "disputed", "finalized", "slashed", "expired"];
+const STATUSES = ["", "open", "matched", "committed", "disputed", "finalized", "slashed", "expired", "cancelled"];
 const { h } = VT;
 
 VT.page("Jobs", async (main) => {

@@ -432,3 +432,44 @@ def test_dispute_is_indexed_move_by_move(w3, deployment, contracts, actors, live
     assert c.get("/disputes", params={"job_id": "0x" + job_id.hex()}).json()["items"][0]["outcome"] == "challenger_won"
     assert c.get(f"/jobs/0x{job_id.hex()}").json()["status"] == "slashed"
     assert db_events(market.ctx) == canonical(w3, deployment)
+
+
+def test_cancelled_order_is_listed_cancelled_and_reopens_when_the_cancel_is_reorged_out(
+    w3, deployment, contracts, actors, live
+):
+    market, follower = live
+    f = follower()
+    f.poll_once()
+    c = market.client
+    dataset = market.upload(b"cancelled order dataset")
+    doc = market.spec_doc(dataset, total_steps=8, checkpoint_interval=4)
+    spec_hash = market.upload(parse_spec(doc).canonical_json())
+    nonce = secrets.randbits(64)
+    order = JobOrder(
+        actors.submitter.address,
+        bytes.fromhex(spec_hash[2:]),
+        bytes.fromhex(dataset[2:]),
+        bytes.fromhex(doc["init_state_root"][2:]),
+        8,
+        4,
+        10 * ETHER,
+        chain_now(w3) + 86_400,
+        nonce,
+    )
+    sig = "0x" + order.sign(market.domain, actors.submitter).hex()
+    r = c.post("/jobs", json={"order": order_json(order), "signature": sig})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["job_id"]
+
+    def listed(status: str) -> set[str]:
+        return {j["job_id"] for j in c.get("/jobs", params={"status": status}).json()["items"]}
+
+    assert c.get(f"/jobs/{job_id}").json()["status"] == "open" and job_id in listed("open")
+    send(w3, actors.submitter, contracts.market.functions.cancelNonce(nonce))
+    f.poll_once()
+    assert c.get(f"/jobs/{job_id}").json()["status"] == "cancelled"
+    assert job_id not in listed("open") and job_id in listed("cancelled")
+    # the block with the cancel is replaced by an empty one: the order is open again
+    w3.provider.make_request("anvil_reorg", [1, []])
+    f.poll_once()
+    assert c.get(f"/jobs/{job_id}").json()["status"] == "open" and job_id in listed("open")

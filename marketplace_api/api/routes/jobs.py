@@ -172,7 +172,7 @@ def get_job(job_id: JobIdDep, ctx: CtxDep, session: SessionDep) -> JobDetail:
             spec = None
     return JobDetail(
         job_id=job_id,
-        status=views._state_name(snap.state) if snap else "open",  # type: ignore[arg-type]
+        status=views._state_name(snap.state) if snap else JOB_STATES[order.chain_state] if order else "open",
         order=order_public(order) if order else None,
         signature=order.signature if order else None,
         spec=spec,
