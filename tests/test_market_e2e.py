@@ -120,47 +120,67 @@ class FullAuditRun(MarketRun):
 
 
 def kill_a_challenger_mid_descent(run: FullAuditRun, stop: threading.Event) -> None:
-    """Watches the chain for a dispute of an honest challenger against a solver that answers (not ``stall``),
-    past its first choice with choices still to make (AWAITING_REVEAL: the solver's turn, or AWAITING_CHOICE),
-    and kill -9s that challenger."""
+    """Catches a dispute of an honest challenger against a solver that answers (not ``stall``) and kill -9s the
+    challenger right after its first choice, deterministically: the disputed solver's process is frozen
+    (SIGSTOP) once the challenger owes a choice, so after that choice the game waits on the frozen solver
+    (AWAITING_REVEAL) and cannot run ahead of this thread; the challenger is killed there, then the solver is
+    thawed (SIGCONT; only its own chess clock ran) and the challenger restarted from the main thread."""
     assert run.devnet is not None
     w3 = run.devnet.web3()
     game = run.devnet.deployment.contract(w3, "DisputeGame")
     skip_challengers = {run.devnet.address(r) for r, a in VERIFIERS.items() if a is not None}
     skip_solvers = {run.devnet.address(r) for r, a in SOLVERS.items() if a == "stall"}
-    seen: set[int] = set()
-    from_block = run.devnet.deployment.start_block
+    start = run.devnet.deployment.start_block
+    from_block = start
+
+    def choices(did: int, block: int | str = "latest") -> int:
+        return len(
+            game.events.SideChosen().get_logs(from_block=start, to_block=block, argument_filters={"disputeId": did})
+        )
+
+    def settle(blocks: int = 2) -> int:  # a transaction already in flight is mined within a block or two
+        first = w3.eth.block_number
+        while w3.eth.block_number < first + blocks and not stop.is_set():
+            time.sleep(0.05)
+        return w3.eth.block_number
+
     while not stop.is_set():
         head = w3.eth.block_number
-        if head >= from_block:
-            for ev in game.events.SideChosen().get_logs(from_block=from_block, to_block=head):
-                seen.add(int(ev["args"]["disputeId"]))
-            from_block = head + 1
-        for did in sorted(seen):
+        opened = (
+            game.events.DisputeOpened().get_logs(from_block=from_block, to_block=head) if head >= from_block else []
+        )
+        from_block = max(from_block, head + 1)
+        for ev in opened:
+            did = int(ev["args"]["disputeId"])
             d = game.functions.getDispute(did).call()
-            if d.challenger in skip_challengers or d.solver in skip_solvers:
+            if d.challenger in skip_challengers or d.solver in skip_solvers or d.phase == RESOLVED:
                 continue
-            # mid-descent: the solver's turn, or the challenger's with a choice left even if the one it may be
-            # sending right now lands
-            if d.phase == AWAITING_REVEAL or (d.phase == AWAITING_CHOICE and d.hi - d.lo >= 3):
+            while d.phase == AWAITING_REVEAL and choices(did) == 0 and not stop.is_set():
+                time.sleep(0.05)  # the solver reveals the root's children first
+                d = game.functions.getDispute(did).call()
+            if d.phase != AWAITING_CHOICE:
+                continue
+            solver = run.nodes[run.role_of(d.solver)]
+            os.kill(solver.pid, signal.SIGSTOP)  # the solver this test started, by its pid
+            try:
+                while d.phase == AWAITING_CHOICE and not stop.is_set():  # the challenger owes a choice: let it
+                    time.sleep(0.05)
+                    d = game.functions.getDispute(did).call()
+                kill_block = settle()
+                d = game.functions.getDispute(did).call(block_identifier=kill_block)
+                made = choices(did, kill_block)
+                if not (d.phase == AWAITING_REVEAL and made >= 1 and d.hi - d.lo >= 2):
+                    continue  # the descent ran past us (a reveal was in flight): try the next dispute
                 role = run.role_of(d.challenger)
                 run.kill9(role, dispute=did, phase=int(d.phase))
-                # What the dead process did: a transaction it had in flight is mined within a block or two.
-                # Everything after ``kill_block`` is the restarted process's (it is restarted only now).
-                dead_at = w3.eth.block_number
-                while w3.eth.block_number < dead_at + 2:
-                    time.sleep(0.1)
-                kill_block = w3.eth.block_number
-                d = game.functions.getDispute(did).call(block_identifier=kill_block)
-                start = run.devnet.deployment.start_block
-                choices = game.events.SideChosen().get_logs(
-                    from_block=start, to_block=kill_block, argument_filters={"disputeId": did}
-                )
-                run.killed.update(kill_block=kill_block, range=(int(d.lo), int(d.hi)), choices_before=len(choices))
-                run.request_restart(role)
-                return
-            seen.discard(did)  # past the descent already
-        time.sleep(0.05)
+                # Everything after ``kill_block`` is the restarted process's: the frozen solver cannot move, the
+                # dead challenger has nothing in flight (its last choice is mined: the game is AWAITING_REVEAL).
+                run.killed.update(kill_block=settle(), range=(int(d.lo), int(d.hi)), choices_before=made)
+            finally:
+                os.kill(solver.pid, signal.SIGCONT)
+            run.request_restart(role)
+            return
+        time.sleep(0.1)
 
 
 @pytest.fixture(scope="module")
