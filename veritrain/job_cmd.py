@@ -226,7 +226,9 @@ def status(
 
       veritrain job status 0x3f…9a --wait --role user --json
     """
-    from veritrain.market import job_summary, wait_outcome
+    import time
+
+    from veritrain.market import fmt_tokens, job_summary, wait_outcome
 
     with user_errors(), connect_user(key, key_file, role, rpc, deployment, api, home, need_key=False) as user:
         if wait:
@@ -244,6 +246,10 @@ def status(
     table = Table(title=f"job {job_id}", show_header=False)
     table.add_row("state", info["state"])
     for k, v in (info.get("chain") or {}).items():
+        if k in ("price", "stake") and str(v).isdigit():
+            v = f"{fmt_tokens(int(v))} VERI"
+        elif k in ("deadline", "audit_end") and str(v).isdigit() and int(v):
+            v = f"{v} ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(int(v)))} UTC)"
         table.add_row(k, str(v))
     api_part = info.get("api") or {}
     if api_part:
