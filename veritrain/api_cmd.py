@@ -29,7 +29,16 @@ def api(
     migrate: Annotated[bool, typer.Option("--migrate", help="Only run `alembic upgrade head` and exit.")] = False,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "info",
 ) -> None:
-    """Serve the marketplace API (FastAPI under uvicorn); migrates the database to head first."""
+    """Serve the marketplace API (FastAPI under uvicorn); migrates the database to head first.
+
+    Examples:
+
+      VERITRAIN_DEPLOYMENT=.veritrain/deployment.json veritrain api --port 8000
+
+      VERITRAIN_DATABASE_URL=postgresql+psycopg://me@localhost/veritrain veritrain api
+
+      veritrain api --migrate
+    """
     from marketplace_api.main import create_app
 
     settings = _settings(
@@ -73,7 +82,12 @@ def indexer(
         int | None, typer.Option(min=0, help="Confirmation depth (VERITRAIN_CONFIRMATIONS).")
     ] = None,
 ) -> None:
-    """Follow the protocol's contract events into the marketplace database (without serving HTTP)."""
+    """Follow the protocol's contract events into the marketplace database (without serving HTTP).
+
+    Examples:
+
+      VERITRAIN_DEPLOYMENT=.veritrain/deployment.json VERITRAIN_RPC_URL=http://127.0.0.1:8545 veritrain indexer
+    """
     from marketplace_api.context import AppContext
     from marketplace_api.indexer import IndexerThread
     from marketplace_api.migrate import upgrade

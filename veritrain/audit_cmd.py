@@ -109,7 +109,18 @@ def dispute(
     ] = None,
 ) -> None:
     """Re-check dispute ID: descent hashes and path, leaf and pre-state proofs, committee, votes, clocks,
-    outcome and every transfer."""
+    outcome and every transfer.
+
+    Examples:
+
+      veritrain audit dispute 1
+
+      veritrain audit dispute 1 --rpc http://127.0.0.1:8545 --deployment .veritrain/deployment.json --json
+
+      veritrain audit dispute 1 --replay --api http://127.0.0.1:8000
+
+      veritrain audit dispute 1 --export d1.json && veritrain audit dispute 1 --record d1.json
+    """
     from protocol.audit import AuditReadError, DisputeRecord, audit_dispute, load_record, read_dispute, save_record
     from protocol.errors import VeritrainError
 
@@ -159,7 +170,14 @@ def job(
     record: RecordOpt = None,
 ) -> None:
     """Re-check job ID: signatures, escrow and stake, commit, audit draw, attestations, settlement, and each
-    of its disputes (with --record, only the job record's own rules)."""
+    of its disputes (with --record, only the job record's own rules).
+
+    Examples:
+
+      veritrain audit job 0x3f…9a
+
+      veritrain audit job 0x3f…9a --json --export job.json
+    """
     from protocol.audit import AuditReadError, JobRecord, audit_dispute, audit_job, load_record, read_dispute, read_job
     from protocol.audit.record import from_hex, save_record
     from protocol.errors import VeritrainError

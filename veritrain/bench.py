@@ -58,7 +58,14 @@ def bench_hash(
     repeats: Annotated[int, typer.Option(min=1, help="Best of this many runs, for each side.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """State hashing: state_root (RFC 9162 over 4 KiB chunks, threaded) vs raw hashlib.sha256 on one thread."""
+    """State hashing: state_root (RFC 9162 over 4 KiB chunks, threaded) vs raw hashlib.sha256 on one thread.
+
+    Examples:
+
+      veritrain bench hash --json
+
+      veritrain bench hash --size-mib 64 --repeats 3
+    """
     result = hash_benchmark(size_mib, repeats)
     if as_json:
         typer.echo(json.dumps(result))
@@ -277,7 +284,14 @@ def bench_api(
     database_url: Annotated[str | None, typer.Option(help="Database of the API under test (default: SQLite).")] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Marketplace API: signed JobOrders POSTed on loopback to `veritrain api` running in another process."""
+    """Marketplace API: signed JobOrders POSTed on loopback to `veritrain api` running in another process.
+
+    Examples:
+
+      veritrain bench api --json
+
+      veritrain bench api --orders 500 --concurrency 4 --database-url postgresql+psycopg://me@localhost/bench
+    """
     result = api_benchmark(orders, concurrency, database_url)
     if as_json:
         typer.echo(json.dumps(result))
@@ -300,7 +314,14 @@ def bench_audit(
     interval: Annotated[int, typer.Option("--interval", min=1, help="Optimizer steps per segment.")] = 5,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Sampled-replay audits of real cheating jobs: detection vs 1 − (1 − f)^m, verifier vs solver compute."""
+    """Sampled-replay audits of real cheating jobs: detection vs 1 − (1 − f)^m, verifier vs solver compute.
+
+    Examples:
+
+      veritrain bench audit --json --jobs 8 --audits 50
+
+      veritrain bench audit --audit-rate 0.25 --cheat-fraction 0.05 --segments 40
+    """
     from verifier.bench import audit_benchmark
 
     result = audit_benchmark(audit_rate, cheat_fraction, jobs, audits, segments, interval)

@@ -39,7 +39,16 @@ def train(
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, no progress bar.")] = False,
 ) -> None:
-    """Train a job spec; write every checkpoint (named by its state root), leaves.json, and print the roots."""
+    """Train a job spec; write every checkpoint (named by its state root), leaves.json, and print the roots.
+
+    Examples:
+
+      veritrain train examples/mlp_digits.json --out /tmp/mlp
+
+      veritrain train examples/tiny_lm.json --out /tmp/lm --threads 1 --json
+
+      veritrain train my_spec.json --data data.npz --out /tmp/mine
+    """
     from protocol.errors import VeritrainError
     from protocol.spec import SpecError, parse_spec
 
