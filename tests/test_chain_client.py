@@ -199,14 +199,12 @@ def test_revert_in_estimation_raises_by_name_and_sends_nothing(w3, dev, deployme
     client.transact(client.token.functions.approve(dev[1].address, 1))  # nonce cache warm
     nonce = w3.eth.get_transaction_count(me.address)
     calls = counting(client)
-    t0 = time.perf_counter()
     with pytest.raises(ContractRevert) as err:
         client.transact(client.stake_manager.functions.requestWithdrawal(10**30))
-    assert time.perf_counter() - t0 < 0.5  # no backoff loop
     assert err.value.name == "InsufficientFreeStake"
     assert err.value.fields == {"account": me.address, "needed": 10**30, "available": 0}
     assert err.value.tx_hash is None  # caught before sending
-    assert calls["eth_estimateGas"] == 1 and calls["eth_sendRawTransaction"] == 0
+    assert calls["eth_estimateGas"] == 1 and calls["eth_sendRawTransaction"] == 0  # no retry loop
     # with an explicit gas limit an eth_call checks it first
     with pytest.raises(ContractRevert) as err:
         client.transact(client.stake_manager.functions.deposit(0), gas=200_000)

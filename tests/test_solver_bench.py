@@ -1,6 +1,6 @@
 """``veritrain bench checkpoint --json``: the solver's checkpoint overhead over one run of the MLP example at its
 default interval (issue #5: at most 3 % of training time; the figure is reported in the README/issue notes,
-measured on a quiet machine — this test only bounds it loosely, since test machines are shared)."""
+measured on a quiet machine; this test checks the report, not the timing, since test machines are shared)."""
 
 from __future__ import annotations
 
@@ -19,7 +19,8 @@ def test_bench_checkpoint_json():
     assert doc["example"] == "mlp_digits" and doc["checkpoint_interval"] == 50 and doc["checkpoints"] == 8
     assert doc["train_s"] > 0 and doc["checkpoint_s"] > 0 and doc["write_s"] > 0
     assert abs(doc["overhead"] - doc["checkpoint_s"] / doc["train_s"]) < 1e-3
-    assert doc["overhead"] < 0.10, doc  # ≤ 0.03 on a quiet machine; loose here (shared CI cores)
+    # No bound on the figure itself: performance is a benchmark's business (measured on a quiet machine and
+    # reported), never a timed unit test's.
 
 
 def test_bench_checkpoint_unknown_example():
