@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -53,22 +54,30 @@ class WebPages(StaticFiles):
         return response
 
 
-class BodyLimit:
-    """Rejects JSON request bodies over ``limit`` bytes with 413 before the route sees them (blob uploads
-    have their own, larger limit, enforced while streaming by the blob router)."""
+#: ``PUT /jobs/{id}/leaves``: a leaf list grows with the job (one 0x-hex root per checkpoint), so it has a limit
+#: of its own (``max_leaf_list_bytes``) instead of the JSON one.
+_LEAF_LIST_PUT = re.compile(r"^/jobs/0x[0-9a-fA-F]{64}/leaves$")
 
-    def __init__(self, app: ASGIApp, limit: int, exempt_prefix: str = "/blobs") -> None:
-        self.app, self.limit, self.exempt = app, limit, exempt_prefix
+
+class BodyLimit:
+    """Rejects JSON request bodies over ``limit`` bytes (a leaf-list PUT: ``leaf_list_limit``) with 413 before
+    the route sees them (blob uploads have their own, larger limit, enforced while streaming by the blob
+    router)."""
+
+    def __init__(self, app: ASGIApp, limit: int, leaf_list_limit: int, exempt_prefix: str = "/blobs") -> None:
+        self.app, self.json_limit, self.leaf_list_limit, self.exempt = app, limit, leaf_list_limit, exempt_prefix
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope["path"].startswith(self.exempt):
             await self.app(scope, receive, send)
             return
+        leaf_list = scope.get("method") == "PUT" and _LEAF_LIST_PUT.match(scope["path"]) is not None
+        limit = self.leaf_list_limit if leaf_list else self.json_limit
         headers = dict(scope.get("headers") or [])
         length = headers.get(b"content-length")
-        if length is not None and (not length.isdigit() or int(length) > self.limit):
+        if length is not None and (not length.isdigit() or int(length) > limit):
             await self._reject(
-                send, f"request body of {length.decode(errors='replace')} bytes is over the {self.limit}-byte limit"
+                send, f"request body of {length.decode(errors='replace')} bytes is over the {limit}-byte limit"
             )
             return
         chunks: list[bytes] = []
@@ -80,8 +89,8 @@ class BodyLimit:
                 break
             body = message.get("body", b"")
             size += len(body)
-            if size > self.limit:
-                await self._reject(send, f"request body is over the {self.limit}-byte limit")
+            if size > limit:
+                await self._reject(send, f"request body is over the {limit}-byte limit")
                 return
             chunks.append(body)
             more = message.get("more_body", False)
@@ -197,7 +206,7 @@ def create_app(
     def home() -> RedirectResponse:
         return RedirectResponse("/ui/")
 
-    app.add_middleware(BodyLimit, limit=settings.max_body_bytes)
+    app.add_middleware(BodyLimit, limit=settings.max_body_bytes, leaf_list_limit=settings.max_leaf_list_bytes)
     app.add_middleware(RequestMetrics, ctx=ctx)
     _document_blob_routes(app)
     return app

@@ -40,6 +40,11 @@ class Settings(BaseSettings):
     cursor_path: Path | None = Field(None, description="indexer cursor file; default <data_dir>/indexer-cursor.json")
     migrate: bool = Field(True, description="run `alembic upgrade head` at startup")
     max_body_bytes: int = Field(64 * 1024, ge=1024, description="largest JSON request body (413 above)")
+    max_leaf_list_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=1024,
+        description="largest leaf-list mirror body, PUT /jobs/{id}/leaves (~69 bytes a leaf: ~480k leaves)",
+    )
     max_upload_bytes: int = Field(256 * 1024 * 1024, ge=1, description="largest blob upload (413 above)")
     max_page: int = Field(200, ge=1, le=1000, description="largest `limit` a list route accepts")
     max_bids_per_job: int = Field(1000, ge=1, description="bids kept per job (ranking is over all of them)")

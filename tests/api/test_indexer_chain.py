@@ -4,6 +4,7 @@ a restart mid-stream resumes from the cursor with no duplicate and no gap. SQLit
 
 from __future__ import annotations
 
+import json
 import secrets
 from types import SimpleNamespace
 
@@ -473,3 +474,46 @@ def test_cancelled_order_is_listed_cancelled_and_reopens_when_the_cancel_is_reor
     w3.provider.make_request("anvil_reorg", [1, []])
     f.poll_once()
     assert c.get(f"/jobs/{job_id}").json()["status"] == "open" and job_id in listed("open")
+
+
+def test_leaf_list_mirror_takes_a_long_trajectory(w3, deployment, contracts, actors, live):
+    """A leaf list of a long job (3,000 checkpoints: ~200 KB of JSON, over the 64 KiB JSON limit) is mirrored
+    under its own body limit, checked against the committed root and served back whole."""
+    market, follower = live
+    f = follower()
+    c, jm = market.client, contracts.market
+    init = keccak(text="C_init long")
+    n = 3000
+    leaves, state = [], init
+    for _ in range(n):
+        state = keccak(abi_encode(["string", "bytes32"], ["step", state]))
+        leaves.append(state)
+    order = JobOrder(
+        actors.submitter.address, keccak(text="spec"), keccak(text="dataset"), init, n, 1, 10 * ETHER,
+        chain_now(w3) + 86_400, secrets.randbits(64),
+    )  # fmt: skip
+    job_id = order.digest(market.domain)
+    bid = Bid(
+        actors.solver.address, job_id, 10 * ETHER, jm.functions.requiredStake(10 * ETHER).call(),
+        chain_now(w3) + 3_600, secrets.randbits(64),
+    )  # fmt: skip
+    send(w3, actors.submitter, jm.functions.acceptBid(
+        order.as_abi_tuple(), order.sign(market.domain, actors.submitter),
+        bid.as_abi_tuple(), bid.sign(market.domain, actors.solver),
+    ))  # fmt: skip
+    tree = merkle.build_tree(leaves)
+    proof = merkle.inclusion_path(tree, n - 1, n)
+    send(w3, actors.solver, jm.functions.commit(job_id, merkle.tree_root(tree), n, leaves[-1], proof, "http://s.test"))
+    f.poll_once()
+    body = {"leaves": ["0x" + x.hex() for x in leaves]}
+    assert len(json.dumps(body)) > 64 * 1024
+    jid = "0x" + job_id.hex()
+    r = c.put(f"/jobs/{jid}/leaves", json=body)
+    assert r.status_code == 200, r.text
+    got = c.get(f"/jobs/{jid}/leaves").json()
+    assert got["n"] == n and got["leaves"] == body["leaves"]
+    assert got["root"] == "0x" + merkle.tree_root(tree).hex()
+    # a wrong list of the same length is refused whatever its size; other JSON keeps the 64 KiB limit
+    body["leaves"][1234] = "0x" + "00" * 32
+    assert c.put(f"/jobs/{jid}/leaves", json=body).status_code == 422
+    assert c.post("/jobs", json={"padding": "x" * (65 * 1024)}).status_code == 413
