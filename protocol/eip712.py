@@ -103,6 +103,22 @@ class _Typed:
             out[name] = to_checksum_address(value) if typ == "address" else value
         return out
 
+    def as_json(self) -> dict[str, Any]:
+        """The struct as the marketplace API takes it in JSON: bytes32 as 0x-hex, uint256 as a decimal string
+        (JSON numbers lose precision above 2^53), smaller integers as numbers, addresses checksummed."""
+        out: dict[str, Any] = {}
+        for name, typ in self.FIELDS:
+            value = getattr(self, name)
+            if typ == "address":
+                out[name] = to_checksum_address(value)
+            elif typ == "bytes32":
+                out[name] = "0x" + bytes(value).hex()
+            elif typ == "uint256":
+                out[name] = str(int(value))
+            else:
+                out[name] = int(value)
+        return out
+
     def as_abi_tuple(self) -> tuple[Any, ...]:
         """The struct as the tuple web3 passes to ``acceptBid`` / ``hashOrder`` / ``hashBid``."""
         return tuple(self.as_message()[name] for name, _ in self.FIELDS)

@@ -415,14 +415,7 @@ class SolverNode:
             self.domain, self.cfg.account.key
         )
         body = {
-            "bid": {
-                "solver": bid.solver,
-                "orderHash": job_id,
-                "price": str(price),
-                "stake": str(stake),
-                "expiry": bid.expiry,
-                "nonce": str(nonce),
-            },
+            "bid": bid.as_json(),
             "signature": "0x" + bid.sign(self.domain, self.cfg.account.key).hex(),
             "chain_id": self.domain.chain_id,
             "eta_seconds": eta,

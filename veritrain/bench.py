@@ -198,10 +198,17 @@ def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | 
                 raise RuntimeError(f"the API did not start: {server.stderr.read().decode()[-2000:]}")
             time.sleep(0.1)
         dataset = httpx.post(base + "/blobs", content=b"bench dataset").json()["address"]
-        doc = {"model": {"kind": "mlp", "input_dim": 4, "hidden": [8], "num_classes": 2},
-               "dataset": {"format": "npz", "digest": dataset}, "optimizer": {"kind": "sgd", "lr": 0.1},
-               "batch_size": 8, "total_steps": 64, "checkpoint_interval": 4, "seed": 1,
-               "mode": {"kind": "exact", "kernel_set": KERNEL_SET_VERSION}, "init_state_root": "0x" + "33" * 32}
+        doc = {
+            "model": {"kind": "mlp", "input_dim": 4, "hidden": [8], "num_classes": 2},
+            "dataset": {"format": "npz", "digest": dataset},
+            "optimizer": {"kind": "sgd", "lr": 0.1},
+            "batch_size": 8,
+            "total_steps": 64,
+            "checkpoint_interval": 4,
+            "seed": 1,
+            "mode": {"kind": "exact", "kernel_set": KERNEL_SET_VERSION},
+            "init_state_root": "0x" + "33" * 32,
+        }
         spec_hash = httpx.post(base + "/blobs", content=parse_spec(doc).canonical_json()).json()["address"]
         domain = Domain(31337, market)
         submitter, solver = Account.from_key(b"\x01" * 32), Account.from_key(b"\x02" * 32)
@@ -210,18 +217,12 @@ def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | 
         for i in range(orders):
             o = JobOrder(submitter.address, bytes.fromhex(spec_hash[2:]), bytes.fromhex(dataset[2:]), b"\x33" * 32,
                          64, 4, 100 * 10**18, now + 86_400, i + 1)  # fmt: skip
-            bodies.append(("/jobs", {"order": {"submitter": o.submitter, "specHash": spec_hash, "datasetHash": dataset,
-                                               "initStateRoot": "0x" + "33" * 32, "totalSteps": 64,
-                                               "checkpointInterval": 4, "maxPrice": str(o.maxPrice),
-                                               "deadline": o.deadline, "nonce": str(o.nonce)},
-                                     "signature": "0x" + o.sign(domain, submitter).hex()}))  # fmt: skip
+            bodies.append(("/jobs", {"order": o.as_json(), "signature": "0x" + o.sign(domain, submitter).hex()}))
             for k in range(bids_per_order):
                 price = 10**20
                 b = Bid(solver.address, o.digest(domain), price, 2 * price, now + 3_600, (i + 1) * 1000 + k)
                 bodies.append((f"/jobs/0x{o.digest(domain).hex()}/bids", {
-                    "bid": {"solver": b.solver, "orderHash": "0x" + b.orderHash.hex(), "price": str(price),
-                            "stake": str(b.stake), "expiry": b.expiry, "nonce": str(b.nonce)},
-                    "signature": "0x" + b.sign(domain, solver).hex()}))  # fmt: skip
+                    "bid": b.as_json(), "signature": "0x" + b.sign(domain, solver).hex()}))  # fmt: skip
         latencies: list[float] = []
         failures: list[str] = []
         lock = threading.Lock()
@@ -296,8 +297,10 @@ def bench_api(
     if as_json:
         typer.echo(json.dumps(result))
         return
-    typer.echo(f"{result['orders_per_s']} orders/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
-               f"({result['requests']} requests, {result['concurrency']} connections, {result['database']})")
+    typer.echo(
+        f"{result['orders_per_s']} orders/s, p50 {result['p50_ms']} ms, p99 {result['p99_ms']} ms "
+        f"({result['requests']} requests, {result['concurrency']} connections, {result['database']})"
+    )
 
 
 @app.command("audit")

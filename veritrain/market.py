@@ -250,20 +250,6 @@ def _hex(b: bytes) -> str:
     return "0x" + bytes(b).hex()
 
 
-def order_json(o: JobOrder) -> dict[str, Any]:
-    return {
-        "submitter": o.submitter,
-        "specHash": _hex(o.specHash),
-        "datasetHash": _hex(o.datasetHash),
-        "initStateRoot": _hex(o.initStateRoot),
-        "totalSteps": o.totalSteps,
-        "checkpointInterval": o.checkpointInterval,
-        "maxPrice": str(o.maxPrice),
-        "deadline": o.deadline,
-        "nonce": str(o.nonce),
-    }
-
-
 @dataclass
 class Submitted:
     job_id: str
@@ -308,7 +294,7 @@ def submit_job(
     assert _hex(order.specHash) == spec_addr
     sig = order.sign(user.domain, user.account)
     body = {
-        "order": order_json(order),
+        "order": order.as_json(),
         "signature": _hex(sig),
         "chain_id": user.deployment.chain_id,
         "spec": spec.model_dump(mode="json"),

@@ -113,7 +113,7 @@ class Market:
         fields.update(changes)
         order = JobOrder(**fields)
         sig = order.sign(domain or self.domain, signer or self.submitter)
-        return order, {"order": order_json(order), "signature": "0x" + sig.hex(), "chain_id": CHAIN_ID}
+        return order, {"order": order.as_json(), "signature": "0x" + sig.hex(), "chain_id": CHAIN_ID}
 
     def post_order(self, **kw: Any) -> tuple[str, dict[str, Any]]:
         order, body = self.order(**kw)
@@ -142,7 +142,7 @@ class Market:
         )
         fields.update(changes)
         bid = Bid(**fields)
-        body: dict[str, Any] = {"bid": bid_json(bid), "signature": "0x" + bid.sign(self.domain, signer or solver).hex()}
+        body: dict[str, Any] = {"bid": bid.as_json(), "signature": "0x" + bid.sign(self.domain, signer or solver).hex()}
         if eta is not None:
             e = BidEta(solver=solver.address, bidHash=bid.digest(self.domain), etaSeconds=eta)
             body |= {"eta_seconds": eta, "eta_signature": "0x" + e.sign(self.domain, solver).hex()}
@@ -162,31 +162,6 @@ class Market:
 
         with self.ctx.sessions() as s:
             return s.scalar(select(func.count()).select_from(model)) or 0
-
-
-def order_json(o: JobOrder) -> dict[str, Any]:
-    return {
-        "submitter": o.submitter,
-        "specHash": "0x" + o.specHash.hex(),
-        "datasetHash": "0x" + o.datasetHash.hex(),
-        "initStateRoot": "0x" + o.initStateRoot.hex(),
-        "totalSteps": o.totalSteps,
-        "checkpointInterval": o.checkpointInterval,
-        "maxPrice": str(o.maxPrice),
-        "deadline": o.deadline,
-        "nonce": str(o.nonce),
-    }
-
-
-def bid_json(b: Bid) -> dict[str, Any]:
-    return {
-        "solver": b.solver,
-        "orderHash": "0x" + b.orderHash.hex(),
-        "price": str(b.price),
-        "stake": str(b.stake),
-        "expiry": b.expiry,
-        "nonce": str(b.nonce),
-    }
 
 
 def make_settings(tmp_path: Path, db_url: str, **kw: Any) -> Settings:

@@ -9,7 +9,7 @@ import secrets
 from types import SimpleNamespace
 
 import pytest
-from api_helpers import Market, bid_json, order_json
+from api_helpers import Market
 from eth_abi import encode as abi_encode
 from eth_utils import keccak
 from fastapi.testclient import TestClient
@@ -106,7 +106,7 @@ def test_job_lifecycle_indexed_equals_contract_view(w3, deployment, contracts, a
     )
     r = c.post(
         "/jobs",
-        json={"order": order_json(order), "signature": "0x" + order.sign(market.domain, actors.submitter).hex()},
+        json={"order": order.as_json(), "signature": "0x" + order.sign(market.domain, actors.submitter).hex()},
     )
     assert r.status_code == 201, r.text
     job_id = r.json()["job_id"]
@@ -125,7 +125,7 @@ def test_job_lifecycle_indexed_equals_contract_view(w3, deployment, contracts, a
     r = c.post(
         f"/jobs/{job_id}/bids",
         json={
-            "bid": bid_json(bid),
+            "bid": bid.as_json(),
             "signature": "0x" + bid.sign(market.domain, actors.solver).hex(),
             "eta_seconds": 600,
             "eta_signature": "0x" + eta.sign(market.domain, actors.solver).hex(),
@@ -458,7 +458,7 @@ def test_cancelled_order_is_listed_cancelled_and_reopens_when_the_cancel_is_reor
         nonce,
     )
     sig = "0x" + order.sign(market.domain, actors.submitter).hex()
-    r = c.post("/jobs", json={"order": order_json(order), "signature": sig})
+    r = c.post("/jobs", json={"order": order.as_json(), "signature": sig})
     assert r.status_code == 201, r.text
     job_id = r.json()["job_id"]
 

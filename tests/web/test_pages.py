@@ -159,7 +159,7 @@ def _market_run(w3, deployment, contracts, actors, anvil, tmp, api, indexer, url
             chain_now(w3) + 86_400,
             secrets.randbits(64),
         )
-        body = {"order": order_json(order), "signature": "0x" + order.sign(domain, actors.submitter).hex()}
+        body = {"order": order.as_json(), "signature": "0x" + order.sign(domain, actors.submitter).hex()}
         r = api.post("/jobs", json=body)
         assert r.status_code == 201, r.text
         job_id = r.json()["job_id"]
@@ -176,7 +176,7 @@ def _market_run(w3, deployment, contracts, actors, anvil, tmp, api, indexer, url
         r = api.post(
             f"/jobs/{job_id}/bids",
             json={
-                "bid": bid_json(bid),
+                "bid": bid.as_json(),
                 "signature": "0x" + bid.sign(domain, actors.solver).hex(),
                 "eta_seconds": 900,
                 "eta_signature": "0x" + eta.sign(domain, actors.solver).hex(),
@@ -240,31 +240,6 @@ def _market_run(w3, deployment, contracts, actors, anvil, tmp, api, indexer, url
         verifiers=list(assigned),
         locks_mid_dispute=locks,
     )
-
-
-def order_json(o: JobOrder) -> dict:
-    return {
-        "submitter": o.submitter,
-        "specHash": "0x" + o.specHash.hex(),
-        "datasetHash": "0x" + o.datasetHash.hex(),
-        "initStateRoot": "0x" + o.initStateRoot.hex(),
-        "totalSteps": o.totalSteps,
-        "checkpointInterval": o.checkpointInterval,
-        "maxPrice": str(o.maxPrice),
-        "deadline": o.deadline,
-        "nonce": str(o.nonce),
-    }
-
-
-def bid_json(b: Bid) -> dict:
-    return {
-        "solver": b.solver,
-        "orderHash": "0x" + b.orderHash.hex(),
-        "price": str(b.price),
-        "stake": str(b.stake),
-        "expiry": b.expiry,
-        "nonce": str(b.nonce),
-    }
 
 
 def veri(wei: int) -> str:
