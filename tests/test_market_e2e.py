@@ -121,10 +121,11 @@ class FullAuditRun(MarketRun):
 
 def kill_a_challenger_mid_descent(run: FullAuditRun, stop: threading.Event) -> None:
     """Catches a dispute of an honest challenger against a solver that answers (not ``stall``) and kill -9s the
-    challenger right after its first choice, deterministically: the disputed solver's process is frozen
-    (SIGSTOP) once the challenger owes a choice, so after that choice the game waits on the frozen solver
-    (AWAITING_REVEAL) and cannot run ahead of this thread; the challenger is killed there, then the solver is
-    thawed (SIGCONT; only its own chess clock ran) and the challenger restarted from the main thread."""
+    challenger right after a choice with more to make, without racing the descent: the disputed solver's
+    process is frozen (SIGSTOP) as soon as the dispute is seen — thawed only to reveal the root's children —,
+    so once the challenger has chosen, the game waits on the frozen solver (AWAITING_REVEAL) however slow this
+    thread is; the challenger is killed there, the solver thawed (SIGCONT; only its own chess clock ran) and the
+    challenger restarted from the main thread."""
     assert run.devnet is not None
     w3 = run.devnet.web3()
     game = run.devnet.deployment.contract(w3, "DisputeGame")
@@ -137,6 +138,9 @@ def kill_a_challenger_mid_descent(run: FullAuditRun, stop: threading.Event) -> N
         return len(
             game.events.SideChosen().get_logs(from_block=start, to_block=block, argument_filters={"disputeId": did})
         )
+
+    def at_root(d) -> bool:  # no choice made yet
+        return int(d.lo) == 0 and int(d.hi) == N
 
     def settle(blocks: int = 2) -> int:  # a transaction already in flight is mined within a block or two
         first = w3.eth.block_number
@@ -155,27 +159,33 @@ def kill_a_challenger_mid_descent(run: FullAuditRun, stop: threading.Event) -> N
             d = game.functions.getDispute(did).call()
             if d.challenger in skip_challengers or d.solver in skip_solvers or d.phase == RESOLVED:
                 continue
-            while d.phase == AWAITING_REVEAL and choices(did) == 0 and not stop.is_set():
-                time.sleep(0.05)  # the solver reveals the root's children first
-                d = game.functions.getDispute(did).call()
-            if d.phase != AWAITING_CHOICE:
-                continue
             solver = run.nodes[run.role_of(d.solver)]
             os.kill(solver.pid, signal.SIGSTOP)  # the solver this test started, by its pid
             try:
+                settle()
+                d = game.functions.getDispute(did).call()
+                if d.phase == AWAITING_REVEAL and at_root(d):  # it owes the root's children: let it reveal them
+                    os.kill(solver.pid, signal.SIGCONT)
+                    while d.phase == AWAITING_REVEAL and at_root(d) and not stop.is_set():
+                        time.sleep(0.02)
+                        d = game.functions.getDispute(did).call()
+                    os.kill(solver.pid, signal.SIGSTOP)
+                    settle()
+                    d = game.functions.getDispute(did).call()
                 while d.phase == AWAITING_CHOICE and not stop.is_set():  # the challenger owes a choice: let it
                     time.sleep(0.05)
                     d = game.functions.getDispute(did).call()
                 kill_block = settle()
                 d = game.functions.getDispute(did).call(block_identifier=kill_block)
-                made = choices(did, kill_block)
-                if not (d.phase == AWAITING_REVEAL and made >= 1 and d.hi - d.lo >= 2):
-                    continue  # the descent ran past us (a reveal was in flight): try the next dispute
+                if not (d.phase == AWAITING_REVEAL and not at_root(d) and d.hi - d.lo >= 2):
+                    continue  # the descent ran past us while the solver was thawed: try the next dispute
                 role = run.role_of(d.challenger)
                 run.kill9(role, dispute=did, phase=int(d.phase))
                 # Everything after ``kill_block`` is the restarted process's: the frozen solver cannot move, the
                 # dead challenger has nothing in flight (its last choice is mined: the game is AWAITING_REVEAL).
-                run.killed.update(kill_block=settle(), range=(int(d.lo), int(d.hi)), choices_before=made)
+                run.killed.update(
+                    kill_block=settle(), range=(int(d.lo), int(d.hi)), choices_before=choices(did, kill_block)
+                )
             finally:
                 os.kill(solver.pid, signal.SIGCONT)
             run.request_restart(role)

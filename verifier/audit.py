@@ -370,6 +370,7 @@ class Replayer:
 
 
 def accuse_leaf(job_id: bytes, address: str, segments: Sequence[int]) -> int:
-    """The ``accuse`` adversary's target: a sampled segment picked from (job, verifier) — no replay."""
+    """The ``accuse`` adversary's target: one of ``segments`` (those its replay found honest), picked from
+    (job, verifier)."""
     h = hashlib.sha256(job_id + bytes.fromhex(address.removeprefix("0x"))).digest()
     return sorted(segments)[int.from_bytes(h[:4], "big") % len(segments)]

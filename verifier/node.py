@@ -527,23 +527,23 @@ class VerifierNode:
             log_event(log, "audit-failed", logging.ERROR, job=job_hex, error=str(exc))
             self._update_job(job_hex, plan="failed")
             return None
+        fut = self._task(("audit", job_hex), self.replayer.audit, ref, segments, self.worker.run_urgent)
+        if not fut.done():
+            return None
+        del self._tasks[("audit", job_hex)]
+        try:
+            result = fut.result()
+        except AuditError as exc:
+            log_event(log, "audit-failed", logging.ERROR, job=job_hex, error=str(exc))
+            self._update_job(job_hex, plan="failed")
+            return None
+        self.metrics.replay_seconds.inc(result.replay_seconds, duty="audit")
         if self.adversary == "accuse":
-            leaf = accuse_leaf(ref.job_id, self.me, segments)
-            result = AuditResult(job_id=ref.job_id, segments={i: "match" for i in segments})
-            result.segments[leaf] = MISMATCH
-            result.notes.append("adversary accuse: no replay, a sampled leaf accused")
-        else:
-            fut = self._task(("audit", job_hex), self.replayer.audit, ref, segments, self.worker.run_urgent)
-            if not fut.done():
-                return None
-            del self._tasks[("audit", job_hex)]
-            try:
-                result = fut.result()
-            except AuditError as exc:
-                log_event(log, "audit-failed", logging.ERROR, job=job_hex, error=str(exc))
-                self._update_job(job_hex, plan="failed")
-                return None
-            self.metrics.replay_seconds.inc(result.replay_seconds, duty="audit")
+            honest = [i for i, v in result.segments.items() if v == "match"]
+            if honest:  # it disputes work its own replay found honest; a job with none it audits like anyone
+                leaf = accuse_leaf(ref.job_id, self.me, honest)
+                result.segments = {i: "match" for i in segments} | {leaf: MISMATCH}
+                result.notes.append(f"adversary accuse: segment {leaf} replayed correctly and is accused anyway")
         verdict = "clean" if result.clean else ("mismatch" if MISMATCH in result.segments.values() else "unavailable")
         self.metrics.audits.inc(result=verdict)
         self._update_job(job_hex, audit=json.dumps(result.to_json()))
