@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from veritrain.node_opts import DEFAULT_RPC, DeploymentOpt, KeyFileOpt, KeyOpt, LogLevelOpt, RpcOpt, ThreadsOpt
+
 __all__ = ["solver"]
 
 EXAMPLES = """
@@ -57,16 +59,10 @@ def _adversary_params(items: list[str]) -> dict:
 
 
 def solver(
-    key: Annotated[
-        str | None, typer.Option("--key", help="Private key (hex). Prefer --key-file or $VERITRAIN_KEY.")
-    ] = None,
-    key_file: Annotated[
-        Path | None, typer.Option("--key-file", help="File whose first line is the private key.")
-    ] = None,
-    rpc: Annotated[str, typer.Option("--rpc", help="Ethereum JSON-RPC URL.")] = "http://127.0.0.1:8545",
-    deployment: Annotated[
-        Path | None, typer.Option("--deployment", help="Deployment JSON (default $VERITRAIN_HOME/deployment.json).")
-    ] = None,
+    key: KeyOpt = None,
+    key_file: KeyFileOpt = None,
+    rpc: RpcOpt = DEFAULT_RPC,
+    deployment: DeploymentOpt = None,
     api: Annotated[str, typer.Option("--api", help="Marketplace API URL.")] = "http://127.0.0.1:8000",
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="State folder (default $VERITRAIN_HOME/solver-<address>).")
@@ -84,9 +80,7 @@ def solver(
     max_steps: Annotated[
         int, typer.Option("--max-steps", min=1, help="Skip orders with more optimizer steps.")
     ] = 100_000,
-    threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="Threads for torch and the exact kernels.")
-    ] = None,
+    threads: ThreadsOpt = None,
     models: Annotated[
         str, typer.Option("--models", help="Model kinds to take (comma list of mlp, cnn, transformer_lm).")
     ] = "mlp,cnn,transformer_lm",
@@ -105,7 +99,7 @@ def solver(
     poll_interval: Annotated[
         float, typer.Option("--poll-interval", min=0.05, help="Seconds between idle ticks.")
     ] = 0.5,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOpt = "info",
 ) -> None:
     """Run a solver node: stake, bid on jobs it can run, train them reproducibly, commit, serve checkpoints,
     defend disputes, collect payment. Runs until Ctrl-C / SIGTERM; safe to kill -9 and restart.

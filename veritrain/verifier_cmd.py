@@ -10,6 +10,8 @@ from typing import Annotated
 
 import typer
 
+from veritrain.node_opts import DEFAULT_RPC, DeploymentOpt, KeyFileOpt, KeyOpt, LogLevelOpt, RpcOpt, ThreadsOpt
+
 __all__ = ["verifier"]
 
 EXAMPLES = """
@@ -39,16 +41,10 @@ def _tokens(value: str, name: str) -> int:
 
 
 def verifier(
-    key: Annotated[
-        str | None, typer.Option("--key", help="Private key (hex). Prefer --key-file or $VERITRAIN_KEY.")
-    ] = None,
-    key_file: Annotated[
-        Path | None, typer.Option("--key-file", help="File whose first line is the private key.")
-    ] = None,
-    rpc: Annotated[str, typer.Option("--rpc", help="Ethereum JSON-RPC URL.")] = "http://127.0.0.1:8545",
-    deployment: Annotated[
-        Path | None, typer.Option("--deployment", help="Deployment JSON (default $VERITRAIN_HOME/deployment.json).")
-    ] = None,
+    key: KeyOpt = None,
+    key_file: KeyFileOpt = None,
+    rpc: RpcOpt = DEFAULT_RPC,
+    deployment: DeploymentOpt = None,
     api: Annotated[str, typer.Option("--api", help="Marketplace API URL (blob and leaf-list mirror).")] = (
         "http://127.0.0.1:8000"
     ),
@@ -63,9 +59,7 @@ def verifier(
         float,
         typer.Option("--whistleblow-rate", min=0.0, max=1.0, help="Share of unassigned jobs to audit too (0..1)."),
     ] = 0.0,
-    threads: Annotated[
-        int | None, typer.Option("--threads", min=1, help="Threads for torch and the exact kernels.")
-    ] = None,
+    threads: ThreadsOpt = None,
     adversary: Annotated[
         str | None,
         typer.Option("--adversary", help="TEST/DEMO ONLY: 'accuse' disputes honest work (and loses its bond)."),
@@ -74,7 +68,7 @@ def verifier(
     confirmations: Annotated[
         int, typer.Option("--confirmations", min=0, help="Blocks an event waits before the node acts on it.")
     ] = 0,
-    log_level: Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")] = "info",
+    log_level: LogLevelOpt = "info",
 ) -> None:
     """Run a verifier node: stake, audit committed jobs by replaying their sampled segments, attest or dispute
     (and play the dispute down the tree), arbitrate when drawn, collect fees and bounties. Runs until Ctrl-C /
