@@ -75,34 +75,27 @@ $(VENV_STAMP): pyproject.toml $(PY_PACKAGES)
 	$(PIP) install --disable-pip-version-check -e '.[dev]'
 	@touch $@
 
-# npm >= 11.16 rejects its own lockfile when an optional platform package is
-# unpublished ("Missing: <name>@ from lock file", empty version; npm/cli#9846),
-# which is the case for some @foundry-rs/*-darwin/-arm64 builds. Only for that
-# exact symptom, install from the lockfile with `npm install` instead and fail
-# if that would change package-lock.json (i.e. the lock really is stale).
+# The lockfile lists every platform build of the Foundry npm packages (darwin, linux, win32; amd64, arm64), as
+# current npm (11.x) requires of `npm ci` even for optional packages it will not install. `npm ci` never writes
+# package-lock.json; if it rejects the lock, the message says how to regenerate it (and nothing is changed).
 $(NODE_STAMP): package.json package-lock.json
 	$(call require,node,for the solc shim (tools/solc); install Node.js 20+)
 	$(call require,npm,to install Foundry and solc from npm; install npm)
 	@log=$$(mktemp); \
 	echo "npm ci --no-audit --no-fund"; \
 	if npm ci --no-audit --no-fund >"$$log" 2>&1; then \
-		cat "$$log"; \
-	elif grep -q 'Missing: .*@ from lock file' "$$log" && ! grep 'Missing: ' "$$log" | grep -vq '@ from lock file'; then \
-		grep 'Missing: ' "$$log" >&2; \
-		echo "note: npm ci rejected package-lock.json only for unpublished optional packages (npm/cli#9846);" >&2; \
-		echo "      installing from the lockfile with npm install." >&2; \
-		cp package-lock.json "$$log.lock"; \
-		npm install --no-audit --no-fund || { rm -f "$$log" "$$log.lock"; exit 1; }; \
-		if ! cmp -s package-lock.json "$$log.lock"; then \
-			rm -f "$$log" "$$log.lock"; \
-			echo "error: package-lock.json was out of date with package.json; npm install updated it: review and commit it." >&2; \
-			exit 1; \
-		fi; \
-		rm -f "$$log.lock"; \
+		grep -v 'install-scripts' "$$log"; rm -f "$$log"; \
 	else \
-		cat "$$log" >&2; rm -f "$$log"; exit 1; \
-	fi; \
-	rm -f "$$log"
+		cat "$$log" >&2; \
+		if grep -q 'Missing: .* from lock file' "$$log"; then \
+			echo "error: package-lock.json lacks packages this npm ($$(npm --version)) requires (listed above)." >&2; \
+			echo "       Regenerate it with 'npm install --package-lock-only --no-audit --no-fund', check the diff" >&2; \
+			echo "       (only @foundry-rs/* platform entries should appear) and commit it. If npm reports a package" >&2; \
+			echo "       as not published (E404/ETARGET), pin @foundry-rs/* in package.json to a version whose" >&2; \
+			echo "       platform builds all exist." >&2; \
+		fi; \
+		rm -f "$$log"; exit 1; \
+	fi
 	@touch $@
 
 $(AUDIT_STAMP): tools/requirements-audit.txt
