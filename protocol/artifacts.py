@@ -53,8 +53,7 @@ def load_artifact(name: str, out_dir: Path | None = None) -> Artifact:
         mtime = path.stat().st_mtime_ns
     except FileNotFoundError:
         raise ArtifactMissing(
-            f"no forge artifact for {name} at {path}; "
-            "run `make build` (or protocol.build.ensure_forge_build())"
+            f"no forge artifact for {name} at {path}; run `make build` (or protocol.build.ensure_forge_build())"
         ) from None
     return _load(path, mtime, name)
 

@@ -81,16 +81,12 @@ def ensure_forge_build(required: Iterable[str] = REQUIRED_ARTIFACTS, *, force: b
     if proc.returncode != 0:
         tail = (proc.stdout + proc.stderr)[-4000:]
         if "node" in tail and ("not found" in tail or "No such file" in tail):
-            raise ToolMissing(
-                f"forge could not run the solc shim (is Node.js installed?); run `make setup`\n{tail}"
-            )
+            raise ToolMissing(f"forge could not run the solc shim (is Node.js installed?); run `make setup`\n{tail}")
         raise BuildFailed(f"`forge build` failed (exit {proc.returncode}):\n{tail}")
     out = forge_out_dir()
     missing = [n for n in required if not (out / f"{n}.sol" / f"{n}.json").is_file()]
     if missing:
-        raise BuildFailed(
-            f"`forge build` succeeded but produced no artifact for {', '.join(missing)} in {out}"
-        )
+        raise BuildFailed(f"`forge build` succeeded but produced no artifact for {', '.join(missing)} in {out}")
     stamp = out / STAMP_NAME
     stamp.touch()
     os.utime(stamp, ns=(started, started))

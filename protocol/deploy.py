@@ -138,9 +138,7 @@ def _as_int(value: Any, key: str) -> int:
         raise DeploymentError(f"parameter {key} must be an integer, got {value!r}") from None
 
 
-def _constructor_args(
-    artifact: Artifact, addresses: dict[str, str], section: str | None, params: dict
-) -> list:
+def _constructor_args(artifact: Artifact, addresses: dict[str, str], section: str | None, params: dict) -> list:
     """Arguments for ``artifact``'s constructor, by parameter name."""
     values = params.get(section, {}) if section else {}
     used: set[str] = set()

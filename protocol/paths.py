@@ -40,8 +40,7 @@ def repo_root() -> Path:
         if _is_root(candidate):
             return candidate
     raise FileNotFoundError(
-        "cannot find the veritrain repository (foundry.toml + contracts/); run from the checkout "
-        f"or set ${ROOT_ENV}"
+        f"cannot find the veritrain repository (foundry.toml + contracts/); run from the checkout or set ${ROOT_ENV}"
     )
 
 

@@ -334,4 +334,3 @@ __all__ = [
     "state_root",
     "state_root_hex",
 ]
-

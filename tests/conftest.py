@@ -103,9 +103,7 @@ def actors(w3: Web3, dev: list[LocalAccount], contracts: SimpleNamespace) -> Act
     """Roles, funded as the forge Fixture does: solver 1 000 VERI staked, challenger 1 000 and five
     verifiers 500 each staked and in the draw pool, the submitter holding 10 000 VERI approved to the
     StakeManager (escrow is pulled from it)."""
-    roles = Actors(
-        deployer=dev[0], submitter=dev[1], solver=dev[2], challenger=dev[3], verifiers=tuple(dev[4:9])
-    )
+    roles = Actors(deployer=dev[0], submitter=dev[1], solver=dev[2], challenger=dev[3], verifiers=tuple(dev[4:9]))
     stake(w3, contracts, roles.deployer, roles.solver, 1_000 * ETHER, verifier=False)
     stake(w3, contracts, roles.deployer, roles.challenger, 1_000 * ETHER, verifier=True)
     for v in roles.verifiers:

@@ -166,9 +166,7 @@ def test_deployment_is_wired_and_recorded(w3, dev, deployment, contracts):
     assert {k: int(v) for k, v in deployment.params["market"].items()} == market_params
     game_params = contracts.game.functions.params().call()._asdict()
     assert {k: int(v) for k, v in deployment.params["game"].items()} == game_params
-    assert contracts.stakes.functions.unbondingDelay().call() == int(
-        deployment.params["stake"]["unbondingDelay"]
-    )
+    assert contracts.stakes.functions.unbondingDelay().call() == int(deployment.params["stake"]["unbondingDelay"])
 
 
 # --------------------------------------------------------------- 1. EIP-712
@@ -220,9 +218,7 @@ def test_order_digest_matches_contract(
     key=st.integers(1, SECP256K1_N - 1),
     order_hash=hashes, price=u256, stake_=u256, expiry=u64, nonce=u256,
 )  # fmt: skip
-def test_bid_digest_matches_contract(
-    w3, deployment, contracts, key, order_hash, price, stake_, expiry, nonce
-):
+def test_bid_digest_matches_contract(w3, deployment, contracts, key, order_hash, price, stake_, expiry, nonce):
     signer = Account.from_key(key.to_bytes(32, "big"))
     bid = Bid(signer.address, order_hash, price, stake_, expiry, nonce)
     domain = domain_of(w3, deployment)
@@ -468,15 +464,10 @@ def test_honest_job_finalizes_after_audit_window(w3, deployment, contracts, acto
     send(w3, actors.submitter, market.functions.finalize(job_id))
     assert market.functions.getJob(job_id).call().state == FINALIZED
     fee_budget = PRICE * deployment.params["market"]["auditFeeBps"] // 10_000
-    assert (
-        stakes.functions.positionOf(actors.solver.address).call().claimable - solver_before
-        == PRICE - fee_budget
-    )
+    assert stakes.functions.positionOf(actors.solver.address).call().claimable - solver_before == PRICE - fee_budget
 
 
-def test_lying_solver_is_disputed_down_to_the_leaf_and_slashed(
-    w3, deployment, contracts, actors, artifacts_dir
-):
+def test_lying_solver_is_disputed_down_to_the_leaf_and_slashed(w3, deployment, contracts, actors, artifacts_dir):
     market, game, stakes, token = contracts.market, contracts.game, contracts.stakes, contracts.token
     gas: dict[str, list[int]] = defaultdict(list)
     signers = {a.address: a for a in (actors.challenger, *actors.verifiers)}
@@ -604,15 +595,10 @@ def test_lying_solver_is_disputed_down_to_the_leaf_and_slashed(
     p = deployment.params["market"]
     assert market.functions.getJob(job_id).call().state == SLASHED
     challenger_after = stakes.functions.positionOf(actors.challenger.address).call()
-    assert (
-        challenger_after.claimable - challenger_before.claimable
-        == stake_amount * p["slashWinnerBps"] // 10_000
-    )
+    assert challenger_after.claimable - challenger_before.claimable == stake_amount * p["slashWinnerBps"] // 10_000
     assert challenger_after.free == challenger_before.free  # bond unlocked
     bond_key = keccak(abi_encode(["bytes32", "uint256"], [keccak(text="veritrain.dispute.bond"), dispute_id]))
-    arbiter_key = keccak(
-        abi_encode(["bytes32", "uint256"], [keccak(text="veritrain.dispute.arbiter"), dispute_id])
-    )
+    arbiter_key = keccak(abi_encode(["bytes32", "uint256"], [keccak(text="veritrain.dispute.arbiter"), dispute_id]))
     assert stakes.functions.lockedUnder(actors.challenger.address, bond_key).call() == 0
     each_arbiter = stake_amount * p["slashArbiterBps"] // 10_000 // len(committee)
     assert sorted(resolved["args"]["majorityArbiters"]) == sorted(committee)

@@ -49,9 +49,7 @@ def test_no_arguments_prints_help():
 
 
 def test_installed_console_script_prints_version():
-    proc = subprocess.run(
-        [_installed_script(), "--version"], capture_output=True, text=True, timeout=60, check=False
-    )
+    proc = subprocess.run([_installed_script(), "--version"], capture_output=True, text=True, timeout=60, check=False)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == f"veritrain {version('veritrain')}"
 

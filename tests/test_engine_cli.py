@@ -99,8 +99,9 @@ def test_bad_spec_files_give_clear_errors(tmp_path):
 def test_dataset_problems_give_clear_errors(tmp_path):
     csv = b"1,2,3,0\n3,2,1,1\n0,0,1,2\n"
     model = {"kind": "mlp", "input_dim": 3, "hidden": [4], "num_classes": 3}
-    spec_file, _ = _short_spec(tmp_path, model=model, batch_size=2,
-                               dataset={"format": "csv", "digest": sha256_hex(csv)})
+    spec_file, _ = _short_spec(
+        tmp_path, model=model, batch_size=2, dataset={"format": "csv", "digest": sha256_hex(csv)}
+    )
     r = _train(str(spec_file), "--out", str(tmp_path / "o1"))
     assert r.exit_code == 1 and "--data" in r.output
 
@@ -151,8 +152,18 @@ def test_a_killed_train_resumes_from_its_last_checkpoint_and_reaches_the_same_ro
         reference = run_job(spec, load_dataset(spec.dataset), LocalBlobStore(tmp_path / "ref"), traj)
 
     out = tmp_path / "out"
-    cmd = [sys.executable, "-m", "veritrain.cli", "train", str(spec_file), "--out", str(out), "--json",
-           "--threads", "1"]
+    cmd = [
+        sys.executable,
+        "-m",
+        "veritrain.cli",
+        "train",
+        str(spec_file),
+        "--out",
+        str(out),
+        "--json",
+        "--threads",
+        "1",
+    ]
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(cmd, cwd=root, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     state_dir = out / "blobs" / "state"

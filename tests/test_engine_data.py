@@ -132,8 +132,15 @@ def test_dataset_must_fit_the_model():
     small = _spec(digits.model_dump(), {"kind": "mlp", "input_dim": 64, "hidden": [], "num_classes": 5})
     with pytest.raises(DatasetError, match="class label 9 but model.num_classes is 5"):
         Batches(small, ds)
-    lm = {"kind": "transformer_lm", "vocab_size": 10, "context": 8, "d_model": 8, "n_heads": 2, "n_layers": 1,
-          "d_ff": 8}
+    lm = {
+        "kind": "transformer_lm",
+        "vocab_size": 10,
+        "context": 8,
+        "d_model": 8,
+        "n_heads": 2,
+        "n_layers": 1,
+        "d_ff": 8,
+    }
     alice = DatasetRef(format="builtin", builtin="alice", digest=ALICE)
     with pytest.raises(DatasetError, match="vocab_size is 10 but .* 74 distinct characters"):
         Batches(_spec(alice.model_dump(), lm), load_dataset(alice))
@@ -166,8 +173,15 @@ def test_any_steps_batch_is_computable_without_the_steps_before():
 
 
 def test_text_examples_are_consecutive_windows():
-    lm = {"kind": "transformer_lm", "vocab_size": 74, "context": 16, "d_model": 8, "n_heads": 2, "n_layers": 1,
-          "d_ff": 8}
+    lm = {
+        "kind": "transformer_lm",
+        "vocab_size": 74,
+        "context": 16,
+        "d_model": 8,
+        "n_heads": 2,
+        "n_layers": 1,
+        "d_ff": 8,
+    }
     spec = _spec({"format": "builtin", "builtin": "alice", "digest": ALICE, "holdout_fraction": 0.1}, lm)
     ds = load_dataset(spec.dataset)
     b = Batches(spec, ds)

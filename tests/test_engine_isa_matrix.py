@@ -29,9 +29,23 @@ def _train(spec_file: Path, out: Path, cap: str, threads: int) -> dict:
     for k in ("VERITRAIN_REPRO_TILING", "NUMBA_CPU_NAME", "NUMBA_CPU_FEATURES", "OMP_NUM_THREADS"):
         env.pop(k, None)
     proc = subprocess.run(
-        [sys.executable, "-m", "veritrain.cli", "train", str(spec_file), "--out", str(out), "--json",
-         "--threads", str(threads)],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=300,
+        [
+            sys.executable,
+            "-m",
+            "veritrain.cli",
+            "train",
+            str(spec_file),
+            "--out",
+            str(out),
+            "--json",
+            "--threads",
+            str(threads),
+        ],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"train failed under {cap}/{threads}:\n{proc.stderr[-4000:]}"
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -45,8 +59,13 @@ def test_same_trajectory_root_across_isa_and_threads(tmp_path):
         files[name] = tmp_path / f"{name}.json"
         files[name].write_bytes(spec.canonical_json())
 
-    cells = [(name, cap, th) for cap in CAPS for th in THREADS for name in ("exact", "native")
-             if name == "exact" or (cap, th) in NATIVE_CELLS]
+    cells = [
+        (name, cap, th)
+        for cap in CAPS
+        for th in THREADS
+        for name in ("exact", "native")
+        if name == "exact" or (cap, th) in NATIVE_CELLS
+    ]
     # two processes at a time: start-up (imports, loading the compiled kernels) dominates each cell
     with ThreadPoolExecutor(max_workers=2) as pool:
         results = list(pool.map(lambda c: _train(files[c[0]], tmp_path / "-".join(map(str, c)), c[1], c[2]), cells))

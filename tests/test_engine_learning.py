@@ -22,8 +22,10 @@ def test_digits_mlp_example_reaches_90_percent_held_out_accuracy_in_exact_mode()
     t.train_steps(spec.total_steps)
     seconds = time.perf_counter() - t0
     ev = t.evaluate("heldout")
-    print(f"\ndigits MLP, exact, {spec.total_steps} steps in {seconds:.1f}s: held-out accuracy "
-          f"{ev['accuracy']:.4f} on {ev['examples']} examples, loss {ev['loss']:.4f}")
+    print(
+        f"\ndigits MLP, exact, {spec.total_steps} steps in {seconds:.1f}s: held-out accuracy "
+        f"{ev['accuracy']:.4f} on {ev['examples']} examples, loss {ev['loss']:.4f}"
+    )
     assert ev["examples"] == 359
     assert ev["accuracy"] >= 0.90
 
@@ -50,7 +52,9 @@ def test_tiny_lm_loss_falls_well_below_the_unigram_baseline():
     seconds = time.perf_counter() - t0
     after = t.evaluate("heldout")["loss"]
     base = _unigram_baseline(t)
-    print(f"\ntiny LM, exact, {spec.total_steps} steps in {seconds:.1f}s: held-out loss {before:.3f} -> {after:.3f} "
-          f"nats/char; unigram baseline {base:.3f}; uniform {math.log(spec.model.vocab_size):.3f}")
+    print(
+        f"\ntiny LM, exact, {spec.total_steps} steps in {seconds:.1f}s: held-out loss {before:.3f} -> {after:.3f} "
+        f"nats/char; unigram baseline {base:.3f}; uniform {math.log(spec.model.vocab_size):.3f}"
+    )
     assert before > base  # starts near uniform
     assert after < base - 0.6

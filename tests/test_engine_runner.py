@@ -25,8 +25,16 @@ from protocol.spec import ToleranceMode
 from protocol.state import deserialize, serialize_bytes, state_root
 from protocol.trajectory import Trajectory
 
-SMALL_LM = {"kind": "transformer_lm", "vocab_size": 74, "context": 16, "d_model": 32, "n_heads": 2,
-            "n_layers": 1, "d_ff": 64, "dropout": 0.1}
+SMALL_LM = {
+    "kind": "transformer_lm",
+    "vocab_size": 74,
+    "context": 16,
+    "d_model": 32,
+    "n_heads": 2,
+    "n_layers": 1,
+    "d_ff": 64,
+    "dropout": 0.1,
+}
 
 
 def _mlp(steps=40, interval=10, **kw):

@@ -94,9 +94,7 @@ def test_params_are_matched_to_constructors_by_name(forge_build):
         _constructor_args(market, {"stakeManager": "0x" + "11" * 20}, "market", broken)
     missing = {**params, "game": {k: v for k, v in params["game"].items() if k != "disputeBond"}}
     with pytest.raises(DeploymentError, match="disputeBond"):
-        _constructor_args(
-            load_artifact("DisputeGame"), {"jobMarket": "0x1", "stakeManager": "0x2"}, "game", missing
-        )
+        _constructor_args(load_artifact("DisputeGame"), {"jobMarket": "0x1", "stakeManager": "0x2"}, "game", missing)
 
 
 def test_revert_decoder_decodes_custom_errors_offline(forge_build):
@@ -126,11 +124,25 @@ def test_fast_eip712_digest_equals_eth_account_encoder_and_recovers_the_signer()
         domain = Domain(chain, "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0")
         for _ in range(20):
             structs = [
-                JobOrder(acct.address, os.urandom(32), os.urandom(32), os.urandom(32), rng.randrange(1 << 64),
-                         rng.randrange(1, 1 << 64), rng.randrange(1 << 256), rng.randrange(1 << 64),
-                         rng.randrange(1 << 256)),
-                Bid(acct.address, os.urandom(32), rng.randrange(1 << 256), rng.randrange(1 << 256),
-                    rng.randrange(1 << 64), rng.randrange(1 << 256)),
+                JobOrder(
+                    acct.address,
+                    os.urandom(32),
+                    os.urandom(32),
+                    os.urandom(32),
+                    rng.randrange(1 << 64),
+                    rng.randrange(1, 1 << 64),
+                    rng.randrange(1 << 256),
+                    rng.randrange(1 << 64),
+                    rng.randrange(1 << 256),
+                ),
+                Bid(
+                    acct.address,
+                    os.urandom(32),
+                    rng.randrange(1 << 256),
+                    rng.randrange(1 << 256),
+                    rng.randrange(1 << 64),
+                    rng.randrange(1 << 256),
+                ),
                 SolverProfile(acct.address, os.urandom(32), rng.randrange(1 << 64)),
                 BidEta(acct.address, os.urandom(32), rng.randrange(1 << 64)),
             ]

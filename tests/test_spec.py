@@ -66,8 +66,22 @@ def test_init_root_round_trip():
         (with_("mode", {"kind": "exact"}), "mode.exact.kernel_set", "Field required"),
         (with_("seed", 1 << 64), "seed", "less than"),
         (with_("batch_sizes", 3), "batch_sizes", "unknown field"),
-        (with_("model", {"kind": "transformer_lm", "vocab_size": 65, "context": 32, "d_model": 30,
-                         "n_heads": 4, "n_layers": 1, "d_ff": 64}), "model.transformer_lm", "multiple of n_heads"),
+        (
+            with_(
+                "model",
+                {
+                    "kind": "transformer_lm",
+                    "vocab_size": 65,
+                    "context": 32,
+                    "d_model": 30,
+                    "n_heads": 4,
+                    "n_layers": 1,
+                    "d_ff": 64,
+                },
+            ),
+            "model.transformer_lm",
+            "multiple of n_heads",
+        ),
     ],
 )
 def test_invalid_specs_name_the_field_and_the_reason(doc, path, words):

@@ -145,8 +145,7 @@ contract JobMarket is IJobMarket, EIP712 {
         if (block.timestamp >= order.deadline) revert OrderExpired(order.deadline);
         if (block.timestamp >= bid.expiry) revert BidExpired(bid.expiry);
         if (
-            order.checkpointInterval == 0 || order.totalSteps == 0
-                || order.totalSteps % order.checkpointInterval != 0
+            order.checkpointInterval == 0 || order.totalSteps == 0 || order.totalSteps % order.checkpointInterval != 0
                 || order.totalSteps / order.checkpointInterval > _params.maxLeaves
         ) revert InvalidSchedule(order.totalSteps, order.checkpointInterval);
         jobId = hashOrder(order);
@@ -235,9 +234,8 @@ contract JobMarket is IJobMarket, EIP712 {
         address[] memory exclude = new address[](2);
         exclude[0] = job.solver;
         exclude[1] = job.submitter;
-        address[] memory verifiers = stakeManager.drawDistinct(
-            keccak256(abi.encode(seed, VERIFIER_DRAW_TAG)), _params.verifiersPerJob, exclude
-        );
+        address[] memory verifiers =
+            stakeManager.drawDistinct(keccak256(abi.encode(seed, VERIFIER_DRAW_TAG)), _params.verifiersPerJob, exclude);
         for (uint256 i = 0; i < verifiers.length; ++i) {
             assigned[jobId].push(verifiers[i]);
             auditStatus[jobId][verifiers[i]] = 1;

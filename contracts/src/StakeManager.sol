@@ -268,5 +268,4 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         uint256 weight = (a.verifier && a.free >= minVerifierStake) ? a.free : 0;
         pool.set(account, weight);
     }
-
 }

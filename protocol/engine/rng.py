@@ -146,8 +146,14 @@ class Stream:
         """:meth:`words` computed with numpy only (the reference the numba path is tested against)."""
         blocks = -(-n // 4)
         b = np.arange(blocks, dtype=np.uint64)
-        out = philox4x32(b & _MASK32, b >> _SHIFT32, np.uint64(self._t0), np.uint64(self._t1),
-                         self.seed & 0xFFFFFFFF, self.seed >> 32)
+        out = philox4x32(
+            b & _MASK32,
+            b >> _SHIFT32,
+            np.uint64(self._t0),
+            np.uint64(self._t1),
+            self.seed & 0xFFFFFFFF,
+            self.seed >> 32,
+        )
         return out.reshape(-1)[:n]
 
     def uniform(self, n: int) -> np.ndarray:
