@@ -41,7 +41,6 @@ import json
 import mmap
 import os
 import random
-import struct
 import tempfile
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -51,7 +50,6 @@ from pathlib import Path
 from typing import Any, BinaryIO, Protocol, TypeVar
 
 import httpx
-import torch
 
 from protocol.errors import (
     BadAddress,
@@ -61,14 +59,20 @@ from protocol.errors import (
     BlobTooLarge,
     BlobUnavailable,
 )
-from protocol.state import _BY_NAME, CHUNK_SIZE, FORMAT_VERSION, MAGIC, StateFormatError, canonical_json
+from protocol.state import (
+    HEADER_SIZE,
+    StateFormatError,
+    StateRootHasher,
+    manifest_length,
+    parse_manifest,
+    read_layout,
+)
 from protocol.state import chunked_root as _chunked_root
 
 DEFAULT_MAX_BLOB_BYTES = 1 << 30
 #: Read/stream granularity (bounded memory for hashing and serving).
 IO_CHUNK = 1 << 20
 
-_ITEMSIZE = {name: torch.empty((), dtype=dt).element_size() for name, dt in _BY_NAME.items()}
 _TMP_PREFIX = ".tmp-"
 _TMP_SUFFIX = ".part"
 
@@ -139,67 +143,6 @@ def address_of(data: Buffer | Iterable[Buffer], kind: BlobKind | str) -> str:
     return sha256_address(data) if parse_kind(kind) is SHA256 else state_address(data)
 
 
-def _leaf(chunk: Buffer) -> bytes:
-    return hashlib.sha256(b"\x00" + bytes(chunk)).digest()
-
-
-def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
-
-
-class StateRootHasher:
-    """Incremental ``state_root``: feed bytes in any pieces, get the same root as :func:`chunked_root` over
-    their concatenation. Memory is one 4 KiB chunk plus one hash per level (a stack of perfect subtrees)."""
-
-    def __init__(self) -> None:
-        self._buf = bytearray()
-        self._stack: list[tuple[int, bytes]] = []  # (leaf count, subtree root), counts strictly decreasing
-        self.size = 0
-
-    def _push(self, h: bytes) -> None:
-        count = 1
-        stack = self._stack
-        while stack and stack[-1][0] == count:
-            _, left = stack.pop()
-            h = _node(left, h)
-            count *= 2
-        stack.append((count, h))
-
-    def update(self, data: Buffer) -> None:
-        mv = memoryview(data).cast("B")
-        self.size += len(mv)
-        if self._buf:
-            take = CHUNK_SIZE - len(self._buf)
-            self._buf += mv[:take]
-            mv = mv[take:]
-            if len(self._buf) < CHUNK_SIZE:
-                return
-            self._push(_leaf(self._buf))
-            self._buf.clear()
-        prefix = hashlib.sha256(b"\x00")
-        full = len(mv) - len(mv) % CHUNK_SIZE
-        for off in range(0, full, CHUNK_SIZE):
-            h = prefix.copy()
-            h.update(mv[off : off + CHUNK_SIZE])
-            self._push(h.digest())
-        self._buf += mv[full:]
-
-    def digest(self) -> bytes:
-        """The root so far (32 raw bytes); the hasher can keep being fed afterwards."""
-        if self.size == 0:
-            return hashlib.sha256(b"").digest()
-        stack = list(self._stack)
-        if self._buf:
-            stack.append((0, _leaf(self._buf)))  # count is irrelevant for the fold below
-        root = stack[-1][1]
-        for _, left in reversed(stack[:-1]):
-            root = _node(left, root)
-        return root
-
-    def hexdigest(self) -> str:
-        return self.digest().hex()
-
-
 class _Sha256Hasher:
     """hashlib's sha256 with the same face as :class:`StateRootHasher`."""
 
@@ -243,82 +186,19 @@ def _file_address(fh: BinaryIO, kind: BlobKind) -> tuple[str, int]:
 
 
 def check_state_layout(data: Buffer) -> None:
-    """Structural check of a canonical state serialisation (the same rules :func:`protocol.state.deserialize`
-    enforces, without copying any tensor bytes): header, canonical manifest, dtypes, contiguous offsets, sizes
-    matching shapes, names ascending, no trailing bytes. Raises :class:`StateFormatError`."""
-    with memoryview(data) as outer, outer.cast("B") as mv:
-        n = len(mv)
-        mlen = _manifest_length(bytes(mv[:12]), n)
-        head = bytes(mv[12 : 12 + mlen])
-    _check_manifest(head, n - 12 - mlen)
-
-
-def _manifest_length(first12: bytes, total: int) -> int:
-    if total < 12 or first12[:4] != MAGIC:
-        raise StateFormatError("not a veritrain state: missing the b'VTS1' header")
-    (mlen,) = struct.unpack("<Q", first12[4:12])
-    if 12 + mlen > total:
-        raise StateFormatError(f"manifest length {mlen} runs past the end of the data ({total} bytes)")
-    return mlen
-
-
-def _check_manifest(raw: bytes, body: int) -> None:
-    """Checks the manifest bytes against a tensor section of ``body`` bytes."""
-    try:
-        manifest = json.loads(raw)
-    except ValueError as exc:
-        raise StateFormatError(f"manifest is not JSON: {exc}") from None
-    if not isinstance(manifest, dict):
-        raise StateFormatError("manifest is not a JSON object")
-    try:
-        canonical = canonical_json(manifest)
-    except ValueError as exc:
-        raise StateFormatError(f"manifest is not canonical JSON: {exc}") from None
-    if canonical != raw:
-        raise StateFormatError("manifest is not canonical JSON (sorted keys, no spaces)")
-    if manifest.get("format") != "veritrain-state" or manifest.get("version") != FORMAT_VERSION:
-        raise StateFormatError(f"unsupported state format {manifest.get('format')!r} v{manifest.get('version')!r}")
-    if not isinstance(manifest.get("step"), int) or not isinstance(manifest.get("meta"), dict):
-        raise StateFormatError("manifest needs an integer 'step' and an object 'meta'")
-    entries = manifest.get("tensors")
-    if not isinstance(entries, list):
-        raise StateFormatError("manifest 'tensors' is not a list")
-    offset = 0
-    prev: str | None = None
-    for e in entries:
-        if not isinstance(e, dict):
-            raise StateFormatError("a manifest tensor entry is not an object")
-        name, dtype, shape = e.get("name"), e.get("dtype"), e.get("shape")
-        if not isinstance(name, str) or not name:
-            raise StateFormatError(f"tensor name {name!r} is not a non-empty string")
-        if prev is not None and name <= prev:
-            raise StateFormatError("tensors are not in ascending name order")
-        prev = name
-        if dtype not in _ITEMSIZE:
-            raise StateFormatError(f"tensor {name!r}: unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(isinstance(d, int) and d >= 0 for d in shape):
-            raise StateFormatError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
-        count = 1
-        for d in shape:
-            count *= d
-        nbytes = count * _ITEMSIZE[dtype]
-        if e.get("offset") != offset or e.get("nbytes") != nbytes:
-            raise StateFormatError(f"tensor {name!r}: offset/size {e.get('offset')}/{e.get('nbytes')} inconsistent")
-        offset += nbytes
-        if offset > body:
-            raise StateFormatError(f"tensor {name!r} is truncated: the data ends {offset - body} bytes early")
-    if offset != body:
-        raise StateFormatError(f"{body - offset} trailing bytes after the last tensor")
+    """Structural check of a canonical state serialisation held in memory (:func:`protocol.state.read_layout`,
+    without copying any tensor bytes). Raises :class:`StateFormatError`."""
+    read_layout(data)
 
 
 def _check_state_file(fh: BinaryIO, size: int) -> None:
     """:func:`check_state_layout` for an open file of ``size`` bytes, reading only its header and manifest."""
     fh.seek(0)
-    mlen = _manifest_length(fh.read(12), size)
+    mlen = manifest_length(fh.read(HEADER_SIZE), size)
     raw = fh.read(mlen)
     if len(raw) != mlen:
         raise StateFormatError("the file ended inside the manifest")
-    _check_manifest(raw, size - 12 - mlen)
+    parse_manifest(raw, size - HEADER_SIZE - mlen)
 
 
 # --------------------------------------------------------------------------- local store

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
+from typing import Any
 
 from pymerkle import BaseMerkleTree, InmemoryTree, SqliteTree
 
@@ -32,14 +33,22 @@ MerkleTree = BaseMerkleTree
 # ------------------------------------------------------------------ hashing
 
 
-def leaf_hash(entry: bytes) -> bytes:
+def leaf_hash(entry: bytes | bytearray | memoryview) -> bytes:
     """SHA-256(0x00 ‖ entry)."""
-    return hashlib.sha256(LEAF_PREFIX + entry).digest()
+    h = hashlib.sha256(LEAF_PREFIX)
+    h.update(entry)
+    return h.digest()
 
 
 def node_hash(left: bytes, right: bytes) -> bytes:
     """SHA-256(0x01 ‖ left ‖ right)."""
     return hashlib.sha256(NODE_PREFIX + left + right).digest()
+
+
+def leaf_hasher() -> Any:
+    """A SHA-256 object already fed the leaf prefix 0x00: ``copy()`` it and feed an entry to hash a leaf
+    without concatenating (how 4096-byte state chunks are hashed from memoryviews)."""
+    return hashlib.sha256(LEAF_PREFIX)
 
 
 def split_point(n: int) -> int:
@@ -118,13 +127,23 @@ def children(tree: MerkleTree, lo: int, hi: int) -> tuple[bytes, bytes]:
 
 
 def rfc9162_root(leaf_hashes: Sequence[bytes]) -> bytes:
-    """RFC 9162 §2.1.1 MTH over leaf hashes (recursive definition, no pymerkle)."""
+    """RFC 9162 §2.1.1 MTH over leaf hashes (no pymerkle): split at the largest power of two below ``n``.
+
+    Perfect subtrees are folded level by level (no recursion, no per-node call); this is the one root
+    computation the state root (:func:`protocol.state.chunked_root`) and the trajectory checks share."""
     n = len(leaf_hashes)
     if n == 0:
         return EMPTY_ROOT
     if n == 1:
         return leaf_hashes[0]
     k = split_point(n)
+    if k * 2 == n:
+        sha256 = hashlib.sha256
+        level = list(leaf_hashes)
+        while len(level) > 1:
+            pairs = iter(level)
+            level = [sha256(NODE_PREFIX + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
+        return level[0]
     return node_hash(rfc9162_root(leaf_hashes[:k]), rfc9162_root(leaf_hashes[k:]))
 
 

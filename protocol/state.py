@@ -23,7 +23,6 @@ GIL for each 4 KiB update, so both cores work.
 from __future__ import annotations
 
 import bisect
-import hashlib
 import json
 import os
 import struct
@@ -33,9 +32,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import torch
 
+from protocol import merkle
 from protocol.errors import VeritrainError
 
 MAGIC = b"VTS1"
@@ -139,6 +138,115 @@ def serialize_bytes(state: TrainingState) -> bytes:
     return b"".join(serialize(state))
 
 
+@dataclass(frozen=True)
+class TensorEntry:
+    """One tensor of a state's manifest, validated: its bytes are ``body[offset : offset + nbytes]``."""
+
+    name: str
+    dtype: str
+    shape: tuple[int, ...]
+    offset: int
+    nbytes: int
+
+
+@dataclass(frozen=True)
+class StateLayout:
+    """The validated manifest of a canonical state serialisation: where every tensor's bytes are."""
+
+    step: int
+    meta: dict[str, Any]
+    tensors: tuple[TensorEntry, ...]
+    #: Bytes before the first tensor byte (12-byte header + manifest).
+    header_size: int
+    body_size: int
+
+
+#: Bytes per element of each dtype name the format knows.
+ITEMSIZE: dict[str, int] = {name: torch.empty((), dtype=dt).element_size() for name, dt in _BY_NAME.items()}
+HEADER_SIZE = 12
+
+
+def manifest_length(first12: bytes, total: int) -> int:
+    """The manifest length from the 12-byte header of a ``total``-byte serialisation (:class:`StateFormatError`
+    if the header is not ``b"VTS1" ‖ u64`` or the manifest would run past the end)."""
+    if total < HEADER_SIZE or first12[:4] != MAGIC:
+        raise StateFormatError("not a veritrain state: missing the b'VTS1' header")
+    (mlen,) = struct.unpack("<Q", first12[4:HEADER_SIZE])
+    if HEADER_SIZE + mlen > total:
+        raise StateFormatError(f"manifest length {mlen} runs past the end of the data ({total} bytes)")
+    return mlen
+
+
+def _is_int(v: Any) -> bool:
+    return type(v) is int  # JSON true/false are Python bools, a subclass of int: not sizes
+
+
+def parse_manifest(raw: bytes, body_size: int) -> StateLayout:
+    """Validates manifest bytes against a tensor section of ``body_size`` bytes: canonical JSON, known format
+    and version, integer step, object meta, tensors in strictly ascending name order with known dtypes,
+    shapes of non-negative integers, contiguous offsets from 0, ``nbytes`` matching shape and dtype, no
+    trailing bytes. The one check of untrusted state bytes; raises :class:`StateFormatError`."""
+    try:
+        manifest = json.loads(raw)
+    except ValueError as exc:
+        raise StateFormatError(f"manifest is not JSON: {exc}") from None
+    if not isinstance(manifest, dict):
+        raise StateFormatError("manifest is not a JSON object")
+    try:
+        canonical = canonical_json(manifest)
+    except ValueError as exc:
+        raise StateFormatError(f"manifest is not canonical JSON: {exc}") from None
+    if canonical != raw:
+        raise StateFormatError("manifest is not canonical JSON (sorted keys, no spaces)")
+    if manifest.get("format") != "veritrain-state" or manifest.get("version") != FORMAT_VERSION:
+        raise StateFormatError(f"unsupported state format {manifest.get('format')!r} v{manifest.get('version')!r}")
+    step, meta, entries = manifest.get("step"), manifest.get("meta"), manifest.get("tensors")
+    if not _is_int(step) or step < 0 or not isinstance(meta, dict):
+        raise StateFormatError("manifest needs a non-negative integer 'step' and an object 'meta'")
+    if not isinstance(entries, list):
+        raise StateFormatError("manifest 'tensors' is not a list")
+    offset = 0
+    prev: str | None = None
+    out: list[TensorEntry] = []
+    for e in entries:
+        if not isinstance(e, dict):
+            raise StateFormatError("a manifest tensor entry is not an object")
+        name, dtype, shape = e.get("name"), e.get("dtype"), e.get("shape")
+        if not isinstance(name, str) or not name:
+            raise StateFormatError(f"tensor name {name!r} is not a non-empty string")
+        if prev is not None and name <= prev:
+            raise StateFormatError("tensors are not in strictly ascending name order")
+        prev = name
+        if not isinstance(dtype, str) or dtype not in ITEMSIZE:
+            raise StateFormatError(f"tensor {name!r}: unknown dtype {dtype!r}")
+        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
+            raise StateFormatError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+        count = 1
+        for d in shape:
+            count *= d
+        nbytes = count * ITEMSIZE[dtype]
+        if not _is_int(e.get("offset")) or e.get("offset") != offset or e.get("nbytes") != nbytes:
+            raise StateFormatError(f"tensor {name!r}: offset/size {e.get('offset')}/{e.get('nbytes')} inconsistent")
+        if offset + nbytes > body_size:
+            raise StateFormatError(
+                f"tensor {name!r} is truncated: the data ends {offset + nbytes - body_size} bytes early"
+            )
+        out.append(TensorEntry(name, dtype, tuple(shape), offset, nbytes))
+        offset += nbytes
+    if offset != body_size:
+        raise StateFormatError(f"{body_size - offset} trailing bytes after the last tensor")
+    return StateLayout(step, meta, tuple(out), HEADER_SIZE + len(raw), body_size)
+
+
+def read_layout(data: bytes | bytearray | memoryview) -> StateLayout:
+    """:func:`parse_manifest` of a whole serialisation held in memory (no tensor byte is copied)."""
+    with memoryview(data) as outer, outer.cast("B") as mv:
+        total = len(mv)
+        mlen = manifest_length(bytes(mv[:HEADER_SIZE]), total)
+        raw = bytes(mv[HEADER_SIZE : HEADER_SIZE + mlen])
+    return parse_manifest(raw, total - HEADER_SIZE - mlen)
+
+
 def deserialize(data: bytes | bytearray | memoryview, expected_root: bytes | None = None) -> TrainingState:
     """Parse a canonical serialisation back into tensors (copies, so they do not alias ``data``).
 
@@ -149,61 +257,23 @@ def deserialize(data: bytes | bytearray | memoryview, expected_root: bytes | Non
         got = chunked_root([mv])
         if got != expected_root:
             raise StateRootMismatch(f"state bytes hash to 0x{got.hex()}, expected 0x{expected_root.hex()}")
-    if len(mv) < 12 or bytes(mv[:4]) != MAGIC:
-        raise StateFormatError("not a veritrain state: missing the b'VTS1' header")
-    (mlen,) = struct.unpack("<Q", mv[4:12])
-    if 12 + mlen > len(mv):
-        raise StateFormatError(f"manifest length {mlen} runs past the end of the data ({len(mv)} bytes)")
-    raw_manifest = bytes(mv[12 : 12 + mlen])
-    try:
-        manifest = json.loads(raw_manifest)
-    except ValueError as exc:
-        raise StateFormatError(f"manifest is not JSON: {exc}") from None
-    if canonical_json(manifest) != raw_manifest:
-        raise StateFormatError("manifest is not canonical JSON (sorted keys, no spaces)")
-    if manifest.get("format") != "veritrain-state" or manifest.get("version") != FORMAT_VERSION:
-        raise StateFormatError(f"unsupported state format {manifest.get('format')!r} v{manifest.get('version')!r}")
-    body = mv[12 + mlen :]
+    layout = read_layout(mv)
+    body = mv[layout.header_size :]
     tensors: dict[str, torch.Tensor] = {}
-    expected_offset = 0
-    names = []
-    for e in manifest["tensors"]:
-        name, dtype_name, shape = e["name"], e["dtype"], tuple(e["shape"])
-        dtype = _BY_NAME.get(dtype_name)
-        if dtype is None:
-            raise StateFormatError(f"tensor {name!r}: unknown dtype {dtype_name!r}")
-        itemsize = torch.empty((), dtype=dtype).element_size()
-        nbytes = int(np.prod(shape, dtype=np.int64)) * itemsize
-        if e["offset"] != expected_offset or e["nbytes"] != nbytes:
-            raise StateFormatError(f"tensor {name!r}: offset/size {e['offset']}/{e['nbytes']} inconsistent")
-        chunk = body[expected_offset : expected_offset + nbytes]
-        if len(chunk) != nbytes:
-            raise StateFormatError(f"tensor {name!r} is truncated ({len(chunk)} of {nbytes} bytes)")
+    for e in layout.tensors:
+        dtype = _BY_NAME[e.dtype]
         carrier = _NUMPY_CARRIER.get(dtype, dtype)
-        t = torch.frombuffer(bytearray(chunk), dtype=carrier) if nbytes else torch.empty(0, dtype=carrier)
-        if sys.byteorder != "little" and itemsize > 1:
+        chunk = body[e.offset : e.offset + e.nbytes]
+        t = torch.frombuffer(bytearray(chunk), dtype=carrier) if e.nbytes else torch.empty(0, dtype=carrier)
+        if sys.byteorder != "little" and ITEMSIZE[e.dtype] > 1:
             t = torch.from_numpy(t.numpy().byteswap())
         if carrier is not dtype:
             t = t.view(dtype)
-        tensors[name] = t.reshape(shape)
-        names.append(name)
-        expected_offset += nbytes
-    if names != sorted(names):
-        raise StateFormatError("tensors are not in ascending name order")
-    if expected_offset != len(body):
-        raise StateFormatError(f"{len(body) - expected_offset} trailing bytes after the last tensor")
-    return TrainingState(tensors=tensors, step=manifest["step"], meta=manifest["meta"])
+        tensors[e.name] = t.reshape(e.shape)
+    return TrainingState(tensors=tensors, step=layout.step, meta=layout.meta)
 
 
 # --------------------------------------------------------------------------- hashing
-
-
-def _leaf_prefix() -> Any:
-    return hashlib.sha256(b"\x00")
-
-
-def _node(left: bytes, right: bytes) -> bytes:
-    return hashlib.sha256(b"\x01" + left + right).digest()
 
 
 class _Chunks:
@@ -239,7 +309,7 @@ class _Chunks:
 
 def _perfect_root(chunks: _Chunks, lo: int, hi: int) -> bytes:
     """RFC 9162 root of chunks [lo, hi); the range is a perfect subtree or the final partial block."""
-    copy = _leaf_prefix().copy
+    copy = merkle.leaf_hasher().copy
     level: list[bytes] = []
     append = level.append
     pos = lo * CHUNK_SIZE
@@ -262,25 +332,7 @@ def _perfect_root(chunks: _Chunks, lo: int, hi: int) -> bytes:
             h.update(chunks.read(pos, chunk_end))
             append(h.digest())
             pos = chunk_end
-    return _root_of_hashes(level)
-
-
-def _root_of_hashes(hashes: list[bytes]) -> bytes:
-    """RFC 9162 root over already-hashed leaves (largest-power-of-two split)."""
-    n = len(hashes)
-    if n == 0:
-        return hashlib.sha256(b"").digest()
-    if n == 1:
-        return hashes[0]
-    k = 1 << ((n - 1).bit_length() - 1)
-    if k * 2 == n:  # perfect: iterate level by level (no recursion, no per-node function call)
-        sha256 = hashlib.sha256
-        level = hashes
-        while len(level) > 1:
-            pairs = iter(level)
-            level = [sha256(b"\x01" + a + b).digest() for a, b in zip(pairs, pairs, strict=False)]
-        return level[0]
-    return _node(_root_of_hashes(hashes[:k]), _root_of_hashes(hashes[k:]))
+    return merkle.rfc9162_root(level)
 
 
 _POOL: ThreadPoolExecutor | None = None
@@ -303,13 +355,66 @@ def chunked_root(buffers: Iterable[memoryview | bytes | bytearray], threads: boo
     chunks = _Chunks(buffers)
     n = chunks.count
     if n == 0:
-        return hashlib.sha256(b"").digest()
+        return merkle.EMPTY_ROOT
     ranges = [(lo, min(lo + BLOCK_CHUNKS, n)) for lo in range(0, n, BLOCK_CHUNKS)]
     if threads and len(ranges) > 1:
         roots = list(_pool().map(lambda r: _perfect_root(chunks, *r), ranges))
     else:
         roots = [_perfect_root(chunks, lo, hi) for lo, hi in ranges]
-    return _root_of_hashes(roots)
+    return merkle.rfc9162_root(roots)
+
+
+class StateRootHasher:
+    """Incremental ``state_root``: feed bytes in any pieces, get the same root as :func:`chunked_root` over
+    their concatenation. Memory is one 4 KiB chunk plus one hash per level (a stack of perfect subtrees)."""
+
+    def __init__(self) -> None:
+        self._buf = bytearray()
+        self._stack: list[tuple[int, bytes]] = []  # (leaf count, subtree root), counts strictly decreasing
+        self.size = 0
+
+    def _push(self, h: bytes) -> None:
+        count = 1
+        stack = self._stack
+        while stack and stack[-1][0] == count:
+            _, left = stack.pop()
+            h = merkle.node_hash(left, h)
+            count *= 2
+        stack.append((count, h))
+
+    def update(self, data: bytes | bytearray | memoryview) -> None:
+        mv = memoryview(data).cast("B")
+        self.size += len(mv)
+        if self._buf:
+            take = CHUNK_SIZE - len(self._buf)
+            self._buf += mv[:take]
+            mv = mv[take:]
+            if len(self._buf) < CHUNK_SIZE:
+                return
+            self._push(merkle.leaf_hash(self._buf))
+            self._buf.clear()
+        prefix = merkle.leaf_hasher()
+        full = len(mv) - len(mv) % CHUNK_SIZE
+        for off in range(0, full, CHUNK_SIZE):
+            h = prefix.copy()
+            h.update(mv[off : off + CHUNK_SIZE])
+            self._push(h.digest())
+        self._buf += mv[full:]
+
+    def digest(self) -> bytes:
+        """The root so far (32 raw bytes); the hasher can keep being fed afterwards."""
+        if self.size == 0:
+            return merkle.EMPTY_ROOT
+        stack = list(self._stack)
+        if self._buf:
+            stack.append((0, merkle.leaf_hash(self._buf)))  # count is irrelevant for the fold below
+        root = stack[-1][1]
+        for _, left in reversed(stack[:-1]):
+            root = merkle.node_hash(left, root)
+        return root
+
+    def hexdigest(self) -> str:
+        return self.digest().hex()
 
 
 def state_root(state: TrainingState, threads: bool = True) -> bytes:
@@ -324,11 +429,17 @@ def state_root_hex(state: TrainingState) -> str:
 __all__ = [
     "CHUNK_SIZE",
     "StateFormatError",
+    "StateLayout",
+    "TensorEntry",
+    "StateRootHasher",
     "StateRootMismatch",
     "TrainingState",
     "canonical_json",
     "chunked_root",
     "deserialize",
+    "manifest_length",
+    "parse_manifest",
+    "read_layout",
     "serialize",
     "serialize_bytes",
     "state_root",

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import struct
 
 import pytest
@@ -10,6 +11,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from protocol.blobstore import check_state_layout
 from protocol.state import (
     CHUNK_SIZE,
     StateFormatError,
@@ -132,6 +134,39 @@ def _sample_bytes() -> bytes:
 def test_malformed_bytes_raise_a_clear_typed_error(mutate, message):
     with pytest.raises(StateFormatError, match=message):
         deserialize(mutate(_sample_bytes()))
+
+
+def _with_manifest(data: bytes, edit) -> bytes:
+    """``data`` with its manifest replaced by ``edit(manifest dict)``, re-encoded canonically."""
+    mlen = struct.unpack("<Q", data[4:12])[0]
+    manifest = json.loads(data[12 : 12 + mlen])
+    edit(manifest)
+    raw = json.dumps(manifest, sort_keys=True, separators=(",", ":")).encode()
+    return data[:4] + struct.pack("<Q", len(raw)) + raw + data[12 + mlen :]
+
+
+def _duplicate_name(m):
+    m["tensors"][1]["name"] = m["tensors"][0]["name"]
+
+
+def _bool_shape(m):
+    m["tensors"][0]["shape"] = [True, 2]
+
+
+def _huge_shape(m):
+    m["tensors"][0]["shape"] = [2**62, 2**62]
+
+
+@pytest.mark.parametrize(
+    "edit, message",
+    [(_duplicate_name, "strictly ascending"), (_bool_shape, "shape"), (_huge_shape, "inconsistent|truncated")],
+)
+def test_manifest_rules_are_the_same_for_deserialize_and_the_blob_store(edit, message):
+    bad = _with_manifest(_sample_bytes(), edit)
+    with pytest.raises(StateFormatError, match=message):
+        deserialize(bad)
+    with pytest.raises(StateFormatError, match=message):
+        check_state_layout(bad)
 
 
 def test_wrong_expected_root_is_rejected():
