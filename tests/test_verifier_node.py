@@ -32,9 +32,10 @@ from protocol.engine import load_dataset, train_to_dir
 from protocol.engine.examples import load_example, shortened
 from protocol.game import Phase
 from protocol.node import HttpService
+from protocol.replay import leaves_match_root
 from protocol.trajectory import Trajectory
 from solver.defence import DisputeDefender
-from verifier.audit import MATCH, MISMATCH, UNAVAILABLE, AuditResult, leaves_match_root
+from verifier.audit import MATCH, MISMATCH, UNAVAILABLE, AuditResult
 from verifier.node import VerifierNode
 
 pytestmark = pytest.mark.chain

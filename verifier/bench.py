@@ -28,9 +28,10 @@ import torch
 
 from protocol import merkle
 from protocol.blobstore import LocalBlobStore
+from protocol.replay import JobRef, Sources
 from protocol.sampling import BPS, sampled_segments
 from protocol.state import serialize, state_root
-from verifier.audit import MATCH, JobRef, Replayer, Sources
+from verifier.audit import MATCH, Replayer
 
 __all__ = ["audit_benchmark"]
 

@@ -45,19 +45,9 @@ from protocol.events import ChainEvent, EventFollower
 from protocol.game import Phase, clock_out, latest_timestamp, settlement_duty
 from protocol.metrics import Registry
 from protocol.node import log_event
+from protocol.replay import AuditError, JobRef, Sources, Unavailable
 from verifier.arbiter import Arbiter, ReplayPending
-from verifier.audit import (
-    MISMATCH,
-    AuditError,
-    AuditResult,
-    JobRef,
-    Replayer,
-    Sources,
-    Unavailable,
-    accuse_leaf,
-    check_sample,
-    check_seed,
-)
+from verifier.audit import MISMATCH, AuditResult, Replayer, accuse_leaf, check_sample, check_seed
 from verifier.challenge import Challenger
 
 log = logging.getLogger("veritrain.verifier.node")

@@ -1,0 +1,264 @@
+"""Replay of one segment from its sources: the one implementation verifiers, arbiters and auditors share.
+
+A replay needs the job's spec (addressed by its SHA-256, the order's ``specHash``), its dataset (by digest) and
+the segment's pre-state (by its state root); the result is the state root after ``checkpoint_interval``
+optimizer steps, to compare with the committed leaf. :class:`Sources` reads each of them from a local cache,
+then the solver's checkpoint server (the ``uri`` of its commit), then the marketplace API mirror, and verifies
+every copy against its address (:class:`protocol.blobstore.MirroredBlobReader`); the leaf list is accepted
+only if it has ``N`` leaves and hashes (RFC 9162) to the committed trajectory root. :class:`SegmentReplayer`
+computes ``C_init`` locally (no fetch) and runs the engine.
+
+What could not be had or did not verify raises :class:`Unavailable` — evidence against the solver (arbiters
+vote ``UNAVAILABLE`` on what nobody can fetch, DESIGN §8.5); :class:`AuditError` means the replay cannot be
+run at all and says nothing about the solver (e.g. the spec named by the order is not a canonical spec).
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import httpx
+
+from protocol import merkle
+from protocol.blobstore import HttpBlobClient, LocalBlobStore, MirroredBlobReader
+from protocol.errors import BlobError, VeritrainError
+from protocol.spec import JobSpec, SpecError, parse_spec
+from protocol.state import StateFormatError, StateRootMismatch, TrainingState, deserialize, state_root
+
+
+class AuditError(VeritrainError, RuntimeError):
+    """The audit cannot be run at all (not a verdict about the solver): e.g. the chain's sample disagrees
+    with the Python sampler, or the spec/dataset named by the order cannot be found anywhere."""
+
+
+class Unavailable(VeritrainError, RuntimeError):
+    """Something the solver owes (leaf list, a checkpoint) could not be fetched or did not verify."""
+
+
+@dataclass(frozen=True)
+class JobRef:
+    """What an audit needs to know about a committed job (from the chain and its events)."""
+
+    job_id: bytes
+    spec_hash: bytes
+    solver: str
+    submitter: str
+    uri: str
+    num_leaves: int
+    trajectory_root: bytes
+    init_state_root: bytes
+
+    @property
+    def hex_id(self) -> str:
+        return "0x" + self.job_id.hex()
+
+
+def leaves_match_root(leaves: Sequence[bytes], num_leaves: int, root: bytes) -> bool:
+    return len(leaves) == num_leaves and merkle.rfc9162_root([merkle.leaf_hash(x) for x in leaves]) == root
+
+
+def _parse_leaves(doc: Any) -> list[bytes]:
+    if not isinstance(doc, dict) or not isinstance(doc.get("leaves"), list):
+        raise ValueError("not a leaf-list document")
+    out = []
+    for x in doc["leaves"]:
+        if not isinstance(x, str) or len(x) != 66 or not x.startswith("0x"):
+            raise ValueError(f"bad leaf {str(x)[:80]!r}")
+        out.append(bytes.fromhex(x[2:]))
+    return out
+
+
+class Sources:
+    """Where a verifier reads a job's data: its local cache, then the solver (the commit ``uri``), then the
+    marketplace API (mirror). Thread-safe (one httpx client; the blob store is content-addressed)."""
+
+    def __init__(self, cache_dir: str | Path, api_url: str | None, *, timeout: float = 10.0, retries: int = 1):
+        self.cache = LocalBlobStore(cache_dir)
+        self.api_url = api_url.rstrip("/") if api_url else None
+        self.timeout = timeout
+        self.retries = retries
+        self.http = httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True)
+        self._clients: dict[str, HttpBlobClient] = {}
+        self._lock = threading.Lock()
+        self._leaves: dict[bytes, list[bytes]] = {}
+        self._specs: dict[bytes, JobSpec] = {}
+        self._datasets: dict[str, Any] = {}
+
+    def close(self) -> None:
+        self.http.close()
+        for c in self._clients.values():
+            c.close()
+
+    def _client(self, base: str) -> HttpBlobClient:
+        with self._lock:
+            if base not in self._clients:
+                self._clients[base] = HttpBlobClient(base, timeout=self.timeout, retries=self.retries)
+            return self._clients[base]
+
+    def reader(self, job: JobRef | None) -> MirroredBlobReader:
+        sources: list[Any] = [self.cache]
+        if job is not None and job.uri.startswith(("http://", "https://")):
+            sources.append(self._client(job.uri))
+        if self.api_url:
+            sources.append(self._client(self.api_url))
+        return MirroredBlobReader(sources, cache=self.cache)
+
+    # ------------------------------------------------------------------ leaf list
+
+    def leaf_urls(self, job: JobRef) -> list[str]:
+        urls = []
+        if job.uri.startswith(("http://", "https://")):
+            urls.append(f"{job.uri.rstrip('/')}/leaves/{job.hex_id}")
+        if self.api_url:
+            urls.append(f"{self.api_url}/jobs/{job.hex_id}/leaves")
+        return urls
+
+    def leaves(self, job: JobRef) -> list[bytes]:
+        """The job's leaf list, verified against the committed root; raises :class:`Unavailable`."""
+        if job.job_id in self._leaves:
+            return self._leaves[job.job_id]
+        tried = []
+        for url in self.leaf_urls(job):
+            try:
+                r = self.http.get(url)
+                if r.status_code != 200:
+                    tried.append(f"{url}: HTTP {r.status_code}")
+                    continue
+                leaves = _parse_leaves(r.json())
+            except (httpx.HTTPError, ValueError, json.JSONDecodeError) as exc:
+                tried.append(f"{url}: {type(exc).__name__}: {exc}")
+                continue
+            if not leaves_match_root(leaves, job.num_leaves, job.trajectory_root):
+                tried.append(f"{url}: {len(leaves)} leaves that do not hash to the committed root")
+                continue
+            self._leaves[job.job_id] = leaves
+            return leaves
+        raise Unavailable(f"no verified leaf list for job {job.hex_id} ({'; '.join(tried) or 'no source'})")
+
+    # ------------------------------------------------------------------ spec, data, states
+
+    def spec(self, job: JobRef) -> JobSpec:
+        if job.spec_hash in self._specs:
+            return self._specs[job.spec_hash]
+        try:
+            raw = self.reader(job).get(job.spec_hash, "sha256")
+            spec = parse_spec(raw)
+        except (BlobError, SpecError) as exc:
+            raise AuditError(f"spec 0x{job.spec_hash.hex()} of job {job.hex_id}: {exc}") from exc
+        if spec.spec_hash() != job.spec_hash:  # parse_spec may normalise; the order signs the canonical bytes
+            raise AuditError(f"spec blob 0x{job.spec_hash.hex()} is not a canonical spec")
+        self._specs[job.spec_hash] = spec
+        return spec
+
+    def dataset(self, job: JobRef, spec: JobSpec):
+        from protocol.engine import DatasetError, load_dataset
+
+        key = spec.dataset.digest
+        if key not in self._datasets:
+            try:
+                self._datasets[key] = load_dataset(spec.dataset, store=self.reader(job))
+            except (DatasetError, BlobError) as exc:
+                raise AuditError(f"dataset {key} of job {job.hex_id}: {exc}") from exc
+        return self._datasets[key]
+
+    def state(self, job: JobRef, root: bytes) -> TrainingState:
+        """The checkpoint whose state root is ``root``, verified; raises :class:`Unavailable`."""
+        try:
+            data = self.reader(job).get(root, "state")
+            return deserialize(data, expected_root=root)
+        except (BlobError, StateFormatError, StateRootMismatch) as exc:
+            raise Unavailable(f"checkpoint 0x{root.hex()} of job {job.hex_id}: {exc}") from exc
+
+
+#: Kinds of job (see :func:`_warm_key`) whose kernels this process has warmed up; JIT state is per process.
+_WARMED: set[str] = set()
+_WARM_LOCK = threading.Lock()
+
+
+def _warm_key(spec: JobSpec, device: str) -> str:
+    """What decides which kernels a segment runs: everything in the spec but seed, schedule and C_init."""
+    doc = spec.model_dump(mode="json")
+    for k in ("seed", "total_steps", "checkpoint_interval", "init_state_root"):
+        doc.pop(k, None)
+    return json.dumps([doc, device], sort_keys=True)
+
+
+class SegmentReplayer:
+    """Replays segments with the engine. ``init_state`` of a spec is computed locally (C_init needs no fetch)."""
+
+    def __init__(self, sources: Sources, device: str = "cpu") -> None:
+        self.sources = sources
+        self.device = device
+        self._init_roots: dict[bytes, tuple[bytes, TrainingState]] = {}
+        self.seconds = 0.0  # engine time spent replaying segments, in total (warm-up excluded)
+        self.warmup_seconds = 0.0  # one-time warm-up of this process's kernels (see :meth:`warm_up`)
+
+    def warm_up(self, trainer: Any, pre: TrainingState) -> None:
+        """The first segment of a kind of job (model, data, optimizer, mode, device) in a process pays one-time
+        costs — numba kernels loaded or compiled, torch's first calls — that are not replay work. Before timing
+        it, one optimizer step from ``pre`` is taken (and thrown away: :meth:`replay` reloads ``pre``), timed
+        into ``warmup_seconds`` instead of ``seconds``. Once per kind per process."""
+        key = _warm_key(trainer.spec, self.device)
+        with _WARM_LOCK:
+            if key in _WARMED:
+                return
+            t0 = time.perf_counter()
+            trainer.load(pre)
+            trainer.train_steps(1)
+            _WARMED.add(key)
+            self.warmup_seconds += time.perf_counter() - t0
+
+    def _trainer(self, job: JobRef):
+        from protocol.engine import Trainer
+
+        spec = self.sources.spec(job)
+        return Trainer(spec, self.sources.dataset(job, spec), self.device)
+
+    def pre_state(self, job: JobRef, pre_root: bytes, index: int) -> TrainingState:
+        """The pre-state of segment ``index`` whose root is ``pre_root``: computed when it is the job's
+        C_init, else fetched (solver, mirror) and verified. Raises :class:`Unavailable`."""
+        if pre_root == job.init_state_root:
+            if job.spec_hash not in self._init_roots:
+                init = self._trainer(job).init()
+                self._init_roots[job.spec_hash] = (state_root(init), init)
+            root, init = self._init_roots[job.spec_hash]
+            if root != pre_root:
+                raise Unavailable(f"C_init of job {job.hex_id} computes to 0x{root.hex()}, not 0x{pre_root.hex()}")
+            return init
+        return self.sources.state(job, pre_root)
+
+    def replay(self, job: JobRef, pre_root: bytes, index: int) -> bytes:
+        """The state root after segment ``index`` replayed from ``pre_root``. Raises :class:`Unavailable` if
+        the pre-state cannot be had or is not the start of segment ``index``."""
+        return self.replay_timed(job, pre_root, index)[0]
+
+    def replay_timed(self, job: JobRef, pre_root: bytes, index: int) -> tuple[bytes, float]:
+        """:meth:`replay` and the seconds its optimizer steps took (also added to ``seconds``): like the solver's
+        train seconds, loading and exporting the state and the one-time warm-up are not counted."""
+        from protocol.engine import EngineError
+
+        pre = self.pre_state(job, pre_root, index)
+        trainer = self._trainer(job)
+        if pre.step != index * trainer.spec.checkpoint_interval:
+            raise Unavailable(f"pre-state 0x{pre_root.hex()} is at step {pre.step}, segment {index} starts elsewhere")
+        try:
+            self.warm_up(trainer, pre)
+            trainer.load(pre)
+            t0 = time.perf_counter()  # the optimizer steps only, as the solver's train seconds
+            try:
+                trainer.train_steps(trainer.spec.checkpoint_interval)
+            finally:
+                took = time.perf_counter() - t0
+                self.seconds += took
+            post = trainer.state()
+        except EngineError as exc:
+            raise Unavailable(
+                f"segment {index} of job {job.hex_id} cannot start from 0x{pre_root.hex()}: {exc}"
+            ) from exc
+        return state_root(post), took
