@@ -56,10 +56,38 @@ def dev_accounts(count: int = len(DEV_KEYS)) -> list[LocalAccount]:
     return [Account.from_key(k) for k in DEV_KEYS[:count]]
 
 
-def _free_port() -> int:
+#: The mnemonic anvil derives its dev accounts from (public knowledge; devnet only).
+DEV_MNEMONIC = "test test test test test test test test test test test junk"
+
+
+def dev_key(index: int) -> str:
+    """The private key (0x hex) of anvil's dev account ``index`` (BIP-44 path m/44'/60'/0'/0/index)."""
+    if 0 <= index < len(DEV_KEYS):
+        return DEV_KEYS[index]
+    Account.enable_unaudited_hdwallet_features()
+    acct = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
+    return "0x" + bytes(acct.key).hex()
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind((HOST, 0))
         return s.getsockname()[1]
+
+
+def port_in_use(port: int) -> bool:
+    """True if something accepts connections on 127.0.0.1:``port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        return s.connect_ex((HOST, port)) == 0
+
+
+def rpc_chain_id(url: str, timeout: float = 1.0) -> int | None:
+    """The chain id the node at ``url`` answers, or None if nothing (or nothing sensible) answers."""
+    try:
+        return int(str(_rpc(url, "eth_chainId", timeout=timeout)), 16)
+    except (OSError, urllib.error.URLError, ValueError, KeyError, AnvilError):
+        return None
 
 
 def _rpc(url: str, method: str, params: list | None = None, timeout: float = 2.0) -> object:
@@ -70,6 +98,28 @@ def _rpc(url: str, method: str, params: list | None = None, timeout: float = 2.0
     if "error" in reply:
         raise AnvilError(f"{method} failed: {reply['error']}")
     return reply["result"]
+
+
+def anvil_argv(
+    port: int,
+    *,
+    chain_id: int = DEFAULT_CHAIN_ID,
+    accounts: int = len(DEV_KEYS),
+    block_time: int | None = None,
+    mixed_mining: bool = False,
+    extra_args: tuple[str, ...] = (),
+) -> list[str]:
+    """The command line of an anvil on 127.0.0.1:``port`` (every anvil veritrain starts, tests and devnet)."""
+    return [
+        str(foundry_tool("anvil")),
+        "--host", HOST,
+        "--port", str(port),
+        "--chain-id", str(chain_id),
+        "--accounts", str(accounts),
+        *(["--block-time", str(block_time)] if block_time else []),
+        *(["--mixed-mining"] if mixed_mining else []),
+        *extra_args,
+    ]  # fmt: skip
 
 
 class Anvil:
@@ -121,19 +171,16 @@ class Anvil:
         return path.read_bytes()[-limit:].decode("utf-8", "replace") if path.exists() else ""
 
     def start(self) -> Anvil:
-        binary = foundry_tool("anvil")
         attempts = 1 if self.requested_port else 3
         for attempt in range(attempts):
-            self.port = self.requested_port or _free_port()
-            cmd = [
-                str(binary),
-                "--host", HOST,
-                "--port", str(self.port),
-                "--chain-id", str(self.chain_id),
-                "--accounts", str(self.accounts),
-                *(["--block-time", str(self.block_time)] if self.block_time else []),
-                *self.extra_args,
-            ]  # fmt: skip
+            self.port = self.requested_port or free_port()
+            cmd = anvil_argv(
+                self.port,
+                chain_id=self.chain_id,
+                accounts=self.accounts,
+                block_time=self.block_time,
+                extra_args=self.extra_args,
+            )
             self._log = tempfile.NamedTemporaryFile(prefix="anvil-", suffix=".log", delete=False)
             self.process = subprocess.Popen(
                 cmd,
@@ -159,10 +206,7 @@ class Anvil:
         while True:
             if self.process.poll() is not None:
                 raise AnvilError(f"anvil exited with code {self.process.returncode}:\n{self.log_tail()}")
-            try:
-                chain_id = int(str(_rpc(self.url, "eth_chainId", timeout=1.0)), 16)
-            except (OSError, urllib.error.URLError, ValueError):
-                chain_id = None
+            chain_id = rpc_chain_id(self.url)
             if chain_id is not None:
                 if chain_id != self.chain_id:
                     raise AnvilError(f"something else answers on {self.url} (chain id {chain_id})")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import logging
-import socket
 import threading
 import time
 import urllib.request
@@ -25,7 +24,7 @@ from eth_account import Account
 from web3 import Web3
 from web3.middleware import Web3Middleware
 
-from protocol.anvil import Anvil, dev_accounts
+from protocol.anvil import Anvil, dev_accounts, free_port
 from protocol.chain import ChainClient
 from protocol.deploy import deploy
 from protocol.errors import (
@@ -59,12 +58,6 @@ def counting(client: ChainClient) -> Counter[str]:
     if "counting" not in client.w3.middleware_onion:
         client.w3.middleware_onion.add(CountingMiddleware, name="counting")
     return CountingMiddleware.counts
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class FaultyProxy:

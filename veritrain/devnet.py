@@ -23,7 +23,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -38,11 +37,11 @@ from eth_account import Account
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
-from protocol.anvil import DEV_KEYS
+from protocol.anvil import anvil_argv, dev_key, free_port, port_in_use, rpc_chain_id
 from protocol.atomic import atomic_write_json
 from protocol.deploy import Deployment, deploy, load_deployment
 from protocol.errors import VeritrainError
-from protocol.paths import foundry_tool, repo_root
+from protocol.paths import repo_root
 from veritrain.procs import Supervisor, kill_group, log_tail, pid_alive
 
 HOME_ENV = "VERITRAIN_HOME"
@@ -50,7 +49,6 @@ DEFAULT_HOME = ".veritrain"
 DEFAULT_PORT = 8545
 DEFAULT_API_PORT = 8000
 CHAIN_ID = 31337
-DEV_MNEMONIC = "test test test test test test test test test test test junk"
 #: Dev accounts by role: index 0 deploys (and owns VeriToken), 1 submits jobs, then solvers, then verifiers.
 NUM_ACCOUNTS = 20
 NUM_SOLVERS = 5
@@ -81,37 +79,6 @@ def role_names(count: int = NUM_ACCOUNTS) -> list[str]:
     names += [f"verifier{i}" for i in range(NUM_VERIFIERS)]
     names += [f"account{i}" for i in range(len(names), count)]
     return names[:count]
-
-
-def dev_key(index: int) -> str:
-    """The private key (0x hex) of anvil's dev account ``index`` (BIP-44 path m/44'/60'/0'/0/index)."""
-    if index < len(DEV_KEYS):
-        return DEV_KEYS[index]
-    Account.enable_unaudited_hdwallet_features()
-    acct = Account.from_mnemonic(DEV_MNEMONIC, account_path=f"m/44'/60'/0'/0/{index}")
-    return "0x" + bytes(acct.key).hex()
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def port_in_use(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        return s.connect_ex(("127.0.0.1", port)) == 0
-
-
-def rpc_chain_id(url: str, timeout: float = 1.0) -> int | None:
-    """The chain id the node at ``url`` answers, or None if nothing answers."""
-    body = json.dumps({"jsonrpc": "2.0", "id": 1, "method": "eth_chainId", "params": []}).encode()
-    req = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            return int(json.load(resp)["result"], 16)
-    except (OSError, urllib.error.URLError, ValueError, KeyError):
-        return None
 
 
 def _http_ok(url: str, timeout: float = 1.0) -> bool:
@@ -262,16 +229,9 @@ def _launch(
     return popen.pid
 
 
-def anvil_argv(port: int, accounts: int = NUM_ACCOUNTS, block_time: int = 1) -> list[str]:
-    return [
-        str(foundry_tool("anvil")),
-        "--host", "127.0.0.1",
-        "--port", str(port),
-        "--chain-id", str(CHAIN_ID),
-        "--accounts", str(accounts),
-        "--block-time", str(block_time),
-        "--mixed-mining",
-    ]  # fmt: skip
+def devnet_anvil_argv(port: int, accounts: int = NUM_ACCOUNTS, block_time: int = 1) -> list[str]:
+    """anvil as the devnet runs it: blocks every ``block_time`` seconds, transactions mined at once."""
+    return anvil_argv(port, chain_id=CHAIN_ID, accounts=accounts, block_time=block_time, mixed_mining=True)
 
 
 def api_argv(devnet: Devnet, port: int) -> list[str]:
@@ -352,7 +312,7 @@ def start_devnet(
     try:
         devnet.anvil_pid = _launch(
             "anvil",
-            anvil_argv(port, accounts),
+            devnet_anvil_argv(port, accounts),
             home,
             lambda: rpc_chain_id(rpc_url) == CHAIN_ID,
             supervisor,
