@@ -16,6 +16,7 @@ from marketplace_api.core.config import Settings
 from marketplace_api.core.db import make_engine, make_session_factory
 from marketplace_api.metrics import Metrics
 from protocol.blobstore import LocalBlobStore
+from protocol.constants import BPS
 from protocol.deploy import Deployment
 from protocol.eip712 import Domain
 from protocol.spec import JobSpec
@@ -82,4 +83,4 @@ class AppContext:
             minimum, bps = int(market["minJobStake"]), int(market["stakeMultiplierBps"])
         except (KeyError, TypeError, ValueError):
             return None
-        return max(price * bps // 10_000, minimum)
+        return max(price * bps // BPS, minimum)

@@ -35,6 +35,7 @@ from marketplace_api.models import (
 )
 from marketplace_api.schemas import ORDER_CANCELLED
 from protocol.chain import ChainClient
+from protocol.constants import JobState
 from protocol.events import ChainEvent, EventFollower
 
 log = logging.getLogger("veritrain.indexer")
@@ -166,7 +167,9 @@ class DbIndexHandler:
                 if r.name == "NonceCancelled" and r.contract == "JobMarket":
                     s.execute(
                         update(Order)
-                        .where(Order.submitter == r.account, Order.nonce == int(r.ref), Order.chain_state == 0)
+                        .where(
+                            Order.submitter == r.account, Order.nonce == int(r.ref), Order.chain_state == JobState.NONE
+                        )
                         .values(chain_state=ORDER_CANCELLED)
                     )
             self._mark_in(s, block_number, block_hash)
@@ -190,7 +193,7 @@ class DbIndexHandler:
                 s.execute(update(Order).where(Order.job_id == job_id).values(chain_state=newest or 0))
             for order in s.scalars(select(Order).where(Order.chain_state == ORDER_CANCELLED)):
                 if not nonce_cancelled(s, order.submitter, order.nonce):  # its cancel was in a dropped block
-                    order.chain_state = 0
+                    order.chain_state = JobState.NONE
             state = s.get(IndexerState, self.name)
             if state is not None and state.block_number > block_number:
                 state.block_number, state.block_hash = block_number, "0x" + "00" * 32

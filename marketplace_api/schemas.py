@@ -14,6 +14,7 @@ from typing import Annotated, Any, Literal
 from eth_utils import is_address, to_checksum_address
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
+from protocol.constants import JobState, Outcome, Phase, api_names
 from protocol.eip712 import Bid, JobOrder
 
 _HEX32 = re.compile(r"^0x[0-9a-fA-F]{64}$")
@@ -162,14 +163,21 @@ class JobOrderPublic(_Out):
     nonce: U256
 
 
-JobStatus = Literal["open", "matched", "committed", "disputed", "finalized", "slashed", "expired", "cancelled"]
-#: ``IJobMarket.JobState`` by index (0 = no job on-chain yet: the order is open), then ``cancelled``: an order
-#: nobody was matched to whose nonce its submitter cancelled on-chain (``NonceCancelled``), a state of the
-#: order book only.
-JOB_STATES: tuple[JobStatus, ...] = (
-    "open", "matched", "committed", "disputed", "finalized", "slashed", "expired", "cancelled"
-)  # fmt: skip
+#: ``IJobMarket.JobState`` by index with ``NONE`` served as ``open`` (no job on-chain yet: the order is open),
+#: then ``cancelled``: an order nobody was matched to whose nonce its submitter cancelled on-chain
+#: (``NonceCancelled``), a state of the order book only.
+JOB_STATES: tuple[str, ...] = ("open", *api_names(JobState)[1:], "cancelled")
+JobStatus = Literal[JOB_STATES]  # type: ignore[valid-type]
 ORDER_CANCELLED = JOB_STATES.index("cancelled")
+
+
+class ProtocolEnums(BaseModel):
+    """Enum names as the API serves them (in the contracts' integer order)."""
+
+    job_status: list[str] = Field(description="'open' (no job on-chain yet), IJobMarket.JobState, 'cancelled'")
+    dispute_phase: list[str] = Field(description="IDisputeGame.Phase")
+    dispute_outcome: list[str] = Field(description="IDisputeGame.Outcome")
+    vote_status: list[str] = Field(description="IDisputeGame.VoteStatus")
 
 
 class JobSummary(_Out):
@@ -372,10 +380,8 @@ class SolverPublic(BaseModel):
 # --------------------------------------------------------------------------------------- disputes
 
 
-DisputePhase = Literal[
-    "none", "awaiting_reveal", "awaiting_choice", "awaiting_leaf", "awaiting_committee", "voting", "resolved"
-]
-DisputeOutcome = Literal["none", "solver_won", "challenger_won"]
+DisputePhase = Literal[api_names(Phase)]  # type: ignore[valid-type]
+DisputeOutcome = Literal[api_names(Outcome)]  # type: ignore[valid-type]
 
 
 class DisputeSummary(BaseModel):

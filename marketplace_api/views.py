@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
+from functools import lru_cache
+from typing import Any
 
 from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
@@ -21,10 +23,34 @@ from marketplace_api.schemas import (
     TrajectoryPublic,
     VotePublic,
 )
+from protocol.artifacts import event_enum_args
+from protocol.constants import Outcome, Phase, api_names, enum_name
+from protocol.errors import ArtifactMissing
 
-PHASES = ("none", "awaiting_reveal", "awaiting_choice", "awaiting_leaf", "awaiting_committee", "voting", "resolved")
-OUTCOMES = ("none", "solver_won", "challenger_won")
+PHASES = api_names(Phase)
+OUTCOMES = api_names(Outcome)
 MAX_EVENTS = 500
+
+
+@lru_cache(maxsize=8)
+def _enum_args(contract: str) -> dict[str, dict[str, str]]:
+    try:
+        return event_enum_args(contract)
+    except ArtifactMissing:
+        return {}
+
+
+def named_args(contract: str, event: str, args: dict[str, Any]) -> dict[str, Any]:
+    """``args`` of a stored event with every enum argument given by name (``"outcome": "challenger_won"``), as
+    the ABI types it, so clients need no table of integers."""
+    enums = _enum_args(contract).get(event)
+    if not enums:
+        return args
+    out = dict(args)
+    for arg, internal_type in enums.items():
+        if isinstance(out.get(arg), int):
+            out[arg] = enum_name(internal_type, out[arg]) or out[arg]
+    return out
 
 
 def _state_name(state: int) -> str:
@@ -46,7 +72,7 @@ def event_public(e: ChainEventRow, context: dict[str, tuple[str | None, int | No
         block_time=e.block_time,
         tx_hash=e.tx_hash,
         log_index=e.log_index,
-        args=e.args,
+        args=named_args(e.contract, e.name, e.args),
         job_id=job_id,
         dispute_id=dispute_id,
     )
@@ -152,9 +178,9 @@ def latest_dispute_snapshots(
     if after is not None:
         q = q.where(DisputeSnapshot.dispute_id > after)
     if status == "resolved":
-        q = q.where(DisputeSnapshot.phase == 6)
+        q = q.where(DisputeSnapshot.phase == Phase.RESOLVED)
     elif status == "open":
-        q = q.where(DisputeSnapshot.phase != 6)
+        q = q.where(DisputeSnapshot.phase != Phase.RESOLVED)
     return list(session.scalars(q.order_by(DisputeSnapshot.dispute_id).limit(limit)))
 
 
@@ -203,7 +229,7 @@ def dispute_detail(session: Session, dispute_id: int) -> DisputeDetail | None:
                 block_number=e.block_number,
                 block_time=e.block_time,
                 log_index=e.log_index,
-                args=e.args,
+                args=named_args(e.contract, e.name, e.args),
                 solver_clock=snap.solver_clock if snap else None,
                 challenger_clock=snap.challenger_clock if snap else None,
             )

@@ -72,3 +72,17 @@ def _load(path: Path, mtime_ns: int, name: str) -> Artifact:
         raise ArtifactMissing(f"{name} needs linked libraries, which veritrain does not deploy")
     hexcode = bytecode_obj[2:] if bytecode_obj.startswith("0x") else bytecode_obj
     return Artifact(name=name, abi=tuple(abi), bytecode=bytes.fromhex(hexcode), path=path)
+
+
+def event_enum_args(name: str, out_dir: Path | None = None) -> dict[str, dict[str, str]]:
+    """Per event of contract ``name``, the arguments whose ABI ``internalType`` is an enum:
+    ``{"DisputeResolved": {"outcome": "enum IDisputeGame.Outcome"}, ...}`` (for naming them, see
+    :func:`protocol.constants.enum_name`)."""
+    out: dict[str, dict[str, str]] = {}
+    for e in load_artifact(name, out_dir).entries("event"):
+        enums = {
+            i["name"]: i["internalType"] for i in e["inputs"] if str(i.get("internalType", "")).startswith("enum ")
+        }
+        if enums:
+            out[e["name"]] = enums
+    return out

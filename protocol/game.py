@@ -7,25 +7,13 @@ the nodes never import each other.
 from __future__ import annotations
 
 import logging
-from enum import IntEnum
 from typing import Any
 
 from protocol.chain import ChainClient
+from protocol.constants import Phase
 from protocol.errors import ContractRevert
 
 log = logging.getLogger("veritrain.game")
-
-
-class Phase(IntEnum):
-    """``IDisputeGame.Phase``."""
-
-    NONE = 0
-    AWAITING_REVEAL = 1
-    AWAITING_CHOICE = 2
-    AWAITING_LEAF = 3
-    AWAITING_COMMITTEE = 4
-    VOTING = 5
-    RESOLVED = 6
 
 
 #: What the players' ``step`` returns when it sent nothing (``"missed"``: an arbiter's deadline passed).

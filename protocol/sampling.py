@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from eth_utils import keccak
 
-BPS = 10_000
+from protocol.constants import BPS
 
 
 def _word(x: int | bytes) -> bytes:

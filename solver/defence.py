@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Any
 
 from protocol.chain import ChainClient
-from protocol.game import Phase, clock_out, send_move, settlement_duty
+from protocol.constants import Phase
+from protocol.game import clock_out, send_move, settlement_duty
 from protocol.trajectory import Trajectory
 
 log = logging.getLogger("veritrain.solver.defence")

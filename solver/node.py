@@ -41,20 +41,23 @@ from typing import Any
 import httpx
 from eth_account.signers.local import LocalAccount
 
+from protocol import staking
 from protocol.blobstore import HttpBlobClient, LocalBlobStore
 from protocol.chain import ChainClient
+from protocol.constants import WEI_PER_TOKEN, JobState, Outcome, Phase, api_name
 from protocol.deploy import Deployment
 from protocol.eip712 import Bid, BidEta, Domain, SolverProfile
 from protocol.engine.data import load_dataset
 from protocol.engine.runner import Trainer
 from protocol.errors import BlobCorrupt, BlobError, BlobNotFound, ContractRevert, VeritrainError
 from protocol.events import ChainEvent, EventFollower
-from protocol.game import Phase, latest_timestamp
+from protocol.game import latest_timestamp
 from protocol.metrics import Registry
 from protocol.node import HttpService, log_event, parse_listen
 from protocol.repro import KERNEL_SET_VERSION
 from protocol.spec import ExactMode, JobSpec, SpecError, parse_spec
 from protocol.state import canonical_json, state_root
+from protocol.tokens import format_tokens
 from protocol.trajectory import Trajectory
 
 from .adversary import Adversary, Honest
@@ -66,10 +69,8 @@ from .training import JobRun
 
 log = logging.getLogger("veritrain.solver")
 
-TOKEN = 10**18
 #: JobMarket.JobState
 MATCHED, COMMITTED, DISPUTED, FINALIZED, SLASHED, EXPIRED = 1, 2, 3, 4, 5, 6
-OUTCOMES = {1: "solver_won", 2: "challenger_won"}
 
 
 class SolverError(VeritrainError):
@@ -83,8 +84,8 @@ class SolverConfig:
     api: str
     data_dir: Path
     account: LocalAccount
-    stake: int = 1_000 * TOKEN  # wei kept staked (free + locked)
-    price_floor: int = 10 * TOKEN  # wei: the bid price, never above an order's maxPrice
+    stake: int = 1_000 * WEI_PER_TOKEN  # wei kept staked (free + locked)
+    price_floor: int = 10 * WEI_PER_TOKEN  # wei: the bid price, never above an order's maxPrice
     max_steps: int = 100_000
     listen: str = "127.0.0.1:0"
     public_url: str | None = None
@@ -253,34 +254,22 @@ class SolverNode:
     # ----------------------------------------------------------------------------------------- stake
 
     def position(self) -> Any:
-        return self.client.call(self.client.stake_manager.functions.positionOf(self.address))
+        return staking.position(self.client)
 
     def ensure_stake(self, *, initial: bool = False) -> None:
         """Keeps free + locked stake at ``cfg.stake``. At start, raises SolverError when the tokens held are
-        not enough to reach it."""
+        not enough to reach it; later a short wallet deposits what it has (and the shortfall is logged)."""
         self._last_stake_check = time.monotonic()
-        token, stakes = self.client.token, self.client.stake_manager
+        try:
+            change = staking.top_up(self.client, self.cfg.stake, partial=not initial)
+        except staking.InsufficientTokens as exc:
+            raise SolverError(str(exc)) from None
+        if change.deposited:
+            log_event(log, "staked", amount_wei=str(change.deposited))
         pos = self.position()
-        have = int(pos.free) + int(pos.locked)
-        need = self.cfg.stake - have
-        if need > 0:
-            balance = int(self.client.call(token.functions.balanceOf(self.address)))
-            if balance < need and initial:
-                raise SolverError(
-                    f"insufficient tokens to stake: {self.address} holds {balance / TOKEN:g} tokens and has "
-                    f"{have / TOKEN:g} staked, --stake asks for {self.cfg.stake / TOKEN:g}; get tokens (devnet: "
-                    "`veritrain devnet up` mints to the dev accounts) or lower --stake"
-                )
-            amount = min(need, balance)
-            if amount > 0:
-                allowance = int(self.client.call(token.functions.allowance(self.address, stakes.address)))
-                if allowance < amount:
-                    self.client.transact(token.functions.approve(stakes.address, amount))
-                self.client.transact(stakes.functions.deposit(amount))
-                log_event(log, "staked", amount_wei=str(amount))
-                pos = self.position()
-            elif need > 0:
-                log_event(log, "stake-short", logging.WARNING, missing_wei=str(need))
+        short = self.cfg.stake - int(pos.free) - int(pos.locked)
+        if short > 0:
+            log_event(log, "stake-short", logging.WARNING, missing_wei=str(short))
         self.m_stake.set(int(pos.free), kind="free")
         self.m_stake.set(int(pos.locked), kind="locked")
         self.m_stake.set(int(pos.claimable), kind="claimable")
@@ -351,7 +340,9 @@ class SolverNode:
         max_price = int(order["maxPrice"])
         if max_price < self.cfg.price_floor:
             return self._skip(
-                job_id, item, f"maxPrice {max_price / TOKEN:g} is below --price-floor {self.cfg.price_floor / TOKEN:g}"
+                job_id,
+                item,
+                f"maxPrice {format_tokens(max_price)} is below --price-floor {format_tokens(self.cfg.price_floor)}",
             )
         if int(order["totalSteps"]) > self.cfg.max_steps:
             return self._skip(
@@ -473,7 +464,7 @@ class SolverNode:
         market = self.client.job_market
         for row in self.db.jobs("bid"):
             job = self.client.call(market.functions.getJob(row.job_bytes))
-            if int(job.state) != 0:
+            if JobState(job.state) != JobState.NONE:
                 if job.solver == self.address:
                     self._on_matched(row.job_id, int(job.deadline))
                 else:
@@ -698,17 +689,16 @@ class SolverNode:
             self._trajectories[row.job_id] = run.trajectory  # kept open for a late reader
 
     def _withdraw(self) -> None:
+        try:
+            change = staking.withdraw(self.client)
+        except ContractRevert as exc:
+            log_event(log, "withdraw-not-sent", error=exc.name)
+            return
+        if change.withdrawn:
+            log_event(log, "withdrew", amount_wei=str(change.withdrawn))
         pos = self.position()
-        self.m_stake.set(int(pos.free), kind="free")
-        self.m_stake.set(int(pos.locked), kind="locked")
-        if int(pos.claimable) > 0:
-            try:
-                self.client.transact(self.client.stake_manager.functions.withdraw())
-            except ContractRevert as exc:
-                log_event(log, "withdraw-not-sent", error=exc.name)
-                return
-            log_event(log, "withdrew", amount_wei=str(int(pos.claimable)))
-        self.m_stake.set(0, kind="claimable")
+        for kind in ("free", "locked", "claimable"):
+            self.m_stake.set(int(getattr(pos, kind)), kind=kind)
 
     # ---------------------------------------------------------------------------------------- disputes
 
@@ -726,10 +716,12 @@ class SolverNode:
         for dispute_id, job_id in self.db.open_disputes():
             d = self.defender.dispute(dispute_id)
             if Phase(d.phase) == Phase.RESOLVED:
-                outcome = OUTCOMES.get(int(d.outcome), str(int(d.outcome)))
+                result = Outcome(int(d.outcome))
+                outcome = api_name(result)
                 self.db.resolve_dispute(dispute_id, outcome)
                 self.m_disputes.inc(outcome=outcome)
-                level = logging.INFO if outcome == "solver_won" else logging.ERROR
+                # lost: slashed; no decision: the job reopened, nothing lost
+                level = logging.ERROR if result == Outcome.CHALLENGER_WON else logging.INFO
                 log_event(log, "dispute-resolved", level, dispute_id=dispute_id, job_id=job_id, outcome=outcome)
                 continue
             if not self.adversary.answers_disputes:

@@ -17,8 +17,9 @@ from eth_utils import keccak
 
 from protocol.anvil import increase_time, mine
 from protocol.chain import ChainClient
+from protocol.constants import Phase
 from protocol.eip712 import Bid, Domain, JobOrder
-from protocol.game import IDLE, Phase
+from protocol.game import IDLE
 from protocol.trajectory import Trajectory
 from protocol.tx import send
 from solver.defence import DisputeDefender

@@ -132,8 +132,8 @@ def test_audit_reports_what_happened(records, contracts, actors):
     assert details["cheater-slashed"]["descent.path"].startswith(
         f"{merkle.leaf_depth(9, 13)} round(s) from the root to leaf 9 of 13"
     )
-    assert "ChallengerWon" in details["cheater-slashed"]["outcome.majority"]
-    assert "SolverWon" in details["false-accuser-slashed"]["outcome.majority"]
+    assert "challenger_won" in details["cheater-slashed"]["outcome.majority"]
+    assert "solver_won" in details["false-accuser-slashed"]["outcome.majority"]
     assert "3 UNAVAILABLE" in details["unavailable"]["vote.commit-reveal"]
     assert details["unavailable"]["leaf.pre-state"].startswith("leaf 0: pre-state is C_init")
     assert "the solver to move" in details["timeout"]["clock.timeout"]
@@ -408,7 +408,7 @@ def opened_leaf_record(w3, deployment, contracts, actors, world, reader, engine_
     """Commits ``leaves`` for the engine job and plays the descent until the solver opens ``bad_leaf``."""
     from dispute_scenarios import Game
 
-    from protocol.game import Phase
+    from protocol.constants import Phase
 
     spec, result, url = engine_job
     job_id, _ = new_job(

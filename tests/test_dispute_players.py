@@ -31,7 +31,7 @@ from dispute_scenarios import (
 
 from protocol import merkle
 from protocol.anvil import increase_time
-from protocol.game import Phase
+from protocol.constants import Phase
 from verifier.arbiter import vote_commitment
 
 pytestmark = pytest.mark.chain

@@ -45,6 +45,24 @@ def test_unknown_adversary():
     assert "noise has no parameter depth (it takes: segment, scale)" in error_line(result)
 
 
+@pytest.mark.parametrize(
+    "amount, says",
+    [
+        ("inf", "must be a finite number of tokens"),
+        ("nan", "must be a finite number of tokens"),
+        ("-1", "must not be negative"),
+        ("1e-30", "more than 18 decimals"),
+        ("lots", "must be a number of tokens"),
+    ],
+)
+@pytest.mark.parametrize("option", ["--stake", "--price-floor"])
+def test_bad_token_amounts_are_one_clear_line(tmp_path, option, amount, says):
+    result = run(option, amount, "--deployment", str(tmp_path / "nope.json"), "--data-dir", str(tmp_path / "d"))
+    assert result.exit_code == 2
+    line = error_line(result)
+    assert line.startswith(f"error: {option}") and says in line, line
+
+
 def test_missing_deployment(tmp_path):
     result = run("--deployment", str(tmp_path / "nope.json"), "--data-dir", str(tmp_path / "d"))
     assert result.exit_code == 2

@@ -26,9 +26,10 @@ from solver_world import ETHER, World, build_world
 from protocol.anvil import Anvil, increase_time, mine
 from protocol.blobstore import HttpBlobClient
 from protocol.chain import ChainClient
+from protocol.constants import Phase
 from protocol.engine import load_dataset, train_to_dir
 from protocol.engine.runner import run_segment
-from protocol.game import IDLE, Phase
+from protocol.game import IDLE
 from protocol.node import read_ready_file
 from protocol.state import deserialize, state_root
 from solver.adversary import Stall

@@ -238,7 +238,7 @@ def test_dispute_on_an_older_job_is_answered_while_training_a_new_one(world: Wor
     import time
 
     from protocol.chain import ChainClient
-    from protocol.game import Phase
+    from protocol.constants import Phase
     from verifier.challenge import Challenger
 
     old = world.post_order(world.spec(40, 10, seed=31))  # 4 leaves

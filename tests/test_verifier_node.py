@@ -26,11 +26,11 @@ from protocol.anvil import increase_time, mine
 from protocol.blobserver import blob_router
 from protocol.blobstore import LocalBlobStore
 from protocol.chain import ChainClient
+from protocol.constants import Phase
 from protocol.deploy import deploy
 from protocol.eip712 import Bid, Domain, JobOrder
 from protocol.engine import load_dataset, train_to_dir
 from protocol.engine.examples import load_example, shortened
-from protocol.game import Phase
 from protocol.node import HttpService
 from protocol.replay import leaves_match_root
 from protocol.trajectory import Trajectory

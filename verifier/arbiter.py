@@ -23,7 +23,8 @@ from pathlib import Path
 
 from protocol.atomic import atomic_write_bytes
 from protocol.chain import ChainClient
-from protocol.game import IDLE, Phase, latest_timestamp, send_move
+from protocol.constants import Phase, VoteStatus
+from protocol.game import IDLE, latest_timestamp, send_move
 
 log = logging.getLogger("veritrain.verifier.arbiter")
 
@@ -33,10 +34,6 @@ __all__ = ["IDLE", "Arbiter", "ReplayPending", "vote_commitment"]
 class ReplayPending(Exception):
     """Raised by a non-blocking ``replay`` whose result is still being computed (on a worker thread): the
     arbiter's step returns ``"wait"`` and asks again next time, so replay never holds up other moves."""
-
-
-#: ``IDisputeGame.Vote.status``
-NOT_COMMITTED, COMMITTED, REVEALED = 0, 1, 2
 
 
 def vote_commitment(result: bytes, salt: bytes, arbiter: str) -> bytes:
@@ -105,7 +102,7 @@ class Arbiter:
         now = latest_timestamp(self.client)
         if now >= d.revealDeadline:
             return send_move(self.client, "resolve", self.game.functions.resolve(dispute_id))
-        if vote.status == NOT_COMMITTED:
+        if VoteStatus(vote.status) == VoteStatus.NONE:
             if now >= d.commitDeadline:
                 return "missed"
             stored = self.stored_vote(dispute_id)
@@ -119,7 +116,7 @@ class Arbiter:
                 self._store(dispute_id, *stored)  # before sending: a restart must be able to reveal
             commitment = vote_commitment(stored[0], stored[1], me)
             return send_move(self.client, "commit", self.game.functions.commitVote(dispute_id, commitment))
-        if vote.status == COMMITTED:
+        if VoteStatus(vote.status) == VoteStatus.COMMITTED:
             if now < d.commitDeadline and d.commits < len(self.client.call(self.game.functions.committee(dispute_id))):
                 return "wait"  # the reveal phase opens at the commit deadline or once everyone committed
             stored = self.stored_vote(dispute_id)

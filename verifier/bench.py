@@ -28,8 +28,9 @@ import torch
 
 from protocol import merkle
 from protocol.blobstore import LocalBlobStore
+from protocol.constants import BPS
 from protocol.replay import JobRef, Sources
-from protocol.sampling import BPS, sampled_segments
+from protocol.sampling import sampled_segments
 from protocol.state import serialize, state_root
 from verifier.audit import MATCH, Replayer
 

@@ -17,7 +17,8 @@ from web3.logs import DISCARD
 
 from protocol import merkle
 from protocol.chain import ChainClient
-from protocol.game import IDLE, Phase, clock_out, send_move, settlement_duty
+from protocol.constants import Phase
+from protocol.game import IDLE, clock_out, send_move, settlement_duty
 
 log = logging.getLogger("veritrain.verifier.challenge")
 

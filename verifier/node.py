@@ -39,10 +39,12 @@ from typing import Any
 
 from eth_utils import to_checksum_address
 
+from protocol import staking
 from protocol.chain import ChainClient
-from protocol.errors import ContractRevert, TransactionFailed, VeritrainError
+from protocol.constants import FINAL_JOB_STATES, JobState, Phase
+from protocol.errors import ContractRevert
 from protocol.events import ChainEvent, EventFollower
-from protocol.game import Phase, clock_out, latest_timestamp, settlement_duty
+from protocol.game import clock_out, latest_timestamp, settlement_duty
 from protocol.metrics import Registry
 from protocol.node import log_event
 from protocol.replay import AuditError, JobRef, Sources, Unavailable
@@ -54,8 +56,6 @@ log = logging.getLogger("veritrain.verifier.node")
 
 ADVERSARIES = ("accuse",)
 # IJobMarket.JobState
-MATCHED, COMMITTED, DISPUTED, FINALIZED, SLASHED, EXPIRED = 1, 2, 3, 4, 5, 6
-DONE_STATES = (FINALIZED, SLASHED, EXPIRED)
 ZERO32 = b"\x00" * 32
 #: Reverts that only mean another party (or our earlier incarnation) got there first.
 RACES = frozenset(
@@ -97,10 +97,6 @@ CREATE TABLE IF NOT EXISTS disputes (
     done INTEGER NOT NULL DEFAULT 0
 );
 """
-
-
-class InsufficientTokens(VeritrainError, RuntimeError):
-    """The node's account holds too few tokens to reach the stake it was asked to keep."""
 
 
 def _hx(b: bytes) -> str:
@@ -340,15 +336,6 @@ class VerifierNode:
         log_event(log, what, **fields)
         return True
 
-    def _transact_roomy(self, fn: Any) -> None:
-        """Sends ``fn``; if it ran out of gas (the verifier pool's sortition tree changed between the estimate and
-        the block, e.g. several verifiers registering at once), sends it again with twice the estimate."""
-        try:
-            self.client.transact(fn)
-        except TransactionFailed:
-            est = self.client.with_retries("eth_estimateGas", lambda: fn.estimate_gas({"from": self.me}))
-            self.client.transact(fn, gas=2 * int(est) + 100_000)
-
     def _job_row(self, job_hex: str) -> sqlite3.Row | None:
         with self._db_lock:
             return self.db.execute("SELECT * FROM jobs WHERE job_id = ?", (job_hex,)).fetchone()
@@ -417,24 +404,9 @@ class VerifierNode:
 
     def ensure_stake(self) -> None:
         """Tops the free+locked stake up to ``stake`` (approve + deposit) and joins the verifier pool."""
-        stakes = self.client.stake_manager
-        pos = self.client.call(stakes.functions.positionOf(self.me))
-        have = int(pos.free) + int(pos.locked)
-        if have < self.stake_target:
-            need = self.stake_target - have
-            balance = int(self.client.call(self.client.token.functions.balanceOf(self.me)))
-            if balance < need:
-                raise InsufficientTokens(
-                    f"{self.me} holds {balance / 1e18:g} tokens but needs {need / 1e18:g} more to stake "
-                    f"{self.stake_target / 1e18:g}: fund the account (devnet: `veritrain devnet up` mints to the dev "
-                    "accounts) or ask for a smaller --stake"
-                )
-            self.client.transact(self.client.token.functions.approve(stakes.address, need))
-            self._transact_roomy(stakes.functions.deposit(need))
-            log_event(log, "staked", amount=need)
-        if not pos.verifier:
-            self._transact_roomy(stakes.functions.setVerifier(True))
-            log_event(log, "registered-verifier")
+        change = staking.top_up(self.client, self.stake_target, verifier=True)
+        if change.deposited:
+            log_event(log, "staked", amount=change.deposited)
         self._staked = True
         self.update_stake_gauge()
 
@@ -444,12 +416,18 @@ class VerifierNode:
             self.metrics.stake.set(int(getattr(pos, kind)), kind=kind)
 
     def withdraw_if_owed(self) -> int:
-        pos = self.client.call(self.client.stake_manager.functions.positionOf(self.me))
-        owed = int(pos.claimable)
-        if owed and self._send("withdrew", self.client.stake_manager.functions.withdraw(), amount=owed):
+        """Withdraws what is claimable or unbonded, if anything; returns the amount (0 if nothing was sent)."""
+        try:
+            change = staking.withdraw(self.client)
+        except ContractRevert as exc:
+            if exc.name in RACES:
+                log.debug("withdraw not sent: %s", exc.name)
+                return 0
+            raise
+        if change.withdrawn:
+            log_event(log, "withdrew", amount=change.withdrawn)
             self.update_stake_gauge()
-            return owed
-        return 0
+        return change.withdrawn
 
     # ------------------------------------------------------------------ jobs
 
@@ -458,16 +436,16 @@ class VerifierNode:
         job_id = _bx(job_hex)
         job = self.client.call(self.market.functions.getJob(job_id))
         state = int(job.state)
-        if state in DONE_STATES:
+        if state in FINAL_JOB_STATES:
             self._update_job(job_hex, done=1)
             return
-        if state not in (COMMITTED, DISPUTED):
+        if state not in (JobState.COMMITTED, JobState.DISPUTED):
             return
         if bytes(job.seed) == ZERO32:
             if block > int(job.seedBlock):
                 self._send("draw-audit", self.market.functions.drawAudit(job_id), job=job_hex)
             return
-        if state == COMMITTED and now >= int(job.auditEnd):
+        if state == JobState.COMMITTED and now >= int(job.auditEnd):
             self._send("finalize", self.market.functions.finalize(job_id), job=job_hex)
             return
         plan = row["plan"]
@@ -490,7 +468,7 @@ class VerifierNode:
                         self.metrics.attestations.inc()
                 self._update_job(job_hex, attested=1)
             return
-        if row["disputed"] or state != COMMITTED or now >= int(job.auditEnd):
+        if row["disputed"] or state != JobState.COMMITTED or now >= int(job.auditEnd):
             return  # one dispute per job by this node; someone else's dispute runs; or too late
         self._open_dispute(job_hex, job_id, result)
 

@@ -24,11 +24,11 @@ import httpx
 import typer
 from eth_utils import to_checksum_address
 
+from protocol.constants import FINAL_JOB_STATES, WEI_PER_TOKEN, JobState
 from protocol.errors import VeritrainError
+from protocol.tokens import format_tokens
 from veritrain.devnet import Devnet, start_devnet, veritrain_home
 from veritrain.market import (
-    FINAL_STATES,
-    JobState,
     Submitted,
     User,
     accept_bid,
@@ -51,7 +51,6 @@ DEMO_ADVERSARY_PARAMS: dict[str, tuple[str, ...]] = {"fake": ("after_step=0",)}
 DEFAULT_VERIFIERS = 5  # 2 drawn per job + a committee of 3 that excludes solver, challenger and submitter
 DEFAULT_JOBS = 4
 DEFAULT_STEPS, DEFAULT_INTERVAL = 80, 10
-ETHER = 10**18
 
 
 class DemoError(VeritrainError, RuntimeError):
@@ -132,7 +131,7 @@ class MarketRun:
         steps: int = DEFAULT_STEPS,
         interval: int = DEFAULT_INTERVAL,
         example: str = "mlp_digits",
-        price: int = 20 * ETHER,
+        price: int = 20 * WEI_PER_TOKEN,
         stake: str = "1000",
         on_event: Callable[[str], None] | None = None,
         node_timeout: float = 120.0,
@@ -215,7 +214,7 @@ class MarketRun:
             "--log-level", "info",
         ]  # fmt: skip
         if kind == "solver":
-            argv += ["--price-floor", str(self.price / ETHER), "--threads", "1"]
+            argv += ["--price-floor", format_tokens(self.price), "--threads", "1"]
         if adversary:
             argv += ["--adversary", adversary]
             for param in DEMO_ADVERSARY_PARAMS.get(adversary, ()):
@@ -280,14 +279,14 @@ class MarketRun:
             self._check_nodes()
             now = int(self.user.chain.w3.eth.get_block("latest")["timestamp"])
             for run in self.jobs:
-                if run.state in FINAL_STATES:
+                if run.state in FINAL_JOB_STATES:
                     continue
                 job = chain_job(self.user, run.job_id)
                 state = JobState(job.state)
                 if state != run.state:
                     run.state = state
                     self.on_event(f"job {run.job_id[:10]}… ({run.solver_role}) is {state.name.lower()}")
-                    if state in FINAL_STATES:
+                    if state in FINAL_JOB_STATES:
                         run.ended_at = time.monotonic()
                 if state == JobState.COMMITTED and job.auditEnd and now >= job.auditEnd + 2:
                     try:
@@ -296,7 +295,7 @@ class MarketRun:
                         pass  # the solver finalized first, or a dispute opened
             if on_progress is not None:
                 on_progress(self.jobs)
-            if all(r.state in FINAL_STATES for r in self.jobs):
+            if all(r.state in FINAL_JOB_STATES for r in self.jobs):
                 return
             if time.monotonic() > deadline:
                 pending = ", ".join(f"{r.job_id[:10]}… {r.state.name.lower()}" for r in self.jobs)

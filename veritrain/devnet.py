@@ -39,6 +39,7 @@ from web3 import Web3
 
 from protocol.anvil import anvil_argv, dev_key, free_port, port_in_use, rpc_chain_id
 from protocol.atomic import atomic_write_json
+from protocol.constants import WEI_PER_TOKEN
 from protocol.deploy import Deployment, deploy, load_deployment
 from protocol.errors import VeritrainError
 from protocol.paths import repo_root
@@ -53,9 +54,8 @@ CHAIN_ID = 31337
 NUM_ACCOUNTS = 20
 NUM_SOLVERS = 5
 NUM_VERIFIERS = 10
-ETHER = 10**18
 #: VeriToken minted to every dev account at ``devnet up``.
-MINT_PER_ACCOUNT = 1_000_000 * ETHER
+MINT_PER_ACCOUNT = 1_000_000 * WEI_PER_TOKEN
 FORMAT = 1
 
 

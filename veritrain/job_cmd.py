@@ -159,7 +159,7 @@ def submit(
                         timeout=timeout,
                         on_state=lambda s, j: st.update(f"job is {s.name.lower()} ..."),
                     )
-                from veritrain.market import JobState
+                from protocol.constants import JobState
 
                 result["outcome"] = JobState(job.state).name.lower()
                 if not as_json:

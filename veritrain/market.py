@@ -19,8 +19,7 @@ import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal, InvalidOperation
-from enum import IntEnum
+from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,9 @@ import httpx
 from eth_account.signers.local import LocalAccount
 from eth_utils import is_address, to_checksum_address
 
+from protocol import staking, tokens
 from protocol.chain import ChainClient
+from protocol.constants import FINAL_JOB_STATES, JobState
 from protocol.deploy import Deployment, load_deployment
 from protocol.eip712 import Domain, JobOrder
 from protocol.errors import VeritrainError
@@ -36,44 +37,21 @@ from protocol.spec import JobSpec, parse_spec
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 DEFAULT_API = "http://127.0.0.1:8000"
-ETHER = 10**18
-
-
-class JobState(IntEnum):
-    """``IJobMarket.JobState``."""
-
-    NONE = 0
-    MATCHED = 1
-    COMMITTED = 2
-    DISPUTED = 3
-    FINALIZED = 4
-    SLASHED = 5
-    EXPIRED = 6
-
-
-FINAL_STATES = {JobState.FINALIZED, JobState.SLASHED, JobState.EXPIRED}
 
 
 class UserError(VeritrainError, ValueError):
     """A user command cannot go on; the message says why and what to do."""
 
 
-def parse_tokens(text: str | int | Decimal) -> int:
-    """``"12.5"`` VERI → wei (18 decimals). Rejects negatives and more than 18 decimals."""
+def parse_tokens(text: str | int | Decimal, what: str = "amount") -> int:
+    """:func:`protocol.tokens.parse_tokens`, failing as a :class:`UserError`."""
     try:
-        value = Decimal(str(text))
-    except InvalidOperation:
-        raise UserError(f"{text!r} is not an amount of tokens (e.g. 100 or 2.5)") from None
-    wei = value * ETHER
-    if value < 0 or wei != wei.to_integral_value():
-        raise UserError(f"{text!r} is not a non-negative amount with at most 18 decimals")
-    return int(wei)
+        return tokens.parse_tokens(text, what)
+    except tokens.TokenAmountError as exc:
+        raise UserError(str(exc)) from None
 
 
-def fmt_tokens(wei: int) -> str:
-    """wei → ``"12.5"`` (VERI)."""
-    q = Decimal(int(wei)) / ETHER
-    return f"{q.normalize():f}" if q else "0"
+fmt_tokens = tokens.format_tokens
 
 
 # ---------------------------------------------------------------------------------------------- connection
@@ -436,7 +414,7 @@ def wait_outcome(
         if state != last and on_state is not None:
             on_state(state, job)
         last = state
-        if state in FINAL_STATES:
+        if state in FINAL_JOB_STATES:
             return job
         now = int(user.chain.w3.eth.get_block("latest")["timestamp"])
         if finalize and user.account is not None:
@@ -571,47 +549,35 @@ def stake_position(user: User, address: str | None = None) -> dict[str, Any]:
 def stake_deposit(user: User, amount: int, *, verifier: bool | None = None) -> dict[str, Any]:
     """Approves and deposits ``amount`` wei of VeriToken into the StakeManager; ``verifier`` turns the verifier
     flag on/off (verifiers are drawn for audits and committees)."""
-    sm, token = user.chain.stake_manager, user.chain.token
-    txs = []
-    if amount > 0:
-        balance = user.chain.call(token.functions.balanceOf(user.address))
-        if balance < amount:
-            raise UserError(
-                f"{user.address} holds {fmt_tokens(balance)} VERI, less than {fmt_tokens(amount)}; "
-                "get tokens first (on the devnet every dev account is funded)"
-            )
-        if user.chain.call(token.functions.allowance(user.address, sm.address)) < amount:
-            txs.append(user.chain.transact(token.functions.approve(sm.address, amount)))
-        txs.append(user.chain.transact(sm.functions.deposit(amount)))
-    if verifier is not None:
-        pos = user.chain.call(sm.functions.positionOf(user.address))
-        if bool(pos.verifier) != verifier:
-            txs.append(user.chain.transact(sm.functions.setVerifier(verifier)))
-    return {"txs": [_hex(r["transactionHash"]) for r in txs], **stake_position(user)}
+    try:
+        change = staking.deposit(user.chain, amount, verifier=verifier)
+    except staking.InsufficientTokens as exc:
+        raise UserError(str(exc)) from None
+    return {"txs": change.tx_hashes, **stake_position(user)}
 
 
 def stake_request_withdrawal(user: User, amount: int) -> dict[str, Any]:
-    pos = user.chain.call(user.chain.stake_manager.functions.positionOf(user.address))
+    pos = staking.position(user.chain)
     if amount <= 0 or amount > pos.free:
-        raise UserError(f"can request between 0 and the free stake ({fmt_tokens(pos.free)} VERI), not {amount}")
+        raise UserError(
+            f"can request between 0 and the free stake ({fmt_tokens(pos.free)} VERI), not {fmt_tokens(amount)}"
+        )
     r = user.chain.transact(user.chain.stake_manager.functions.requestWithdrawal(amount))
     return {"txs": [_hex(r["transactionHash"])], **stake_position(user)}
 
 
 def stake_withdraw(user: User) -> dict[str, Any]:
     """Pays out what is claimable (payments, rewards) plus unbonded stake whose delay has passed."""
-    pos = user.chain.call(user.chain.stake_manager.functions.positionOf(user.address))
-    now = int(user.chain.w3.eth.get_block("latest")["timestamp"])
-    ready = pos.claimable + (pos.unbonding if pos.unbonding and now >= pos.releaseAt else 0)
-    if ready == 0:
+    change = staking.withdraw(user.chain)
+    if not change.withdrawn:
+        pos = staking.position(user.chain)
+        now = int(user.chain.w3.eth.get_block("latest")["timestamp"])
         wait = f"; {fmt_tokens(pos.unbonding)} VERI unbond in {pos.releaseAt - now}s" if pos.unbonding else ""
         raise UserError(f"nothing to withdraw for {user.address} yet{wait}")
-    r = user.chain.transact(user.chain.stake_manager.functions.withdraw())
-    return {"withdrawn": str(ready), "txs": [_hex(r["transactionHash"])], **stake_position(user)}
+    return {"withdrawn": str(change.withdrawn), "txs": change.tx_hashes, **stake_position(user)}
 
 
 __all__ = [
-    "JobState",
     "User",
     "UserError",
     "accept_bid",

@@ -16,3 +16,21 @@ DeploymentOpt = Annotated[
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Threads for torch and the exact kernels.")]
 LogLevelOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
 DEFAULT_RPC = "http://127.0.0.1:8545"
+
+
+def fail(message: str, code: int = 2) -> None:
+    """Print ``error: message`` (one line, on stderr) and exit with ``code``."""
+    typer.echo(f"error: {message}", err=True)
+    raise typer.Exit(code)
+
+
+def tokens_option(value: str, name: str) -> int:
+    """A token amount given on the command line, in wei; one clear error line (and exit 2) if it is not a
+    finite, non-negative amount with at most 18 decimals."""
+    from protocol.tokens import TokenAmountError, parse_tokens
+
+    try:
+        return parse_tokens(value, name)
+    except TokenAmountError as exc:
+        fail(str(exc))
+        raise  # unreachable: fail exits

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from veritrain.node_opts import DEFAULT_RPC, DeploymentOpt, KeyFileOpt, KeyOpt, LogLevelOpt, RpcOpt, ThreadsOpt
+from veritrain.node_opts import (
+    DEFAULT_RPC,
+    DeploymentOpt,
+    KeyFileOpt,
+    KeyOpt,
+    LogLevelOpt,
+    RpcOpt,
+    ThreadsOpt,
+    fail,
+    tokens_option,
+)
 
 __all__ = ["solver"]
 
@@ -25,27 +34,12 @@ Examples:
 """
 
 
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _tokens(value: str, name: str) -> int:
-    try:
-        d = Decimal(value)
-    except InvalidOperation:
-        _fail(f"{name} must be a number of tokens, not {value!r}")
-    if d < 0:
-        _fail(f"{name} must be >= 0")
-    return int(d * 10**18)
-
-
 def _adversary_params(items: list[str]) -> dict:
     out: dict = {}
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            _fail(f"--adversary-param must be KEY=VALUE, not {item!r}")
+            fail(f"--adversary-param must be KEY=VALUE, not {item!r}")
         try:
             if key == "segments":
                 out[key] = [int(v) for v in value.split(",") if v]
@@ -54,7 +48,7 @@ def _adversary_params(items: list[str]) -> dict:
             else:
                 out[key] = int(value)
         except ValueError:
-            _fail(f"--adversary-param {key}: {value!r} is not a number")
+            fail(f"--adversary-param {key}: {value!r} is not a number")
     return out
 
 
@@ -122,36 +116,36 @@ def solver(
 
     params = _adversary_params(adversary_param or [])
     if params and adversary is None:
-        _fail("--adversary-param needs --adversary")
+        fail("--adversary-param needs --adversary")
     try:
         adv = make_adversary(adversary, **params)
     except UnknownAdversary as exc:
-        _fail(f"{exc}")
+        fail(f"{exc}")
     except (TypeError, ValueError) as exc:
-        _fail(f"--adversary-param: {exc}")
+        fail(f"--adversary-param: {exc}")
     kinds = tuple(k.strip() for k in models.split(",") if k.strip())
     bad = [k for k in kinds if k not in MODEL_EXAMPLES]
     if bad or not kinds:
-        _fail(f"--models: unknown model kind(s) {bad}; choose from {', '.join(MODEL_EXAMPLES)}")
-    stake_wei = _tokens(stake, "--stake")
-    floor_wei = _tokens(price_floor, "--price-floor")
+        fail(f"--models: unknown model kind(s) {bad}; choose from {', '.join(MODEL_EXAMPLES)}")
+    stake_wei = tokens_option(stake, "--stake")
+    floor_wei = tokens_option(price_floor, "--price-floor")
     try:
         account = load_account(key, key_file)
     except NodeConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     home = veritrain_home()
     dep_path = deployment or home / "deployment.json"
     if not dep_path.exists():
-        _fail(f"deployment file {dep_path} does not exist: run `veritrain devnet up` (or pass --deployment)")
+        fail(f"deployment file {dep_path} does not exist: run `veritrain devnet up` (or pass --deployment)")
     try:
         dep = load_deployment(dep_path)
     except (VeritrainError, ValueError, OSError) as exc:
-        _fail(f"cannot read deployment {dep_path}: {exc}")
+        fail(f"cannot read deployment {dep_path}: {exc}")
     ddir = data_dir or home / f"solver-{account.address[2:10].lower()}"
     try:
         logger = setup_logging("solver", ddir, log_level)
     except NodeConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     clear_ready_file(ddir)
     if not adv.honest:
         typer.secho(
@@ -185,13 +179,13 @@ def solver(
         node = SolverNode(cfg)
         node.start()
     except RpcUnavailable:
-        _fail(f"the RPC node at {rpc} is unreachable: start it (`veritrain devnet up`) or fix --rpc", code=1)
+        fail(f"the RPC node at {rpc} is unreachable: start it (`veritrain devnet up`) or fix --rpc", code=1)
     except ChainMismatch as exc:
-        _fail(f"wrong chain: {exc}", code=1)
+        fail(f"wrong chain: {exc}", code=1)
     except (SolverError, NodeConfigError) as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     except VeritrainError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     info = node.ready_info()
     write_ready_file(ddir, **info)
     log_event(logger, "ready", **info, data_dir=str(ddir), pid=os.getpid())

@@ -4,13 +4,22 @@ from __future__ import annotations
 
 import logging
 import os
-from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Annotated
 
 import typer
 
-from veritrain.node_opts import DEFAULT_RPC, DeploymentOpt, KeyFileOpt, KeyOpt, LogLevelOpt, RpcOpt, ThreadsOpt
+from veritrain.node_opts import (
+    DEFAULT_RPC,
+    DeploymentOpt,
+    KeyFileOpt,
+    KeyOpt,
+    LogLevelOpt,
+    RpcOpt,
+    ThreadsOpt,
+    fail,
+    tokens_option,
+)
 
 __all__ = ["verifier"]
 
@@ -23,21 +32,6 @@ Examples:
   # also audit 20% of the jobs it was not assigned (whistleblower)
   VERITRAIN_KEY=0x… veritrain verifier --whistleblow-rate 0.2 --listen 127.0.0.1:8700
 """
-
-
-def _fail(message: str, code: int = 2) -> None:
-    typer.echo(f"error: {message}", err=True)
-    raise typer.Exit(code)
-
-
-def _tokens(value: str, name: str) -> int:
-    try:
-        d = Decimal(value)
-    except InvalidOperation:
-        _fail(f"{name} must be a number of tokens, not {value!r}")
-    if not d.is_finite() or d < 0:
-        _fail(f"{name} must be a number of tokens >= 0, not {value!r}")
-    return int(d * 10**18)
 
 
 def verifier(
@@ -92,26 +86,26 @@ def verifier(
     from veritrain.devnet import veritrain_home
 
     if adversary is not None and adversary not in ADVERSARIES:
-        _fail(f"--adversary: unknown verifier adversary {adversary!r}; known: {', '.join(ADVERSARIES)}")
-    stake_wei = _tokens(stake, "--stake")
+        fail(f"--adversary: unknown verifier adversary {adversary!r}; known: {', '.join(ADVERSARIES)}")
+    stake_wei = tokens_option(stake, "--stake")
     try:
         account = load_account(key, key_file)
         host, port = parse_listen(listen)
     except NodeConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     home = veritrain_home()
     dep_path = deployment or home / "deployment.json"
     if not dep_path.exists():
-        _fail(f"deployment file {dep_path} does not exist: run `veritrain devnet up` (or pass --deployment)")
+        fail(f"deployment file {dep_path} does not exist: run `veritrain devnet up` (or pass --deployment)")
     try:
         dep = load_deployment(dep_path)
     except (VeritrainError, ValueError, OSError) as exc:
-        _fail(f"cannot read deployment {dep_path}: {exc}")
+        fail(f"cannot read deployment {dep_path}: {exc}")
     ddir = Path(data_dir or home / f"verifier-{account.address[2:10].lower()}")
     try:
         logger = setup_logging("verifier", ddir, log_level)
     except NodeConfigError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     clear_ready_file(ddir)
     if adversary:
         typer.secho(
@@ -126,7 +120,8 @@ def verifier(
     from protocol.chain import ChainClient
     from protocol.engine.runner import configure_threads
     from protocol.node import metrics_response
-    from verifier.node import InsufficientTokens, VerifierNode
+    from protocol.staking import InsufficientTokens
+    from verifier.node import VerifierNode
 
     configure_threads(threads)
     stop = StopFlag()
@@ -138,13 +133,13 @@ def verifier(
         )  # fmt: skip
         node.ensure_stake()
     except RpcUnavailable:
-        _fail(f"the RPC node at {rpc} is unreachable: start it (`veritrain devnet up`) or fix --rpc", code=1)
+        fail(f"the RPC node at {rpc} is unreachable: start it (`veritrain devnet up`) or fix --rpc", code=1)
     except ChainMismatch as exc:
-        _fail(f"wrong chain: {exc}", code=1)
+        fail(f"wrong chain: {exc}", code=1)
     except InsufficientTokens as exc:
-        _fail(f"insufficient tokens: {exc}", code=1)
+        fail(str(exc), code=1)
     except VeritrainError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
 
     app = FastAPI(title="veritrain verifier", docs_url=None, redoc_url=None)
 
@@ -164,7 +159,7 @@ def verifier(
     try:
         http = HttpService(app, host, port).start()
     except NodeConfigError as exc:
-        _fail(str(exc), code=1)
+        fail(str(exc), code=1)
     info = {"role": "verifier", "address": account.address, "url": http.url, "metrics_url": f"{http.url}/metrics"}
     write_ready_file(ddir, **info)
     log_event(logger, "ready", **info, data_dir=str(ddir), adversary=adversary, pid=os.getpid())

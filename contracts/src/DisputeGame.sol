@@ -175,9 +175,9 @@ contract DisputeGame is IDisputeGame {
         if (block.timestamp >= d.commitDeadline) revert CommitPeriodOver(d.commitDeadline);
         Vote storage v = votes[disputeId][msg.sender];
         if (!_isArbiter(disputeId, msg.sender)) revert NotArbiter(msg.sender);
-        if (v.status != 0) revert AlreadyCommitted(msg.sender);
+        if (v.status != VoteStatus.None) revert AlreadyCommitted(msg.sender);
         v.commitment = commitment;
-        v.status = 1;
+        v.status = VoteStatus.Committed;
         uint8 commits = d.commits + 1;
         d.commits = commits;
         if (commits == committees[disputeId].length) {
@@ -196,11 +196,11 @@ contract DisputeGame is IDisputeGame {
         if (block.timestamp < d.commitDeadline) revert RevealNotOpen(disputeId);
         if (block.timestamp >= d.revealDeadline) revert RevealPeriodOver(d.revealDeadline);
         Vote storage v = votes[disputeId][msg.sender];
-        if (v.status == 0) revert NotCommitted(msg.sender);
-        if (v.status == 2) revert AlreadyRevealed(msg.sender);
+        if (v.status == VoteStatus.None) revert NotCommitted(msg.sender);
+        if (v.status == VoteStatus.Revealed) revert AlreadyRevealed(msg.sender);
         if (voteCommitment(result, salt, msg.sender) != v.commitment) revert CommitmentMismatch(msg.sender);
         v.result = result;
-        v.status = 2;
+        v.status = VoteStatus.Revealed;
         // INVARIANT: only the opened leaf counts for the solver; any other root, UNAVAILABLE included, is against it.
         if (result == d.postStateRoot) ++d.votesForSolver;
         else ++d.votesForChallenger;
@@ -304,7 +304,7 @@ contract DisputeGame is IDisputeGame {
         }
         for (uint256 i = 0; i < arbiters.length; ++i) {
             address a = arbiters[i];
-            if (votes[disputeId][a].status == 2) stakeManager.unlock(a, key);
+            if (votes[disputeId][a].status == VoteStatus.Revealed) stakeManager.unlock(a, key);
             else stakeManager.slash(a, key, stake, majority, shares);
         }
     }
@@ -327,7 +327,7 @@ contract DisputeGame is IDisputeGame {
         uint256 k = 0;
         for (uint256 i = 0; i < arbiters.length && k < n; ++i) {
             Vote storage v = votes[disputeId][arbiters[i]];
-            if (v.status != 2) continue;
+            if (v.status != VoteStatus.Revealed) continue;
             bool forSolver = v.result == d.postStateRoot;
             if (forSolver == (outcome == Outcome.SolverWon)) majority[k++] = arbiters[i];
         }

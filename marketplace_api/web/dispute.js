@@ -114,7 +114,7 @@ function detail(d, m) {
     case "VoteRevealed":
       return ["result ", VT.hash(a.result), a.result === d.post_state_root ? " = solver's leaf" : " ≠ solver's leaf"];
     case "DisputeResolved":
-      return [VT.badge(["none", "solver_won", "challenger_won"][a.outcome] || String(a.outcome)), " loser ", VT.link.staker(a.loser), " slashed ", h("strong", {}, VT.token(a.slashed))];
+      return [VT.badge(String(a.outcome)), " loser ", VT.link.staker(a.loser), " slashed ", h("strong", {}, VT.token(a.slashed))];
     default:
       return h("span", { class: "mono" }, JSON.stringify(a));
   }

@@ -1,10 +1,10 @@
 // Job board: GET /jobs with the filters status, solver, submitter (kept in the page's query string).
 "use strict";
 
-const STATUSES = ["", "open", "matched", "committed", "disputed", "finalized", "slashed", "expired", "cancelled"];
 const { h } = VT;
 
 VT.page("Jobs", async (main) => {
+  const STATUSES = ["", ...(await VT.api("/enums")).job_status];
   const filters = { status: VT.param("status") || "", solver: VT.param("solver") || "", submitter: VT.param("submitter") || "" };
   const form = h(
     "form",

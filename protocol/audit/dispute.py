@@ -31,11 +31,18 @@ from protocol.audit.record import (
     to_hex,
 )
 from protocol.audit.verdict import RuleSet, Verdict, Violation, require
+from protocol.constants import BPS, Outcome, api_name
 
-BPS = 10_000
-#: IDisputeGame.Outcome
-OUTCOMES = {0: "None", 1: "SolverWon", 2: "ChallengerWon", 3: "NoDecision"}
-SOLVER_WON, CHALLENGER_WON, NO_DECISION = 1, 2, 3
+SOLVER_WON, CHALLENGER_WON, NO_DECISION = Outcome.SOLVER_WON, Outcome.CHALLENGER_WON, Outcome.NO_DECISION
+
+
+def _outcome_name(value: int) -> str:
+    try:
+        return api_name(Outcome(value))
+    except ValueError:
+        return f"unknown outcome {value}"
+
+
 #: Events that mark a transaction's role in the game.
 MOVE_EVENTS = {"ChildrenRevealed": "reveal", "SideChosen": "choose", "LeafOpened": "openLeaf"}
 #: Blocks whose hash the EVM can still read (``blockhash`` of older ones is zero).
@@ -643,7 +650,7 @@ def _outcome(a: DisputeAudit) -> str:
     got = int(ev["outcome"])
     require(
         got == s.outcome,
-        f"the contract resolved {OUTCOMES.get(got, got)} but the rule gives {OUTCOMES[s.outcome]} ({s.reason})",
+        f"the contract resolved {_outcome_name(got)} but the rule gives {_outcome_name(s.outcome)} ({s.reason})",
     )
     require(
         (addr(ev["winner"]), addr(ev["loser"])) == (s.winner, s.loser),
@@ -654,7 +661,7 @@ def _outcome(a: DisputeAudit) -> str:
         [addr(x) for x in ev["majorityArbiters"]] == s.majority,
         f"majority arbiters {ev['majorityArbiters']}, expected {s.majority}",
     )
-    return f"{OUTCOMES[s.outcome]} ({s.reason}); loser slashed {s.slashed}"
+    return f"{_outcome_name(s.outcome)} ({s.reason}); loser slashed {s.slashed}"
 
 
 def _settle_events(a: DisputeAudit) -> tuple[Tx, Settlement]:

@@ -13,9 +13,9 @@ from eth_utils import keccak, to_checksum_address
 from protocol import merkle, sampling
 from protocol.audit.record import VERIFIER_DRAW_TAG, JobRecord, Tx, from_hex, to_hex
 from protocol.audit.verdict import RuleSet, Verdict, require
+from protocol.constants import BPS
 from protocol.eip712 import Bid, Domain, JobOrder
 
-BPS = 10_000
 rules = RuleSet()
 
 

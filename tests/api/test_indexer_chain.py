@@ -421,7 +421,7 @@ def test_dispute_is_indexed_move_by_move(w3, deployment, contracts, actors, live
     ], names
     resolved = moves[-1]["args"]
     assert (resolved["outcome"], resolved["winner"], resolved["loser"]) == (
-        2,
+        "challenger_won",  # enum arguments are served by name (protocol/constants.py), not as integers
         actors.challenger.address,
         actors.solver.address,
     )

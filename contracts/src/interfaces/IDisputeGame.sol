@@ -28,6 +28,12 @@ interface IDisputeGame {
         NoDecision // the committee produced no majority: bond returned, job reopened
     }
 
+    enum VoteStatus {
+        None,
+        Committed,
+        Revealed
+    }
+
     struct Params {
         uint256 disputeBond; // challenger's bond, locked from its free stake
         uint256 arbiterStake; // locked from each drawn arbiter, forfeited if it does not reveal
@@ -67,7 +73,7 @@ interface IDisputeGame {
     struct Vote {
         bytes32 commitment; // sha256(result ‖ salt ‖ arbiter)
         bytes32 result; // revealed state root or UNAVAILABLE
-        uint8 status; // 0 none, 1 committed, 2 revealed
+        VoteStatus status;
     }
 
     error ZeroAddress();

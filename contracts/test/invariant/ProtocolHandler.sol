@@ -346,7 +346,7 @@ contract ProtocolHandler is Fixture {
         if (block.timestamp >= d.commitDeadline) return;
         address[] memory committee = game.committee(id);
         address a = committee[arbiterSeed % committee.length];
-        if (game.voteOf(id, a).status != 0) return;
+        if (game.voteOf(id, a).status != IDisputeGame.VoteStatus.None) return;
         kind %= 4;
         bytes32 result = kind < 2 ? toyStep(d.preStateRoot) : kind == 2 ? game.UNAVAILABLE() : bytes32(arbiterSeed);
         bytes32 salt = keccak256(abi.encode(arbiterSeed, id));
@@ -366,7 +366,7 @@ contract ProtocolHandler is Fixture {
         if (block.timestamp < d.commitDeadline || block.timestamp >= d.revealDeadline) return;
         address[] memory committee = game.committee(id);
         address a = committee[arbiterSeed % committee.length];
-        if (game.voteOf(id, a).status != 1) return;
+        if (game.voteOf(id, a).status != IDisputeGame.VoteStatus.Committed) return;
         bytes32 result = voteResult[id][a];
         bytes32 salt = voteSalt[id][a];
         vm.recordLogs();

@@ -548,7 +548,7 @@ contract DisputeGameTest is UnitBase {
         assertEq(d.commitDeadline, block.timestamp);
         assertEq(d.revealDeadline, block.timestamp + gp.revealPeriod);
         _revealVote(id, arbiters[0], _honestResult(leaves, LIE)); // same block: allowed
-        assertEq(game.voteOf(id, arbiters[0]).status, 2);
+        assertEq(uint8(game.voteOf(id, arbiters[0]).status), uint8(IDisputeGame.VoteStatus.Revealed));
     }
 
     function test_revealVote_revertsWhenRevealPeriodOver() public {

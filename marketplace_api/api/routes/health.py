@@ -8,7 +8,8 @@ from sqlalchemy import func, select, text
 
 from marketplace_api.api.deps import CtxDep
 from marketplace_api.models import BidRow, ChainEventRow, Order
-from marketplace_api.schemas import Health, IndexerHealth
+from marketplace_api.schemas import JOB_STATES, Health, IndexerHealth, ProtocolEnums
+from protocol.constants import Outcome, Phase, VoteStatus, api_names
 
 router = APIRouter(tags=["health"])
 
@@ -35,6 +36,18 @@ def health(ctx: CtxDep) -> Health:
         chain_id=ctx.domain.chain_id if ctx.domain else None,
         job_market=ctx.domain.verifying_contract if ctx.domain else None,
         indexer=indexer,
+    )
+
+
+@router.get("/enums", response_model=ProtocolEnums, summary="The names the API uses for job states and dispute phases")
+def enums() -> ProtocolEnums:
+    """Every value the ``status``, ``phase``, ``outcome`` fields (and enum event arguments) can take, in the
+    contracts' integer order; clients read them here instead of keeping their own copy."""
+    return ProtocolEnums(
+        job_status=list(JOB_STATES),
+        dispute_phase=list(api_names(Phase)),
+        dispute_outcome=list(api_names(Outcome)),
+        vote_status=list(api_names(VoteStatus)),
     )
 
 

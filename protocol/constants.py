@@ -1,0 +1,102 @@
+"""The protocol's enums and unit constants, one copy for every Python part (nodes, CLI, API, auditor).
+
+The enums mirror the Solidity ones member by member (``IJobMarket.JobState``, ``IDisputeGame.Phase``,
+``IDisputeGame.Outcome``, ``IDisputeGame.VoteStatus``): the integer is what the contract stores and emits, the
+member name is the Solidity name in UPPER_SNAKE_CASE. ``tests/test_constants.py`` reads the Solidity sources and
+fails if either side has a member the other lacks, or in another order.
+
+:func:`api_name` is the lower-snake name the marketplace API serves (``"challenger_won"``), so web pages and
+other clients need no table of integers.
+"""
+
+from __future__ import annotations
+
+import re
+from enum import IntEnum
+
+#: Decimals of the stake/payment token (VeriToken, as any ERC-20 the deployment names): 1 token = 10**18 wei.
+TOKEN_DECIMALS = 18
+WEI_PER_TOKEN = 10**TOKEN_DECIMALS
+#: Basis points: 10 000 bps = 100 %, the unit of every rate parameter of the contracts.
+BPS = 10_000
+
+
+class JobState(IntEnum):
+    """``IJobMarket.JobState``."""
+
+    NONE = 0
+    MATCHED = 1
+    COMMITTED = 2
+    DISPUTED = 3
+    FINALIZED = 4
+    SLASHED = 5
+    EXPIRED = 6
+
+
+#: States a job never leaves.
+FINAL_JOB_STATES = frozenset({JobState.FINALIZED, JobState.SLASHED, JobState.EXPIRED})
+
+
+class Phase(IntEnum):
+    """``IDisputeGame.Phase``: whose move it is."""
+
+    NONE = 0
+    AWAITING_REVEAL = 1  # solver: reveal the children of the current node
+    AWAITING_CHOICE = 2  # challenger: pick left or right
+    AWAITING_LEAF = 3  # solver: open the single remaining leaf
+    AWAITING_COMMITTEE = 4  # anyone: draw the committee once the seed block is mined
+    VOTING = 5  # arbiters: commit, then reveal
+    RESOLVED = 6
+
+
+class Outcome(IntEnum):
+    """``IDisputeGame.Outcome``."""
+
+    NONE = 0
+    SOLVER_WON = 1
+    CHALLENGER_WON = 2
+    NO_DECISION = 3  # the committee produced no majority: bond returned, job reopened
+
+
+class VoteStatus(IntEnum):
+    """``IDisputeGame.VoteStatus`` of one arbiter's vote."""
+
+    NONE = 0
+    COMMITTED = 1
+    REVEALED = 2
+
+
+#: The Solidity enum each Python enum mirrors, as ``Interface.Enum`` (how forge's ABI ``internalType`` names it).
+SOLIDITY_ENUMS: dict[str, type[IntEnum]] = {
+    "IJobMarket.JobState": JobState,
+    "IDisputeGame.Phase": Phase,
+    "IDisputeGame.Outcome": Outcome,
+    "IDisputeGame.VoteStatus": VoteStatus,
+}
+
+
+def api_name(member: IntEnum) -> str:
+    """The name the API serves for an enum member: ``Outcome.CHALLENGER_WON`` → ``"challenger_won"``."""
+    return member.name.lower()
+
+
+def api_names(enum: type[IntEnum]) -> tuple[str, ...]:
+    """:func:`api_name` of every member, in integer order."""
+    return tuple(api_name(m) for m in enum)
+
+
+def solidity_to_python_name(name: str) -> str:
+    """``ChallengerWon`` → ``CHALLENGER_WON`` (the rule that links the two sides' member names)."""
+    return re.sub(r"(?<=[a-z0-9])(?=[A-Z])", "_", name).upper()
+
+
+def enum_name(internal_type: str, value: int) -> str | None:
+    """The API name of ``value`` for an ABI ``internalType`` such as ``"enum IDisputeGame.Outcome"``; ``None``
+    if the type is not one of the protocol's enums or the value is out of range."""
+    enum = SOLIDITY_ENUMS.get(internal_type.removeprefix("enum "))
+    if enum is None:
+        return None
+    try:
+        return api_name(enum(value))
+    except ValueError:
+        return None
