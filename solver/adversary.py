@@ -1,4 +1,4 @@
-"""Cheating solvers for tests and the demo (issue #5): ``fake``, ``noise``, ``lazy``, ``withhold``, ``stall``.
+"""Cheating solvers for tests and the demo: ``fake``, ``noise``, ``lazy``, ``withhold``, ``stall``.
 
 Never on by default: ``veritrain solver --adversary NAME`` picks one and the node prints a loud warning. Each
 adversary is a small strategy object that the node (:mod:`solver.node`, through :mod:`solver.training`)

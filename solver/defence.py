@@ -1,4 +1,4 @@
-"""The solver's side of the dispute game (DESIGN §8, issue #5), as a stateless, restart-safe player.
+"""The solver's side of the dispute game (DESIGN §8), as a stateless, restart-safe player.
 
 :class:`DisputeDefender` keeps nothing between calls: every :meth:`~DisputeDefender.step` reads the dispute
 from the chain (``getDispute``) and makes exactly the move the solver owes now — reveal the children of the

@@ -1,4 +1,4 @@
-"""The solver node (issue #5; DESIGN §5, §8, §9): bid, train, commit, serve, defend, get paid.
+"""The solver node (DESIGN §5, §8, §9): bid, train, commit, serve, defend, get paid.
 
 :class:`SolverNode` is driven by :meth:`SolverNode.tick` (``protocol.node.run_loop`` calls it forever; tests
 call it directly). One tick, in this order:

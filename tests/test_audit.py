@@ -1,4 +1,4 @@
-"""``veritrain audit`` (issue #9): the auditor rebuilds disputes and jobs from raw chain data and checks every rule.
+"""``veritrain audit``: the auditor rebuilds disputes and jobs from raw chain data and checks every rule.
 
 Real disputes are played on anvil by the node-side players (tests/dispute_scenarios.py): a lying solver
 slashed, an honest solver wrongly challenged (the challenger's bond slashed), a withholding solver

@@ -1,4 +1,4 @@
-"""The demo end to end, shortened (issue #8's "Done when"):
+"""The demo end to end, shortened:
 
 * ``veritrain demo --json`` (a real subprocess: anvil, API, solver and verifier nodes) ends with every honest
   job finalized and paid, every cheating solver slashed and no honest party slashed, and no process it started

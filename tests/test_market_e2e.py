@@ -1,4 +1,4 @@
-"""The whole market with real processes (issue #6 "Done when"): anvil + deployment + the marketplace API (a devnet
+"""The whole market with real processes: anvil + deployment + the marketplace API (a devnet
 with full-audit parameters written by the test), six ``veritrain solver`` processes — one honest and the five
 adversaries of #5 (``fake``, ``noise``, ``lazy``, ``withhold``, ``stall``) — and five ``veritrain verifier``
 processes, one of them ``--adversary accuse``. The test is the submitter: it posts orders through the REST API

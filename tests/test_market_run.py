@@ -3,11 +3,11 @@
 then everything an outsider would do with it while it is still up:
 
 * ``veritrain audit dispute`` passes on every dispute of the run and ``veritrain audit job`` on every job,
-  reading nothing but the chain (issue #9);
+  reading nothing but the chain;
 * the auditor pages, in Debian's Chromium, show each cheater's job slashed and the honest one finalized, and
-  each dispute's descent with as many steps as the disputed leaf's RFC 9162 depth (issue #9);
+  each dispute's descent with as many steps as the disputed leaf's RFC 9162 depth;
 * ``veritrain job fetch`` on the honest job writes a model that loads in PyTorch and whose state bytes hash to
-  the committed final state root (issue #8).
+  the committed final state root.
 
 The demo CLI itself (``veritrain demo --json``, Ctrl-C) is tested in tests/test_demo.py.
 """

@@ -1,4 +1,4 @@
-"""The five adversaries really do what they are named (issue #5): each runs through the solver's real
+"""The five adversaries really do what they are named: each runs through the solver's real
 training path (:class:`solver.training.JobRun`: real segments, real checkpoints in a blob store, a persistent
 trajectory) and the test inspects what it would commit and what it serves, replaying segments with the engine
 the way a verifier does.

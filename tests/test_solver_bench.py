@@ -1,5 +1,5 @@
 """``veritrain bench checkpoint --json``: the solver's checkpoint overhead over one run of the MLP example at its
-default interval (issue #5: at most 3 % of training time; the figure is reported in the README/issue notes,
+default interval (at most 3 % of training time; the figure is reported in the README,
 measured on a quiet machine; this test checks the report, not the timing, since test machines are shared)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""``veritrain solver`` fails with one clear line for each bad start (issue #5): missing deployment file, RPC
+"""``veritrain solver`` fails with one clear line for each bad start: missing deployment file, RPC
 unreachable, wrong chain, not enough tokens to stake, unknown adversary (or adversary parameter)."""
 
 from __future__ import annotations

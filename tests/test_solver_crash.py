@@ -1,4 +1,4 @@
-"""The solver survives ``kill -9`` (issue #5, DESIGN §11), as a real ``veritrain solver`` subprocess on anvil:
+"""The solver survives ``kill -9`` (DESIGN §11), as a real ``veritrain solver`` subprocess on anvil:
 
 * killed while training → restarted → resumes from its last checkpoint (not from scratch), reaches the same
   trajectory root as an uninterrupted run, and commits before the deadline;

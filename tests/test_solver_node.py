@@ -1,4 +1,4 @@
-"""The solver node in-process on anvil (devnet parameters) against the marketplace API over HTTP (issue #5):
+"""The solver node in-process on anvil (devnet parameters) against the marketplace API over HTTP:
 
 * an honest solver bids (signed bid + signed ETA, profile published), wins (the test plays the submitter:
   order via the API, accept via the API's accept-call), trains, commits with its checkpoint server as uri,

@@ -1,4 +1,4 @@
-"""The verifier node in-process against anvil (issue #6): :meth:`VerifierNode.tick` of six verifier nodes driven
+"""The verifier node in-process against anvil: :meth:`VerifierNode.tick` of six verifier nodes driven
 by the test, jobs committed by the test from a real engine trajectory (``train_to_dir``) served over HTTP by a
 blob server with a ``/leaves/{jobId}`` route, the solver's side played by :class:`solver.defence.DisputeDefender`.
 

@@ -1,4 +1,4 @@
-"""Arbitration duty (DESIGN §8.5, issue #6): replay the opened segment, commit, reveal — across restarts.
+"""Arbitration duty (DESIGN §8.5): replay the opened segment, commit, reveal — across restarts.
 
 :class:`Arbiter` commits ``sha256(result ‖ salt ‖ arbiter)`` for disputes whose committee it was drawn into,
 then reveals once the reveal phase is open. ``result`` is what ``replay(pre_state_root, index)`` returns —

@@ -1,4 +1,4 @@
-"""Audit by sampled replay (DESIGN §5.6–7, §8.5, issue #6): fetch, verify, replay, compare.
+"""Audit by sampled replay (DESIGN §5.6–7, §8.5): fetch, verify, replay, compare.
 
 Everything a verifier reads is checked before it is used:
 

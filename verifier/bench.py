@@ -1,4 +1,4 @@
-"""``veritrain bench audit``: how much cheating sampled replay catches, and what it costs (issue #6).
+"""``veritrain bench audit``: how much cheating sampled replay catches, and what it costs.
 
 Real jobs, real replay: ``jobs`` small MLP jobs (exact mode) are trained by a *cheating* solver that, after each
 segment independently with probability ``cheat_fraction`` (= f), perturbs the weights before the checkpoint and

@@ -1,4 +1,4 @@
-"""The challenger's side of the dispute game (DESIGN §8, issue #6), stateless apart from the chain.
+"""The challenger's side of the dispute game (DESIGN §8), stateless apart from the chain.
 
 :meth:`Challenger.open` opens a dispute on a job (or returns the one this challenger already has open on
 it, so a restart does not open a second); :meth:`Challenger.step` reads the dispute and, when it is the

@@ -1,4 +1,4 @@
-"""The verifier node (issue #6): stake, follow committed jobs, audit by sampled replay, attest or dispute, play
+"""The verifier node: stake, follow committed jobs, audit by sampled replay, attest or dispute, play
 the descent, arbitrate, and perform the permissionless duties — all from one restartable :meth:`tick`.
 
 State lives in two places: the chain (the source of truth for every job, dispute and vote) and ``data_dir``:

@@ -17,7 +17,10 @@ from typing import Annotated, Any
 
 import typer
 
+from veritrain.options import DeploymentOpt
+
 EXIT_OK, EXIT_VIOLATION, EXIT_UNREADABLE = 0, 1, 2
+DEFAULT_RPC = "http://127.0.0.1:8545"
 
 app = typer.Typer(
     name="audit",
@@ -26,9 +29,11 @@ app = typer.Typer(
     add_completion=False,
 )
 
-Rpc = Annotated[str, typer.Option("--rpc", help="Ethereum JSON-RPC URL.", envvar="VERITRAIN_RPC_URL")]
-DeploymentOpt = Annotated[
-    Path | None, typer.Option("--deployment", help="Deployment JSON (default $VERITRAIN_HOME/deployment.json).")
+Rpc = Annotated[
+    str | None,
+    typer.Option(
+        "--rpc", help="Ethereum JSON-RPC URL (default: the devnet's, else :8545).", envvar="VERITRAIN_RPC_URL"
+    ),
 ]
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the verdict as JSON.")]
 ExportOpt = Annotated[Path | None, typer.Option("--export", help="Write the record read from the chain to FILE.")]
@@ -41,12 +46,13 @@ def _home() -> Path:
     return Path(os.environ.get("VERITRAIN_HOME", ".veritrain"))
 
 
-def _client(rpc: str, deployment: Path | None):  # noqa: ANN202
+def _client(rpc: str | None, deployment: Path | None):  # noqa: ANN202
     from protocol.chain import ChainClient
     from protocol.deploy import load_deployment
+    from veritrain.devnet import devnet_endpoints
 
     dep = load_deployment(deployment or _home() / "deployment.json")
-    return ChainClient(rpc, dep, None, retries=3, backoff=0.25)
+    return ChainClient(rpc or devnet_endpoints()[0] or DEFAULT_RPC, dep, None, retries=3, backoff=0.25)
 
 
 def _fail_read(message: str, as_json: bool) -> None:
@@ -96,7 +102,7 @@ def _print_timeline(rec: Any) -> None:
 @app.command("dispute")
 def dispute(
     dispute_id: Annotated[int, typer.Argument(help="Dispute id (DisputeGame).", min=1)],
-    rpc: Rpc = "http://127.0.0.1:8545",
+    rpc: Rpc = None,
     deployment: DeploymentOpt = None,
     as_json: JsonOpt = False,
     export: ExportOpt = None,
@@ -105,7 +111,8 @@ def dispute(
         bool, typer.Option("--replay", help="Fetch the opened pre-state and replay the segment with the engine.")
     ] = False,
     api: Annotated[
-        str | None, typer.Option("--api", help="Marketplace API base URL, a blob mirror for --replay.")
+        str | None,
+        typer.Option("--api", help="Marketplace API base URL, a blob mirror for --replay (default: the devnet's)."),
     ] = None,
 ) -> None:
     """Re-check dispute ID: descent hashes and path, leaf and pre-state proofs, committee, votes, clocks,
@@ -147,7 +154,9 @@ def dispute(
         from protocol.audit.replay import replay_dispute
 
         try:
-            result = replay_dispute(rec, api)
+            from veritrain.devnet import devnet_endpoints
+
+            result = replay_dispute(rec, api or devnet_endpoints()[1])
         except (VeritrainError, ValueError) as exc:
             _fail_read(f"replay failed: {exc}", as_json)
         extra["replay"] = result.to_json()
@@ -163,7 +172,7 @@ def dispute(
 @app.command("job")
 def job(
     job_id: Annotated[str, typer.Argument(help="Job id (0x + 64 hex: the order's EIP-712 digest).")],
-    rpc: Rpc = "http://127.0.0.1:8545",
+    rpc: Rpc = None,
     deployment: DeploymentOpt = None,
     as_json: JsonOpt = False,
     export: ExportOpt = None,

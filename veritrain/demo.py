@@ -510,31 +510,43 @@ def demo(
         raise typer.Exit(1)
 
 
-def _print_report(report: Report, run: MarketRun, console: Any) -> None:
+def _table(title: str, columns: tuple[str, ...]) -> Any:
+    """A compact table that fits 80 columns: title on its own line, left-aligned, no outer border, no wrapping."""
+    from rich import box
     from rich.table import Table
 
-    from veritrain.market import fmt_tokens
+    t = Table(
+        title=title,
+        title_justify="left",
+        title_style="bold",
+        box=box.SIMPLE_HEAD,
+        pad_edge=False,
+        collapse_padding=True,
+        padding=(0, 1),
+    )
+    for col in columns:
+        t.add_column(col, no_wrap=True)
+    return t
 
-    t = Table(title="who was paid, who was slashed")
-    for col in ("job", "solver", "behaviour", "outcome", "paid (VERI)", "slashed (VERI)"):
-        t.add_column(col)
+
+def _print_report(report: Report, run: MarketRun, console: Any) -> None:
+    t = _table("who was paid, who was slashed", ("job", "solver", "behaviour", "outcome", "paid VERI", "slashed VERI"))
     for j in report.jobs:
         t.add_row(
-            j["id"][:12] + "…",
+            j["id"][:10] + "…",
             j["solver_role"],
             j["adversary"] or "honest",
             j["outcome"],
-            fmt_tokens(j["paid"]),
-            fmt_tokens(j["slashed"]),
+            format_tokens(j["paid"]),
+            format_tokens(j["slashed"]),
         )
     console.print(t)
-    d = Table(title="disputes")
-    for col in ("id", "job", "challenger", "rounds", "gas", "seconds", "winner", "loser"):
-        d.add_column(col)
+    console.print()
+    d = _table("disputes", ("id", "job", "challenger", "rounds", "gas", "seconds", "winner", "loser"))
     for x in report.disputes:
         d.add_row(
             str(x["id"]),
-            x["job"][:12] + "…",
+            x["job"][:10] + "…",
             str(x["challenger"]),
             str(x["rounds"]),
             f"{x['gas']:,}",
@@ -543,8 +555,9 @@ def _print_report(report: Report, run: MarketRun, console: Any) -> None:
             str(x.get("loser")),
         )
     console.print(d)
+    console.print()
     slashed = (
-        ", ".join(f"{run.role_of(a)} {fmt_tokens(v)} VERI" for a, v in report.slashed_accounts.items()) or "nobody"
+        ", ".join(f"{run.role_of(a)} {format_tokens(v)} VERI" for a, v in report.slashed_accounts.items()) or "nobody"
     )
     console.print(f"slashed stake: {slashed}")
     c = report.compute

@@ -395,6 +395,16 @@ def _stop_processes(devnet: Devnet) -> None:
         kill_group(devnet.anvil_pid, 5.0)
 
 
+def devnet_endpoints(home: str | os.PathLike[str] | None = None) -> tuple[str | None, str | None]:
+    """``(rpc_url, api_url)`` of the devnet recorded in ``home`` (``$VERITRAIN_HOME``), ``(None, None)`` if there is
+    none: the defaults every command uses before the hard-coded 127.0.0.1:8545 / :8000."""
+    try:
+        devnet = _read(veritrain_home(home))
+    except DevnetError:
+        return None, None
+    return (devnet.rpc_url, devnet.api_url) if devnet else (None, None)
+
+
 def load_devnet(home: str | os.PathLike[str] | None = None, *, check: bool = True) -> Devnet:
     """The devnet recorded in ``home``; with ``check``, also that anvil answers with the right chain id.
     Raises :class:`DevnetError` saying to run ``veritrain devnet up`` when there is none."""
@@ -443,6 +453,7 @@ __all__ = [
     "load_devnet",
     "start_devnet",
     "stop_devnet",
+    "devnet_endpoints",
     "devnet_status",
     "veritrain_home",
 ]

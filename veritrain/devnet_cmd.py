@@ -11,6 +11,7 @@ from rich.console import Console
 from rich.table import Table
 
 from protocol.errors import VeritrainError
+from veritrain.options import HomeOpt
 
 app = typer.Typer(
     name="devnet",
@@ -19,11 +20,6 @@ app = typer.Typer(
     rich_markup_mode="rich",
 )
 console = Console(stderr=True)
-
-HomeOpt = Annotated[
-    Path | None,
-    typer.Option("--home", help="State folder (VERITRAIN_HOME; default ./.veritrain).", show_default=False),
-]
 
 
 def fail(exc: BaseException | str, code: int = 1) -> None:
@@ -35,9 +31,13 @@ def fail(exc: BaseException | str, code: int = 1) -> None:
 @app.command("up")
 def up(
     home: HomeOpt = None,
-    port: Annotated[int, typer.Option(help="anvil's port on 127.0.0.1 (0 = a free one).")] = 8545,
+    port: Annotated[
+        int, typer.Option(envvar="VERITRAIN_DEVNET_PORT", help="anvil's port on 127.0.0.1 (0 = a free one).")
+    ] = 8545,
     api: Annotated[bool, typer.Option("--api/--no-api", help="Also start the marketplace API + indexer.")] = True,
-    api_port: Annotated[int, typer.Option(help="The API's port on 127.0.0.1 (0 = a free one).")] = 8000,
+    api_port: Annotated[
+        int, typer.Option(envvar="VERITRAIN_DEVNET_API_PORT", help="The API's port on 127.0.0.1 (0 = a free one).")
+    ] = 8000,
     params: Annotated[
         Path | None, typer.Option(help="Deployment parameters (default contracts/params/devnet.json).")
     ] = None,
@@ -138,3 +138,22 @@ def status(
         Console().print(table)
     if not st["running"]:
         raise typer.Exit(1)
+
+
+@app.command("address")
+def address(
+    role: Annotated[str, typer.Argument(help="A dev account role: user, solver0..4, verifier0..9, deployer.")],
+    home: HomeOpt = None,
+) -> None:
+    """Print the address of a devnet dev account (for --accept, --solver, audits).
+
+    Example:
+
+      veritrain job submit mlp_digits --accept $(veritrain devnet address solver1) --role user
+    """
+    from veritrain.devnet import load_devnet
+
+    try:
+        typer.echo(load_devnet(home, check=False).address(role))
+    except VeritrainError as exc:
+        fail(exc)

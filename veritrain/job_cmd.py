@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from protocol.errors import VeritrainError
+from veritrain.options import ApiOpt, DeploymentOpt, HomeOpt, JsonOpt, KeyFileOpt, KeyOpt, RoleOpt, RpcOpt
 
 app = typer.Typer(
     name="job",
@@ -22,22 +23,6 @@ app = typer.Typer(
 )
 err = Console(stderr=True)
 out = Console()
-
-# ------------------------------------------------------------------ options every user command shares
-
-KeyOpt = Annotated[str | None, typer.Option("--key", help="Private key hex (else --key-file or VERITRAIN_KEY).")]
-KeyFileOpt = Annotated[Path | None, typer.Option("--key-file", help="File whose first line is the private key.")]
-RoleOpt = Annotated[
-    str | None,
-    typer.Option("--role", help="Use a dev account of the local devnet: user, solver0, verifier0, ... (devnet only)."),
-]
-RpcOpt = Annotated[str | None, typer.Option("--rpc", help="Ethereum RPC URL (default: the devnet's, else :8545).")]
-DeploymentOpt = Annotated[
-    Path | None, typer.Option("--deployment", help="Deployment JSON (default $VERITRAIN_HOME/deployment.json).")
-]
-ApiOpt = Annotated[str | None, typer.Option("--api", help="Marketplace API URL (default: the devnet's, else :8000).")]
-HomeOpt = Annotated[Path | None, typer.Option("--home", help="VERITRAIN_HOME (default ./.veritrain).")]
-JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
 
 
 def fail(exc: BaseException | str, code: int = 1) -> None:
@@ -108,9 +93,9 @@ def submit(
 
       veritrain job submit mlp_digits --accept 0x90F79bf6EB2c4f870365E785982E1f101E93b906 --role user --json
     """
+    from protocol.tokens import format_tokens
     from veritrain.market import (
         accept_bid,
-        fmt_tokens,
         load_spec_source,
         parse_tokens,
         prepare_spec,
@@ -149,7 +134,7 @@ def submit(
                 result["accepted"] = taken
                 if not as_json:
                     err.print(
-                        f"accepted {taken['solver']}'s bid at {fmt_tokens(taken['price'])} VERI (tx {taken['tx']})"
+                        f"accepted {taken['solver']}'s bid at {format_tokens(taken['price'])} VERI (tx {taken['tx']})"
                     )
             if wait and accept != "none":
                 with err.status("following the job ...") as st:
@@ -228,7 +213,8 @@ def status(
     """
     import time
 
-    from veritrain.market import fmt_tokens, job_summary, wait_outcome
+    from protocol.tokens import format_tokens
+    from veritrain.market import job_summary, wait_outcome
 
     with user_errors(), connect_user(key, key_file, role, rpc, deployment, api, home, need_key=False) as user:
         if wait:
@@ -247,7 +233,7 @@ def status(
     table.add_row("state", info["state"])
     for k, v in (info.get("chain") or {}).items():
         if k in ("price", "stake") and str(v).isdigit():
-            v = f"{fmt_tokens(int(v))} VERI"
+            v = f"{format_tokens(int(v))} VERI"
         elif k in ("deadline", "audit_end") and str(v).isdigit() and int(v):
             v = f"{v} ({time.strftime('%Y-%m-%d %H:%M:%S', time.gmtime(int(v)))} UTC)"
         table.add_row(k, str(v))

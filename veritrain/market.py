@@ -51,9 +51,6 @@ def parse_tokens(text: str | int | Decimal, what: str = "amount") -> int:
         raise UserError(str(exc)) from None
 
 
-fmt_tokens = tokens.format_tokens
-
-
 # ---------------------------------------------------------------------------------------------- connection
 
 
@@ -560,7 +557,8 @@ def stake_request_withdrawal(user: User, amount: int) -> dict[str, Any]:
     pos = staking.position(user.chain)
     if amount <= 0 or amount > pos.free:
         raise UserError(
-            f"can request between 0 and the free stake ({fmt_tokens(pos.free)} VERI), not {fmt_tokens(amount)}"
+            f"can request between 0 and the free stake ({tokens.format_tokens(pos.free)} VERI), "
+            f"not {tokens.format_tokens(amount)}"
         )
     r = user.chain.transact(user.chain.stake_manager.functions.requestWithdrawal(amount))
     return {"txs": [_hex(r["transactionHash"])], **stake_position(user)}
@@ -572,7 +570,7 @@ def stake_withdraw(user: User) -> dict[str, Any]:
     if not change.withdrawn:
         pos = staking.position(user.chain)
         now = int(user.chain.w3.eth.get_block("latest")["timestamp"])
-        wait = f"; {fmt_tokens(pos.unbonding)} VERI unbond in {pos.releaseAt - now}s" if pos.unbonding else ""
+        wait = f"; {tokens.format_tokens(pos.unbonding)} VERI unbond in {pos.releaseAt - now}s" if pos.unbonding else ""
         raise UserError(f"nothing to withdraw for {user.address} yet{wait}")
     return {"withdrawn": str(change.withdrawn), "txs": change.tx_hashes, **stake_position(user)}
 

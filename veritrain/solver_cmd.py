@@ -1,4 +1,4 @@
-"""``veritrain solver``: run a solver node (issue #5; see :mod:`solver.node`)."""
+"""``veritrain solver``: run a solver node (see :mod:`solver.node`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from typing import Annotated
 
 import typer
 
-from veritrain.node_opts import (
-    DEFAULT_RPC,
+from veritrain.options import (
+    ApiOpt,
     DeploymentOpt,
     KeyFileOpt,
     KeyOpt,
     LogLevelOpt,
+    RoleOpt,
     RpcOpt,
     ThreadsOpt,
     fail,
+    resolve_node,
     tokens_option,
 )
 
@@ -55,9 +57,10 @@ def _adversary_params(items: list[str]) -> dict:
 def solver(
     key: KeyOpt = None,
     key_file: KeyFileOpt = None,
-    rpc: RpcOpt = DEFAULT_RPC,
+    role: RoleOpt = None,
+    rpc: RpcOpt = None,
     deployment: DeploymentOpt = None,
-    api: Annotated[str, typer.Option("--api", help="Marketplace API URL.")] = "http://127.0.0.1:8000",
+    api: ApiOpt = None,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="State folder (default $VERITRAIN_HOME/solver-<address>).")
     ] = None,
@@ -98,13 +101,11 @@ def solver(
     """Run a solver node: stake, bid on jobs it can run, train them reproducibly, commit, serve checkpoints,
     defend disputes, collect payment. Runs until Ctrl-C / SIGTERM; safe to kill -9 and restart.
     """
-    from protocol.deploy import load_deployment
     from protocol.errors import ChainMismatch, RpcUnavailable, VeritrainError
     from protocol.node import (
         NodeConfigError,
         StopFlag,
         clear_ready_file,
-        load_account,
         log_event,
         run_loop,
         setup_logging,
@@ -112,7 +113,6 @@ def solver(
     )
     from solver.adversary import UnknownAdversary, make_adversary
     from solver.profile import MODEL_EXAMPLES
-    from veritrain.devnet import veritrain_home
 
     params = _adversary_params(adversary_param or [])
     if params and adversary is None:
@@ -129,18 +129,8 @@ def solver(
         fail(f"--models: unknown model kind(s) {bad}; choose from {', '.join(MODEL_EXAMPLES)}")
     stake_wei = tokens_option(stake, "--stake")
     floor_wei = tokens_option(price_floor, "--price-floor")
-    try:
-        account = load_account(key, key_file)
-    except NodeConfigError as exc:
-        fail(str(exc))
-    home = veritrain_home()
-    dep_path = deployment or home / "deployment.json"
-    if not dep_path.exists():
-        fail(f"deployment file {dep_path} does not exist: run `veritrain devnet up` (or pass --deployment)")
-    try:
-        dep = load_deployment(dep_path)
-    except (VeritrainError, ValueError, OSError) as exc:
-        fail(f"cannot read deployment {dep_path}: {exc}")
+    setup = resolve_node(key=key, key_file=key_file, role=role, rpc=rpc, deployment=deployment, api=api)
+    account, rpc, dep, api, home = setup.account, setup.rpc, setup.deployment, setup.api, setup.home
     ddir = data_dir or home / f"solver-{account.address[2:10].lower()}"
     try:
         logger = setup_logging("solver", ddir, log_level)

@@ -8,20 +8,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from veritrain.job_cmd import (
-    ApiOpt,
-    DeploymentOpt,
-    HomeOpt,
-    JsonOpt,
-    KeyFileOpt,
-    KeyOpt,
-    RoleOpt,
-    RpcOpt,
-    connect_user,
-    emit,
-    fail,
-    user_errors,
-)
+from veritrain.job_cmd import connect_user, emit, fail, user_errors
+from veritrain.options import ApiOpt, DeploymentOpt, HomeOpt, JsonOpt, KeyFileOpt, KeyOpt, RoleOpt, RpcOpt
 
 app = typer.Typer(
     name="stake",
@@ -32,14 +20,14 @@ app = typer.Typer(
 
 
 def _show(pos: dict, as_json: bool) -> None:
-    from veritrain.market import fmt_tokens
+    from protocol.tokens import format_tokens
 
     if as_json:
         emit(pos)
         return
     table = Table(title=f"stake of {pos['address']}", show_header=False)
     for k in ("wallet", "free", "locked", "unbonding", "claimable", "draw_weight"):
-        table.add_row(k, f"{fmt_tokens(int(pos[k]))} VERI")
+        table.add_row(k, f"{format_tokens(int(pos[k]))} VERI")
     table.add_row("verifier", "yes" if pos["verifier"] else "no")
     if int(pos["unbonding"]):
         table.add_row("release_at", str(pos["release_at"]))

@@ -1,4 +1,4 @@
-"""``veritrain verifier``: run a verifier node (issue #6; see :mod:`verifier.node`)."""
+"""``veritrain verifier``: run a verifier node (see :mod:`verifier.node`)."""
 
 from __future__ import annotations
 
@@ -9,15 +9,17 @@ from typing import Annotated
 
 import typer
 
-from veritrain.node_opts import (
-    DEFAULT_RPC,
+from veritrain.options import (
+    ApiOpt,
     DeploymentOpt,
     KeyFileOpt,
     KeyOpt,
     LogLevelOpt,
+    RoleOpt,
     RpcOpt,
     ThreadsOpt,
     fail,
+    resolve_node,
     tokens_option,
 )
 
@@ -37,11 +39,10 @@ Examples:
 def verifier(
     key: KeyOpt = None,
     key_file: KeyFileOpt = None,
-    rpc: RpcOpt = DEFAULT_RPC,
+    role: RoleOpt = None,
+    rpc: RpcOpt = None,
     deployment: DeploymentOpt = None,
-    api: Annotated[str, typer.Option("--api", help="Marketplace API URL (blob and leaf-list mirror).")] = (
-        "http://127.0.0.1:8000"
-    ),
+    api: ApiOpt = None,
     data_dir: Annotated[
         Path | None, typer.Option("--data-dir", help="State folder (default $VERITRAIN_HOME/verifier-<address>).")
     ] = None,
@@ -68,14 +69,12 @@ def verifier(
     (and play the dispute down the tree), arbitrate when drawn, collect fees and bounties. Runs until Ctrl-C /
     SIGTERM; safe to kill -9 and restart (state in --data-dir and on chain).
     """
-    from protocol.deploy import load_deployment
     from protocol.errors import ChainMismatch, RpcUnavailable, VeritrainError
     from protocol.node import (
         HttpService,
         NodeConfigError,
         StopFlag,
         clear_ready_file,
-        load_account,
         log_event,
         parse_listen,
         run_loop,
@@ -83,24 +82,16 @@ def verifier(
         write_ready_file,
     )
     from verifier.node import ADVERSARIES
-    from veritrain.devnet import veritrain_home
 
     if adversary is not None and adversary not in ADVERSARIES:
         fail(f"--adversary: unknown verifier adversary {adversary!r}; known: {', '.join(ADVERSARIES)}")
     stake_wei = tokens_option(stake, "--stake")
+    setup = resolve_node(key=key, key_file=key_file, role=role, rpc=rpc, deployment=deployment, api=api)
+    account, rpc, dep, api, home = setup.account, setup.rpc, setup.deployment, setup.api, setup.home
     try:
-        account = load_account(key, key_file)
         host, port = parse_listen(listen)
     except NodeConfigError as exc:
         fail(str(exc))
-    home = veritrain_home()
-    dep_path = deployment or home / "deployment.json"
-    if not dep_path.exists():
-        fail(f"deployment file {dep_path} does not exist: run `veritrain devnet up` (or pass --deployment)")
-    try:
-        dep = load_deployment(dep_path)
-    except (VeritrainError, ValueError, OSError) as exc:
-        fail(f"cannot read deployment {dep_path}: {exc}")
     ddir = Path(data_dir or home / f"verifier-{account.address[2:10].lower()}")
     try:
         logger = setup_logging("verifier", ddir, log_level)

@@ -1,4 +1,4 @@
-"""Independent audit of disputes and jobs from raw chain data (issue #9; rule ids in docs/audit.md).
+"""Independent audit of disputes and jobs from raw chain data (rule ids in docs/audit.md).
 
 - :mod:`protocol.audit.record`  read a dispute/job from an RPC node into a JSON record (export, reload)
 - :mod:`protocol.audit.dispute` the dispute rules (descent, leaf proofs, committee, votes, clocks, settlement)
