@@ -51,11 +51,13 @@ from typing import Any, BinaryIO, Protocol, TypeVar
 
 import httpx
 
+from protocol.budget import FetchBudget
 from protocol.errors import (
     BadAddress,
     BlobCorrupt,
     BlobError,
     BlobNotFound,
+    BlobTimeout,
     BlobTooLarge,
     BlobUnavailable,
 )
@@ -473,10 +475,15 @@ class LocalBlobStore:
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {addr} in {self.root}") from None
 
-    def get(self, address: AddressLike, kind: BlobKind | str | None = None) -> bytes:
-        """The blob's bytes, verified against the address. ``kind=None`` finds whichever kind is stored."""
+    def get(
+        self, address: AddressLike, kind: BlobKind | str | None = None, *, budget: FetchBudget | None = None
+    ) -> bytes:
+        """The blob's bytes, verified against the address. ``kind=None`` finds whichever kind is stored. With
+        ``budget`` a stored copy over its byte cap is :class:`BlobTooLarge` (local reads have no deadline)."""
         addr, k, p = self._locate(address, kind)
         try:
+            if budget is not None and p.stat().st_size > budget.max_bytes:
+                raise BlobTooLarge(f"stored {addr} is {p.stat().st_size} bytes, over the {budget.max_bytes} it may be")
             data = p.read_bytes()
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {addr} in {self.root}") from None
@@ -515,8 +522,16 @@ class LocalBlobStore:
         with self.open(address, kind) as blob:
             return blob.info
 
-    def fetch_into(self, store: LocalBlobStore, address: AddressLike, kind: BlobKind | str | None = None) -> BlobInfo:
+    def fetch_into(
+        self,
+        store: LocalBlobStore,
+        address: AddressLike,
+        kind: BlobKind | str | None = None,
+        *,
+        budget: FetchBudget | None = None,
+    ) -> BlobInfo:
         """Copies a blob into another store, verified on both sides, streaming (into itself: just verifies)."""
+        del budget  # local copies have no deadline
         if store.root.resolve() == self.root.resolve():
             return self.verify(address, kind)
         with self.open(address, kind, preverify=False) as blob:
@@ -609,10 +624,15 @@ class HttpBlobClient:
         self.max_backoff = max_backoff
         self.max_blob_bytes = max_blob_bytes
         self._own = http_client is None
+        self.timeout = float(timeout)
         self.http = http_client or httpx.Client(timeout=httpx.Timeout(timeout), follow_redirects=True)
 
     def __repr__(self) -> str:
         return f"HttpBlobClient({self.base_url!r})"
+
+    def _timeout(self, budget: FetchBudget | None) -> httpx.Timeout:
+        """The per-request timeout: this client's, cut to what the budget has left."""
+        return httpx.Timeout(self.timeout if budget is None else budget.timeout(self.timeout))
 
     def close(self) -> None:
         if self._own:
@@ -627,19 +647,28 @@ class HttpBlobClient:
     def _url(self, address: str | None = None) -> str:
         return f"{self.base_url}/blobs" + (f"/{address}" if address else "")
 
-    def _with_retries(self, what: str, attempt: Callable[[], T]) -> T:
+    def _with_retries(self, what: str, attempt: Callable[[], T], budget: FetchBudget | None = None) -> T:
         last: BaseException | None = None
+        tries = 0
         for i in range(self.retries + 1):
             if i:
-                delay = min(self.max_backoff, self.backoff * 2 ** (i - 1))
-                time.sleep(delay * (0.5 + random.random() / 2))
+                delay = min(self.max_backoff, self.backoff * 2 ** (i - 1)) * (0.5 + random.random() / 2)
+                if budget is not None and budget.remaining() <= delay:
+                    break  # no time for another try: give the caller what is left of its deadline
+                time.sleep(delay)
+            if budget is not None and budget.expired():
+                raise BlobTimeout(f"{what} from {self.base_url}: no time left before its deadline")
+            tries += 1
             try:
                 return attempt()
             except _Retry as exc:
                 last = exc
+            except httpx.TimeoutException as exc:
+                if budget is not None:  # a stalled server under a deadline: not worth another try
+                    raise BlobTimeout(f"{what} from {self.base_url} stalled ({type(exc).__name__})") from exc
+                last = exc
             except httpx.TransportError as exc:
                 last = exc
-        tries = self.retries + 1
         raise BlobUnavailable(f"{what} from {self.base_url} failed after {tries} tries: {last}") from last
 
     def _raise_for(self, response: httpx.Response, addr: str | None, what: str) -> None:
@@ -681,24 +710,31 @@ class HttpBlobClient:
         if length is not None and length.isdigit() and int(length) > limit:
             raise BlobTooLarge(f"{addr} on {self.base_url} is {length} bytes, over the {limit}-byte limit")
 
-    def get(self, address: AddressLike, kind: BlobKind | str | None = None) -> bytes:
+    def get(
+        self, address: AddressLike, kind: BlobKind | str | None = None, *, budget: FetchBudget | None = None
+    ) -> bytes:
         """Downloads a blob into memory and verifies it. ``kind=None`` uses the kind the server declares (the
-        bytes must still hash to the address under it)."""
+        bytes must still hash to the address under it). With ``budget`` the download also stops at its byte
+        cap, deadline or minimum rate (:class:`BlobTooLarge`, :class:`BlobTimeout`)."""
         addr = parse_address(address)
         want = None if kind is None else parse_kind(kind)
+        limit = self.max_blob_bytes if budget is None else min(self.max_blob_bytes, budget.max_bytes)
 
         def attempt() -> bytes:
             params = {} if want is None else {"kind": want.value}
-            with self.http.stream("GET", self._url(addr), params=params) as r:
+            started = time.monotonic()
+            with self.http.stream("GET", self._url(addr), params=params, timeout=self._timeout(budget)) as r:
                 self._raise_for(r, addr, f"GET {addr}")
                 k = self._response_kind(r, want, addr)
-                self._check_length(r, self.max_blob_bytes, addr)
+                self._check_length(r, limit, addr)
                 parts = []
                 hasher = _hasher(k)
                 for chunk in r.iter_bytes():
                     hasher.update(chunk)
-                    if hasher.size > self.max_blob_bytes:
-                        raise BlobTooLarge(f"{addr} from {self.base_url} runs over {self.max_blob_bytes} bytes")
+                    if hasher.size > limit:
+                        raise BlobTooLarge(f"{addr} from {self.base_url} runs over {limit} bytes")
+                    if budget is not None:
+                        budget.check(hasher.size, started, f"GET {addr} from {self.base_url}")
                     parts.append(chunk)
             got = "0x" + hasher.digest().hex()
             if got != addr:
@@ -707,29 +743,45 @@ class HttpBlobClient:
                 )
             return b"".join(parts)
 
-        return self._with_retries(f"GET {addr}", attempt)
+        return self._with_retries(f"GET {addr}", attempt, budget)
 
-    def fetch_into(self, store: LocalBlobStore, address: AddressLike, kind: BlobKind | str | None = None) -> BlobInfo:
+    def fetch_into(
+        self,
+        store: LocalBlobStore,
+        address: AddressLike,
+        kind: BlobKind | str | None = None,
+        *,
+        budget: FetchBudget | None = None,
+    ) -> BlobInfo:
         """Streams a blob into ``store`` (a temp file there, verified, then renamed); memory stays bounded."""
         addr = parse_address(address)
         want = None if kind is None else parse_kind(kind)
+        limit = self.max_blob_bytes if budget is None else min(self.max_blob_bytes, budget.max_bytes)
 
         def attempt() -> BlobInfo:
             params = {} if want is None else {"kind": want.value}
-            with self.http.stream("GET", self._url(addr), params=params) as r:
+            started = time.monotonic()
+            with self.http.stream("GET", self._url(addr), params=params, timeout=self._timeout(budget)) as r:
                 self._raise_for(r, addr, f"GET {addr}")
                 k = self._response_kind(r, want, addr)
+                self._check_length(r, limit, addr)
                 length = r.headers.get("content-length")
                 hint = int(length) if length is not None and length.isdigit() else None
                 with store.writer(k, expected=addr, size_hint=hint) as w:
+                    received = 0
                     for chunk in r.iter_bytes():
+                        received += len(chunk)
+                        if received > limit:
+                            raise BlobTooLarge(f"{addr} from {self.base_url} runs over {limit} bytes")
+                        if budget is not None:
+                            budget.check(received, started, f"GET {addr} from {self.base_url}")
                         w.write(chunk)
                     try:
                         return w.commit()
                     except BlobCorrupt as exc:
                         raise BlobCorrupt(f"{self.base_url} served bad bytes: {exc}") from None
 
-        return self._with_retries(f"GET {addr}", attempt)
+        return self._with_retries(f"GET {addr}", attempt, budget)
 
     def head(self, address: AddressLike, kind: BlobKind | str | None = None) -> BlobInfo | None:
         """Size and kind the server reports (not verified), or None if it does not have the blob."""
@@ -813,10 +865,17 @@ class HttpBlobClient:
 class BlobSource(Protocol):
     """What :class:`MirroredBlobReader` needs of a source: a local store or an HTTP client."""
 
-    def get(self, address: AddressLike, kind: BlobKind | str | None = None) -> bytes: ...
+    def get(
+        self, address: AddressLike, kind: BlobKind | str | None = None, *, budget: FetchBudget | None = None
+    ) -> bytes: ...
 
     def fetch_into(
-        self, store: LocalBlobStore, address: AddressLike, kind: BlobKind | str | None = None
+        self,
+        store: LocalBlobStore,
+        address: AddressLike,
+        kind: BlobKind | str | None = None,
+        *,
+        budget: FetchBudget | None = None,
     ) -> BlobInfo: ...
 
 
@@ -841,14 +900,25 @@ class MirroredBlobReader:
         err.attempts = attempts  # type: ignore[attr-defined]
         return err
 
-    def get_with_source(self, address: AddressLike, kind: BlobKind | str | None = None) -> tuple[bytes, BlobSource]:
-        """The verified bytes and the source that served them."""
+    def _budget_for(self, index: int, budget: FetchBudget | None) -> FetchBudget | None:
+        """Source ``index``'s part of ``budget``: an equal share of the time left among the remote sources not
+        tried yet (the local cache takes none)."""
+        if budget is None or self.sources[index] is self.cache:
+            return budget
+        left = sum(1 for s in self.sources[index:] if s is not self.cache)
+        return budget.share(left)
+
+    def get_with_source(
+        self, address: AddressLike, kind: BlobKind | str | None = None, *, budget: FetchBudget | None = None
+    ) -> tuple[bytes, BlobSource]:
+        """The verified bytes and the source that served them. With ``budget`` every source gets a fair share of
+        its time and its full byte cap."""
         addr = parse_address(address)
         want = None if kind is None else parse_kind(kind)
         attempts: list[tuple[BlobSource, BaseException]] = []
-        for src in self.sources:
+        for i, src in enumerate(self.sources):
             try:
-                data = src.get(addr, want)
+                data = src.get(addr, want, budget=self._budget_for(i, budget))
             except (BlobNotFound, BlobCorrupt, BlobUnavailable, BlobTooLarge) as exc:
                 attempts.append((src, exc))
                 continue
@@ -858,22 +928,31 @@ class MirroredBlobReader:
                     k = SHA256 if sha256_address(data) == addr else STATE
                 try:
                     self.cache.write(data, k, expected=addr)
-                except (OSError, BlobError):  # a full or broken cache must not lose a verified read
-                    pass
+                except (OSError, BlobError, StateFormatError):
+                    pass  # a full or broken cache, or a malformed state (the caller judges it), must not lose the read
             return data, src
         raise self._fail(addr, attempts)
 
-    def get(self, address: AddressLike, kind: BlobKind | str | None = None) -> bytes:
-        return self.get_with_source(address, kind)[0]
+    def get(
+        self, address: AddressLike, kind: BlobKind | str | None = None, *, budget: FetchBudget | None = None
+    ) -> bytes:
+        return self.get_with_source(address, kind, budget=budget)[0]
 
-    def fetch_into(self, store: LocalBlobStore, address: AddressLike, kind: BlobKind | str | None = None) -> BlobInfo:
+    def fetch_into(
+        self,
+        store: LocalBlobStore,
+        address: AddressLike,
+        kind: BlobKind | str | None = None,
+        *,
+        budget: FetchBudget | None = None,
+    ) -> BlobInfo:
         """Streams the first verified copy into ``store``."""
         addr = parse_address(address)
         want = None if kind is None else parse_kind(kind)
         attempts: list[tuple[BlobSource, BaseException]] = []
-        for src in self.sources:
+        for i, src in enumerate(self.sources):
             try:
-                return src.fetch_into(store, addr, want)
+                return src.fetch_into(store, addr, want, budget=self._budget_for(i, budget))
             except (BlobNotFound, BlobCorrupt, BlobUnavailable, BlobTooLarge, StateFormatError) as exc:
                 attempts.append((src, exc))
         raise self._fail(addr, attempts)

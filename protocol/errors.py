@@ -96,6 +96,11 @@ class BlobUnavailable(BlobError, ConnectionError):
     """A blob server (or every mirror) could not be reached or kept failing after the bounded retries."""
 
 
+class BlobTimeout(BlobUnavailable, TimeoutError):
+    """A download did not finish within its deadline, or ran slower than its minimum rate (a stalled or trickling
+    server); what was received is dropped."""
+
+
 class RpcUnavailable(VeritrainError, ConnectionError):
     """The Ethereum RPC node could not be reached (connection refused or dropped, timeouts, HTTP 5xx/429)
     and kept failing after the bounded retries; the message names the URL and what was being done."""

@@ -20,6 +20,7 @@ import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -27,9 +28,10 @@ import httpx
 
 from protocol import merkle
 from protocol.blobstore import HttpBlobClient, LocalBlobStore, MirroredBlobReader
-from protocol.errors import BlobError, VeritrainError
+from protocol.budget import FetchBudget
+from protocol.errors import BlobError, BlobTimeout, BlobTooLarge, BlobUnavailable, VeritrainError
 from protocol.spec import JobSpec, SpecError, parse_spec
-from protocol.state import StateFormatError, StateRootMismatch, TrainingState, deserialize, state_root
+from protocol.state import StateFormatError, StateRootMismatch, TrainingState, deserialize, read_layout, state_root
 
 
 class AuditError(VeritrainError, RuntimeError):
@@ -37,8 +39,36 @@ class AuditError(VeritrainError, RuntimeError):
     with the Python sampler, or the spec/dataset named by the order cannot be found anywhere."""
 
 
+class Evidence(StrEnum):
+    """What checking one segment found. Every kind but ``MATCH`` is evidence against the solver's commitment."""
+
+    MATCH = "match"  # the replay gives the committed leaf
+    MISMATCH = "mismatch"  # the replay gives another state root
+    INVALID = "invalid"  # a blob that hashes to the committed root but is not a state this job can have
+    UNAVAILABLE = "unavailable"  # refused, missing, or bytes that do not hash to their address, from every source
+    TIMEOUT = "timeout"  # every source stalled, trickled or overran its byte cap within the deadline
+
+
 class Unavailable(VeritrainError, RuntimeError):
-    """Something the solver owes (leaf list, a checkpoint) could not be fetched or did not verify."""
+    """Something the solver owes (leaf list, a checkpoint) could not be fetched or did not verify. ``evidence``
+    says which way: :attr:`Evidence.UNAVAILABLE`, :attr:`Evidence.TIMEOUT` or :attr:`Evidence.INVALID`."""
+
+    def __init__(self, message: str, evidence: Evidence = Evidence.UNAVAILABLE) -> None:
+        super().__init__(message)
+        self.evidence = evidence
+
+
+def _fetch_evidence(exc: BaseException) -> Evidence:
+    """Timeout if every source that answered at all ran out of its budget, else unavailable."""
+    attempts = getattr(exc, "attempts", None) or [(None, exc)]
+    remote = [e for src, e in attempts if not isinstance(src, LocalBlobStore)]
+    if remote and all(isinstance(e, BlobTimeout | BlobTooLarge) for e in remote):
+        return Evidence.TIMEOUT
+    return Evidence.UNAVAILABLE
+
+
+#: Byte cap of a spec document (they are a few KB).
+MAX_SPEC_BYTES = 1 << 20
 
 
 @dataclass(frozen=True)
@@ -61,6 +91,11 @@ class JobRef:
 
 def leaves_match_root(leaves: Sequence[bytes], num_leaves: int, root: bytes) -> bool:
     return len(leaves) == num_leaves and merkle.rfc9162_root([merkle.leaf_hash(x) for x in leaves]) == root
+
+
+def max_leaf_list_bytes(num_leaves: int) -> int:
+    """The most a leaf-list document of ``num_leaves`` leaves can take (``"0x…",`` per leaf plus its envelope)."""
+    return 70 * num_leaves + 4096
 
 
 def _parse_leaves(doc: Any) -> list[bytes]:
@@ -89,6 +124,9 @@ class Sources:
         self._leaves: dict[bytes, list[bytes]] = {}
         self._specs: dict[bytes, JobSpec] = {}
         self._datasets: dict[str, Any] = {}
+        #: Checkpoints found to hash to their root yet not be a state of their job: the verdict is final (the
+        #: bytes are fixed by the root), so they are never downloaded again (an arbiter after the auditor).
+        self._invalid: dict[bytes, str] = {}
 
     def close(self) -> None:
         self.http.close()
@@ -119,19 +157,42 @@ class Sources:
             urls.append(f"{self.api_url}/jobs/{job.hex_id}/leaves")
         return urls
 
-    def leaves(self, job: JobRef) -> list[bytes]:
-        """The job's leaf list, verified against the committed root; raises :class:`Unavailable`."""
+    def _get_json(self, url: str, budget: FetchBudget, what: str) -> Any:
+        """A JSON document from ``url`` within ``budget`` (streamed: the byte cap and the deadline hold)."""
+        started = time.monotonic()
+        body = bytearray()
+        with self.http.stream("GET", url, timeout=httpx.Timeout(budget.timeout(self.timeout))) as r:
+            if r.status_code != 200:
+                raise BlobUnavailable(f"HTTP {r.status_code}")
+            for chunk in r.iter_bytes():
+                body += chunk
+                budget.check(len(body), started, what)
+        try:
+            return json.loads(body)
+        except RecursionError:
+            raise ValueError("the document nests JSON too deeply") from None
+
+    def leaves(self, job: JobRef, budget: FetchBudget | None = None) -> list[bytes]:
+        """The job's leaf list, verified against the committed root; raises :class:`Unavailable` (evidence
+        ``timeout`` when every source stalled or overran the list's size). ``budget``'s deadline is shared by
+        the sources in turn; its byte cap is what ``N`` leaves can take."""
         if job.job_id in self._leaves:
             return self._leaves[job.job_id]
-        tried = []
-        for url in self.leaf_urls(job):
+        urls = self.leaf_urls(job)
+        budget = (budget or FetchBudget(max_bytes=0)).capped(max_leaf_list_bytes(job.num_leaves))
+        if budget.max_bytes == 0:
+            budget = FetchBudget(max_bytes=max_leaf_list_bytes(job.num_leaves))
+        tried: list[str] = []
+        timeouts = 0
+        for i, url in enumerate(urls):
+            part = budget.share(len(urls) - i)
             try:
-                r = self.http.get(url)
-                if r.status_code != 200:
-                    tried.append(f"{url}: HTTP {r.status_code}")
-                    continue
-                leaves = _parse_leaves(r.json())
-            except (httpx.HTTPError, ValueError, json.JSONDecodeError) as exc:
+                leaves = _parse_leaves(self._get_json(url, part, f"leaf list of {job.hex_id} from {url}"))
+            except (BlobTimeout, BlobTooLarge, httpx.TimeoutException) as exc:
+                timeouts += 1
+                tried.append(f"{url}: {type(exc).__name__}: {exc}")
+                continue
+            except (httpx.HTTPError, BlobError, ValueError) as exc:
                 tried.append(f"{url}: {type(exc).__name__}: {exc}")
                 continue
             if not leaves_match_root(leaves, job.num_leaves, job.trajectory_root):
@@ -139,15 +200,17 @@ class Sources:
                 continue
             self._leaves[job.job_id] = leaves
             return leaves
-        raise Unavailable(f"no verified leaf list for job {job.hex_id} ({'; '.join(tried) or 'no source'})")
+        evidence = Evidence.TIMEOUT if urls and timeouts == len(urls) else Evidence.UNAVAILABLE
+        raise Unavailable(f"no verified leaf list for job {job.hex_id} ({'; '.join(tried) or 'no source'})", evidence)
 
     # ------------------------------------------------------------------ spec, data, states
 
-    def spec(self, job: JobRef) -> JobSpec:
+    def spec(self, job: JobRef, budget: FetchBudget | None = None) -> JobSpec:
         if job.spec_hash in self._specs:
             return self._specs[job.spec_hash]
+        cap = MAX_SPEC_BYTES if budget is None else budget.capped(MAX_SPEC_BYTES)
         try:
-            raw = self.reader(job).get(job.spec_hash, "sha256")
+            raw = self.reader(job).get(job.spec_hash, "sha256", budget=_as_budget(cap))
             spec = parse_spec(raw)
         except (BlobError, SpecError) as exc:
             raise AuditError(f"spec 0x{job.spec_hash.hex()} of job {job.hex_id}: {exc}") from exc
@@ -156,24 +219,63 @@ class Sources:
         self._specs[job.spec_hash] = spec
         return spec
 
-    def dataset(self, job: JobRef, spec: JobSpec):
+    def dataset(self, job: JobRef, spec: JobSpec, budget: FetchBudget | None = None):
         from protocol.engine import DatasetError, load_dataset
 
         key = spec.dataset.digest
         if key not in self._datasets:
             try:
-                self._datasets[key] = load_dataset(spec.dataset, store=self.reader(job))
+                store = _BudgetedReader(self.reader(job), budget)
+                self._datasets[key] = load_dataset(spec.dataset, store=store)
             except (DatasetError, BlobError) as exc:
                 raise AuditError(f"dataset {key} of job {job.hex_id}: {exc}") from exc
         return self._datasets[key]
 
-    def state(self, job: JobRef, root: bytes) -> TrainingState:
-        """The checkpoint whose state root is ``root``, verified; raises :class:`Unavailable`."""
+    def state(
+        self, job: JobRef, root: bytes, trainer: Any, step: int, budget: FetchBudget | None = None
+    ) -> TrainingState:
+        """The checkpoint whose state root is ``root``, which must be a state of ``trainer``'s job after ``step``
+        steps. Its download is capped at what such a state can weigh; its manifest is checked against the job
+        (:meth:`protocol.engine.Trainer.check_layout`) before any tensor byte is parsed. Raises
+        :class:`Unavailable`: evidence ``invalid`` for bytes that hash to ``root`` but are no such state,
+        ``timeout``/``unavailable`` when no source delivered them."""
+        from protocol.engine import EngineError
+
+        if root in self._invalid:
+            raise Unavailable(self._invalid[root], Evidence.INVALID)
+        cap = trainer.max_state_bytes(step)
+        part = FetchBudget(max_bytes=cap) if budget is None else budget.capped(cap)
         try:
-            data = self.reader(job).get(root, "state")
+            data = self.reader(job).get(root, "state", budget=part)
+        except BlobError as exc:
+            raise Unavailable(f"checkpoint 0x{root.hex()} of job {job.hex_id}: {exc}", _fetch_evidence(exc)) from exc
+        try:
+            layout = read_layout(data)
+            trainer.check_layout(layout)
+            if layout.step != step:
+                raise StateFormatError(f"it is the state after step {layout.step}, not {step}")
             return deserialize(data, expected_root=root)
-        except (BlobError, StateFormatError, StateRootMismatch) as exc:
-            raise Unavailable(f"checkpoint 0x{root.hex()} of job {job.hex_id}: {exc}") from exc
+        except (StateFormatError, StateRootMismatch, EngineError) as exc:
+            message = f"checkpoint 0x{root.hex()} of job {job.hex_id} is not a state of this job: {exc}"
+            self._invalid[root] = message
+            raise Unavailable(message, Evidence.INVALID) from exc
+
+
+def _as_budget(b: FetchBudget | int) -> FetchBudget:
+    return FetchBudget(max_bytes=b) if isinstance(b, int) else b
+
+
+class _BudgetedReader:
+    """A blob reader with a fixed budget, for code that calls ``get(address)`` (the dataset loader)."""
+
+    def __init__(self, reader: MirroredBlobReader, budget: FetchBudget | None) -> None:
+        self.reader, self.budget = reader, budget
+
+    def get(self, address: Any, kind: Any = None) -> bytes:
+        return self.reader.get(address, kind, budget=self.budget)
+
+    def __str__(self) -> str:
+        return ", ".join(repr(s) for s in self.reader.sources)
 
 
 #: Kinds of job (see :func:`_warm_key`) whose kernels this process has warmed up; JIT state is per process.
@@ -214,39 +316,48 @@ class SegmentReplayer:
             _WARMED.add(key)
             self.warmup_seconds += time.perf_counter() - t0
 
-    def _trainer(self, job: JobRef):
+    def _trainer(self, job: JobRef, budget: FetchBudget | None = None):
         from protocol.engine import Trainer
 
-        spec = self.sources.spec(job)
-        return Trainer(spec, self.sources.dataset(job, spec), self.device)
+        spec = self.sources.spec(job, budget)
+        return Trainer(spec, self.sources.dataset(job, spec, budget), self.device)
 
-    def pre_state(self, job: JobRef, pre_root: bytes, index: int) -> TrainingState:
+    def pre_state(
+        self, job: JobRef, pre_root: bytes, index: int, trainer: Any = None, budget: FetchBudget | None = None
+    ) -> TrainingState:
         """The pre-state of segment ``index`` whose root is ``pre_root``: computed when it is the job's
-        C_init, else fetched (solver, mirror) and verified. Raises :class:`Unavailable`."""
+        C_init, else fetched (solver, mirror) within ``budget`` and checked to be this job's state at the
+        segment's first step. Raises :class:`Unavailable`."""
+        trainer = trainer or self._trainer(job, budget)
         if pre_root == job.init_state_root:
             if job.spec_hash not in self._init_roots:
-                init = self._trainer(job).init()
+                init = trainer.init()
                 self._init_roots[job.spec_hash] = (state_root(init), init)
             root, init = self._init_roots[job.spec_hash]
             if root != pre_root:
                 raise Unavailable(f"C_init of job {job.hex_id} computes to 0x{root.hex()}, not 0x{pre_root.hex()}")
             return init
-        return self.sources.state(job, pre_root)
+        return self.sources.state(job, pre_root, trainer, index * trainer.spec.checkpoint_interval, budget)
 
-    def replay(self, job: JobRef, pre_root: bytes, index: int) -> bytes:
+    def replay(self, job: JobRef, pre_root: bytes, index: int, budget: FetchBudget | None = None) -> bytes:
         """The state root after segment ``index`` replayed from ``pre_root``. Raises :class:`Unavailable` if
-        the pre-state cannot be had or is not the start of segment ``index``."""
-        return self.replay_timed(job, pre_root, index)[0]
+        the pre-state cannot be had (within ``budget``) or is not the start of segment ``index``."""
+        return self.replay_timed(job, pre_root, index, budget)[0]
 
-    def replay_timed(self, job: JobRef, pre_root: bytes, index: int) -> tuple[bytes, float]:
+    def replay_timed(
+        self, job: JobRef, pre_root: bytes, index: int, budget: FetchBudget | None = None
+    ) -> tuple[bytes, float]:
         """:meth:`replay` and the seconds its optimizer steps took (also added to ``seconds``): like the solver's
         train seconds, loading and exporting the state and the one-time warm-up are not counted."""
         from protocol.engine import EngineError
 
-        pre = self.pre_state(job, pre_root, index)
-        trainer = self._trainer(job)
+        trainer = self._trainer(job, budget)
+        pre = self.pre_state(job, pre_root, index, trainer, budget)
         if pre.step != index * trainer.spec.checkpoint_interval:
-            raise Unavailable(f"pre-state 0x{pre_root.hex()} is at step {pre.step}, segment {index} starts elsewhere")
+            raise Unavailable(
+                f"pre-state 0x{pre_root.hex()} is at step {pre.step}, segment {index} starts elsewhere",
+                Evidence.INVALID,
+            )
         try:
             self.warm_up(trainer, pre)
             trainer.load(pre)
@@ -259,6 +370,6 @@ class SegmentReplayer:
             post = trainer.state()
         except EngineError as exc:
             raise Unavailable(
-                f"segment {index} of job {job.hex_id} cannot start from 0x{pre_root.hex()}: {exc}"
+                f"segment {index} of job {job.hex_id} cannot start from 0x{pre_root.hex()}: {exc}", Evidence.INVALID
             ) from exc
         return state_root(post), took

@@ -58,6 +58,8 @@ _TORCH_DTYPES: dict[torch.dtype, str] = {
     torch.bool: "bool",
 }
 _BY_NAME: dict[str, torch.dtype] = {v: k for k, v in _TORCH_DTYPES.items()}
+#: The manifest's name of each torch dtype a state may hold.
+DTYPE_NAMES: dict[torch.dtype, str] = dict(_TORCH_DTYPES)
 # numpy has no bfloat16: its bytes travel as int16 of the same width.
 _NUMPY_CARRIER = {torch.bfloat16: torch.int16}
 
@@ -164,6 +166,11 @@ class StateLayout:
 #: Bytes per element of each dtype name the format knows.
 ITEMSIZE: dict[str, int] = {name: torch.empty((), dtype=dt).element_size() for name, dt in _BY_NAME.items()}
 HEADER_SIZE = 12
+#: Largest manifest accepted (a state of 100 000 tensors has a manifest of ~10 MB).
+MAX_MANIFEST_BYTES = 16 << 20
+#: Longest tensor name and most dimensions a manifest entry may have.
+MAX_NAME_LENGTH = 512
+MAX_NDIM = 16
 
 
 def manifest_length(first12: bytes, total: int) -> int:
@@ -174,6 +181,8 @@ def manifest_length(first12: bytes, total: int) -> int:
     (mlen,) = struct.unpack("<Q", first12[4:HEADER_SIZE])
     if HEADER_SIZE + mlen > total:
         raise StateFormatError(f"manifest length {mlen} runs past the end of the data ({total} bytes)")
+    if mlen > MAX_MANIFEST_BYTES:
+        raise StateFormatError(f"manifest length {mlen} is over the {MAX_MANIFEST_BYTES}-byte limit")
     return mlen
 
 
@@ -190,12 +199,14 @@ def parse_manifest(raw: bytes, body_size: int) -> StateLayout:
         manifest = json.loads(raw)
     except ValueError as exc:
         raise StateFormatError(f"manifest is not JSON: {exc}") from None
+    except RecursionError:  # json nests by recursion: "[[[[…" must be an error, not a crash
+        raise StateFormatError("manifest nests JSON too deeply") from None
     if not isinstance(manifest, dict):
         raise StateFormatError("manifest is not a JSON object")
     try:
         canonical = canonical_json(manifest)
-    except ValueError as exc:
-        raise StateFormatError(f"manifest is not canonical JSON: {exc}") from None
+    except (ValueError, RecursionError) as exc:
+        raise StateFormatError(f"manifest is not canonical JSON: {type(exc).__name__}") from None
     if canonical != raw:
         raise StateFormatError("manifest is not canonical JSON (sorted keys, no spaces)")
     if manifest.get("format") != "veritrain-state" or manifest.get("version") != FORMAT_VERSION:
@@ -212,21 +223,25 @@ def parse_manifest(raw: bytes, body_size: int) -> StateLayout:
         if not isinstance(e, dict):
             raise StateFormatError("a manifest tensor entry is not an object")
         name, dtype, shape = e.get("name"), e.get("dtype"), e.get("shape")
-        if not isinstance(name, str) or not name:
-            raise StateFormatError(f"tensor name {name!r} is not a non-empty string")
+        if not isinstance(name, str) or not 0 < len(name) <= MAX_NAME_LENGTH:
+            raise StateFormatError(f"tensor name {str(name)[:80]!r} is not a string of 1..{MAX_NAME_LENGTH} characters")
         if prev is not None and name <= prev:
             raise StateFormatError("tensors are not in strictly ascending name order")
         prev = name
         if not isinstance(dtype, str) or dtype not in ITEMSIZE:
-            raise StateFormatError(f"tensor {name!r}: unknown dtype {dtype!r}")
-        if not isinstance(shape, list) or not all(_is_int(d) and d >= 0 for d in shape):
-            raise StateFormatError(f"tensor {name!r}: shape {shape!r} is not a list of non-negative integers")
+            raise StateFormatError(f"tensor {name!r}: unknown dtype {str(dtype)[:40]!r}")
+        if not isinstance(shape, list) or len(shape) > MAX_NDIM or not all(_is_int(d) and d >= 0 for d in shape):
+            raise StateFormatError(
+                f"tensor {name!r}: shape {str(shape)[:80]} is not a list of at most {MAX_NDIM} non-negative integers"
+            )
         count = 1
         for d in shape:
             count *= d
         nbytes = count * ITEMSIZE[dtype]
         if not _is_int(e.get("offset")) or e.get("offset") != offset or e.get("nbytes") != nbytes:
-            raise StateFormatError(f"tensor {name!r}: offset/size {e.get('offset')}/{e.get('nbytes')} inconsistent")
+            raise StateFormatError(
+                f"tensor {name!r}: offset/size {str(e.get('offset'))[:24]}/{str(e.get('nbytes'))[:24]} inconsistent"
+            )
         if offset + nbytes > body_size:
             raise StateFormatError(
                 f"tensor {name!r} is truncated: the data ends {offset + nbytes - body_size} bytes early"

@@ -26,6 +26,18 @@ The adversaries:
               and every leaf but the last, or only the pre-states of ``segments``): a replay or an arbitration
               of such a segment cannot get its pre-state and votes UNAVAILABLE.
 ``stall``     trains honestly, commits, and never answers a dispute: it loses on its chess clock.
+``malformed`` trains honestly, but stores the checkpoint of segment ``segment`` (default: drawn from the job id)
+              with a manifest the replay code does not expect (``flavor``: ``loss`` a string that is no float,
+              ``overflow`` an integer loss beyond any float, ``step`` a step counter of 2^62, ``tensor`` an
+              extra tensor, ``shape`` a parameter of another shape); the bytes hash to the committed leaf and
+              are served and mirrored like any checkpoint.
+``trickle``   lies like ``noise`` and serves every blob and leaf list at a few bytes a second.
+``hang``      lies like ``noise``; its server accepts every connection and never sends a byte.
+``bomb``      lies like ``noise``; its server answers every request with an endless body.
+
+The last three mirror their data honestly, so a verifier that gives up on the solver in time finds it on the
+marketplace mirror; together with ``withhold`` they are what DESIGN §8.5 calls evidence against the solver
+when no copy can be had.
 """
 
 from __future__ import annotations
@@ -38,16 +50,21 @@ from dataclasses import dataclass
 import torch
 
 from protocol.engine.runner import Trainer
+from protocol.state import TrainingState
 
 __all__ = [
     "ADVERSARIES",
     "Adversary",
     "Fake",
     "Honest",
+    "Bomb",
+    "Hang",
     "Lazy",
+    "Malformed",
     "Noise",
     "SegmentOutput",
     "Stall",
+    "Trickle",
     "UnknownAdversary",
     "Withhold",
     "make_adversary",
@@ -103,6 +120,13 @@ class Adversary:
     def withheld(self, job_id: bytes, init_root: bytes, leaves: Sequence[bytes]) -> set[bytes]:
         """The state roots of the job's checkpoints this solver never serves or mirrors."""
         return set()
+
+    def checkpoint(self, job_id: bytes, index: int, trainer: Trainer, state: TrainingState) -> TrainingState:
+        """The state stored (and committed) as segment ``index``'s checkpoint; by default the trained one."""
+        return state
+
+    #: How the solver's checkpoint server answers reads (``None``: honestly; see :mod:`solver.server`).
+    serve_mode: str | None = None
 
 
 class Honest(Adversary):
@@ -211,6 +235,68 @@ class Withhold(Adversary):
         return {pre[i] for i in which if i < len(pre)}
 
 
+class Malformed(Adversary):
+    """One checkpoint whose manifest hashes to the committed leaf but is no state of the job."""
+
+    name = "malformed"
+    FLAVORS = ("loss", "overflow", "step", "tensor", "shape")
+
+    def __init__(self, segment: int | None = None, flavor: str = "loss") -> None:
+        if segment is not None and segment < 0:
+            raise ValueError("malformed: segment must be >= 0")
+        if flavor not in self.FLAVORS:
+            raise ValueError(f"malformed: flavor must be one of {', '.join(self.FLAVORS)}")
+        self.segment, self.flavor = segment, flavor
+
+    def target(self, job_id: bytes, num_segments: int) -> int:
+        if self.segment is not None:
+            return min(self.segment, num_segments - 1)
+        return _digest_int(b"veritrain/malformed-segment", job_id) % num_segments
+
+    def describe(self) -> str:
+        which = "drawn from the job id" if self.segment is None else str(self.segment)
+        return f"malformed (checkpoint of segment {which} has a bad manifest: {self.flavor})"
+
+    def checkpoint(self, job_id: bytes, index: int, trainer: Trainer, state: TrainingState) -> TrainingState:
+        if index != self.target(job_id, trainer.spec.num_segments):
+            return state
+        tensors, meta, step = dict(state.tensors), dict(state.meta), state.step
+        if self.flavor == "loss":
+            meta["loss"] = "0.1 (trust me)"
+        elif self.flavor == "overflow":
+            meta["loss"] = 10**400
+        elif self.flavor == "step":
+            step = 2**62
+        elif self.flavor == "tensor":
+            tensors["param/zz_backdoor"] = torch.zeros(3)
+        else:
+            name = sorted(k for k in tensors if k.startswith("param/"))[0]
+            tensors[name] = tensors[name].reshape(-1)[:-1].clone() if tensors[name].numel() > 1 else torch.zeros(2)
+        return TrainingState(tensors=tensors, step=step, meta=meta)
+
+
+class _LyingServer(Noise):
+    """Lies like ``noise`` (one perturbed segment) and answers reads of its server in ``serve_mode``."""
+
+    def describe(self) -> str:
+        return f"{self.name} (serves {self.serve_mode}; {super().describe()})"
+
+
+class Trickle(_LyingServer):
+    name = "trickle"
+    serve_mode = "trickle"
+
+
+class Hang(_LyingServer):
+    name = "hang"
+    serve_mode = "hang"
+
+
+class Bomb(_LyingServer):
+    name = "bomb"
+    serve_mode = "bomb"
+
+
 class Stall(Adversary):
     """Honest training and commitment; never answers a dispute."""
 
@@ -228,6 +314,10 @@ ADVERSARIES: dict[str, type[Adversary]] = {
     "lazy": Lazy,
     "withhold": Withhold,
     "stall": Stall,
+    "malformed": Malformed,
+    "trickle": Trickle,
+    "hang": Hang,
+    "bomb": Bomb,
 }
 
 

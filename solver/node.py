@@ -179,7 +179,14 @@ class SolverNode:
             self._publish_leaves(row)
         if serve:
             host, port = parse_listen(self.cfg.listen)
-            app = create_server_app(self.store, self._leaf_docs.get, self._is_withheld, self.metrics, self.address)
+            app = create_server_app(
+                self.store,
+                self._leaf_docs.get,
+                self._is_withheld,
+                self.metrics,
+                self.address,
+                serve_mode=self.adversary.serve_mode,
+            )
             self.http = HttpService(app, host, port).start()
             self.url = self.cfg.public_url or self.http.url
         if measure:

@@ -8,11 +8,13 @@ Routes::
     GET      /healthz                      {"ok": true, "address": …}
 
 The server is read-only: uploads (``PUT``/``POST /blobs``) are refused with 405. Blobs the node's adversary
-withholds (``withhold``) answer 404 like any missing blob.
+withholds (``withhold``) answer 404 like any missing blob. The test/demo adversaries ``trickle``, ``hang`` and
+``bomb`` answer blob and leaf-list reads at a few bytes a second, never, or with an endless body.
 """
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 
 from fastapi import FastAPI
@@ -28,20 +30,24 @@ __all__ = ["create_server_app"]
 
 
 class _ReadOnlyBlobs:
-    """Refuses uploads, and answers 404 for withheld addresses."""
+    """Refuses uploads, answers 404 for withheld addresses, and plays the adversary's ``serve_mode``."""
 
-    def __init__(self, app: ASGIApp, withheld: Callable[[str], bool]) -> None:
-        self.app, self.withheld = app, withheld
+    def __init__(self, app: ASGIApp, withheld: Callable[[str], bool], serve_mode: str | None = None) -> None:
+        self.app, self.withheld, self.serve_mode = app, withheld, serve_mode
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["path"].startswith("/blobs"):
+        path = scope.get("path", "")
+        if scope["type"] == "http" and path.startswith("/blobs"):
             if scope["method"] not in ("GET", "HEAD"):
                 await self._answer(send, 405, "read_only", "this checkpoint server does not accept uploads")
                 return
-            address = scope["path"][len("/blobs/") :].lower()
+            address = path[len("/blobs/") :].lower()
             if address and self.withheld(address):
                 await self._answer(send, 404, "not_found", f"no blob {address}")
                 return
+        if self.serve_mode and scope["type"] == "http" and path.startswith(("/blobs/", "/leaves/")):
+            await _hostile(self.serve_mode, send)
+            return
         await self.app(scope, receive, send)
 
     @staticmethod
@@ -51,12 +57,28 @@ class _ReadOnlyBlobs:
         await send({"type": "http.response.body", "body": resp.body})
 
 
+async def _hostile(mode: str, send: Send) -> None:
+    """Test/demo adversaries: ``trickle`` sends a byte every half second, ``hang`` accepts and sends nothing,
+    ``bomb`` sends an endless body (each until the client gives up)."""
+    if mode == "hang":
+        await asyncio.sleep(3600)
+        return
+    headers = [(b"content-type", b"application/octet-stream"), (b"x-blob-kind", b"state")]
+    await send({"type": "http.response.start", "status": 200, "headers": headers})
+    chunk, pause = (b"\x00", 0.5) if mode == "trickle" else (b"\x00" * 65536, 0.0)
+    for _ in range(10**9):
+        await send({"type": "http.response.body", "body": chunk, "more_body": True})
+        await asyncio.sleep(pause)
+    await send({"type": "http.response.body", "body": b""})
+
+
 def create_server_app(
     store: LocalBlobStore,
     leaves_of: Callable[[str], dict | None],
     withheld: Callable[[str], bool],
     metrics: Registry,
     address: str,
+    serve_mode: str | None = None,
 ) -> FastAPI:
     """The app: ``leaves_of(job_id)`` returns the leaf document or None; ``withheld(address)`` says whether a
     blob is never served."""
@@ -78,5 +100,5 @@ def create_server_app(
     def healthz() -> dict:
         return {"ok": True, "role": "solver", "address": address}
 
-    app.add_middleware(_ReadOnlyBlobs, withheld=withheld)
+    app.add_middleware(_ReadOnlyBlobs, withheld=withheld, serve_mode=serve_mode)
     return app

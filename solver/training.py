@@ -153,7 +153,8 @@ class JobRun:
             assert out.root is not None
             buffers, root = None, out.root
         else:
-            st = self.trainer.state()  # a CPU copy: training may go on while the writer stores it
+            # a CPU copy: training may go on while the writer stores it
+            st = self.adversary.checkpoint(self.job_id, index, self.trainer, self.trainer.state())
             buffers = serialize(st)
             root = state_root(st)
         self.flush(timed=False)  # one write in flight at most, in order (timed below)

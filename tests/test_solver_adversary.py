@@ -1,4 +1,4 @@
-"""The five adversaries really do what they are named: each runs through the solver's real
+"""The adversaries really do what they are named: each runs through the solver's real
 training path (:class:`solver.training.JobRun`: real segments, real checkpoints in a blob store, a persistent
 trajectory) and the test inspects what it would commit and what it serves, replaying segments with the engine
 the way a verifier does.
@@ -15,7 +15,20 @@ from protocol.engine.examples import load_example, shortened
 from protocol.engine.runner import initial_state, run_segment
 from protocol.metrics import Registry
 from protocol.state import deserialize, state_root
-from solver.adversary import ADVERSARIES, Fake, Lazy, Noise, Stall, UnknownAdversary, Withhold, make_adversary
+from solver.adversary import (
+    ADVERSARIES,
+    Bomb,
+    Fake,
+    Hang,
+    Lazy,
+    Malformed,
+    Noise,
+    Stall,
+    Trickle,
+    UnknownAdversary,
+    Withhold,
+    make_adversary,
+)
 from solver.node import mirrorable
 from solver.server import create_server_app
 from solver.training import JobRun
@@ -145,8 +158,37 @@ def test_stall_trains_honestly_and_never_answers(spec, dataset, tmp_path, honest
     # (on chain: tests/test_solver_crash.py::test_stall_adversary_never_answers_and_loses_on_its_clock)
 
 
+@pytest.mark.parametrize("flavor", Malformed.FLAVORS)
+def test_malformed_commits_a_checkpoint_that_hashes_but_is_no_state_of_the_job(spec, dataset, tmp_path, honest, flavor):
+    from protocol.engine import EngineError
+    from protocol.engine.runner import Trainer
+    from protocol.state import StateFormatError, read_layout
+
+    r = run(spec, dataset, tmp_path, Malformed(segment=2, flavor=flavor))
+    leaves = r.leaves()
+    assert leaves[:2] == honest[:2] and leaves[2] != honest[2] and leaves[3:] == honest[3:]
+    blob = r.store.get(leaves[2], "state")  # stored, so served and mirrored like any checkpoint
+    assert state_root(deserialize(blob)) == leaves[2]  # it hashes to the committed leaf
+    trainer = Trainer(spec, dataset)
+    with pytest.raises((StateFormatError, EngineError)):  # and the one check a verifier runs rejects it
+        trainer.check_layout(read_layout(blob))
+        trainer.load(deserialize(blob))
+
+
+def test_lying_servers_trickle_hang_and_bomb(spec, dataset, tmp_path):
+    """The three hostile servers lie like ``noise`` and answer reads badly (driven through real sockets in
+    tests/test_hostile_solvers.py); here: their mode reaches the server and the lie is in the leaves."""
+    for cls, mode in ((Trickle, "trickle"), (Hang, "hang"), (Bomb, "bomb")):
+        adv = cls(segment=1)
+        assert adv.serve_mode == mode and not adv.honest and mode in adv.describe()
+    r = run(spec, dataset, tmp_path, Bomb(segment=1))
+    assert replay(r, spec, dataset, 1) != r.leaves()[1]
+
+
 def test_adversary_names():
-    assert set(ADVERSARIES) == {"fake", "noise", "lazy", "withhold", "stall"}
+    assert set(ADVERSARIES) == {
+        "fake", "noise", "lazy", "withhold", "stall", "malformed", "trickle", "hang", "bomb"
+    }  # fmt: skip
     assert make_adversary(None).honest and not make_adversary("lazy").honest
     assert make_adversary("noise", segment=2).target(JOB, N) == 2
     with pytest.raises(UnknownAdversary, match="unknown adversary 'evil'; choose one of: fake, noise"):

@@ -40,7 +40,10 @@ def chain(forge_build, tmp_path_factory):
 def test_unknown_adversary():
     result = run("--adversary", "evil")
     assert result.exit_code == 2
-    assert "unknown adversary 'evil'; choose one of: fake, noise, lazy, withhold, stall" in error_line(result)
+    assert (
+        "unknown adversary 'evil'; choose one of: fake, noise, lazy, withhold, stall, malformed, trickle, hang, bomb"
+        in error_line(result)
+    )
     result = run("--adversary", "noise", "--adversary-param", "depth=3")
     assert "noise has no parameter depth (it takes: segment, scale)" in error_line(result)
 

@@ -26,8 +26,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from protocol.budget import FetchBudget
 from protocol.replay import (
     AuditError,
+    Evidence,
     JobRef,
     SegmentReplayer,
     Unavailable,
@@ -36,12 +38,19 @@ from protocol.sampling import audit_seed, sampled_segments
 
 log = logging.getLogger("veritrain.verifier.audit")
 
-MATCH, MISMATCH, UNAVAILABLE = "match", "mismatch", "unavailable"
+MATCH, MISMATCH, INVALID, UNAVAILABLE, TIMEOUT = (
+    Evidence.MATCH.value,
+    Evidence.MISMATCH.value,
+    Evidence.INVALID.value,
+    Evidence.UNAVAILABLE.value,
+    Evidence.TIMEOUT.value,
+)
 
 
 @dataclass
 class AuditResult:
-    """Per sampled segment: match / mismatch / unavailable; ``replay_seconds`` is the engine time spent."""
+    """Per sampled segment, its :class:`~protocol.replay.Evidence` (match, mismatch, invalid, unavailable,
+    timeout); ``replay_seconds`` is the engine time spent."""
 
     job_id: bytes
     segments: dict[int, str]
@@ -54,16 +63,32 @@ class AuditResult:
 
     @property
     def bad_leaf(self) -> int | None:
-        """The leaf to steer the dispute to: the first mismatched segment; else, if nothing could be
-        checked, the first unavailable segment whose pre-state is not ``C_init`` (so the arbiters too need a
-        blob only the solver can serve), else the first unavailable one."""
-        bad = sorted(i for i, r in self.segments.items() if r == MISMATCH)
-        if bad:
-            return bad[0]
-        unavailable = sorted(i for i, r in self.segments.items() if r == UNAVAILABLE)
+        """The leaf to steer the dispute to, strongest evidence first:
+
+        1. the first mismatched segment (its replay gives another root than its leaf);
+        2. the leaf *before* the first segment whose pre-state is invalid: that leaf commits to bytes no replay
+           can produce, so segment ``i - 1`` is the lie (its arbiters replay from leaf ``i - 2`` or C_init);
+        3. the first unavailable or timed-out segment whose pre-state is not ``C_init`` (the arbiters too need a
+           blob only the solver can serve), else the first such segment."""
+        mismatched = sorted(i for i, r in self.segments.items() if r == MISMATCH)
+        if mismatched:
+            return mismatched[0]
+        invalid = sorted(i for i, r in self.segments.items() if r == INVALID and i > 0)
+        if invalid:
+            return invalid[0] - 1
+        unavailable = sorted(i for i, r in self.segments.items() if r in (UNAVAILABLE, TIMEOUT))
         if not unavailable:
             return None
         return next((i for i in unavailable if i > 0), unavailable[0])
+
+    @property
+    def evidence(self) -> str:
+        """One word for the whole audit: ``clean``, or the strongest evidence found."""
+        found = set(self.segments.values())
+        for kind in (MISMATCH, INVALID, TIMEOUT, UNAVAILABLE):
+            if kind in found:
+                return kind
+        return "clean"
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -109,26 +134,40 @@ def check_seed(*, seed: bytes, seed_block_hash: bytes | None, job_id: bytes, tra
 class Replayer(SegmentReplayer):
     """A :class:`SegmentReplayer` that audits a job's sampled segments against its leaf list."""
 
-    def audit(self, job: JobRef, segments: Sequence[int], between: Callable[[], None] | None = None) -> AuditResult:
+    def audit(
+        self,
+        job: JobRef,
+        segments: Sequence[int],
+        between: Callable[[], None] | None = None,
+        deadline: float | None = None,
+    ) -> AuditResult:
         """Replays each sampled segment and compares it with the committed leaf. ``between()`` is called
-        before each segment (the node runs urgent work there: an arbitration replay with a deadline)."""
+        before each segment (the node runs urgent work there: an arbitration replay with a deadline).
+
+        ``deadline`` (``time.monotonic()``) is when the evidence must be in, a safety margin before the audit
+        window closes: every download shares what is left of it (:class:`protocol.budget.FetchBudget`), so a
+        stalled or trickling server costs at most its share, and a segment whose data is not in by then is
+        ``timeout`` — evidence, not a reason to sleep through the window."""
         result = AuditResult(job_id=job.job_id, segments={})
+        budget = None if deadline is None else FetchBudget(max_bytes=1 << 62, deadline=deadline)
         try:
-            leaves = self.sources.leaves(job)
+            leaves = self.sources.leaves(job, budget)
         except Unavailable as exc:
             result.notes.append(str(exc))
-            result.segments = {i: UNAVAILABLE for i in segments}
+            result.segments = {i: exc.evidence.value for i in segments}
             return result
-        for i in segments:
+        for n, i in enumerate(segments):
             if between is not None:
                 between()
             pre_root = job.init_state_root if i == 0 else leaves[i - 1]
+            # each segment still to check gets an equal share of the time left
+            part = None if budget is None else budget.share(len(segments) - n)
             try:
-                got, took = self.replay_timed(job, pre_root, i)
+                got, took = self.replay_timed(job, pre_root, i, part)
                 result.replay_seconds += took
             except Unavailable as exc:
                 result.notes.append(str(exc))
-                result.segments[i] = UNAVAILABLE
+                result.segments[i] = exc.evidence.value
                 continue
             result.segments[i] = MATCH if got == leaves[i] else MISMATCH
             if got != leaves[i]:

@@ -40,9 +40,10 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from protocol import staking
+from protocol.budget import FetchBudget
 from protocol.chain import ChainClient
-from protocol.constants import FINAL_JOB_STATES, JobState, Phase
-from protocol.errors import ContractRevert
+from protocol.constants import FINAL_JOB_STATES, JobState, Outcome, Phase
+from protocol.errors import ContractRevert, RpcUnavailable
 from protocol.events import ChainEvent, EventFollower
 from protocol.game import clock_out, latest_timestamp, settlement_duty
 from protocol.metrics import Registry
@@ -188,6 +189,14 @@ class VerifierMetrics:
     def __init__(self, registry: Registry | None = None) -> None:
         r = self.registry = registry or Registry()
         self.audits = r.counter("veritrain_verifier_audits_total", "Audits finished, by result", ["result"])
+        self.evidence = r.counter(
+            "veritrain_verifier_evidence_total",
+            "Sampled segments checked, by what was found (match, mismatch, invalid, unavailable, timeout)",
+            ["kind"],
+        )
+        self.duty_errors = r.counter(
+            "veritrain_verifier_duty_errors_total", "Job or dispute duties that failed (retried with backoff)", ["duty"]
+        )
         self.attestations = r.counter("veritrain_verifier_attestations_total", "Attestations sent")
         self.disputes = r.counter(
             "veritrain_verifier_disputes_total", "Disputes this node opened, by outcome", ["outcome"]
@@ -255,6 +264,7 @@ class VerifierNode:
         self._last_withdraw = 0.0
         self._warmup_exported = 0.0
         self._missed: set[int] = set()
+        self._backoff: dict[tuple[str, str], tuple[float, int]] = {}
 
     def close(self) -> None:
         self.worker.shutdown()
@@ -387,9 +397,9 @@ class VerifierNode:
             jobs = self.db.execute("SELECT * FROM jobs WHERE done = 0 AND uri IS NOT NULL").fetchall()
             disputes = self.db.execute("SELECT * FROM disputes WHERE done = 0").fetchall()
         for row in disputes:  # game moves first: they have clocks
-            self._dispute_duty(row)
+            self._isolated("dispute", str(row["dispute_id"]), self._dispute_duty, row)
         for row in jobs:
-            self._job_duty(row, now, block)
+            self._isolated("job", row["job_id"], self._job_duty, row, now, block)
         if time.monotonic() - self._last_withdraw > 5.0:
             self._last_withdraw = time.monotonic()
             self.withdraw_if_owed()
@@ -399,6 +409,28 @@ class VerifierNode:
             self._warmup_exported = warm
         self.stats.ticks += 1
         self.stats.max_tick_seconds = max(self.stats.max_tick_seconds, time.perf_counter() - t0)
+
+    def _isolated(self, duty: str, key: str, fn: Any, *args: Any) -> None:
+        """Runs one job's or dispute's duty so that its failure never stops the others: the error is logged
+        with its id, and the duty is retried after a growing pause (1 s doubling to 60 s). A dead RPC is not
+        one job's problem: it propagates (the node loop retries the whole tick)."""
+        item = (duty, key)
+        retry_at, failures = self._backoff.get(item, (0.0, 0))
+        if time.monotonic() < retry_at:
+            return
+        try:
+            fn(*args)
+        except (RpcUnavailable, KeyboardInterrupt):
+            raise
+        except Exception as exc:  # noqa: BLE001 - one job's failure is logged, counted and retried
+            failures += 1
+            pause = min(60.0, 2.0 ** (failures - 1))
+            self._backoff[item] = (time.monotonic() + pause, failures)
+            self.metrics.duty_errors.inc(duty=duty)
+            log_event(log, f"{duty}-duty-failed", logging.ERROR, id=key, error=f"{type(exc).__name__}: {exc}",
+                      failures=failures, retry_in_s=pause)  # fmt: skip
+        else:
+            self._backoff.pop(item, None)
 
     # ------------------------------------------------------------------ stake
 
@@ -495,7 +527,8 @@ class VerifierNode:
             log_event(log, "audit-failed", logging.ERROR, job=job_hex, error=str(exc))
             self._update_job(job_hex, plan="failed")
             return None
-        fut = self._task(("audit", job_hex), self.replayer.audit, ref, segments, self.worker.run_urgent)
+        deadline = self._evidence_deadline(int(job.auditEnd))
+        fut = self._task(("audit", job_hex), self.replayer.audit, ref, segments, self.worker.run_urgent, deadline)
         if not fut.done():
             return None
         del self._tasks[("audit", job_hex)]
@@ -512,12 +545,22 @@ class VerifierNode:
                 leaf = accuse_leaf(ref.job_id, self.me, honest)
                 result.segments = {i: "match" for i in segments} | {leaf: MISMATCH}
                 result.notes.append(f"adversary accuse: segment {leaf} replayed correctly and is accused anyway")
-        verdict = "clean" if result.clean else ("mismatch" if MISMATCH in result.segments.values() else "unavailable")
+        verdict = result.evidence
         self.metrics.audits.inc(result=verdict)
+        for kind in result.segments.values():
+            self.metrics.evidence.inc(kind=kind)
         self._update_job(job_hex, audit=json.dumps(result.to_json()))
         log_event(log, "audited", job=job_hex, plan=plan, result=verdict, segments=result.to_json()["segments"],
                   replay_s=round(result.replay_seconds, 3))  # fmt: skip
         return result
+
+    def _evidence_deadline(self, audit_end: int) -> float:
+        """The ``time.monotonic()`` instant an audit's evidence must be in: the audit window's end (chain time)
+        less a safety margin (a fifth of the window, 5 s to 10 min) to open a dispute on what did not arrive."""
+        window = int(self._market_params.auditWindow)
+        margin = min(600.0, max(5.0, window / 5))
+        left = audit_end - latest_timestamp(self.client)
+        return time.monotonic() + max(0.0, left - margin)
 
     def _block_hash(self, number: int) -> bytes | None:
         blk = self.client.with_retries("eth_getBlock", lambda: self.client.w3.eth.get_block(number))
@@ -589,7 +632,11 @@ class VerifierNode:
     def _dispute_resolved(self, row: sqlite3.Row, d: Any) -> None:
         dispute_id = int(row["dispute_id"])
         if row["challenger"] == self.me:
-            outcome = {1: "lost", 2: "won", 3: "no-decision"}.get(int(d.outcome), "unknown")
+            outcome = {
+                Outcome.SOLVER_WON: "lost",
+                Outcome.CHALLENGER_WON: "won",
+                Outcome.NO_DECISION: "no-decision",
+            }.get(Outcome(int(d.outcome)), "unknown")
             self.metrics.disputes.inc(outcome=outcome)
             log_event(log, "dispute-resolved", dispute=dispute_id, outcome=outcome)
         with self._db_lock:
@@ -616,10 +663,15 @@ class VerifierNode:
                 return None
             job = self.client.call(self.market.functions.getJob(_bx(job_hex)))
             ref = self._job_ref(row, job)
+            d = self.client.call(self.game.functions.getDispute(dispute_id))
+            # the vote must be committed before commitDeadline: downloads stop a few seconds before it, so a
+            # slow or huge blob costs an UNAVAILABLE vote, never the arbiter stake
+            left = int(d.commitDeadline) - latest_timestamp(self.client)
+            budget = FetchBudget(max_bytes=1 << 62, deadline=time.monotonic() + max(0.0, left - max(3.0, left / 4)))
 
             def run() -> bytes | None:
                 try:
-                    root, took = self.replayer.replay_timed(ref, pre_root, index)
+                    root, took = self.replayer.replay_timed(ref, pre_root, index, budget)
                 except (Unavailable, AuditError) as exc:
                     log_event(log, "arbitration-unavailable", dispute=dispute_id, error=str(exc))
                     return None

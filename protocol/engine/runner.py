@@ -35,7 +35,15 @@ from protocol.repro import KERNEL_SET_VERSION, set_threads
 from protocol.repro import functional as RF
 from protocol.repro import mode as repro_mode
 from protocol.spec import ExactMode, JobSpec, SGDConfig, TransformerLMConfig
-from protocol.state import TrainingState, canonical_json, deserialize, serialize, state_root
+from protocol.state import (
+    DTYPE_NAMES,
+    StateLayout,
+    TrainingState,
+    canonical_json,
+    deserialize,
+    serialize,
+    state_root,
+)
 
 from .data import Batches, Dataset
 from .models import build_model, init_parameters
@@ -133,6 +141,26 @@ def _json_float(x: float | None) -> float | str | None:
     return repr(x)
 
 
+_NONFINITE = {"nan": math.nan, "inf": math.inf, "-inf": -math.inf}
+
+
+def _loss_from_meta(value: object) -> float | None:
+    """The inverse of :func:`_json_float` for bytes from another party: ``None``, a finite JSON number, or one of
+    the strings it writes for NaN/inf; anything else is :class:`StateMismatch`."""
+    if value is None:
+        return None
+    if isinstance(value, str) and value in _NONFINITE:
+        return _NONFINITE[value]
+    if type(value) in (int, float):
+        try:
+            loss = float(value)  # type: ignore[arg-type]
+        except OverflowError:
+            loss = math.inf
+        if math.isfinite(loss):
+            return loss
+    raise StateMismatch(f"state meta 'loss' is {str(value)[:60]!r}, not a loss this engine writes")
+
+
 class Trainer:
     """One job's model, optimizer and data order, in the spec's mode, on one device.
 
@@ -200,6 +228,42 @@ class Trainer:
                 out[f"optim/{name}/{b}"] = (torch.float32, () if b == "step" else tuple(p.shape))
         return out
 
+    def max_state_bytes(self, step: int) -> int:
+        """An upper bound on the serialised size of this job's state after ``step`` steps: its tensors' bytes
+        plus a manifest allowance. A download of a state blob never needs more (:mod:`protocol.budget`)."""
+        tensors = self.expected_tensors(step)
+        data = sum(torch.empty((), dtype=dtype).element_size() * math.prod(shape) for dtype, shape in tensors.values())
+        return data + 65_536 + 512 * len(tensors)
+
+    def check_layout(self, layout: StateLayout) -> None:
+        """Checks a validated manifest (:func:`protocol.state.read_layout`) against what this job's states look
+        like, before a single tensor byte is read: the step within the job, exactly the tensors of this model
+        and optimizer at that step (names, dtypes, shapes), the engine/kernel set/spec in its meta and a
+        well-formed loss. Raises :class:`StateMismatch` (a state another party served that this job cannot
+        have produced)."""
+        meta = layout.meta
+        for key, want in (("engine", ENGINE_VERSION), ("kernel_set", self.kernel_set), ("spec_hash", self.spec_hash)):
+            if meta.get(key) != want:
+                raise StateMismatch(
+                    f"state is not from this job: its meta {key} is {str(meta.get(key))[:80]!r}, expected {want!r}"
+                )
+        extra = sorted(set(meta) - {"engine", "kernel_set", "spec_hash", "rng", "data", "loss"})
+        if extra:
+            raise StateMismatch(f"state meta has keys this engine never writes: {extra[:5]}")
+        _loss_from_meta(meta.get("loss"))
+        if not 0 <= layout.step <= self.spec.total_steps:
+            raise StateMismatch(f"state step {layout.step} is outside the job's 0..{self.spec.total_steps}")
+        expected = {k: (DTYPE_NAMES[d], s) for k, (d, s) in self.expected_tensors(layout.step).items()}
+        got = {e.name: (e.dtype, e.shape) for e in layout.tensors}
+        if got != expected:
+            missing = sorted(set(expected) - set(got))
+            unexpected = sorted(set(got) - set(expected))
+            wrong = sorted(k for k in set(got) & set(expected) if got[k] != expected[k])
+            raise StateMismatch(
+                f"state tensors do not fit this job's model at step {layout.step}: missing {missing[:5]}, "
+                f"unexpected {[u[:60] for u in unexpected[:5]]}, wrong dtype/shape {wrong[:5]}"
+            )
+
     def load(self, state: TrainingState) -> None:
         """Load a complete state; raises StateMismatch if it is not a state of this job."""
         meta = state.meta or {}
@@ -234,8 +298,7 @@ class Trainer:
                         st[b] = t.clone() if b == "step" else t.to(self.device, copy=True)
                     self.opt.state[p] = st
         self.step = step
-        loss = meta.get("loss")
-        self.last_loss = float(loss) if loss is not None else None
+        self.last_loss = _loss_from_meta(meta.get("loss"))
 
     # ------------------------------------------------------------------------------------------ training
 
