@@ -25,6 +25,7 @@ from __future__ import annotations
 import bisect
 import json
 import os
+import re
 import struct
 import sys
 from collections.abc import Iterable
@@ -32,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 
 from protocol import merkle
@@ -186,6 +188,25 @@ def manifest_length(first12: bytes, total: int) -> int:
     return mlen
 
 
+#: Deepest JSON nesting a manifest may have (the engine writes 3 levels).
+MAX_JSON_DEPTH = 32
+_ESCAPE = re.compile(rb"\\.", re.S)
+_STRING = re.compile(rb'"[^"]*"')
+_NOT_BRACKET = bytes(b for b in range(256) if b not in b"[]{}")
+
+
+def json_depth(raw: bytes) -> int:
+    """The deepest nesting of JSON arrays/objects in ``raw``, without parsing it (strings skipped): checked
+    before ``json.loads``, whose C decoder recurses once per level and can overflow the C stack of a process
+    that raised its recursion limit."""
+    brackets = _STRING.sub(b"", _ESCAPE.sub(b"", raw)).translate(None, _NOT_BRACKET)
+    if not brackets:
+        return 0
+    steps = np.frombuffer(brackets, dtype=np.uint8)
+    depth = np.cumsum(np.where((steps == ord("[")) | (steps == ord("{")), 1, -1), dtype=np.int64)
+    return int(depth.max())
+
+
 def _is_int(v: Any) -> bool:
     return type(v) is int  # JSON true/false are Python bools, a subclass of int: not sizes
 
@@ -195,11 +216,13 @@ def parse_manifest(raw: bytes, body_size: int) -> StateLayout:
     and version, integer step, object meta, tensors in strictly ascending name order with known dtypes,
     shapes of non-negative integers, contiguous offsets from 0, ``nbytes`` matching shape and dtype, no
     trailing bytes. The one check of untrusted state bytes; raises :class:`StateFormatError`."""
+    if json_depth(raw) > MAX_JSON_DEPTH:
+        raise StateFormatError(f"manifest nests JSON too deeply (more than {MAX_JSON_DEPTH} levels)")
     try:
         manifest = json.loads(raw)
     except ValueError as exc:
         raise StateFormatError(f"manifest is not JSON: {exc}") from None
-    except RecursionError:  # json nests by recursion: "[[[[…" must be an error, not a crash
+    except RecursionError:
         raise StateFormatError("manifest nests JSON too deeply") from None
     if not isinstance(manifest, dict):
         raise StateFormatError("manifest is not a JSON object")
