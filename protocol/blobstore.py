@@ -60,6 +60,7 @@ from protocol.errors import (
     BlobTimeout,
     BlobTooLarge,
     BlobUnavailable,
+    BudgetExhausted,
 )
 from protocol.state import (
     HEADER_SIZE,
@@ -657,7 +658,7 @@ class HttpBlobClient:
                     break  # no time for another try: give the caller what is left of its deadline
                 time.sleep(delay)
             if budget is not None and budget.expired():
-                raise BlobTimeout(f"{what} from {self.base_url}: no time left before its deadline")
+                raise BudgetExhausted(f"{what} from {self.base_url}: not tried, no time left before its deadline")
             tries += 1
             try:
                 return attempt()
@@ -885,11 +886,17 @@ class MirroredBlobReader:
     skipped; what each one said is kept in the final error's ``attempts``. With ``cache`` (usually the local
     store, also listed first in ``sources``), a blob found elsewhere is stored there too."""
 
-    def __init__(self, sources: Sequence[BlobSource], cache: LocalBlobStore | None = None):
+    def __init__(
+        self,
+        sources: Sequence[BlobSource],
+        cache: LocalBlobStore | None = None,
+        on_failure: Callable[[BlobSource, BaseException], None] | None = None,
+    ):
         if not sources:
             raise ValueError("MirroredBlobReader needs at least one source")
         self.sources = list(sources)
         self.cache = cache
+        self.on_failure = on_failure  # told of every source that failed, also when a later one served
 
     def _fail(self, addr: str, attempts: list[tuple[BlobSource, BaseException]]) -> BlobError:
         lines = "; ".join(f"{src!r}: {type(e).__name__}: {e}" for src, e in attempts)
@@ -921,6 +928,8 @@ class MirroredBlobReader:
                 data = src.get(addr, want, budget=self._budget_for(i, budget))
             except (BlobNotFound, BlobCorrupt, BlobUnavailable, BlobTooLarge) as exc:
                 attempts.append((src, exc))
+                if self.on_failure is not None and src is not self.cache:
+                    self.on_failure(src, exc)
                 continue
             if self.cache is not None and src is not self.cache:
                 k = want
@@ -955,6 +964,8 @@ class MirroredBlobReader:
                 return src.fetch_into(store, addr, want, budget=self._budget_for(i, budget))
             except (BlobNotFound, BlobCorrupt, BlobUnavailable, BlobTooLarge, StateFormatError) as exc:
                 attempts.append((src, exc))
+                if self.on_failure is not None and src is not self.cache:
+                    self.on_failure(src, exc)
         raise self._fail(addr, attempts)
 
 

@@ -101,6 +101,10 @@ class BlobTimeout(BlobUnavailable, TimeoutError):
     server); what was received is dropped."""
 
 
+class BudgetExhausted(BlobTimeout):
+    """A download was not even tried: its deadline had passed (the reader was late, not the server)."""
+
+
 class RpcUnavailable(VeritrainError, ConnectionError):
     """The Ethereum RPC node could not be reached (connection refused or dropped, timeouts, HTTP 5xx/429)
     and kept failing after the bounded retries; the message names the URL and what was being done."""

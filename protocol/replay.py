@@ -29,7 +29,7 @@ import httpx
 from protocol import merkle
 from protocol.blobstore import HttpBlobClient, LocalBlobStore, MirroredBlobReader
 from protocol.budget import FetchBudget
-from protocol.errors import BlobError, BlobTimeout, BlobTooLarge, BlobUnavailable, VeritrainError
+from protocol.errors import BlobError, BlobTimeout, BlobTooLarge, BlobUnavailable, BudgetExhausted, VeritrainError
 from protocol.spec import JobSpec, SpecError, parse_spec
 from protocol.state import StateFormatError, StateRootMismatch, TrainingState, deserialize, read_layout, state_root
 
@@ -47,6 +47,9 @@ class Evidence(StrEnum):
     INVALID = "invalid"  # a blob that hashes to the committed root but is not a state this job can have
     UNAVAILABLE = "unavailable"  # refused, missing, or bytes that do not hash to their address, from every source
     TIMEOUT = "timeout"  # every source stalled, trickled or overran its byte cap within the deadline
+    #: Not evidence: the check could not be made in time because *this* node was late (its deadline passed
+    #: before a source was tried: a long queue, a slow machine). Neither attested nor disputed.
+    UNCHECKED = "unchecked"
 
 
 class Unavailable(VeritrainError, RuntimeError):
@@ -59,10 +62,14 @@ class Unavailable(VeritrainError, RuntimeError):
 
 
 def _fetch_evidence(exc: BaseException) -> Evidence:
-    """Timeout if every source that answered at all ran out of its budget, else unavailable."""
+    """Unchecked if no source was even tried in time (this node was late); timeout if every source tried ran
+    out of its budget (stalled, trickled, overran); else unavailable."""
     attempts = getattr(exc, "attempts", None) or [(None, exc)]
     remote = [e for src, e in attempts if not isinstance(src, LocalBlobStore)]
-    if remote and all(isinstance(e, BlobTimeout | BlobTooLarge) for e in remote):
+    tried = [e for e in remote if not isinstance(e, BudgetExhausted)]
+    if remote and not tried:
+        return Evidence.UNCHECKED
+    if all(isinstance(e, BlobTimeout | BlobTooLarge) for e in tried):
         return Evidence.TIMEOUT
     return Evidence.UNAVAILABLE
 
@@ -127,6 +134,7 @@ class Sources:
         #: Checkpoints found to hash to their root yet not be a state of their job: the verdict is final (the
         #: bytes are fixed by the root), so they are never downloaded again (an arbiter after the auditor).
         self._invalid: dict[bytes, str] = {}
+        self._slow: dict[str, float] = {}
 
     def close(self) -> None:
         self.http.close()
@@ -139,23 +147,45 @@ class Sources:
                 self._clients[base] = HttpBlobClient(base, timeout=self.timeout, retries=self.retries)
             return self._clients[base]
 
+    #: How long a source that stalled, trickled or overran stays at the back of the queue (seconds).
+    DEMOTE_S = 600.0
+
+    def _demote(self, base: str, exc: BaseException) -> None:
+        if isinstance(exc, BlobTimeout | BlobTooLarge):
+            with self._lock:
+                self._slow[base.rstrip("/")] = time.monotonic() + self.DEMOTE_S
+
+    def _order(self, bases: list[str]) -> list[str]:
+        """``bases`` with the ones that recently stalled or overran moved last: one hostile server costs its
+        budget once per job, not once per blob."""
+        now = time.monotonic()
+        with self._lock:
+            slow = {b for b, until in self._slow.items() if until > now}
+        return sorted(bases, key=lambda b: b.rstrip("/") in slow)
+
     def reader(self, job: JobRef | None) -> MirroredBlobReader:
-        sources: list[Any] = [self.cache]
+        bases = []
         if job is not None and job.uri.startswith(("http://", "https://")):
-            sources.append(self._client(job.uri))
+            bases.append(job.uri)
         if self.api_url:
-            sources.append(self._client(self.api_url))
-        return MirroredBlobReader(sources, cache=self.cache)
+            bases.append(self.api_url)
+        sources: list[Any] = [self.cache, *(self._client(b) for b in self._order(bases))]
+        return MirroredBlobReader(
+            sources, cache=self.cache, on_failure=lambda src, exc: self._demote(getattr(src, "base_url", ""), exc)
+        )
 
     # ------------------------------------------------------------------ leaf list
 
     def leaf_urls(self, job: JobRef) -> list[str]:
-        urls = []
+        bases = []
         if job.uri.startswith(("http://", "https://")):
-            urls.append(f"{job.uri.rstrip('/')}/leaves/{job.hex_id}")
+            bases.append(job.uri)
         if self.api_url:
-            urls.append(f"{self.api_url}/jobs/{job.hex_id}/leaves")
-        return urls
+            bases.append(self.api_url)
+        return [
+            f"{b.rstrip('/')}/leaves/{job.hex_id}" if b == job.uri else f"{b}/jobs/{job.hex_id}/leaves"
+            for b in self._order(bases)
+        ]
 
     def _get_json(self, url: str, budget: FetchBudget, what: str) -> Any:
         """A JSON document from ``url`` within ``budget`` (streamed: the byte cap and the deadline hold)."""
@@ -184,13 +214,20 @@ class Sources:
             budget = FetchBudget(max_bytes=max_leaf_list_bytes(job.num_leaves))
         tried: list[str] = []
         timeouts = 0
+        skipped = 0
         for i, url in enumerate(urls):
             part = budget.share(len(urls) - i)
+            if part.expired():
+                skipped += 1
+                tried.append(f"{url}: not tried, no time left before the deadline")
+                continue
             try:
                 leaves = _parse_leaves(self._get_json(url, part, f"leaf list of {job.hex_id} from {url}"))
             except (BlobTimeout, BlobTooLarge, httpx.TimeoutException) as exc:
                 timeouts += 1
                 tried.append(f"{url}: {type(exc).__name__}: {exc}")
+                base = job.uri if url.startswith(job.uri.rstrip("/") + "/leaves/") else (self.api_url or "")
+                self._demote(base, BlobTimeout(str(exc)))
                 continue
             except (httpx.HTTPError, BlobError, ValueError) as exc:
                 tried.append(f"{url}: {type(exc).__name__}: {exc}")
@@ -200,7 +237,12 @@ class Sources:
                 continue
             self._leaves[job.job_id] = leaves
             return leaves
-        evidence = Evidence.TIMEOUT if urls and timeouts == len(urls) else Evidence.UNAVAILABLE
+        if urls and skipped == len(urls):
+            evidence = Evidence.UNCHECKED
+        elif urls and timeouts and timeouts + skipped == len(urls):
+            evidence = Evidence.TIMEOUT
+        else:
+            evidence = Evidence.UNAVAILABLE
         raise Unavailable(f"no verified leaf list for job {job.hex_id} ({'; '.join(tried) or 'no source'})", evidence)
 
     # ------------------------------------------------------------------ spec, data, states

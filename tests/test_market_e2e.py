@@ -27,17 +27,13 @@ import signal
 import sys
 import threading
 import time
-from pathlib import Path
-from typing import Any
 
 import pytest
+from market_world import FullAuditRun
 
 from protocol import merkle
 from protocol.paths import repo_root
-from veritrain.demo import MarketRun
-from veritrain.devnet import start_devnet
-from veritrain.market import JobState, connect
-from veritrain.procs import Supervisor
+from veritrain.market import JobState
 
 pytestmark = pytest.mark.chain
 
@@ -57,66 +53,6 @@ VERIFIERS = {"verifier0": None, "verifier1": None, "verifier2": None, "verifier3
 JOB_PLAN = ["solver0", "solver1", "solver2", "solver3", "solver4", "account17", "solver0", "solver0"]
 SOLVER_WON, CHALLENGER_WON = 1, 2
 AWAITING_REVEAL, AWAITING_CHOICE, RESOLVED = 1, 2, 6  # IDisputeGame.Phase
-
-
-class FullAuditRun(MarketRun):
-    """MarketRun on a devnet deployed with ``params_path`` and verifiers that may be adversaries; it can kill -9
-    a node from any thread and restarts it from the main thread."""
-
-    def __init__(self, home: Path, params_path: Path, verifiers: dict[str, str | None], **kw) -> None:
-        super().__init__(home, verifiers=0, **kw)
-        self.params_path = params_path
-        self.verifier_adversaries = verifiers
-        self.verifier_roles = list(verifiers)
-        self._kill_lock = threading.Lock()  # a kill and the liveness check never interleave
-        self._to_restart: str | None = None
-        self.killed: dict[str, Any] = {}
-
-    def start(self) -> None:
-        self.home.mkdir(parents=True, exist_ok=True)
-        self.supervisor = sup = Supervisor(self.home / "logs", grace=5.0, pid_file=self.pid_file)
-        self.devnet = start_devnet(self.home, port=0, api_port=0, supervisor=sup, params=self.params_path)
-        self.keys = self.home / "keys"
-        self.keys.mkdir(mode=0o700)
-        self.env = {"VERITRAIN_HOME": str(self.home), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        procs = [self._start_node("solver", r, a, self.keys, self.env) for r, a in self.solvers.items()]
-        procs += [self._start_node("verifier", r, a, self.keys, self.env) for r, a in self.verifier_adversaries.items()]
-        for proc in procs:
-            sup.wait_ready(proc, timeout=self.node_timeout)
-        self.user = connect(role="user", home=self.home)
-
-    def kill9(self, role: str, **facts: Any) -> None:
-        """kill -9 of ``role``'s process (any thread); the main thread restarts it at its next liveness check."""
-        assert self.supervisor is not None
-        with self._kill_lock:
-            proc = self.nodes[role]
-            with self.supervisor._lock:  # no longer supervised: its death is ours, not a crash to report
-                self.supervisor.procs.remove(proc)
-            os.kill(proc.pid, signal.SIGKILL)  # the process this test started, by its pid
-            proc.popen.wait(timeout=10)
-            self.killed.update(role=role, pid=proc.pid, at=time.monotonic(), down_ts=self._chain_time(), **facts)
-
-    def request_restart(self, role: str) -> None:
-        with self._kill_lock:
-            self._to_restart = role
-
-    def _check_nodes(self) -> None:
-        # Runs on the main thread (submit's and wait_all's polls). The restart must happen here, not on the
-        # watcher thread: the supervisor's children get PR_SET_PDEATHSIG, which fires when the *thread* that
-        # forked them ends, so a node started from the short-lived watcher would be SIGKILLed with it.
-        with self._kill_lock:
-            super()._check_nodes()
-            role, self._to_restart = self._to_restart, None
-        if role is not None:
-            assert self.supervisor is not None
-            new = self._start_node("verifier", role, self.verifier_adversaries[role], self.keys, self.env)
-            self.supervisor.wait_ready(new, timeout=self.node_timeout)
-            self.killed.update(new_pid=new.pid, restarted_after_s=round(time.monotonic() - self.killed["at"], 1),
-                               up_ts=self._chain_time())  # fmt: skip
-
-    def _chain_time(self) -> int:
-        assert self.devnet is not None
-        return int(self.devnet.web3().eth.get_block("latest")["timestamp"])
 
 
 def kill_a_challenger_mid_descent(run: FullAuditRun, stop: threading.Event) -> None:

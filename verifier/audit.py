@@ -38,19 +38,21 @@ from protocol.sampling import audit_seed, sampled_segments
 
 log = logging.getLogger("veritrain.verifier.audit")
 
-MATCH, MISMATCH, INVALID, UNAVAILABLE, TIMEOUT = (
+MATCH, MISMATCH, INVALID, UNAVAILABLE, TIMEOUT, UNCHECKED = (
     Evidence.MATCH.value,
     Evidence.MISMATCH.value,
     Evidence.INVALID.value,
     Evidence.UNAVAILABLE.value,
     Evidence.TIMEOUT.value,
+    Evidence.UNCHECKED.value,
 )
 
 
 @dataclass
 class AuditResult:
     """Per sampled segment, its :class:`~protocol.replay.Evidence` (match, mismatch, invalid, unavailable,
-    timeout); ``replay_seconds`` is the engine time spent."""
+    timeout, or unchecked: this node ran out of time before it could try, which is no evidence and leaves the
+    job neither attested nor disputed by it); ``replay_seconds`` is the engine time spent."""
 
     job_id: bytes
     segments: dict[int, str]
@@ -85,7 +87,7 @@ class AuditResult:
     def evidence(self) -> str:
         """One word for the whole audit: ``clean``, or the strongest evidence found."""
         found = set(self.segments.values())
-        for kind in (MISMATCH, INVALID, TIMEOUT, UNAVAILABLE):
+        for kind in (MISMATCH, INVALID, TIMEOUT, UNAVAILABLE, UNCHECKED):
             if kind in found:
                 return kind
         return "clean"

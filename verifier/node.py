@@ -502,6 +502,8 @@ class VerifierNode:
             return
         if row["disputed"] or state != JobState.COMMITTED or now >= int(job.auditEnd):
             return  # one dispute per job by this node; someone else's dispute runs; or too late
+        if result.bad_leaf is None:
+            return  # nothing but segments this node could not check in time: no evidence, no dispute
         self._open_dispute(job_hex, job_id, result)
 
     def _audit_result(self, row: sqlite3.Row, job: Any, plan: str) -> AuditResult | None:

@@ -1,0 +1,84 @@
+"""Hostile solvers against real verifier processes on anvil: whatever a lying solver serves — a checkpoint
+whose manifest the replay code does not expect (``malformed``), a server that trickles (``trickle``), hangs
+(``hang``) or answers with an endless body (``bomb``) — its job ends **slashed** through the real dispute
+game, the honest jobs running alongside finalize, and no verifier process dies or grows past a memory bound.
+
+The three lying servers mirror their data honestly: the verifiers give up on them within their fetch budget
+(:mod:`protocol.budget`) and read the marketplace mirror; ``malformed`` is caught from the mirror too, as
+``invalid`` evidence (its checkpoint hashes to the committed leaf and is no state of the job, so the dispute
+goes to the leaf that committed it). One market run for all four keeps the suite short on two cores.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import httpx
+import pytest
+from market_world import FullAuditRun, full_audit_params
+
+from protocol.constants import WEI_PER_TOKEN
+
+pytestmark = pytest.mark.chain
+
+STEPS, INTERVAL = 24, 4  # N = 6 leaves, every one audited
+SOLVERS = {"solver0": None, "solver1": "malformed", "solver2": "trickle", "solver3": "hang", "solver4": "bomb"}
+VERIFIERS = {f"verifier{i}": None for i in range(5)}
+JOB_PLAN = ["solver0", "solver1", "solver2", "solver3", "solver4", "solver0"]
+#: Peak resident memory a verifier process may reach (torch + numba + the engine are ~0.5 GB of it).
+RSS_BOUND = 1536 << 20
+
+
+def _peak_rss(pid: int) -> int:
+    status = Path(f"/proc/{pid}/status").read_text()
+    return int(re.search(r"VmHWM:\s+(\d+) kB", status).group(1)) * 1024  # type: ignore[union-attr]
+
+
+@pytest.fixture(scope="module")
+def market(tmp_path_factory):
+    home = tmp_path_factory.mktemp("hostile")
+    params = full_audit_params(home / "params.json", auditWindow=90)
+    run = FullAuditRun(
+        home / "run", params, VERIFIERS, solvers=SOLVERS, steps=STEPS, interval=INTERVAL, price=20 * WEI_PER_TOKEN
+    )
+    with run:
+        for i, role in enumerate(JOB_PLAN):
+            run.submit(role, seed=100 + i)
+        run.wait_all(timeout=900)
+        report = run.report()
+        verifiers = {role: run.nodes[role] for role in VERIFIERS}
+        alive = {role: p.popen.poll() is None for role, p in verifiers.items()}
+        rss = {role: _peak_rss(p.pid) for role, p in verifiers.items() if alive[role]}
+        metrics = {}
+        for role in VERIFIERS:
+            metrics[role] = httpx.get(run.nodes[role].info["metrics_url"], timeout=10).text
+        yield {"report": report, "alive": alive, "rss": rss, "metrics": metrics}
+
+
+def test_every_hostile_solver_is_slashed_and_honest_jobs_finalize(market):
+    report = market["report"]
+    by_adversary = {j["adversary"]: j for j in report.jobs if j["adversary"]}
+    assert set(by_adversary) == {"malformed", "trickle", "hang", "bomb"}
+    for name, job in by_adversary.items():
+        assert job["outcome"] == "slashed" and job["slashed"], (name, job)
+    honest = [j for j in report.jobs if j["adversary"] is None]
+    assert len(honest) == 2 and all(j["outcome"] == "finalized" and j["paid"] for j in honest), honest
+    assert not report.problems(), report.problems()
+
+
+def test_no_verifier_dies_or_outgrows_its_memory_bound(market):
+    assert all(market["alive"].values()), market["alive"]
+    print("verifier peak RSS (MiB):", {r: round(v / 2**20) for r, v in market["rss"].items()})
+    assert max(market["rss"].values()) < RSS_BOUND, market["rss"]
+
+
+def test_verifier_metrics_count_evidence_by_kind(market):
+    counts: dict[str, float] = {}
+    for text in market["metrics"].values():
+        for kind, value in re.findall(r'veritrain_verifier_evidence_total\{kind="(\w+)"\} ([0-9.e+]+)', text):
+            counts[kind] = counts.get(kind, 0.0) + float(value)
+    print("evidence by kind over all verifiers:", counts)
+    assert counts.get("mismatch", 0) > 0  # the lying servers' perturbed segments
+    assert counts.get("invalid", 0) > 0  # malformed's checkpoint
+    assert counts.get("match", 0) > 0
