@@ -21,7 +21,7 @@ from protocol.build import REQUIRED_ARTIFACTS, ensure_forge_build
 from protocol.deploy import Deployment, deploy
 from protocol.tx import send
 
-HARNESSES = ("RFC9162Harness",)
+HARNESSES = ("RFC9162Harness", "ChunkedStateRootHarness")
 ETHER = 10**18
 
 
