@@ -142,3 +142,11 @@ class NonceConflict(VeritrainError, RuntimeError):
 
 class CursorError(VeritrainError, ValueError):
     """An event-follower cursor file that is unreadable or belongs to another chain or deployment."""
+
+
+class KernelSelfCheckFailed(VeritrainError, RuntimeError):
+    """Compiled exact-mode kernels gave other bits than the reference order of operations on this device."""
+
+
+class KernelUnavailable(VeritrainError, RuntimeError):
+    """The exact-mode kernels asked for cannot run here (a missing package, a device the backend does not serve)."""

@@ -79,22 +79,41 @@ def bench_hash(
 @app.command("repro")
 def bench_repro(
     models: Annotated[
-        list[str] | None, typer.Option("--model", help="Example to bench (repeatable; default: all three).")
+        list[str] | None,
+        typer.Option(
+            "--model",
+            help="Model to bench (repeatable): an example or lm_large; default: all examples, plus lm_large on cuda.",
+        ),
     ] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Optimizer steps per timed round.")] = None,
     rounds: Annotated[int, typer.Option("--rounds", min=1, help="Timed rounds per mode; the best counts.")] = 7,
     threads: Annotated[int | None, typer.Option("--threads", min=1, help="Threads (default: torch's).")] = None,
+    device: Annotated[str, typer.Option("--device", help="cpu, or cuda[:N] (exact mode: the Triton kernels).")] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
-    """Training steps of each example model, exact mode vs native torch in the same run: per-step times, ratio."""
-    from protocol.engine.benchmark import repro_benchmark
+    """Training steps of each example model, exact mode vs native torch in the same run: per-step times, ratio.
+
+    Examples:
+
+      veritrain bench repro --json
+
+      veritrain bench repro --device cuda --json          # the three examples and lm_large on the GPU
+
+      veritrain bench repro --model tiny_lm --steps 5 --rounds 3
+    """  # fmt: skip
+    from protocol.engine.benchmark import LARGER, repro_benchmark
     from protocol.engine.examples import EXAMPLES
+    from protocol.engine.runner import DeviceUnavailable
 
     for m in models or []:
-        if m not in EXAMPLES:
-            typer.echo(f"error: unknown example {m!r}; choose from {', '.join(EXAMPLES)}", err=True)
+        if m not in EXAMPLES and m not in LARGER:
+            typer.echo(f"error: unknown example {m!r}; choose from {', '.join([*EXAMPLES, *LARGER])}", err=True)
             raise typer.Exit(2)
-    result = repro_benchmark(models or None, steps, rounds, threads)
+    try:
+        result = repro_benchmark(models or None, steps, rounds, threads, device)
+    except DeviceUnavailable as exc:
+        typer.echo(f"error: {exc}", err=True)
+        raise typer.Exit(2) from None
     if as_json:
         typer.echo(json.dumps(result))
         return

@@ -28,6 +28,13 @@ HomeOpt = Annotated[Path | None, typer.Option("--home", help="VERITRAIN_HOME (de
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print the result as JSON (for scripts).")]
 ThreadsOpt = Annotated[int | None, typer.Option("--threads", min=1, help="Threads for torch and the exact kernels.")]
 LogLevelOpt = Annotated[str, typer.Option("--log-level", help="debug, info, warning or error.")]
+DeviceOpt = Annotated[
+    str,
+    typer.Option(
+        "--device",
+        help="Where the node trains and replays: cpu, or cuda[:N] (exact mode gives the same bytes on both).",
+    ),
+]
 DEFAULT_RPC = "http://127.0.0.1:8545"
 DEFAULT_API = "http://127.0.0.1:8000"
 
@@ -36,6 +43,17 @@ def fail(message: str, code: int = 2) -> None:
     """Print ``error: message`` (one line, on stderr) and exit with ``code``."""
     typer.echo(f"error: {message}", err=True)
     raise typer.Exit(code)
+
+
+def device_error(device: str) -> str | None:
+    """Why ``device`` cannot be used on this machine (for ``--device``), or None when it can."""
+    from protocol.engine.runner import DeviceUnavailable, check_device
+
+    try:
+        check_device(device)
+    except DeviceUnavailable as exc:
+        return f"--device: {exc}"
+    return None
 
 
 def tokens_option(value: str, name: str) -> int:

@@ -12,12 +12,14 @@ import typer
 from veritrain.options import (
     ApiOpt,
     DeploymentOpt,
+    DeviceOpt,
     KeyFileOpt,
     KeyOpt,
     LogLevelOpt,
     RoleOpt,
     RpcOpt,
     ThreadsOpt,
+    device_error,
     fail,
     resolve_node,
     tokens_option,
@@ -33,6 +35,9 @@ Examples:
 
   # key from the environment, a public URL for the checkpoint server, small jobs only
   VERITRAIN_KEY=0x… veritrain solver --listen 0.0.0.0:8600 --public-url http://me.example:8600 --max-steps 2000
+
+  # train on the GPU (exact mode: the Triton kernels; verifiers on CPUs replay the same bytes)
+  veritrain solver --key-file solver.key --device cuda
 """
 
 
@@ -78,6 +83,7 @@ def solver(
         int, typer.Option("--max-steps", min=1, help="Skip orders with more optimizer steps.")
     ] = 100_000,
     threads: ThreadsOpt = None,
+    device: DeviceOpt = "cpu",
     models: Annotated[
         str, typer.Option("--models", help="Model kinds to take (comma list of mlp, cnn, transformer_lm).")
     ] = "mlp,cnn,transformer_lm",
@@ -129,6 +135,8 @@ def solver(
         fail(f"--models: unknown model kind(s) {bad}; choose from {', '.join(MODEL_EXAMPLES)}")
     stake_wei = tokens_option(stake, "--stake")
     floor_wei = tokens_option(price_floor, "--price-floor")
+    if (why := device_error(device)) is not None:
+        fail(why)
     setup = resolve_node(key=key, key_file=key_file, role=role, rpc=rpc, deployment=deployment, api=api)
     account, rpc, dep, api, home = setup.account, setup.rpc, setup.deployment, setup.api, setup.home
     ddir = data_dir or home / f"solver-{account.address[2:10].lower()}"
@@ -162,6 +170,7 @@ def solver(
         public_url=public_url,
         adversary=adv,
         models=kinds,
+        device=device,
         poll_interval=poll_interval,
     )
     stop = StopFlag()

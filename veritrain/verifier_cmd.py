@@ -12,12 +12,14 @@ import typer
 from veritrain.options import (
     ApiOpt,
     DeploymentOpt,
+    DeviceOpt,
     KeyFileOpt,
     KeyOpt,
     LogLevelOpt,
     RoleOpt,
     RpcOpt,
     ThreadsOpt,
+    device_error,
     fail,
     resolve_node,
     tokens_option,
@@ -55,6 +57,7 @@ def verifier(
         typer.Option("--whistleblow-rate", min=0.0, max=1.0, help="Share of unassigned jobs to audit too (0..1)."),
     ] = 0.0,
     threads: ThreadsOpt = None,
+    device: DeviceOpt = "cpu",
     adversary: Annotated[
         str | None,
         typer.Option("--adversary", help="TEST/DEMO ONLY: 'accuse' disputes honest work (and loses its bond)."),
@@ -86,6 +89,8 @@ def verifier(
     if adversary is not None and adversary not in ADVERSARIES:
         fail(f"--adversary: unknown verifier adversary {adversary!r}; known: {', '.join(ADVERSARIES)}")
     stake_wei = tokens_option(stake, "--stake")
+    if (why := device_error(device)) is not None:
+        fail(why)
     setup = resolve_node(key=key, key_file=key_file, role=role, rpc=rpc, deployment=deployment, api=api)
     account, rpc, dep, api, home = setup.account, setup.rpc, setup.deployment, setup.api, setup.home
     try:
@@ -120,7 +125,7 @@ def verifier(
         client = ChainClient(rpc, dep, account, retries=4)
         node = VerifierNode(
             client, ddir, api, stake=stake_wei, whistleblow_rate=whistleblow_rate, adversary=adversary,
-            confirmations=confirmations,
+            confirmations=confirmations, device=device,
         )  # fmt: skip
         node.ensure_stake()
     except RpcUnavailable:

@@ -51,6 +51,8 @@ from .rng import GENERATOR
 
 __all__ = [
     "ENGINE_VERSION",
+    "DeviceUnavailable",
+    "check_device",
     "configure_threads",
     "EngineError",
     "JobResult",
@@ -73,6 +75,34 @@ class EngineError(VeritrainError, ValueError):
 
 class StateMismatch(EngineError):
     """A training state that does not belong to this job (other spec, model, kernel set or step)."""
+
+
+class DeviceUnavailable(EngineError):
+    """A device the engine was asked to run on that this machine does not have (or that it does not support)."""
+
+
+def check_device(device: str | torch.device) -> torch.device:
+    """``device`` as a torch device the engine can train on here: ``cpu`` or an existing ``cuda[:N]``.
+
+    Raises :class:`DeviceUnavailable` with the reason (a CPU-only torch build, no GPU, an index past the last).
+    """
+    try:
+        dev = torch.device(device)
+    except (RuntimeError, TypeError) as exc:
+        raise DeviceUnavailable(f"device {device!r} is not a device torch knows ({exc})") from None
+    if dev.type == "cpu":
+        return dev
+    if dev.type != "cuda":
+        raise DeviceUnavailable(f"the engine trains on cpu or cuda[:N], not {device!r}")
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else f"built for CUDA {torch.version.cuda}"
+        raise DeviceUnavailable(
+            f"device {device}: torch {torch.__version__} ({build}) sees no CUDA device on this machine; training on "
+            "a GPU needs an NVIDIA GPU and a CUDA build of torch"
+        )
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise DeviceUnavailable(f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
+    return dev
 
 
 def configure_threads(n: int | None = None) -> int:
@@ -173,9 +203,7 @@ class Trainer:
         self.mode = "exact" if self.exact else "native"
         self.kernel_set = _kernel_set(spec)
         self.spec_hash = job_hash(spec)
-        self.device = torch.device(device)
-        if self.device.type == "cuda" and not torch.cuda.is_available():
-            raise EngineError("--device cuda was asked for but torch sees no CUDA device")
+        self.device = check_device(device)
         self.batches = Batches(spec, dataset, self.device)
         self.is_lm = isinstance(spec.model, TransformerLMConfig)
         self.model = build_model(spec.model, self.exact).to(self.device)

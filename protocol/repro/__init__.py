@@ -13,6 +13,7 @@ Layout:
 - :mod:`protocol.repro.kernels`     the four order-fixed primitives (mm, rowsum, colsum,
                                      index_add_rows): specification, numba fast path,
                                      pure-torch reference path; the design measurements
+- :mod:`protocol.repro._triton_kernels` the primitives and fmath functions as Triton kernels (CUDA)
 - :mod:`protocol.repro.fmath`       sqrt (correctly rounded), exp, log, tanh, tanh-GELU from
                                      + - * / and bit operations
 - :mod:`protocol.repro.functional`  autograd operators (linear, matmul, sum/mean, softmax,
@@ -27,8 +28,11 @@ Layout:
 Modes: :func:`set_mode` / :func:`mode` switch between ``"exact"`` (default)
 and ``"native"`` (plain torch: tolerance mode and benchmarks). Threads:
 :func:`set_threads` sets torch's and numba's. Device: CPU tensors take the
-numba kernels; tensors on any other device (CUDA) take the reference path,
-which is built from elementwise torch operations and gives the same bits.
+numba kernels, CUDA tensors the Triton kernels (:mod:`protocol.repro._triton_kernels`;
+``VERITRAIN_REPRO_CUDA=reference`` for the reference path), tensors on any other
+device the reference path, which is built from elementwise torch operations;
+all give the same bits. :func:`backend` selects a path explicitly ("fast",
+"reference", "triton").
 
 Importing this package is cheap (no torch, no numba); the submodules load
 torch, and the numba kernels compile (or load from the on-disk cache) on

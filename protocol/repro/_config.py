@@ -51,18 +51,33 @@ def mode(m: str) -> Iterator[None]:
 
 
 # --- backend for the order-dependent primitives --------------------------------------------
-# "fast": numba kernels for CPU tensors (reference path for any other device);
-# "reference": the slow pure-torch elementwise path everywhere (tests, GPUs, verifiers).
-BACKENDS = ("fast", "reference")
+# "fast": numba kernels for CPU tensors, Triton kernels for CUDA tensors (the reference path for any other
+#         device, or on CUDA when $VERITRAIN_REPRO_CUDA is "reference");
+# "reference": the slow pure-torch elementwise path everywhere (the oracle the others are tested against);
+# "triton": the Triton kernels for every tensor (CPU tensors only in Triton's interpreter, TRITON_INTERPRET=1:
+#           how the tests run them without a GPU).
+# All three give the same bits; they differ in speed only.
+BACKENDS = ("fast", "reference", "triton")
+CUDA_PATHS = ("triton", "reference")
 
 
 def get_backend() -> str:
     return getattr(_state, "backend", "fast")
 
 
+def cuda_path() -> str:
+    """What the "fast" backend runs on CUDA tensors: ``$VERITRAIN_REPRO_CUDA`` ("triton", the default, or
+    "reference")."""
+    v = os.environ.get("VERITRAIN_REPRO_CUDA", "triton").strip().lower() or "triton"
+    if v not in CUDA_PATHS:
+        raise ValueError(f"VERITRAIN_REPRO_CUDA must be one of {CUDA_PATHS}, not {v!r}")
+    return v
+
+
 @contextlib.contextmanager
 def backend(b: str) -> Iterator[None]:
-    """Context manager selecting the primitive backend (``"fast"`` or ``"reference"``) on this thread."""
+    """Context manager selecting the primitive backend (``"fast"``, ``"reference"`` or ``"triton"``) on this
+    thread."""
     if b not in BACKENDS:
         raise ValueError(f"unknown repro backend {b!r}; expected one of {BACKENDS}")
     old = getattr(_state, "backend", None)

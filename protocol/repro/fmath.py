@@ -21,10 +21,10 @@ sqrt correctly rounded (0.5 ulp), exp < 1 ulp, log < 1 ulp, tanh < 1.5 ulp;
 far below the 1e-5 relative the engine needs.
 
 Each public function has a ``*_reference`` twin written with torch
-elementwise operations (any device) and, on CPU, runs a numba kernel that
-performs the same float32 operations in the same order (saving the per-op
-overhead of ~25 small torch calls; for sqrt, the IEEE instruction, which is
-correctly rounded and so equal to the reference). The tests check the two
+elementwise operations (any device) and, on CPU, runs a numba kernel (on
+CUDA, a Triton kernel) that performs the same float32 operations in the same
+order (saving the per-op overhead of ~25 small torch calls; for sqrt, the IEEE
+instruction, which is correctly rounded and so equal to the reference). The tests check the two
 bit for bit on millions of values, random bit patterns (NaN, ±inf, ±0,
 subnormals) included.
 
@@ -128,12 +128,16 @@ def sqrt_f64(q: float) -> float:
 
 
 def sqrt(x: torch.Tensor) -> torch.Tensor:
-    """Correctly rounded float32 square root (:func:`sqrt_reference`; numba ``sqrt`` on CPU, torch elsewhere)."""
+    """Correctly rounded float32 square root (:func:`sqrt_reference`; the IEEE instruction on CPU (numba) and CUDA
+    (Triton), torch elsewhere)."""
     if x.dtype != torch.float32:
         raise TypeError(f"exact sqrt computes in float32; got {x.dtype}")
-    if not _K().use_fast(x):
-        return sqrt_reference(x)
-    return _K().elementwise("sqrt", x)
+    k = _K()
+    if k.use_fast(x):
+        return k.elementwise("sqrt", x)
+    if k.use_triton(x):
+        return k.triton_kernels().elementwise("sqrt", x)
+    return sqrt_reference(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -196,12 +200,15 @@ def exp_reference(x: torch.Tensor) -> torch.Tensor:
 
 
 def exp(x: torch.Tensor) -> torch.Tensor:
-    """float32 e**x in the order of :func:`exp_reference` (numba on CPU, torch elsewhere)."""
+    """float32 e**x in the order of :func:`exp_reference` (numba on CPU, Triton on CUDA, else torch)."""
     if x.dtype != torch.float32:
         raise TypeError(f"exact exp computes in float32; got {x.dtype}")
-    if not _K().use_fast(x):
-        return exp_reference(x)
-    return _K().elementwise("exp", x)
+    k = _K()
+    if k.use_fast(x):
+        return k.elementwise("exp", x)
+    if k.use_triton(x):
+        return k.triton_kernels().elementwise("exp", x)
+    return exp_reference(x)
 
 
 def _K():
@@ -231,12 +238,15 @@ LG = tuple(
 
 
 def log(x: torch.Tensor) -> torch.Tensor:
-    """float32 natural logarithm in the order of :func:`log_reference` (numba on CPU, torch elsewhere)."""
+    """float32 natural logarithm in the order of :func:`log_reference` (numba on CPU, Triton on CUDA, else torch)."""
     if x.dtype != torch.float32:
         raise TypeError(f"exact log computes in float32; got {x.dtype}")
-    if not _K().use_fast(x):
-        return log_reference(x)
-    return _K().elementwise("log", x)
+    k = _K()
+    if k.use_fast(x):
+        return k.elementwise("log", x)
+    if k.use_triton(x):
+        return k.triton_kernels().elementwise("log", x)
+    return log_reference(x)
 
 
 def log_reference(x: torch.Tensor) -> torch.Tensor:
@@ -343,12 +353,15 @@ def tanh_reference(x: torch.Tensor) -> torch.Tensor:
 
 
 def tanh(x: torch.Tensor) -> torch.Tensor:
-    """float32 tanh in the order of :func:`tanh_reference` (numba on CPU, torch elsewhere)."""
+    """float32 tanh in the order of :func:`tanh_reference` (numba on CPU, Triton on CUDA, else torch)."""
     if x.dtype != torch.float32:
         raise TypeError(f"exact tanh computes in float32; got {x.dtype}")
-    if not _K().use_fast(x):
-        return tanh_reference(x)
-    return _K().elementwise("tanh", x)
+    k = _K()
+    if k.use_fast(x):
+        return k.elementwise("tanh", x)
+    if k.use_triton(x):
+        return k.triton_kernels().elementwise("tanh", x)
+    return tanh_reference(x)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -398,16 +411,22 @@ def gelu_tanh_grad_reference(x: torch.Tensor, t: torch.Tensor, dy: torch.Tensor)
 
 
 def gelu_tanh(x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-    """``(y, t)`` of :func:`gelu_tanh_reference` (numba on CPU, torch elsewhere)."""
+    """``(y, t)`` of :func:`gelu_tanh_reference` (numba on CPU, Triton on CUDA, else torch)."""
     if x.dtype != torch.float32:
         raise TypeError(f"exact gelu computes in float32; got {x.dtype}")
-    if not _K().use_fast(x):
-        return gelu_tanh_reference(x)
-    return _K().elementwise("gelu", x)
+    k = _K()
+    if k.use_fast(x):
+        return k.elementwise("gelu", x)
+    if k.use_triton(x):
+        return k.triton_kernels().elementwise("gelu", x)
+    return gelu_tanh_reference(x)
 
 
 def gelu_tanh_grad(x: torch.Tensor, t: torch.Tensor, dy: torch.Tensor) -> torch.Tensor:
-    """dL/dx of :func:`gelu_tanh_grad_reference` (numba on CPU, torch elsewhere)."""
-    if not _K().use_fast(x, t, dy):
-        return gelu_tanh_grad_reference(x, t, dy)
-    return _K().elementwise("gelu_grad", x, t, dy)
+    """dL/dx of :func:`gelu_tanh_grad_reference` (numba on CPU, Triton on CUDA, else torch)."""
+    k = _K()
+    if k.use_fast(x, t, dy):
+        return k.elementwise("gelu_grad", x, t, dy)
+    if k.use_triton(x, t, dy):
+        return k.triton_kernels().elementwise("gelu_grad", x, t, dy)
+    return gelu_tanh_grad_reference(x, t, dy)

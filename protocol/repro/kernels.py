@@ -59,6 +59,14 @@ speed only; the tests check every combination bit for bit against the
 reference, and :func:`self_check` repeats a small check in every process on
 first use (it refuses to run if a compiler ever broke the order).
 
+*triton* (CUDA, :mod:`protocol.repro._triton_kernels`): one GPU program per
+tile of outputs with the tile's accumulators in registers, k walked one step
+at a time with a separate float32 multiply and add (compiled with
+``enable_fp_fusion=False``: no FMA; no ``tl.dot``, so no tensor cores; no
+split-K), the same offset tables. The backend "fast" runs it for CUDA tensors
+(``$VERITRAIN_REPRO_CUDA=reference`` selects the reference path instead); it
+compares itself with the reference path on first use on each device.
+
 Why this design — measured on the 2-core AMD EPYC (Zen 4, AVX-512) dev machine,
 torch 2.13 CPU, one thread, GEMM alone, best of 40 (time / native ``A @ B``):
 
@@ -94,7 +102,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from ._config import get_backend, slp_vectorize
+from ._config import cuda_path, get_backend, slp_vectorize
 from .version import KERNEL_SET_VERSION
 
 builtins_sum = builtins.sum
@@ -112,7 +120,9 @@ __all__ = [
     "rowsum_reference",
     "self_check",
     "tiling",
+    "triton_kernels",
     "use_fast",
+    "use_triton",
 ]
 
 # --------------------------------------------------------------------------------------------
@@ -225,6 +235,51 @@ def use_fast(*tensors: torch.Tensor) -> bool:
     if get_backend() != "fast":
         return False
     return all(t.device.type == "cpu" for t in tensors)
+
+
+_triton_state: dict = {}
+_triton_lock = threading.Lock()
+
+
+def triton_kernels():
+    """The Triton kernel module (:mod:`protocol.repro._triton_kernels`), imported on first use.
+
+    Raises :class:`protocol.errors.KernelUnavailable` when triton cannot be imported.
+    """
+    mod = _triton_state.get("module")
+    if mod is not None:
+        return mod
+    with _triton_lock:
+        if "module" not in _triton_state:
+            try:
+                from . import _triton_kernels
+            except ImportError as exc:
+                from protocol.errors import KernelUnavailable
+
+                raise KernelUnavailable(
+                    f"the exact-mode Triton kernels need the 'triton' package ({exc}); install veritrain's "
+                    "dependencies (make setup), or set VERITRAIN_REPRO_CUDA=reference for the slow reference path"
+                ) from exc
+            _triton_state["module"] = _triton_kernels
+    return _triton_state["module"]
+
+
+def use_triton(*tensors: torch.Tensor) -> bool:
+    """True when the Triton path applies: backend "triton" (any device), or backend "fast" with every tensor
+    on CUDA and ``$VERITRAIN_REPRO_CUDA`` not "reference"."""
+    b = get_backend()
+    if b == "triton":
+        if any(t.device.type == "cpu" for t in tensors) and not triton_kernels().interpreted():
+            from protocol.errors import KernelUnavailable
+
+            raise KernelUnavailable(
+                "the 'triton' backend runs CPU tensors only in Triton's interpreter: set TRITON_INTERPRET=1 "
+                "before triton is imported"
+            )
+        return True
+    if b != "fast" or not tensors or not all(t.device.type == "cuda" for t in tensors):
+        return False
+    return cuda_path() == "triton"
 
 
 def _flat_np(t: torch.Tensor) -> np.ndarray:
@@ -373,7 +428,10 @@ def mm(
     nb, M, K = A.shape
     N = B.shape[2]
     dev = A.flat.device
-    if not use_fast(A.flat, B.flat, *(() if bias is None else (bias,)), *(() if out is None else (out.flat,))):
+    tensors = (A.flat, B.flat, *(() if bias is None else (bias,)), *(() if out is None else (out.flat,)))
+    if not use_fast(*tensors):
+        if use_triton(*tensors):
+            return triton_kernels().mm(A, B, bias, out)
         C = mm_reference(A.dense(), B.dense(), bias)
         if out is None:
             return C
@@ -425,7 +483,7 @@ def rowsum(X: torch.Tensor) -> torch.Tensor:
     """(R, L) → (R,): each row summed left to right from +0.0."""
     _check2(X, "rowsum")
     if not use_fast(X):
-        return rowsum_reference(X)
+        return triton_kernels().rowsum(X) if use_triton(X) else rowsum_reference(X)
     k = _load()
     out = torch.empty(X.shape[0], dtype=torch.float32)
     k["rowsum"](X.numel(), _np(X), out.numpy())
@@ -444,7 +502,7 @@ def colsum(X: torch.Tensor) -> torch.Tensor:
     """(R, L) → (L,): each column summed top to bottom from +0.0."""
     _check2(X, "colsum")
     if not use_fast(X):
-        return colsum_reference(X)
+        return triton_kernels().colsum(X) if use_triton(X) else colsum_reference(X)
     k = _load()
     out = torch.empty(X.shape[1], dtype=torch.float32)
     k["colsum"](X.numel(), _np(X), out.numpy())
@@ -476,7 +534,7 @@ def index_add_rows(idx: torch.Tensor, G: torch.Tensor, V: int) -> torch.Tensor:
     idx = idx.to(torch.int64)
     _check_index_add(idx, G, V)
     if not use_fast(idx, G):
-        return index_add_rows_reference(idx, G, V)
+        return triton_kernels().index_add_rows(idx, G, V) if use_triton(idx, G) else index_add_rows_reference(idx, G, V)
     k = _load()
     out = torch.zeros((V, G.shape[1]), dtype=torch.float32)
     k["index_add_rows"](G.numel(), _np(idx), _np(G), out.numpy())
@@ -588,9 +646,14 @@ def _cache_dir() -> str:
     return numba.config.CACHE_DIR or "numba's default cache"
 
 
-def self_check() -> None:
-    """Load (compile or read from cache) the kernels and run the bitwise self check."""
-    _load()
+def self_check(device: str | torch.device = "cpu") -> None:
+    """Load (compile or read from cache) the kernels of ``device`` and run their bitwise self check: the numba
+    kernels on CPU, the Triton kernels on CUDA (against the reference path on that device)."""
+    dev = torch.device(device)
+    if dev.type == "cpu":
+        _load()
+    elif dev.type == "cuda" and cuda_path() == "triton":
+        triton_kernels().self_check(dev)
 
 
 # --------------------------------------------------------------------------------------------
