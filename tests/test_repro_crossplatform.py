@@ -78,7 +78,7 @@ ALLOWED = {
     "abs", "copysign", "where", "clamp", "clamp_min", "clamp_max", "round", "nan_to_num", "masked_fill",
     "masked_fill_", "relu", "threshold_backward", "max", "min", "amax", "amin", "eq", "ne", "lt", "le", "gt", "ge",
     "isnan", "logical_not", "logical_and", "logical_or", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
-    "bitwise_left_shift", "bitwise_right_shift", "sort", "cummax", "arange", "triu", "tril",
+    "bitwise_left_shift", "bitwise_right_shift", "sort", "cummax", "searchsorted", "arange", "triu", "tril",
     # data movement / creation
     "index", "index_put", "index_put_", "index_select", "gather", "scatter", "scatter_", "cat", "stack",
     "constant_pad_nd", "zeros", "zeros_like", "ones", "ones_like", "full", "full_like", "fill_", "new_zeros",
