@@ -135,6 +135,7 @@ class MarketRun:
         stake: str = "1000",
         on_event: Callable[[str], None] | None = None,
         node_timeout: float = 120.0,
+        solver_device: str = "cpu",
     ) -> None:
         self.home = Path(home) if home else veritrain_home() / "demo"
         self.solvers = dict(DEFAULT_SOLVERS if solvers is None else solvers)
@@ -143,6 +144,7 @@ class MarketRun:
         self.price, self.stake = price, stake
         self.on_event = on_event or (lambda msg: None)
         self.node_timeout = node_timeout
+        self.solver_device = solver_device  # the solvers' --device; verifiers always replay on the CPU
         self.supervisor: Supervisor | None = None
         self.devnet: Devnet | None = None
         self.user: User | None = None
@@ -214,7 +216,7 @@ class MarketRun:
             "--log-level", "info",
         ]  # fmt: skip
         if kind == "solver":
-            argv += ["--price-floor", format_tokens(self.price), "--threads", "1"]
+            argv += ["--price-floor", format_tokens(self.price), "--threads", "1", "--device", self.solver_device]
         if adversary:
             argv += ["--adversary", adversary]
             for param in DEMO_ADVERSARY_PARAMS.get(adversary, ()):
@@ -437,6 +439,9 @@ def demo(
     verifiers: Annotated[int, typer.Option("--verifiers", min=4, max=10, help="Verifier nodes.")] = DEFAULT_VERIFIERS,
     home: Annotated[Path | None, typer.Option("--home", help="State folder (default $VERITRAIN_HOME/demo).")] = None,
     timeout: Annotated[float, typer.Option("--timeout", help="Seconds the jobs may take once submitted.")] = 600.0,
+    solver_device: Annotated[
+        str, typer.Option("--solver-device", help="Device the solvers train on (cpu, cuda); verifiers use the CPU.")
+    ] = "cpu",
     as_json: Annotated[bool, typer.Option("--json", help="Print only the JSON report on stdout.")] = False,
 ) -> None:
     """Run a whole market on a private local chain and show who was paid and who was slashed.
@@ -453,6 +458,8 @@ def demo(
       veritrain demo
 
       veritrain demo --jobs 3 --steps 40 --json
+
+      veritrain demo --jobs 1 --solver-device cuda --json   # a GPU solver audited by CPU verifiers
     """
     import json as _json
 
@@ -467,6 +474,11 @@ def demo(
         err.print("[yellow]note:[/] with fewer than 3 jobs not every solver gets work", highlight=False)
     if steps % interval:
         err.print(f"[bold red]error:[/] --steps {steps} must be a multiple of --interval {interval}")
+        raise typer.Exit(2)
+    from veritrain.node_opts import device_error
+
+    if (why := device_error(solver_device)) is not None:
+        err.print(f"[bold red]error:[/] --solver-{why[2:]}", highlight=False)
         raise typer.Exit(2)
 
     def event(msg: str) -> None:
@@ -487,7 +499,9 @@ def demo(
     try:
         with (
             handle_signals(),
-            MarketRun(home, verifiers=verifiers, steps=steps, interval=interval, on_event=event) as run,
+            MarketRun(
+                home, verifiers=verifiers, steps=steps, interval=interval, on_event=event, solver_device=solver_device
+            ) as run,
         ):
             if as_json:
                 report = run.run_jobs(jobs, timeout=timeout)

@@ -107,6 +107,11 @@ _ABS_MASK = tl.constexpr(0x7FFFFFFF)
 # ============================================================================================================
 # kernels
 # ============================================================================================================
+# Integer arguments are not specialised (Triton would otherwise compile a variant per "== 1" and "divisible by 16"
+# pattern of sizes and strides): fewer compilations, and the generated code does not depend on the sizes.
+_MM_INTS = ("a_bs", "a_rs", "a_cs", "b_bs", "b_rs", "b_cs", "c_bs", "c_rs", "c_cs", "M", "N", "K")
+
+
 @triton.jit
 def _axis(tab, stride, i, TAB: tl.constexpr, mask):
     """Offsets of the positions ``i`` (a block, ``mask`` the valid ones) along one operand axis: ``tab[i]`` or
@@ -126,7 +131,7 @@ def _axis1(tab, stride, i, TAB: tl.constexpr):
         return tl.cast(i, tl.int64) * stride
 
 
-@triton.jit
+@triton.jit(do_not_specialize=_MM_INTS)
 def _mm_kernel(
     a, a_base, a_bs, a_ro, a_rs, a_co, a_cs,
     b, b_base, b_bs, b_ro, b_rs, b_co, b_cs,
@@ -162,7 +167,7 @@ def _mm_kernel(
     tl.store(c + dst, acc, mask=in_m[:, None] & in_n[None, :])
 
 
-@triton.jit
+@triton.jit(do_not_specialize=("R", "L", "s_r", "s_l"))
 def _rowsum_kernel(x, out, R, L, s_r, s_l, BR: tl.constexpr):
     """out[r] = fl(... fl(fl(0 + x[r,0]) + x[r,1]) ... + x[r,L-1])."""
     rows = tl.program_id(0) * BR + tl.arange(0, BR)
@@ -174,7 +179,7 @@ def _rowsum_kernel(x, out, R, L, s_r, s_l, BR: tl.constexpr):
     tl.store(out + rows, acc, mask=ok)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=("R", "L", "s_r", "s_l"))
 def _colsum_kernel(x, out, R, L, s_r, s_l, BL: tl.constexpr):
     """out[l] = fl(... fl(fl(0 + x[0,l]) + x[1,l]) ... + x[R-1,l])."""
     cols = tl.program_id(0) * BL + tl.arange(0, BL)
@@ -186,7 +191,7 @@ def _colsum_kernel(x, out, R, L, s_r, s_l, BL: tl.constexpr):
     tl.store(out + cols, acc, mask=ok)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=("s_n", "s_d", "D"))
 def _index_add_rows_kernel(g, s_n, s_d, order, starts, ends, out, D, BD: tl.constexpr):
     """out[v, :] = the rows g[order[r], :] for r in starts[v]..ends[v]-1 (ascending n), summed from +0.0."""
     v = tl.program_id(0)
@@ -310,7 +315,7 @@ def _sqrt1(x):
     return tl.where(x > 0.0, r, tl.where(x == 0.0, x, _const_f32(x, _QNAN_BITS)))
 
 
-@triton.jit
+@triton.jit(do_not_specialize=("n",))
 def _unary_kernel(x, out, n, OP: tl.constexpr, BLOCK: tl.constexpr):
     i = tl.cast(tl.program_id(0), tl.int64) * BLOCK + tl.arange(0, BLOCK)
     ok = i < n
@@ -326,7 +331,7 @@ def _unary_kernel(x, out, n, OP: tl.constexpr, BLOCK: tl.constexpr):
     tl.store(out + i, y, mask=ok)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=("n",))
 def _gelu_kernel(x, y_out, t_out, n, BLOCK: tl.constexpr):
     """fmath.gelu_tanh_reference: (y, t)."""
     i = tl.cast(tl.program_id(0), tl.int64) * BLOCK + tl.arange(0, BLOCK)
@@ -340,7 +345,7 @@ def _gelu_kernel(x, y_out, t_out, n, BLOCK: tl.constexpr):
     tl.store(y_out + i, (v * 0.5) * (t + 1.0), mask=ok)
 
 
-@triton.jit
+@triton.jit(do_not_specialize=("n",))
 def _gelu_grad_kernel(x, t, dy, dx, n, BLOCK: tl.constexpr):
     """fmath.gelu_tanh_grad_reference."""
     i = tl.cast(tl.program_id(0), tl.int64) * BLOCK + tl.arange(0, BLOCK)
