@@ -201,6 +201,16 @@ def test_nodes_on_cuda_fail_clearly_without_a_gpu(no_cuda, command):
     assert r.exit_code == 2 and "--device: device cuda" in r.output and "sees no CUDA device" in r.output, r.output
 
 
+def test_demo_with_gpu_solvers_fails_clearly_without_a_gpu(no_cuda, tmp_path):
+    from typer.testing import CliRunner
+
+    from veritrain.cli import app
+
+    r = CliRunner().invoke(app, ["demo", "--jobs", "1", "--solver-device", "cuda", "--home", str(tmp_path)])
+    assert r.exit_code == 2 and "--solver-device: device cuda" in r.output, r.output
+    assert not any(tmp_path.iterdir()), "nothing may start before the device is checked"
+
+
 def test_the_gpu_bench_adds_the_larger_model():
     from protocol.engine.benchmark import LARGER, bench_names, bench_spec
 

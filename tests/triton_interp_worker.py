@@ -2,7 +2,9 @@
 ``tests/test_repro_triton.py``, which starts it in a subprocess: ``TRITON_INTERPRET`` must be set before triton
 is imported, and the rest of the test session must not run interpreted).
 
-``python -m tests.triton_interp_worker`` (from the repository root) prints::
+``python -m tests.triton_interp_worker --golden [MODEL ...]`` (from the repository root) only runs the golden
+roots of ``tests/test_repro_crossplatform.GOLDEN`` on the Triton kernels (all three models by default; the LM
+takes minutes). Without arguments it prints::
 
     {"interpreted": true,
      "first_use_self_check": bool,            # the first kernel call ran the self check on "cpu"
@@ -42,7 +44,7 @@ from tests.test_repro_crossplatform import GOLDEN, SMALL_LM, OpGuard, job_roots 
 #: A few optimizer steps of each example, shrunk so the interpreter takes seconds (the LM: SMALL_LM).
 TRAIN = {"mlp_digits": {"batch_size": 8}, "cnn_digits": {"batch_size": 4}, "tiny_lm": {"batch_size": 4}}
 TRAIN_STEPS = 2
-GOLDEN_MODELS = ("mlp_digits",)  # cnn_digits takes ~40 s interpreted, tiny_lm ~8 min: see docs/gpu.md
+GOLDEN_MODELS = ("mlp_digits",)  # cnn_digits takes ~40 s interpreted, tiny_lm ~8 min: `--golden` runs them
 
 
 def _small(name: str) -> object:
@@ -94,9 +96,24 @@ def _mm_k_descending(
     tl.store(c + dst, acc, mask=in_m[:, None] & in_n[None, :])
 
 
+def golden(models: list[str]) -> dict:
+    """``{model: {"root", "golden", "equal", "seconds"}}`` of the GOLDEN runs with the Triton backend."""
+    out = {}
+    for name in models:
+        steps, interval, want = GOLDEN[name]
+        t0 = time.perf_counter()
+        with _config.backend("triton"):
+            root = job_roots(name, steps, interval)[1]
+        out[name] = {"root": root, "golden": want, "equal": root == want, "seconds": round(time.perf_counter() - t0, 1)}
+    return out
+
+
 def main() -> None:
     warnings.filterwarnings("ignore")  # numpy overflow warnings on random bit patterns (inf/NaN results are intended)
     np.seterr(all="ignore")
+    if sys.argv[1:2] == ["--golden"]:  # python -m tests.triton_interp_worker --golden cnn_digits tiny_lm
+        json.dump(golden(sys.argv[2:] or list(GOLDEN)), sys.stdout, indent=2)
+        return
     report: dict = {"interpreted": T.interpreted(), "seconds": {}}
 
     t0 = time.perf_counter()
@@ -116,11 +133,7 @@ def main() -> None:
     report["seconds"]["train"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()
-    report["golden"] = {}
-    for name in GOLDEN_MODELS:
-        steps, interval, _ = GOLDEN[name]
-        with _config.backend("triton"):
-            report["golden"][name] = job_roots(name, steps, interval)[1]
+    report["golden"] = {name: r["root"] for name, r in golden(list(GOLDEN_MODELS)).items()}
     report["seconds"]["golden"] = round(time.perf_counter() - t0, 2)
 
     t0 = time.perf_counter()

@@ -36,7 +36,7 @@ tag = f"cp{sys.version_info.major}{sys.version_info.minor}"
 keep = ("torch", "numpy", "numba", "triton", "llvmlite")
 for whl in sorted(wheels.glob("*.whl")):
     name, _, py, abi = whl.name.split("-")[:4]
-    if not (py.startswith(("py3", tag)) or abi == "abi3" or tag in py):
+    if not (abi == "abi3" or any(p.startswith("py3") or p == tag for p in py.split("."))):
         continue  # built for another Python
     if name.lower() in keep:
         continue
@@ -55,6 +55,9 @@ if [ -f "$CARRY/artifacts.tar" ]; then
     tar -xf "$CARRY/artifacts.tar" -C "$ROOT" && touch "$ROOT/out/.veritrain-build-stamp"  # newer than the sources
 fi
 nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
+# The CPU kernels (numba) compile once per machine (about a minute; later processes read the on-disk cache):
+# started now, in the background, they are ready when the CPU roots and the CPU verifiers of the market need them.
+"$PY" -c "from protocol.repro.kernels import self_check; self_check()" >"$OUT/numba-warmup.log" 2>&1 &
 
 # --- the steps ---------------------------------------------------------------------------------------------------
 step() {

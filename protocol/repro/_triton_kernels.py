@@ -432,12 +432,14 @@ class _Tables:
     @staticmethod
     def _convert(a: np.ndarray, dev: torch.device) -> tuple[torch.Tensor | None, int]:
         n = a.shape[0]
-        if n <= 1:
+        if n == 0 or (n == 1 and a[0] == 0):
             return None, 0
+        if n == 1:
+            return torch.from_numpy(np.array(a, dtype=np.int64)).to(dev), 0
         step = int(a[1] - a[0])
         if a[0] == 0 and (n == 2 or bool((np.diff(a) == step).all())):
             return None, step
-        return torch.from_numpy(np.ascontiguousarray(a, dtype=np.int64)).to(dev), 0
+        return torch.from_numpy(np.array(a, dtype=np.int64)).to(dev), 0  # a copy: the table may be read-only
 
     def get(self, a: np.ndarray, dev: torch.device) -> tuple[torch.Tensor | None, int]:
         if a.flags.writeable:
@@ -721,6 +723,10 @@ def compare_with_reference(
         b6 = _tensor(g.standard_normal(6).astype(np.float32), dev)
         mm(Aop, Bop, b6, out=Cop, blocks=(16, 16))
         check("mm offset tables", Cop.dense(), K.mm_reference(Aop.dense(), Bop.dense(), b6))
+        # one batch matrix at a non-zero base (a one-entry table that is not the zero offset)
+        A1 = K.Operand.tables(flat, [123], np.arange(4) * 9, np.arange(9))
+        B1 = K.Operand.tables(flat, [31], np.arange(9) * 5, np.arange(5))
+        check("mm offset tables single base", mm(A1, B1, None, blocks=(16, 16)), K.mm_reference(A1.dense(), B1.dense()))
     for R, L in SUM_SHAPES[: 3 if quick else None]:
         X = _tensor(g.standard_normal((R, L)).astype(np.float32), dev)
         check(f"rowsum {R}x{L}", rowsum(X), K.rowsum_reference(X))
