@@ -475,7 +475,7 @@ def demo(
     if steps % interval:
         err.print(f"[bold red]error:[/] --steps {steps} must be a multiple of --interval {interval}")
         raise typer.Exit(2)
-    from veritrain.node_opts import device_error
+    from veritrain.options import device_error
 
     if (why := device_error(solver_device)) is not None:
         err.print(f"[bold red]error:[/] --solver-{why[2:]}", highlight=False)
