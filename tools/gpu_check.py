@@ -57,6 +57,23 @@ PINNED_KERNEL_SET = "repro-v2"
 STEPS = ("env", "kernels", "roots", "bench", "market")
 
 
+def _run(cmd: list[str], timeout: float) -> tuple[int | None, str, str]:
+    """Run ``cmd`` at the repository root; (exit code or None when it ran out of time, stdout, stderr). A command
+    that runs out of time gets SIGTERM (the demo then stops every process it started), SIGKILL 20 s later."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        out, err = proc.communicate(timeout=timeout)
+        return proc.returncode, out, err
+    except subprocess.TimeoutExpired:
+        proc.terminate()
+        try:
+            out, err = proc.communicate(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, err = proc.communicate()
+        return None, out, err
+
+
 class Report:
     """A step's JSON document, rewritten on every :meth:`save` so a step cut short still leaves what it had."""
 
@@ -194,14 +211,14 @@ def step_roots(device: str, rep: Report, budget: float) -> str:
 def step_bench(device: str, rep: Report, budget: float) -> str:
     cmd = [sys.executable, "-m", "veritrain.cli", "bench", "repro", "--device", device, "--rounds", "5", "--json"]
     rep.doc["command"] = "veritrain bench repro --device " + device + " --rounds 5 --json"
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(10.0, budget - 5))
-    rep.doc["exit_code"] = proc.returncode
-    rep.doc["stderr_tail"] = proc.stderr[-3000:]
-    if proc.returncode == 0:
-        rep.doc["result"] = json.loads(proc.stdout.strip().splitlines()[-1])
+    code, out, err = _run(cmd, max(10.0, budget - 25))
+    rep.doc["exit_code"] = code  # None: ran out of time
+    rep.doc["stderr_tail"] = err[-3000:]
+    if code == 0:
+        rep.doc["result"] = json.loads(out.strip().splitlines()[-1])
     rep.done()
-    if proc.returncode:
-        return f"bench exited {proc.returncode}"
+    if code != 0:
+        return f"bench exited {code}" if code is not None else "bench ran out of time"
     ratios = {k: v["ratio"] for k, v in rep.doc["result"].items() if k != "settings"}
     return f"exact/native ratios {ratios}"
 
@@ -209,21 +226,21 @@ def step_bench(device: str, rep: Report, budget: float) -> str:
 def step_market(device: str, rep: Report, budget: float) -> str:
     home = Path(tempfile.mkdtemp(prefix="veritrain-gpu-market-"))
     cmd = [sys.executable, "-m", "veritrain.cli", "demo", "--jobs", "1", "--solver-device", device, "--json",
-           "--home", str(home), "--timeout", str(int(max(30.0, budget - 60)))]  # fmt: skip
+           "--home", str(home), "--timeout", str(int(max(30.0, budget - 90)))]  # fmt: skip
     rep.doc["command"] = " ".join(["veritrain", *cmd[3:]])
-    proc = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=max(10.0, budget - 5))
-    rep.doc["exit_code"] = proc.returncode
-    rep.doc["stderr_tail"] = proc.stderr[-4000:]
+    code, out, err = _run(cmd, max(10.0, budget - 25))
+    rep.doc["exit_code"] = code  # None: ran out of time
+    rep.doc["stderr_tail"] = err[-4000:]
     try:
-        rep.doc["report"] = json.loads(proc.stdout)
+        rep.doc["report"] = json.loads(out)
     except ValueError:
-        rep.doc["stdout_tail"] = proc.stdout[-2000:]
+        rep.doc["stdout_tail"] = out[-2000:]
     logs = home / "logs"
     if logs.is_dir():
         rep.doc["log_tails"] = {p.name: p.read_text(errors="replace")[-1500:] for p in sorted(logs.glob("*.log"))}
     rep.done()
     jobs = (rep.doc.get("report") or {}).get("jobs", [])
-    return f"demo exited {proc.returncode}; jobs {[(j.get('solver'), j.get('outcome')) for j in jobs]}"
+    return f"demo exited {code}; jobs {[(j.get('solver'), j.get('outcome')) for j in jobs]}"
 
 
 def step_summary(device: str, out: Path) -> str:

@@ -12,6 +12,7 @@
 #   bench    veritrain bench repro --device cuda (exact/native step time: examples and lm_large)
 #   market   veritrain demo --jobs 1 --solver-device cuda: a devnet job trained on the GPU, audited by CPU verifiers
 # Results: $OUT/<step>.json, $OUT/<step>.log and $OUT/summary.json ($OUT defaults to ./gpu-check-out).
+# GPU_CHECK_STEPS="roots market" runs only those steps (a rerun after a cut-off step).
 # GPU_CHECK_DEVICE=cpu TRITON_INTERPRET=1 makes a dry run of the plumbing on a machine without a GPU.
 set -u
 cd "$(dirname "$0")/.."
@@ -21,6 +22,7 @@ mkdir -p "$OUT"
 PY=${PYTHON:-python3}
 DEVICE=${GPU_CHECK_DEVICE:-cuda}
 BUDGET=${GPU_CHECK_BUDGET_S:-450}
+STEPS=" ${GPU_CHECK_STEPS:-env kernels roots bench market} "
 START=$(date +%s)
 CARRY=$ROOT/.gpu-carry
 
@@ -62,6 +64,7 @@ nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || true
 # --- the steps ---------------------------------------------------------------------------------------------------
 step() {
     local name=$1 cap=$2 left
+    [[ "$STEPS" == *" $name "* ]] || return 0
     left=$((BUDGET - ($(date +%s) - START)))
     [ "$left" -lt "$cap" ] && cap=$left
     if [ "$cap" -lt 15 ]; then
