@@ -46,6 +46,9 @@ for whl in sorted(wheels.glob("*.whl")):
     print("unpacked", whl.name)
 EOF
 fi
+if [ -d "$SITE" ]; then  # byte-compile it now, on all cores, so the API and node processes start fast later
+    "$PY" -m compileall -q -j 0 "$SITE" >/dev/null 2>&1 &
+fi
 export PYTHONPATH=$ROOT${SITE:+:$SITE}${PYTHONPATH:+:$PYTHONPATH}
 ANVIL=$ROOT/node_modules/@foundry-rs/anvil-linux-amd64/bin/anvil
 if [ -f "$CARRY/anvil.xz" ] && [ ! -x "$ANVIL" ]; then
