@@ -236,11 +236,43 @@ def step_market(device: str, rep: Report, budget: float) -> str:
     except ValueError:
         rep.doc["stdout_tail"] = out[-2000:]
     logs = home / "logs"
+    evidence: dict[str, list[dict]] = {}
     if logs.is_dir():
         rep.doc["log_tails"] = {p.name: p.read_text(errors="replace")[-1500:] for p in sorted(logs.glob("*.log"))}
-    rep.done()
+        for p in sorted(logs.glob("verifier*.log")):
+            evidence[p.stem] = _events(p, ("audited", "attest", "dispute-opened"))
+    rep.doc["verifier_evidence"] = evidence
+    # the claim: the GPU solver's job was replayed on CPU verifiers, found equal and attested (not just finalized)
+    audits = [e for evs in evidence.values() for e in evs if e.get("event") == "audited"]
     jobs = (rep.doc.get("report") or {}).get("jobs", [])
-    return f"demo exited {code}; jobs {[(j.get('solver'), j.get('outcome')) for j in jobs]}"
+    rep.doc["audited_by_cpu_verifiers"] = bool(
+        code == 0
+        and jobs
+        and all(j.get("outcome") == "finalized" and not j.get("slashed") for j in jobs)
+        and audits
+        and all(e.get("result") == "clean" for e in audits)
+        and any(e.get("event") == "attest" for evs in evidence.values() for e in evs)
+        and not any(e.get("event") == "dispute-opened" for evs in evidence.values() for e in evs)
+    )
+    rep.done()
+    return (
+        f"demo exited {code}; jobs {[(j.get('solver_role'), j.get('outcome')) for j in jobs]}; CPU audits "
+        f"{[(e.get('result'), e.get('segments')) for e in audits]}; audited_by_cpu_verifiers "
+        f"{rep.doc['audited_by_cpu_verifiers']}"
+    )
+
+
+def _events(log: Path, names: tuple[str, ...]) -> list[dict]:
+    """The JSON log lines of ``log`` whose event is one of ``names`` (the node logs one JSON object a line)."""
+    out = []
+    for line in log.read_text(errors="replace").splitlines():
+        if line.startswith("{") and any(f'"event":"{n}"' in line for n in names):
+            try:
+                doc = json.loads(line)
+            except ValueError:
+                continue
+            out.append({k: doc.get(k) for k in ("event", "job", "result", "segments", "replay_s", "tx") if k in doc})
+    return out
 
 
 def step_summary(device: str, out: Path) -> str:
@@ -267,6 +299,8 @@ def step_summary(device: str, out: Path) -> str:
             r = doc.get("report") or {}
             summary[step] = {"finished": doc.get("finished"), "command": doc.get("command"),
                              "exit_code": doc.get("exit_code"), "jobs": r.get("jobs"),
+                             "audited_by_cpu_verifiers": doc.get("audited_by_cpu_verifiers"),
+                             "verifier_evidence": doc.get("verifier_evidence"),
                              "verifier_over_solver_compute": r.get("verifier_over_solver_compute")}  # fmt: skip
         else:
             summary[step] = doc
