@@ -14,7 +14,8 @@ operations (+ − × ÷ on tensors, comparisons, exact conversions and data move
 * :func:`test_exact_training_uses_only_allowed_torch_ops` runs a step of each model under a dispatch mode and
   fails on any aten op outside an allow-list of exact operations (a library sqrt/exp/sum/matmul, a division
   by a Python scalar — CUDA turns that into a reciprocal multiply —, ``alpha=`` fused adds, scatter-adds),
-  with the fast (numba) backend and with the reference backend that CUDA runs.
+  with the fast (numba) backend and with the reference backend (what CUDA runs with ``VERITRAIN_REPRO_CUDA=reference``;
+  ``tests/test_repro_triton.py`` runs the same guard over the Triton kernels).
 """
 
 from __future__ import annotations
@@ -153,8 +154,8 @@ def test_the_op_guard_catches_library_rounding():
 
 
 def test_reference_backend_gives_the_fast_backends_bits_for_the_lm():
-    """The reference path (what CUDA runs) and the numba path (CPU) agree on a few LM steps (AdamW, LayerNorm,
-    GELU, attention, embedding, dropout)."""
+    """The reference path (the oracle; CUDA's with VERITRAIN_REPRO_CUDA=reference) and the numba path (CPU) agree on
+    a few LM steps (AdamW, LayerNorm, GELU, attention, embedding, dropout)."""
     spec = shortened(load_example("tiny_lm"), 3, 1, model=SMALL_LM, batch_size=4)
     ds = load_dataset(spec.dataset)
     roots = {}
