@@ -7,9 +7,9 @@ partially, while a step runs) and prints one line. Steps:
 ``kernels``  every Triton kernel against the pure-torch reference path on the device (bit for bit, edge tiles,
              random bit patterns): :func:`protocol.repro._triton_kernels.compare_with_reference`; the time of the
              first call (compilation and the self check) is reported apart.
-``roots``    the three example jobs' full trajectories (every leaf) on the device, then on this machine's CPU
-             (numba, all cores), compared with each other and with :data:`PINNED` (the roots of the
-             development machine's CPU).
+``roots``    the golden 4-step roots of ``tests/test_repro_crossplatform.py`` on the device, then the three example
+             jobs' full trajectories (every leaf) on the device and on this machine's CPU (numba, all cores),
+             compared with each other and with :data:`PINNED` (the roots of the development machine's CPU).
 ``bench``    ``veritrain bench repro --device DEV``: exact / native step time for the examples and lm_large.
 ``market``   ``veritrain demo --jobs 1 --solver-device DEV``: a devnet job trained by a solver on the device and
              audited by verifier nodes replaying on the CPU; the job must be paid and nobody slashed.
@@ -153,6 +153,35 @@ def step_kernels(device: str, rep: Report, budget: float) -> str:
     return f"{len(res)} cases, {'all bit for bit equal' if ok else 'DIFFERENT: ' + str(rep.doc['differing'])}"
 
 
+def golden_table() -> dict[str, tuple[int, int, str]]:
+    """``GOLDEN`` of ``tests/test_repro_crossplatform.py`` (example → steps, interval, trajectory root), read from
+    the file's source (importing it would need pytest, which a GPU machine need not have)."""
+    import ast
+
+    tree = ast.parse((ROOT / "tests" / "test_repro_crossplatform.py").read_text())
+    for node in tree.body:
+        if isinstance(node, ast.AnnAssign) and getattr(node.target, "id", None) == "GOLDEN":
+            return ast.literal_eval(node.value)
+    raise LookupError("GOLDEN not found in tests/test_repro_crossplatform.py")
+
+
+def _golden_root(name: str, steps: int, interval: int, device: str) -> str:
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+    from protocol.state import state_root
+    from protocol.trajectory import Trajectory
+
+    spec = shortened(load_example(name), steps, interval)
+    tr = Trainer(spec, load_dataset(spec.dataset), device)
+    tr.init()
+    traj = Trajectory.in_memory()
+    for _ in range(steps // interval):
+        tr.train_steps(interval)
+        traj.append(state_root(tr.state()))
+    return "0x" + traj.root().hex()
+
+
 def _trajectory(name: str, device: str) -> dict:
     from protocol.engine.data import load_dataset
     from protocol.engine.examples import load_example
@@ -187,6 +216,11 @@ def step_roots(device: str, rep: Report, budget: float) -> str:
     configure_threads(os.cpu_count() or 1)
     doc = rep.doc
     doc.update(kernel_set=KERNEL_SET_VERSION, pinned=PINNED, device=device, runs={})
+    doc["golden"] = {}
+    for name, (steps, interval, want) in golden_table().items():  # 4 steps each: first, and cheap
+        got = _golden_root(name, steps, interval, device)
+        doc["golden"][name] = {"root": got, "golden": want, "equal": got == want}
+        rep.save()
     order = [(n, device) for n in EXAMPLES] + ([(n, "cpu") for n in EXAMPLES] if device != "cpu" else [])
     for name, dev in order:  # the device first: it is what this check is for; this CPU's roots are a bonus
         doc["runs"].setdefault(name, {})[dev] = _trajectory(name, dev)
@@ -202,6 +236,7 @@ def step_roots(device: str, rep: Report, budget: float) -> str:
         verdict[name] = v
     doc["verdict"] = verdict
     checks = [v for x in verdict.values() for k, v in x.items() if k != "first_differing_leaf"]
+    checks += [g["equal"] for g in doc["golden"].values()]
     doc["all_equal"] = KERNEL_SET_VERSION == PINNED_KERNEL_SET and len(verdict) == len(EXAMPLES) and all(checks)
     rep.done()
     secs = {n: {d: r["seconds"] for d, r in runs.items()} for n, runs in doc["runs"].items()}
@@ -287,6 +322,7 @@ def step_summary(device: str, out: Path) -> str:
             summary[step] = {k: doc.get(k) for k in ("finished", "cases", "differing", "first_use_s", "compare_s")}
         elif step == "roots":
             summary[step] = {"finished": doc.get("finished"), "all_equal": doc.get("all_equal"),
+                             "golden": {n: g["equal"] for n, g in doc.get("golden", {}).items()},
                              "verdict": doc.get("verdict"),
                              "seconds": {n: {d: r["seconds"] for d, r in runs.items()}
                                          for n, runs in doc.get("runs", {}).items()}}  # fmt: skip
