@@ -1,9 +1,17 @@
 """The job spec: what to train, on what data, how, and how replay is judged (DESIGN §3 "Job spec", §4).
 
-A spec is a JSON document validated by :class:`JobSpec` (pydantic v2, ``version`` 1). ``spec_hash`` is the
-SHA-256 of its canonical JSON (sorted keys, no spaces, ASCII; defaults included, so two documents that mean
-the same spec hash the same). The spec and the dataset live in the blob store; only ``spec_hash``, the
-dataset digest and ``init_state_root`` go on-chain (in the signed ``JobOrder``).
+A spec is a JSON document validated by :class:`JobSpec` (pydantic v2). ``spec_hash`` is the SHA-256 of its
+canonical JSON (sorted keys, no spaces, ASCII; the version-1 fields with their defaults included, so two
+documents that mean the same spec hash the same). The spec and the dataset live in the blob store; only
+``spec_hash``, the dataset digest and ``init_state_root`` go on-chain (in the signed ``JobOrder``).
+
+Versions. ``version`` 1 is the original field set. ``version`` 2 adds what fine-tuning jobs need — initial
+weights (``init``), a learning-rate ``schedule``, gradient clipping (``clip_grad_norm``), gradient accumulation
+(``grad_accumulation``), frozen parameters (``freeze``), LoRA adapters (``lora``), held-out ``evaluation`` at
+every checkpoint, and for datasets ``parquet`` files, declared ``columns`` and a byte-level ``tokenizer``.
+A field added in version 2 is written into the canonical JSON only when it differs from its default, so every
+version-1 document keeps the bytes, hash and state roots it always had; using any of them needs
+``"version": 2`` (a version-1 reader rejects the unknown fields instead of silently ignoring them).
 
 Invalid specs raise :class:`SpecError`, whose message lists every wrong field by its JSON path and why.
 """
@@ -13,14 +21,26 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from typing import Annotated, Any, Literal
+from fnmatch import fnmatchcase
+from typing import Annotated, Any, ClassVar, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    ValidationError,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 from protocol.errors import VeritrainError
 from protocol.state import canonical_json
 
 SPEC_VERSION = 1
+#: The newest spec version this code reads (see the module docstring).
+LATEST_SPEC_VERSION = 2
 MAX_TOTAL_STEPS = 10_000_000
 _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
 
@@ -45,6 +65,22 @@ Hex32 = Annotated[str, Field(examples=["0x" + "ab" * 32])]
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    #: Fields added in spec version 2, with the default a version-1 document implies: they are left out of the
+    #: dump (and so of the canonical JSON and every hash) while they hold that default.
+    _V2_DEFAULTS: ClassVar[dict[str, Any]] = {}
+
+    @model_serializer(mode="wrap")
+    def _omit_v2_defaults(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        doc = handler(self)
+        for name, default in self._V2_DEFAULTS.items():
+            if getattr(self, name) == default:
+                doc.pop(name, None)
+        return doc
+
+    def v2_fields_set(self) -> list[str]:
+        """The version-2 fields of this object (not nested ones) that differ from their defaults."""
+        return [name for name, default in self._V2_DEFAULTS.items() if getattr(self, name) != default]
 
 
 # ------------------------------------------------------------------ models
@@ -105,22 +141,73 @@ ModelConfig = Annotated[MLPConfig | CNNConfig | TransformerLMConfig, Field(discr
 # ------------------------------------------------------------------ data
 
 
+class DatasetColumns(_Strict):
+    """Which fields of a tabular or archive dataset are what (version 2).
+
+    * ``csv`` (with a header row) and ``parquet``, classification: ``features`` (numeric columns, in this order)
+      and ``label`` (an integer column);
+    * ``parquet``, text: ``text`` (a string column; rows are joined with one newline);
+    * ``npz``: ``x`` and ``y``, the array names (default ``x`` and ``y``).
+    """
+
+    features: list[Annotated[str, Field(min_length=1, max_length=256)]] | None = Field(
+        None, min_length=1, max_length=1 << 16
+    )
+    label: str | None = Field(None, min_length=1, max_length=256)
+    text: str | None = Field(None, min_length=1, max_length=256)
+    x: str | None = Field(None, min_length=1, max_length=256)
+    y: str | None = Field(None, min_length=1, max_length=256)
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> DatasetColumns:
+        tabular = self.features is not None or self.label is not None
+        if tabular and (self.features is None or self.label is None):
+            raise ValueError("tabular columns need both 'features' and 'label'")
+        if sum((tabular, self.text is not None, self.x is not None or self.y is not None)) != 1:
+            raise ValueError("name either 'features' + 'label', or 'text', or the npz arrays 'x' / 'y'")
+        return self
+
+
 class DatasetRef(_Strict):
     """The training data. ``digest`` is the SHA-256 blob address of the dataset bytes, also for builtin
     datasets (their generated bytes), so replay can prove it used the same data."""
 
-    format: Literal["builtin", "npz", "csv", "text"]
+    format: Literal["builtin", "npz", "csv", "text", "parquet"]
     digest: Hex32
     builtin: str | None = Field(None, description="name of a bundled dataset when format is 'builtin'")
     holdout_fraction: float = Field(0.0, ge=0.0, lt=1.0, description="tail share of examples kept for evaluation")
+    columns: DatasetColumns | None = Field(None, description="declared schema of csv/parquet/npz data (version 2)")
+    tokenizer: Literal["char", "byte"] = Field(
+        "char", description="text data: 'char' (sorted code points of the text) or 'byte' (UTF-8 bytes, 0..255)"
+    )
 
+    _V2_DEFAULTS: ClassVar[dict[str, Any]] = {"columns": None, "tokenizer": "char"}
     _check_digest = field_validator("digest")(classmethod(lambda cls, v: _hex32(v)))
 
     @model_validator(mode="after")
     def _builtin_named(self) -> DatasetRef:
         if (self.format == "builtin") != (self.builtin is not None):
             raise ValueError("'builtin' names the dataset exactly when format is 'builtin'")
+        c = self.columns
+        if c is not None:
+            if self.format in ("builtin", "text"):
+                raise ValueError(f"'columns' does not apply to {self.format} data")
+            if self.format == "npz" and (c.x is None and c.y is None):
+                raise ValueError("npz columns name the arrays 'x' and/or 'y'")
+            if self.format == "csv" and c.features is None:
+                raise ValueError("csv columns name 'features' and 'label' (the header's column names)")
+            if self.format == "parquet" and c.x is not None:
+                raise ValueError("parquet columns name 'features' + 'label', or 'text'")
+        if self.format == "parquet" and c is None:
+            raise ValueError("parquet data needs 'columns' ('features' + 'label', or 'text')")
         return self
+
+    @property
+    def is_text(self) -> bool:
+        """Whether the data is a token stream (for a language model) rather than labelled examples."""
+        return self.format == "text" or (
+            self.format == "parquet" and self.columns is not None and bool(self.columns.text)
+        )
 
 
 # ------------------------------------------------------------- optimizer
@@ -143,6 +230,75 @@ class AdamWConfig(_Strict):
 
 
 OptimizerConfig = Annotated[SGDConfig | AdamWConfig, Field(discriminator="kind")]
+
+
+# ------------------------------------------------------- fine-tuning (version 2)
+
+
+class SeededInit(_Strict):
+    """Parameters drawn from the counter RNG keyed by the job seed (:mod:`protocol.engine.models`)."""
+
+    kind: Literal["seeded"] = "seeded"
+
+
+class WeightsInit(_Strict):
+    """Start from given weights: a canonical *weights state* (``veritrain state import``: tensors
+    ``param/<name>``, step 0, meta ``{"kind": "weights"}``) stored in the blob store under its state root.
+
+    The job's initial state (whose root is ``C_init``) is those parameter values plus the job's metadata; a
+    parameter whose name matches a ``fresh`` pattern (e.g. a new classification head) and every LoRA adapter
+    not in the weights is drawn from the seed instead, and weights tensors matching ``fresh`` are ignored.
+    """
+
+    kind: Literal["weights"] = "weights"
+    state_root: Hex32
+    fresh: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default_factory=list, max_length=256)
+
+    _check_root = field_validator("state_root")(classmethod(lambda cls, v: _hex32(v)))
+
+
+InitConfig = Annotated[SeededInit | WeightsInit, Field(discriminator="kind")]
+
+
+class ScheduleConfig(_Strict):
+    """Learning rate of optimizer step ``s`` (0-based) = the optimizer's ``lr`` × a multiplier
+    (:mod:`protocol.engine.schedule` computes it exactly):
+
+    * warm-up, ``s < warmup_steps``: ``(s + 1) / warmup_steps``;
+    * then ``decay`` over ``D = decay_steps`` (default ``total_steps``) with ``t = (s - warmup) / (D - warmup)``
+      clamped to [0, 1] and ``f = final_lr_fraction``: ``constant`` 1; ``linear`` ``1 - (1 - f)·t``; ``cosine``
+      ``f + (1 - f)·(1 + cos(π·t))/2``.
+    """
+
+    warmup_steps: int = Field(0, ge=0, le=MAX_TOTAL_STEPS)
+    decay: Literal["constant", "linear", "cosine"] = "constant"
+    decay_steps: int | None = Field(None, gt=0, le=MAX_TOTAL_STEPS)
+    final_lr_fraction: float = Field(0.0, ge=0.0, le=1.0)
+
+    @model_validator(mode="after")
+    def _steps(self) -> ScheduleConfig:
+        if self.decay_steps is not None and self.decay_steps <= self.warmup_steps:
+            raise ValueError(f"decay_steps ({self.decay_steps}) must exceed warmup_steps ({self.warmup_steps})")
+        return self
+
+
+class LoRAConfig(_Strict):
+    """Low-rank adapters on linear layers: ``y = x·Wᵀ + b + scale·((x·Aᵀ)·Bᵀ)`` with ``A`` (rank × in), ``B``
+    (out × rank), ``scale = f32(alpha / rank)``; ``A`` from the seed (uniform, bound ``1/sqrt(in)``), ``B`` zero.
+    Every other parameter is frozen except those matching ``train`` (e.g. a classification head)."""
+
+    rank: int = Field(gt=0, le=1024)
+    alpha: float = Field(gt=0.0, le=1 << 16)
+    targets: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(min_length=1, max_length=256)
+    train: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(default_factory=list, max_length=256)
+
+
+class EvalConfig(_Strict):
+    """Held-out evaluation at every checkpoint, recorded in the checkpoint's ``meta.metrics`` (so the leaf
+    commits to it and a replay proves it): mean loss (per token for a language model), accuracy for
+    classifiers, the segment's mean training loss and the last learning rate."""
+
+    max_examples: int | None = Field(None, gt=0, le=1 << 24, description="evaluate the first N held-out examples")
 
 
 # ------------------------------------------------------------------ modes
@@ -174,7 +330,7 @@ ExecutionMode = Annotated[ExactMode | ToleranceMode, Field(discriminator="kind")
 class JobSpec(_Strict):
     """A complete, hashable description of one training job."""
 
-    version: Literal[1] = SPEC_VERSION
+    version: Literal[1, 2] = SPEC_VERSION
     model: ModelConfig
     dataset: DatasetRef
     optimizer: OptimizerConfig
@@ -186,6 +342,26 @@ class JobSpec(_Strict):
     init_state_root: Hex32 | None = Field(
         None, description="C_init, the state root of the initial model; filled in by `veritrain` before signing"
     )
+    # ---- version 2
+    init: InitConfig = Field(default_factory=SeededInit, description="where the initial parameters come from")
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig, description="learning-rate schedule")
+    clip_grad_norm: float | None = Field(None, gt=0.0, le=1e6, description="clip the global gradient L2 norm")
+    grad_accumulation: int = Field(1, ge=1, le=1 << 12, description="micro-batches per optimizer step")
+    freeze: list[Annotated[str, Field(min_length=1, max_length=256)]] = Field(
+        default_factory=list, max_length=256, description="parameter-name patterns (fnmatch) that do not train"
+    )
+    lora: LoRAConfig | None = None
+    evaluation: EvalConfig | None = None
+
+    _V2_DEFAULTS: ClassVar[dict[str, Any]] = {
+        "init": SeededInit(),
+        "schedule": ScheduleConfig(),
+        "clip_grad_norm": None,
+        "grad_accumulation": 1,
+        "freeze": [],
+        "lora": None,
+        "evaluation": None,
+    }
 
     @field_validator("init_state_root")
     @classmethod
@@ -199,7 +375,29 @@ class JobSpec(_Strict):
                 f"total_steps ({self.total_steps}) must be a multiple of checkpoint_interval "
                 f"({self.checkpoint_interval})"
             )
+        newer = self.v2_fields_set() + [f"dataset.{n}" for n in self.dataset.v2_fields_set()]
+        if self.dataset.format == "parquet":
+            newer.append("dataset.format 'parquet'")
+        if newer and self.version < 2:
+            raise ValueError(f'{", ".join(newer)} need "version": 2')
+        if self.batch_size % self.grad_accumulation:
+            raise ValueError(
+                f"batch_size ({self.batch_size}) must be a multiple of grad_accumulation ({self.grad_accumulation})"
+            )
+        if self.lora is not None and self.freeze:
+            raise ValueError("'freeze' and 'lora' do not combine: with LoRA only the adapters (and lora.train) train")
+        if self.evaluation is not None and self.dataset.holdout_fraction == 0.0:
+            raise ValueError("evaluation needs held-out data: set dataset.holdout_fraction above 0")
+        if self.dataset.tokenizer == "byte" and isinstance(self.model, TransformerLMConfig):
+            if self.model.vocab_size < 256:
+                raise ValueError(f"a byte tokenizer needs model.vocab_size >= 256, not {self.model.vocab_size}")
         return self
+
+    def trainable(self, name: str) -> bool:
+        """Whether parameter ``name`` (a ``named_parameters`` name of the model, adapters included) trains."""
+        if self.lora is not None:
+            return name.endswith((".lora_A", ".lora_B")) or any(fnmatchcase(name, p) for p in self.lora.train)
+        return not any(fnmatchcase(name, p) for p in self.freeze)
 
     @property
     def num_segments(self) -> int:

@@ -77,7 +77,8 @@ ALLOWED = {
     "_foreach_div", "_foreach_div_",
     # exact
     "abs", "copysign", "where", "clamp", "clamp_min", "clamp_max", "round", "nan_to_num", "masked_fill",
-    "masked_fill_", "relu", "threshold_backward", "max", "min", "amax", "amin", "eq", "ne", "lt", "le", "gt", "ge",
+    "masked_fill_", "relu", "threshold_backward", "max", "min", "amax", "amin", "argmax", "eq", "ne", "lt", "le",
+    "gt", "ge",
     "isnan", "logical_not", "logical_and", "logical_or", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_not",
     "bitwise_left_shift", "bitwise_right_shift", "sort", "cummax", "searchsorted", "arange", "triu", "tril",
     # data movement / creation
@@ -119,8 +120,20 @@ SMALL_LM = {"kind": "transformer_lm", "vocab_size": 74, "context": 16, "d_model"
             "d_ff": 32, "dropout": 0.1}  # fmt: skip
 
 
-def _guarded_steps(name: str, backend: str, steps: int = 2) -> dict[str, int]:
-    changes = {"batch_size": 4}
+#: Spec version 2's training options, all at once: warm-up + cosine schedule, clipping, accumulation, LoRA
+#: adapters on every linear layer, held-out metrics in each checkpoint.
+V2_OPTIONS = {
+    "version": 2,
+    "schedule": {"warmup_steps": 1, "decay": "cosine", "final_lr_fraction": 0.1},
+    "clip_grad_norm": 0.5,
+    "grad_accumulation": 2,
+    "lora": {"rank": 2, "alpha": 4.0, "targets": ["*"], "train": ["*bias"]},
+    "evaluation": {"max_examples": 8},
+}
+
+
+def _guarded_steps(name: str, backend: str, steps: int = 2, v2: bool = False) -> dict[str, int]:
+    changes: dict = {"batch_size": 4, **(V2_OPTIONS if v2 else {})}
     if name == "tiny_lm":
         changes["model"] = SMALL_LM
     spec = shortened(load_example(name), steps, 1, **changes)
@@ -129,6 +142,8 @@ def _guarded_steps(name: str, backend: str, steps: int = 2) -> dict[str, int]:
     guard = OpGuard()
     with _config.backend(backend), guard:
         tr.train_steps(steps)
+        if v2:
+            tr.state()  # the checkpoint's held-out evaluation
     return guard.bad
 
 
@@ -139,6 +154,13 @@ def test_exact_training_uses_only_allowed_torch_ops(name, backend):
     assert not bad, (
         f"exact-mode training of {name} ({backend}) calls torch ops whose rounding is library-defined: {bad}"
     )
+
+
+@pytest.mark.parametrize("backend", ["fast", "reference"])
+@pytest.mark.parametrize("name", ["tiny_lm", "mlp_digits", "cnn_digits"])
+def test_exact_training_with_every_v2_option_uses_only_allowed_torch_ops(name, backend):
+    bad = _guarded_steps(name, backend, v2=True)
+    assert not bad, f"{name} ({backend}) with schedule/clip/accumulation/LoRA/metrics calls {bad}"
 
 
 def test_the_op_guard_catches_library_rounding():

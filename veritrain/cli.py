@@ -20,6 +20,7 @@ from veritrain.job_cmd import app as job_app
 from veritrain.solver_cmd import EXAMPLES as SOLVER_EXAMPLES
 from veritrain.solver_cmd import solver as solver_command
 from veritrain.stake_cmd import app as stake_app
+from veritrain.state_cmd import app as state_app
 from veritrain.train import train as train_command
 from veritrain.verifier_cmd import EXAMPLES as VERIFIER_EXAMPLES
 from veritrain.verifier_cmd import verifier as verifier_command
@@ -35,6 +36,7 @@ app.add_typer(audit_app, name="audit")
 app.add_typer(devnet_app, name="devnet")
 app.add_typer(job_app, name="job")
 app.add_typer(stake_app, name="stake")
+app.add_typer(state_app, name="state")
 app.command("demo")(demo_command)
 app.command("api")(api_command)
 app.command("indexer")(indexer_command)

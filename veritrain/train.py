@@ -37,6 +37,14 @@ def train(
     store: Annotated[
         Path | None, typer.Option("--store", help="Blob store directory holding the spec's dataset.")
     ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            help="Initial weights for a spec whose init names them (.vts from `veritrain state import`, "
+            ".safetensors or a PyTorch state_dict); their state root must be the spec's init.state_root.",
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object, no progress bar.")] = False,
 ) -> None:
     """Train a job spec; write every checkpoint (named by its state root), leaves.json, and print the roots.
@@ -48,6 +56,8 @@ def train(
       veritrain train examples/tiny_lm.json --out /tmp/lm --threads 1 --json
 
       veritrain train my_spec.json --data data.npz --out /tmp/mine
+
+      veritrain train finetune.json --data data.parquet --weights base.safetensors --out /tmp/ft
     """
     from protocol.errors import VeritrainError
     from protocol.spec import SpecError, parse_spec
@@ -73,11 +83,12 @@ def train(
     try:
         blob_store = LocalBlobStore(store) if store is not None else None
         dataset = load_dataset(spec.dataset, store=blob_store, path=data)
+        init_weights = load_init_weights(spec, weights, blob_store)
         interactive = not as_json and sys.stderr.isatty()
         if interactive:
-            result = _train_with_progress(spec, dataset, out, device)
+            result = _train_with_progress(spec, dataset, out, device, init_weights)
         else:
-            result = train_to_dir(spec, dataset, out, device=device)
+            result = train_to_dir(spec, dataset, out, device=device, weights=init_weights)
     except VeritrainError as exc:
         _fail(str(exc), code=1)
     summary = result.to_json()
@@ -87,7 +98,31 @@ def train(
     typer.echo(json.dumps(summary, indent=2))
 
 
-def _train_with_progress(spec, dataset, out: Path, device: str):
+def load_init_weights(spec, path: Path | None, store=None):
+    """The weights state a spec's ``init`` names: from ``path`` (any format :mod:`protocol.engine.weights`
+    reads) or the blob store; None for seeded specs. Raises a VeritrainError when missing or different."""
+    from protocol.engine.runner import WeightsMismatch
+    from protocol.engine.weights import import_weights
+    from protocol.spec import WeightsInit
+    from protocol.state import deserialize, state_root
+
+    if not isinstance(spec.init, WeightsInit):
+        if path is not None:
+            raise WeightsMismatch("--weights was given but the spec's init is seeded (set init.kind 'weights')")
+        return None
+    want = spec.init.state_root
+    if path is not None:
+        w = import_weights(path)
+        got = "0x" + state_root(w).hex()
+        if got != want:
+            raise WeightsMismatch(f"{path} converts to the weights state {got}, the spec's init.state_root is {want}")
+        return w
+    if store is not None and store.has(want, "state"):
+        return deserialize(store.get(want, "state"), expected_root=bytes.fromhex(want[2:]))
+    raise WeightsMismatch(f"the spec starts from weights {want}: pass them with --weights FILE")
+
+
+def _train_with_progress(spec, dataset, out: Path, device: str, weights=None):
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -119,6 +154,8 @@ def _train_with_progress(spec, dataset, out: Path, device: str):
         def on_segment(done) -> None:
             progress.update(task, leaves=f"{done.index + 1}/{spec.num_segments}")
 
-        result = train_to_dir(spec, dataset, out, device=device, on_step=on_step, on_segment=on_segment)
+        result = train_to_dir(
+            spec, dataset, out, device=device, on_step=on_step, on_segment=on_segment, weights=weights
+        )
         progress.update(task, completed=spec.total_steps)
     return result

@@ -14,11 +14,17 @@ builtin   ``digits``: the gunzipped ``data/digits.csv.gz`` (1,797 rows of 64 pix
           ``text``. See ``data/README.md`` for provenance and licences.
 csv       UTF-8 text, one example per line, comma-separated numbers; the last column is the integer class
           label, the others the features (float32, parsed as binary64 then rounded). A first line with a
-          non-numeric field is a header and skipped. Blank lines are ignored.
+          non-numeric field is a header and skipped. Blank lines are ignored. With declared ``columns``
+          (spec version 2) the first line must be the header, and ``features`` (in that order) and ``label``
+          are picked from it by name.
 npz       a numpy ``.npz`` archive (no pickles) with arrays ``x`` (n, …) → float32 and ``y`` (n,) integer
-          labels.
+          labels (``columns.x`` / ``columns.y`` rename them).
 text      UTF-8 text; character-level tokens: the vocabulary is the sorted set of code points in the text,
-          token = rank in that order.
+          token = rank in that order. With ``tokenizer: "byte"``: tokens are the UTF-8 bytes (0..255).
+parquet   an Apache Parquet file read with pyarrow. ``columns.features`` + ``columns.label``: numeric
+          feature columns (→ binary64 → float32) and an integer label column, one example per row.
+          ``columns.text``: a string column; the rows joined with newlines are the text (tokenised as above).
+          Nulls are refused.
 ========  ==========================================================================================
 
 Examples, split, order
@@ -52,7 +58,7 @@ import numpy as np
 import torch
 
 from protocol.errors import VeritrainError
-from protocol.spec import DatasetRef, JobSpec, TransformerLMConfig
+from protocol.spec import DatasetColumns, DatasetRef, JobSpec, TransformerLMConfig
 
 from .rng import permutation
 
@@ -122,7 +128,7 @@ class Dataset:
         return f"{self.name}: {self.x.shape[0]} examples of shape {tuple(self.x.shape[1:])}"
 
 
-def _decode_csv(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _decode_csv(data: bytes, name: str, columns: DatasetColumns | None = None) -> tuple[np.ndarray, np.ndarray]:
     try:
         text = data.decode("utf-8")
     except UnicodeDecodeError as exc:
@@ -130,6 +136,17 @@ def _decode_csv(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     lines = [ln for ln in text.splitlines() if ln.strip()]
     if not lines:
         raise DatasetError(f"{name}: the csv file has no rows")
+    pick = None
+    if columns is not None:
+        header = [h.strip() for h in lines[0].split(",")]
+        want = [*(columns.features or []), columns.label]
+        missing = [c for c in want if c not in header]
+        if missing:
+            raise DatasetError(f"{name}: the csv header has no column {missing[0]!r} (it has {header[:20]})")
+        pick = [header.index(c) for c in want]
+        lines = lines[1:]
+        if not lines:
+            raise DatasetError(f"{name}: the csv file has a header but no rows")
     try:
         [float(v) for v in lines[0].split(",")]
     except ValueError:
@@ -149,6 +166,8 @@ def _decode_csv(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
         except ValueError:
             raise DatasetError(f"{name}: row {lineno} has a value that is not a number: {ln[:80]!r}") from None
     arr = np.asarray(rows, dtype=np.float64)
+    if pick is not None:
+        arr = arr[:, pick]
     if not np.isfinite(arr).all():
         raise DatasetError(f"{name}: the csv holds NaN or infinite values")
     return arr[:, :-1], arr[:, -1]
@@ -168,12 +187,14 @@ def _labels(y: np.ndarray, name: str) -> np.ndarray:
     return y
 
 
-def _decode_npz(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
+def _decode_npz(data: bytes, name: str, columns: DatasetColumns | None = None) -> tuple[np.ndarray, np.ndarray]:
+    xn = (columns.x if columns is not None else None) or "x"
+    yn = (columns.y if columns is not None else None) or "y"
     try:
         with np.load(io.BytesIO(data), allow_pickle=False) as z:
-            if "x" not in z.files or "y" not in z.files:
-                raise DatasetError(f"{name}: an npz dataset needs arrays 'x' and 'y', found {sorted(z.files)}")
-            x, y = z["x"], z["y"]
+            if xn not in z.files or yn not in z.files:
+                raise DatasetError(f"{name}: an npz dataset needs arrays {xn!r} and {yn!r}, found {sorted(z.files)}")
+            x, y = z[xn], z[yn]
     except DatasetError:
         raise
     except Exception as exc:  # numpy raises ValueError/OSError/BadZipFile for bad archives
@@ -188,25 +209,86 @@ def _decode_npz(data: bytes, name: str) -> tuple[np.ndarray, np.ndarray]:
     return x, y
 
 
-def decode(fmt: str, data: bytes, name: str = "dataset", digest: str | None = None) -> Dataset:
-    """Decode canonical bytes of format ``csv``, ``npz`` or ``text`` (see the module docstring)."""
+def _text_tokens(text: str, name: str, digest: str, tokenizer: str) -> Dataset:
+    if len(text) < 2:
+        raise DatasetError(f"{name}: the text is too short to train on")
+    if tokenizer == "byte":
+        raw = np.frombuffer(text.encode("utf-8"), dtype=np.uint8).astype(np.int64)
+        vocab = [chr(i) for i in range(256)]  # token i is the byte i (shown as the Latin-1 character)
+        return Dataset(digest=digest, name=name, tokens=torch.from_numpy(raw), vocab=vocab)
+    vocab = sorted(set(text))
+    lookup = np.zeros(max(map(ord, vocab)) + 1, dtype=np.int64)
+    lookup[[ord(c) for c in vocab]] = np.arange(len(vocab))
+    codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
+    return Dataset(digest=digest, name=name, tokens=torch.from_numpy(lookup[codes]), vocab=vocab)
+
+
+def _read_parquet(data: bytes, name: str, wanted: list[str]):
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as exc:  # pragma: no cover - a dependency
+        raise DatasetError(f"{name}: reading parquet needs pyarrow ({exc})") from None
+    try:
+        table = pq.read_table(io.BytesIO(data))
+    except Exception as exc:  # pyarrow raises ArrowInvalid/OSError for bad files
+        raise DatasetError(f"{name}: not a readable parquet file ({type(exc).__name__}: {exc})") from None
+    missing = [c for c in wanted if c not in table.column_names]
+    if missing:
+        raise DatasetError(f"{name}: the parquet file has no column {missing[0]!r} (it has {table.column_names[:20]})")
+    for c in wanted:
+        if table.column(c).null_count:
+            raise DatasetError(f"{name}: column {c!r} holds {table.column(c).null_count} nulls")
+    return table
+
+
+def _decode_parquet(data: bytes, name: str, digest: str, columns: DatasetColumns, tokenizer: str):
+    if columns.text is not None:
+        import pyarrow as pa
+
+        table = _read_parquet(data, name, [columns.text])
+        col = table.column(columns.text)
+        if not (pa.types.is_string(col.type) or pa.types.is_large_string(col.type)):
+            raise DatasetError(f"{name}: text column {columns.text!r} is {col.type}, not a string column")
+        return _text_tokens("\n".join(col.to_pylist()), name, digest, tokenizer)
+    feats = list(columns.features or [])
+    table = _read_parquet(data, name, [*feats, columns.label or ""])
+    try:
+        x = np.stack([table.column(c).to_numpy().astype(np.float64) for c in feats], axis=1)
+        y = table.column(columns.label).to_numpy()
+    except (TypeError, ValueError) as exc:
+        raise DatasetError(f"{name}: the feature and label columns must be numeric ({exc})") from None
+    if not np.isfinite(x).all():
+        raise DatasetError(f"{name}: the feature columns hold NaN or infinite values")
+    return x, y
+
+
+def decode(
+    fmt: str,
+    data: bytes,
+    name: str = "dataset",
+    digest: str | None = None,
+    columns: DatasetColumns | None = None,
+    tokenizer: str = "char",
+) -> Dataset:
+    """Decode canonical bytes of format ``csv``, ``npz``, ``text`` or ``parquet`` (see the module docstring)."""
     digest = digest or sha256_hex(data)
     if fmt == "text":
         try:
             text = data.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise DatasetError(f"{name}: a text dataset must be UTF-8 ({exc})") from None
-        if len(text) < 2:
-            raise DatasetError(f"{name}: the text is too short to train on")
-        vocab = sorted(set(text))
-        lookup = np.zeros(max(map(ord, vocab)) + 1, dtype=np.int64)
-        lookup[[ord(c) for c in vocab]] = np.arange(len(vocab))
-        codes = np.frombuffer(text.encode("utf-32-le"), dtype="<u4").astype(np.int64)
-        return Dataset(digest=digest, name=name, tokens=torch.from_numpy(lookup[codes]), vocab=vocab)
+        return _text_tokens(text, name, digest, tokenizer)
     if fmt == "csv":
-        x, y = _decode_csv(data, name)
+        x, y = _decode_csv(data, name, columns)
     elif fmt == "npz":
-        x, y = _decode_npz(data, name)
+        x, y = _decode_npz(data, name, columns)
+    elif fmt == "parquet":
+        if columns is None:
+            raise DatasetError(f"{name}: parquet data needs declared columns")
+        got = _decode_parquet(data, name, digest, columns, tokenizer)
+        if isinstance(got, Dataset):
+            return got
+        x, y = got
     else:
         raise DatasetError(f"{name}: unknown dataset format {fmt!r}")
     y = _labels(np.asarray(y), name)
@@ -300,7 +382,7 @@ def load_dataset(ref: DatasetRef, store=None, path: str | os.PathLike[str] | Non
         raise DatasetDigestMismatch(
             f"dataset digest mismatch: {source} hashes to {got}, the spec's dataset.digest is {ref.digest}"
         )
-    return decode(ref.format, data, name=source, digest=got)
+    return decode(ref.format, data, name=source, digest=got, columns=ref.columns, tokenizer=ref.tokenizer)
 
 
 # ----------------------------------------------------------------------------------------------- batches

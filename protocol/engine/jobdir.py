@@ -9,6 +9,7 @@ Layout::
     DIR/spec.json              the spec with init_state_root filled in (canonical JSON)
     DIR/leaves.json            the leaf list: hex state roots in order
     DIR/result.json            the last run's summary (see :meth:`protocol.engine.runner.JobResult.to_json`)
+    DIR/metrics.json           per leaf: step, state root and the checkpoint's ``meta.metrics`` (spec ``evaluation``)
 
 Running again on the same directory resumes from the last leaf (or does nothing if the job is complete) and
 ends at the same roots; a directory that holds another job's trajectory is refused.
@@ -25,13 +26,27 @@ import torch
 
 from protocol.blobstore import LocalBlobStore
 from protocol.spec import JobSpec
-from protocol.state import canonical_json
+from protocol.state import TrainingState, canonical_json
 from protocol.trajectory import Trajectory
 
 from .data import Dataset
 from .runner import EngineError, JobResult, SegmentDone, Trainer, job_hash, run_job
 
-__all__ = ["JobDirError", "train_to_dir"]
+__all__ = ["JobDirError", "leaf_metrics", "train_to_dir"]
+
+
+def leaf_metrics(store, leaves: list[bytes]) -> list[dict]:
+    """``[{"leaf": i, "step": s, "state_root": "0x…", **meta.metrics}, …]`` of the leaves whose checkpoints
+    record metrics (spec ``evaluation``), read from their manifests (``store.get(root, "state")``)."""
+    from protocol.state import read_layout
+
+    out = []
+    for i, root in enumerate(leaves):
+        layout = read_layout(store.get(root, "state"))
+        m = layout.meta.get("metrics")
+        if isinstance(m, dict):
+            out.append({"leaf": i, "step": layout.step, "state_root": "0x" + root.hex(), **m})
+    return out
 
 
 class JobDirError(EngineError):
@@ -53,6 +68,7 @@ def train_to_dir(
     on_step: Callable[[int, float], None] | None = None,
     on_segment: Callable[[SegmentDone], None] | None = None,
     evaluate: bool = True,
+    weights: TrainingState | None = None,
 ) -> JobResult:
     """Run (or resume) ``spec`` into ``out_dir``; returns the result (also written to ``result.json``)."""
     out = Path(out_dir)
@@ -69,7 +85,7 @@ def train_to_dir(
     elif (out / "trajectory.sqlite").exists():
         raise JobDirError(f"{out} has a trajectory.sqlite but no job.json; use an empty --out directory")
     store = LocalBlobStore(out / "blobs")
-    trainer = Trainer(spec, dataset, device)
+    trainer = Trainer(spec, dataset, device, weights=weights)
     with Trajectory.open(out / "trajectory.sqlite") as traj:
         if not marker.exists():
             _write_atomic(marker, canonical_json({"spec_hash": jh}) + b"\n")
@@ -82,5 +98,8 @@ def train_to_dir(
     _write_atomic(out / "leaves.json", json.dumps(["0x" + x.hex() for x in result.leaves], indent=0).encode() + b"\n")
     if evaluate:
         result.extra["heldout"] = trainer.evaluate("heldout")
+    metrics = leaf_metrics(store, result.leaves)
+    if metrics:
+        _write_atomic(out / "metrics.json", json.dumps(metrics, indent=2).encode() + b"\n")
     _write_atomic(out / "result.json", json.dumps(result.to_json(), indent=2).encode() + b"\n")
     return result

@@ -16,24 +16,34 @@ Initialisation (:func:`init_parameters`) draws from the counter RNG, stream ``(s
 
 * MLP / CNN: ``bound = 1 / sqrt(fan_in)`` for weights and biases (torch's default ``Linear``/``Conv2d`` range);
 * transformer: weights and embeddings ``bound = 0.02 · sqrt(3)`` (standard deviation 0.02), the residual
-  output projections ``0.02 · sqrt(3) / sqrt(2 · n_layers)``, biases 0, LayerNorm weight 1 and bias 0.
+  output projections ``0.02 · sqrt(3) / sqrt(2 · n_layers)``, biases 0, LayerNorm weight 1 and bias 0;
+* LoRA adapters (any model): ``lora_A`` ``bound = 1 / sqrt(in_features)``, ``lora_B`` 0 (so an adapted model
+  starts out computing what the base model does).
+
+LoRA (spec ``lora``): :func:`build_model` turns every ``nn.Linear`` whose module name matches one of
+``lora.targets`` (fnmatch) into a :class:`protocol.repro.nn.LoRALinear`, in module order.
 """
 
 from __future__ import annotations
 
 import math
+from fnmatch import fnmatchcase
 
 import numpy as np
 import torch
 from torch import nn
 
 from protocol.repro import functional as RF
-from protocol.repro.nn import exactify
-from protocol.spec import CNNConfig, MLPConfig, TransformerLMConfig
+from protocol.repro.nn import add_lora, exactify
+from protocol.spec import CNNConfig, LoRAConfig, MLPConfig, TransformerLMConfig
 
 from .rng import Stream
 
-__all__ = ["CNN", "MLP", "TransformerLM", "build_model", "init_parameters"]
+__all__ = ["CNN", "MLP", "TransformerLM", "LoRAError", "build_model", "init_parameters"]
+
+
+class LoRAError(ValueError):
+    """A LoRA config whose targets match no linear layer of the model."""
 
 
 class DropoutContext:
@@ -41,18 +51,23 @@ class DropoutContext:
 
     ``step is None`` means evaluation (no dropout). Mask of site ``name`` at step ``s``: stream
     ``(seed, "dropout/<name>", s)``, :meth:`protocol.engine.rng.Stream.bernoulli_keep` over the activation's
-    elements in row-major order; kept elements are multiplied by ``f32(1 / (1 - p))``.
+    elements in row-major order; kept elements are multiplied by ``f32(1 / (1 - p))``. With gradient
+    accumulation, micro-batch ``k`` (``micro``) of a step takes draws ``k·n … (k+1)·n - 1`` (``n`` = its
+    activation's elements): the slice of the whole batch's mask that its rows would get, so the masks are the
+    ones the step would draw without accumulation.
     """
 
     def __init__(self) -> None:
         self.seed: int = 0
         self.step: int | None = None
+        self.micro: int = 0
 
 
 def _dropout(x: torch.Tensor, p: float, ctx: DropoutContext, site: str) -> torch.Tensor:
     if p == 0.0 or ctx.step is None:
         return x
-    keep = Stream(ctx.seed, f"dropout/{site}", ctx.step).bernoulli_keep(x.numel(), p)
+    n = x.numel()
+    keep = Stream(ctx.seed, f"dropout/{site}", ctx.step).bernoulli_keep(n, p, start=ctx.micro * n)
     scale = np.float32(1.0 / (1.0 - p))
     mask = torch.from_numpy(keep.astype(np.float32) * scale).reshape(x.shape).to(x.device)
     return x * mask
@@ -163,8 +178,11 @@ class TransformerLM(nn.Module):
         return RF.linear(self.ln_f(h), self.tok.weight)  # tied embeddings, no bias
 
 
-def build_model(cfg: MLPConfig | CNNConfig | TransformerLMConfig, exact: bool) -> nn.Module:
-    """The model for ``cfg``; its modules converted to exact-mode modules when ``exact``. Not initialised."""
+def build_model(
+    cfg: MLPConfig | CNNConfig | TransformerLMConfig, exact: bool, lora: LoRAConfig | None = None
+) -> nn.Module:
+    """The model for ``cfg`` (with LoRA adapters when ``lora``); its modules converted to exact-mode modules
+    when ``exact``. Not initialised."""
     if isinstance(cfg, MLPConfig):
         model: nn.Module = MLP(cfg)
     elif isinstance(cfg, CNNConfig):
@@ -173,6 +191,17 @@ def build_model(cfg: MLPConfig | CNNConfig | TransformerLMConfig, exact: bool) -
         model = TransformerLM(cfg)
     else:  # pragma: no cover - the spec's discriminated union admits nothing else
         raise TypeError(f"unknown model config {type(cfg).__name__}")
+    if lora is not None:
+        targets = [
+            name
+            for name, mod in model.named_modules()
+            if isinstance(mod, nn.Linear) and any(fnmatchcase(name, pat) for pat in lora.targets)
+        ]
+        if not targets:
+            linears = [n for n, m in model.named_modules() if isinstance(m, nn.Linear)]
+            raise LoRAError(f"lora.targets {lora.targets} match no linear layer; the model's are {linears}")
+        for name in targets:
+            add_lora(model.get_submodule(name), lora.rank, lora.alpha)
     return exactify(model) if exact else model
 
 
@@ -184,6 +213,10 @@ def _uniform(seed: int, name: str, shape: tuple[int, ...], bound: float) -> torc
 
 
 def _bound(model: nn.Module, name: str, p: torch.Tensor) -> float | tuple[str, float]:
+    if name.endswith(".lora_B"):
+        return ("const", 0.0)
+    if name.endswith(".lora_A"):
+        return 1.0 / math.sqrt(p.shape[1])
     if isinstance(model, TransformerLM):
         cfg = model.cfg
         std = 0.02
@@ -202,9 +235,11 @@ def _bound(model: nn.Module, name: str, p: torch.Tensor) -> float | tuple[str, f
 
 
 @torch.no_grad()
-def init_parameters(model: nn.Module, seed: int) -> None:
-    """Set every parameter from the counter RNG (see the module docstring)."""
+def init_parameters(model: nn.Module, seed: int, only: set[str] | None = None) -> None:
+    """Set every parameter (or those named in ``only``) from the counter RNG (see the module docstring)."""
     for name, p in model.named_parameters():
+        if only is not None and name not in only:
+            continue
         b = _bound(model, name, p)
         if isinstance(b, tuple):
             p.fill_(b[1])

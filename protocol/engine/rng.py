@@ -29,7 +29,8 @@ Derived values (exact integer or correctly rounded binary64 arithmetic only, the
 * :meth:`Stream.keys64`: value ``j`` is ``a · 2^32 + b`` (a u64 sort key).
 * :meth:`Stream.bernoulli_keep`: 16-bit draws, two per word (low half first);
   draw ``j`` keeps its element when ``draw >= round(p · 65536)``; the drop probability is ``p`` quantised to
-  a multiple of ``1/65536``.
+  a multiple of ``1/65536``. ``start`` skips the first ``start`` draws (a micro-batch's slice of the mask of
+  a whole batch).
 * :func:`permutation` of ``n`` items for stream ``(seed, purpose, epoch)``: stable ascending sort of the
   ``n`` sort keys; position ``i`` holds the item whose key ranks ``i``th (ties, astronomically rare, keep the
   item order).
@@ -132,20 +133,26 @@ class Stream:
         self.seed, self.purpose, self.index = seed, purpose, index
         self._t0, self._t1 = stream_tag(purpose, index)
 
-    def words(self, n: int) -> np.ndarray:
-        """The first ``n`` 32-bit words (uint32)."""
-        blocks = -(-n // 4)
+    def words(self, n: int, start: int = 0) -> np.ndarray:
+        """Words ``start … start + n - 1`` of the stream (uint32)."""
+        first = start // 4
+        blocks = -(-(start + n) // 4) - first
+        skip = start - 4 * first
         if blocks >= _NUMBA_MIN_BLOCKS:
             out = np.empty((blocks, 4), dtype=np.uint32)
             u = np.uint64
-            _numba_blocks()(u(0), blocks, u(self._t0), u(self._t1), u(self.seed & 0xFFFFFFFF), u(self.seed >> 32), out)
-            return out.reshape(-1)[:n]
-        return self.words_reference(n)
+            _numba_blocks()(
+                u(first), blocks, u(self._t0), u(self._t1), u(self.seed & 0xFFFFFFFF), u(self.seed >> 32), out
+            )
+            return out.reshape(-1)[skip : skip + n]
+        return self.words_reference(n, start)
 
-    def words_reference(self, n: int) -> np.ndarray:
+    def words_reference(self, n: int, start: int = 0) -> np.ndarray:
         """:meth:`words` computed with numpy only (the reference the numba path is tested against)."""
-        blocks = -(-n // 4)
-        b = np.arange(blocks, dtype=np.uint64)
+        first = start // 4
+        blocks = -(-(start + n) // 4) - first
+        skip = start - 4 * first
+        b = np.arange(first, first + blocks, dtype=np.uint64)
         out = philox4x32(
             b & _MASK32,
             b >> _SHIFT32,
@@ -154,7 +161,7 @@ class Stream:
             self.seed & 0xFFFFFFFF,
             self.seed >> 32,
         )
-        return out.reshape(-1)[:n]
+        return out.reshape(-1)[skip : skip + n]
 
     def uniform(self, n: int) -> np.ndarray:
         """``n`` binary64 uniforms in [0, 1), 53 random bits each."""
@@ -167,14 +174,17 @@ class Stream:
         w = self.words(2 * n).astype(np.uint64).reshape(n, 2)
         return (w[:, 0] << _SHIFT32) | w[:, 1]
 
-    def bernoulli_keep(self, n: int, p: float) -> np.ndarray:
-        """Boolean keep-mask of ``n`` elements: each is dropped with probability ``round(p·65536)/65536``."""
+    def bernoulli_keep(self, n: int, p: float, start: int = 0) -> np.ndarray:
+        """Boolean keep-mask of draws ``start … start + n - 1``: each element is dropped with probability
+        ``round(p·65536)/65536``."""
         threshold = round(p * 65536)
-        w = self.words(-(-n // 2))
+        w0 = start // 2
+        w = self.words(-(-(start + n) // 2) - w0, w0)
         draws = np.empty(2 * w.size, dtype=np.uint32)
         draws[0::2] = w & np.uint32(0xFFFF)
         draws[1::2] = w >> np.uint32(16)
-        return draws[:n] >= np.uint32(threshold)
+        skip = start - 2 * w0
+        return draws[skip : skip + n] >= np.uint32(threshold)
 
 
 def permutation(seed: int, purpose: str, epoch: int, n: int) -> np.ndarray:

@@ -10,10 +10,27 @@ A :class:`Trainer` owns one job's model, optimizer and batch order. Its complete
 * ``meta``: ``engine`` (:data:`ENGINE_VERSION`), ``kernel_set`` (the spec's exact kernel set, or ``"native"``
   in tolerance mode), ``spec_hash`` (see :func:`job_hash`), ``rng`` (generator name, seed, the step the next
   batch and dropout masks are keyed by), ``data`` (the data cursor) and ``loss`` (the training loss of the
-  last step taken, ``null`` before the first).
+  last step taken, ``null`` before the first); with ``evaluation`` in the spec, every checkpoint after step 0
+  also has ``metrics`` (:meth:`Trainer.metrics`), so the leaf commits to them and a replay proves them.
 
 Randomness is keyed by ``(seed, step)`` (:mod:`protocol.engine.rng`), so this state is all a replay needs.
-``C_init`` is the state root of the initial state (step 0).
+``C_init`` is the state root of the initial state (step 0): parameters from the seed, or from given weights
+(spec ``init``: a weights state, see :meth:`Trainer.init`).
+
+One optimizer step ``s`` (spec version 2 adds the middle items; version-1 specs take the defaults, which are
+the steps they always took):
+
+1. the learning rate of every parameter group is set to :func:`protocol.engine.schedule.lr_at` ``(spec, s)``;
+2. the step's batch (``batch_size`` examples, :class:`~protocol.engine.data.Batches`) is split into
+   ``grad_accumulation = A`` micro-batches of consecutive rows; for ``k = 0 … A-1`` in order: forward, loss
+   ``L_k`` (the mean over the micro-batch), backward of ``L_k`` (``A = 1``) or of ``fl(L_k / A)`` (a division
+   by a float32 tensor), which autograd adds into each gradient elementwise in that order;
+3. with ``clip_grad_norm``: :func:`protocol.repro.functional.clip_grad_norm_` over the trainable parameters
+   in ``named_parameters`` order (fixed-order norm, correctly rounded sqrt);
+4. the optimizer step, over the trainable parameters only (``freeze`` / ``lora``: the others have no gradient,
+   no optimizer buffers, and keep their values).
+
+The step's training loss is ``L_0`` (``A = 1``) or the binary64 mean of the ``L_k``.
 
 :func:`run_segment` turns segment ``i``'s pre-state into its leaf state; :func:`run_job` runs a whole job into
 a blob store and a :class:`protocol.trajectory.Trajectory`, resuming from the last leaf it holds.
@@ -26,6 +43,7 @@ import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from fnmatch import fnmatchcase
 
 import numpy as np
 import torch
@@ -34,7 +52,7 @@ from protocol.errors import VeritrainError
 from protocol.repro import KERNEL_SET_VERSION, set_threads
 from protocol.repro import functional as RF
 from protocol.repro import mode as repro_mode
-from protocol.spec import ExactMode, JobSpec, SGDConfig, TransformerLMConfig
+from protocol.spec import ExactMode, JobSpec, SGDConfig, TransformerLMConfig, WeightsInit
 from protocol.state import (
     DTYPE_NAMES,
     StateLayout,
@@ -46,8 +64,10 @@ from protocol.state import (
 )
 
 from .data import Batches, Dataset
-from .models import build_model, init_parameters
+from .models import LoRAError, build_model, init_parameters
 from .rng import GENERATOR
+from .schedule import lr_at
+from .weights import WEIGHTS_KIND
 
 __all__ = [
     "ENGINE_VERSION",
@@ -58,6 +78,9 @@ __all__ = [
     "JobResult",
     "StateMismatch",
     "Trainer",
+    "WEIGHTS_KIND",
+    "WeightsMismatch",
+    "initial_parameters",
     "initial_state",
     "job_hash",
     "run_job",
@@ -103,6 +126,10 @@ def check_device(device: str | torch.device) -> torch.device:
     if dev.index is not None and dev.index >= torch.cuda.device_count():
         raise DeviceUnavailable(f"device {device}: this machine has {torch.cuda.device_count()} CUDA device(s)")
     return dev
+
+
+class WeightsMismatch(EngineError):
+    """Initial weights that do not fit the job's model (names, shapes, dtypes), or that are missing."""
 
 
 def configure_threads(n: int | None = None) -> int:
@@ -155,6 +182,10 @@ def _optimizer(spec: JobSpec, params: list[torch.nn.Parameter], exact: bool) -> 
     return torch.optim.AdamW(params, lr=o.lr, betas=(o.beta1, o.beta2), eps=o.eps, weight_decay=o.weight_decay)
 
 
+def _matches(name: str, patterns: list[str]) -> bool:
+    return any(fnmatchcase(name, p) for p in patterns)
+
+
 def _optim_buffers(spec: JobSpec, step: int) -> tuple[str, ...]:
     """The optimizer buffers every parameter has after ``step`` steps."""
     if step == 0:
@@ -191,13 +222,34 @@ def _loss_from_meta(value: object) -> float | None:
     raise StateMismatch(f"state meta 'loss' is {str(value)[:60]!r}, not a loss this engine writes")
 
 
+def _lr_from_meta(metrics: object) -> float | None:
+    """The last learning rate a checkpoint's ``meta.metrics`` records (None without metrics); anything but a
+    JSON object with a finite ``lr`` number (or null) is :class:`StateMismatch`."""
+    if metrics is None:
+        return None
+    if not isinstance(metrics, dict):
+        raise StateMismatch(f"state meta 'metrics' is {str(metrics)[:60]!r}, not an object")
+    lr = metrics.get("lr")
+    if lr is None:
+        return None
+    if type(lr) not in (int, float) or not math.isfinite(float(lr)):
+        raise StateMismatch(f"state meta 'metrics.lr' is {str(lr)[:60]!r}, not a learning rate")
+    return float(lr)
+
+
 class Trainer:
     """One job's model, optimizer and data order, in the spec's mode, on one device.
 
     Call :meth:`init` or :meth:`load` before training; :meth:`state` exports the current complete state.
     """
 
-    def __init__(self, spec: JobSpec, dataset: Dataset, device: str | torch.device = "cpu") -> None:
+    def __init__(
+        self,
+        spec: JobSpec,
+        dataset: Dataset,
+        device: str | torch.device = "cpu",
+        weights: TrainingState | None = None,
+    ) -> None:
         self.spec = spec
         self.exact = isinstance(spec.mode, ExactMode)
         self.mode = "exact" if self.exact else "native"
@@ -206,27 +258,61 @@ class Trainer:
         self.device = check_device(device)
         self.batches = Batches(spec, dataset, self.device)
         self.is_lm = isinstance(spec.model, TransformerLMConfig)
-        self.model = build_model(spec.model, self.exact).to(self.device)
+        try:
+            self.model = build_model(spec.model, self.exact, spec.lora).to(self.device)
+        except LoRAError as exc:
+            raise EngineError(str(exc)) from None
         self.named_params = list(self.model.named_parameters())
-        self.opt = _optimizer(spec, [p for _, p in self.named_params], self.exact)
+        names = [n for n, _ in self.named_params]
+        for what, patterns in (("freeze", spec.freeze), ("lora.train", spec.lora.train if spec.lora else [])):
+            for pat in patterns:
+                if not any(fnmatchcase(n, pat) for n in names):
+                    raise EngineError(f"{what} pattern {pat!r} matches no parameter; the model's are {names}")
+        self.set_trainable({n for n in names if spec.trainable(n)})
+        #: The clipping threshold and the learning rate of a step; adversaries (tests, demo) replace them.
+        self.clip_norm: float | None = spec.clip_grad_norm
+        self.lr_of: Callable[[int], float] = lambda s: lr_at(spec, s)
+        self.weights = weights
         self.step: int | None = None
         self.last_loss: float | None = None
+        self.last_lr: float | None = None
+        self._losses: list[tuple[int, float]] = []  # (step after, loss) since the last init/load
+        self._metrics: dict[int, dict] = {}
+
+    def set_trainable(self, names: set[str]) -> None:
+        """Train exactly the parameters ``names`` (the spec's choice at construction): the others get no
+        gradient and no optimizer state. Rebuilds the optimizer, keeping the buffers of parameters that stay."""
+        if not names:
+            raise EngineError("no parameter of the model trains (check freeze / lora)")
+        old = getattr(self, "opt", None)
+        self.trainable = set(names)
+        params = []
+        for n, p in self.named_params:
+            p.requires_grad_(n in self.trainable)
+            if n in self.trainable:
+                params.append(p)
+        self.opt = _optimizer(self.spec, params, self.exact)
+        if old is not None:
+            for p in params:
+                if p in old.state:
+                    self.opt.state[p] = old.state[p]
 
     # ------------------------------------------------------------------------------------------ state
 
     def init(self) -> TrainingState:
-        """Initialise parameters from the counter RNG (step 0, no optimizer buffers); returns the state."""
-        cpu_model = build_model(self.spec.model, False)
-        init_parameters(cpu_model, self.spec.seed)
+        """The initial state (step 0, no optimizer buffers): parameters from the counter RNG, or from the given
+        weights (spec ``init``); returns it. Raises WeightsMismatch for weights that do not fit."""
+        values = initial_parameters(self.spec, self.weights)
         with torch.no_grad():
-            for (_, p), (_, q) in zip(self.named_params, cpu_model.named_parameters(), strict=True):
-                p.copy_(q)
+            for name, p in self.named_params:
+                p.copy_(values[name])
         self.opt.state.clear()
-        self.step, self.last_loss = 0, None
+        self.step, self.last_loss, self.last_lr = 0, None, None
+        self._losses, self._metrics = [], {}
         return self.state()
 
     def _meta(self) -> dict:
-        return {
+        meta = {
             "engine": ENGINE_VERSION,
             "kernel_set": self.kernel_set,
             "spec_hash": self.spec_hash,
@@ -234,6 +320,39 @@ class Trainer:
             "data": self.batches.cursor(self.step),
             "loss": _json_float(self.last_loss),
         }
+        if self.spec.evaluation is not None and self.step:
+            meta["metrics"] = self.metrics()
+        return meta
+
+    def metrics(self) -> dict:
+        """The checkpoint metrics at the current step (spec ``evaluation``), cached per step:
+
+        * ``train_loss``: binary64 mean (``math.fsum`` / count) of the step losses of the steps this trainer
+          took since the last checkpoint boundary (the whole segment, for an honest run);
+        * ``lr``: the learning rate of the last step;
+        * ``heldout_loss`` (mean per example, per token for a language model; ``math.fsum`` of the float32
+          per-example losses of the exact forward pass), ``heldout_accuracy`` (classifiers: share of argmax
+          hits, first maximum on ties) and ``heldout_examples``: :meth:`evaluate` over the first
+          ``evaluation.max_examples`` held-out examples.
+        """
+        if self.step is None:
+            raise EngineError("the trainer has no state yet: call init() or load()")
+        cached = self._metrics.get(self.step)
+        if cached is not None:
+            return cached
+        lo = (self.step - 1) // self.spec.checkpoint_interval * self.spec.checkpoint_interval
+        window = [loss for st, loss in self._losses if lo < st <= self.step]
+        ev = self.evaluate("heldout", self.spec.evaluation.max_examples if self.spec.evaluation else None)
+        out = {
+            "train_loss": _json_float(math.fsum(window) / len(window)) if window else None,
+            "lr": self.last_lr,
+            "heldout_examples": ev["examples"],
+            "heldout_loss": _json_float(ev.get("loss")),
+        }
+        if "accuracy" in ev:
+            out["heldout_accuracy"] = ev["accuracy"]
+        self._metrics[self.step] = out
+        return out
 
     def state(self) -> TrainingState:
         """The complete current state (tensors copied to CPU, safe to keep while training goes on)."""
@@ -252,6 +371,8 @@ class Trainer:
         buffers = _optim_buffers(self.spec, step)
         for name, p in self.named_params:
             out[f"param/{name}"] = (torch.float32, tuple(p.shape))
+            if name not in self.trainable:
+                continue
             for b in buffers:
                 out[f"optim/{name}/{b}"] = (torch.float32, () if b == "step" else tuple(p.shape))
         return out
@@ -275,10 +396,14 @@ class Trainer:
                 raise StateMismatch(
                     f"state is not from this job: its meta {key} is {str(meta.get(key))[:80]!r}, expected {want!r}"
                 )
-        extra = sorted(set(meta) - {"engine", "kernel_set", "spec_hash", "rng", "data", "loss"})
+        known = {"engine", "kernel_set", "spec_hash", "rng", "data", "loss"}
+        if self.spec.evaluation is not None and layout.step > 0:
+            known.add("metrics")  # checkpoints of a job with evaluation record them (checked by replay)
+        extra = sorted(set(meta) - known)
         if extra:
             raise StateMismatch(f"state meta has keys this engine never writes: {extra[:5]}")
         _loss_from_meta(meta.get("loss"))
+        _lr_from_meta(meta.get("metrics"))
         if not 0 <= layout.step <= self.spec.total_steps:
             raise StateMismatch(f"state step {layout.step} is outside the job's 0..{self.spec.total_steps}")
         expected = {k: (DTYPE_NAMES[d], s) for k, (d, s) in self.expected_tensors(layout.step).items()}
@@ -318,7 +443,7 @@ class Trainer:
         with torch.no_grad():
             for name, p in self.named_params:
                 p.copy_(state.tensors[f"param/{name}"].to(self.device))
-                if buffers:
+                if buffers and name in self.trainable:
                     st = {}
                     for b in buffers:
                         t = state.tensors[f"optim/{name}/{b}"]
@@ -327,6 +452,8 @@ class Trainer:
                     self.opt.state[p] = st
         self.step = step
         self.last_loss = _loss_from_meta(meta.get("loss"))
+        self.last_lr = _lr_from_meta(meta.get("metrics"))
+        self._losses, self._metrics = [], {}
 
     # ------------------------------------------------------------------------------------------ training
 
@@ -335,10 +462,39 @@ class Trainer:
             return RF.cross_entropy(out.reshape(-1, out.shape[-1]), y.reshape(-1), reduction=reduction)
         return RF.cross_entropy(out, y, reduction=reduction)
 
-    def _set_dropout(self, step: int | None) -> None:
+    def _set_dropout(self, step: int | None, micro: int = 0) -> None:
         ctx = getattr(self.model, "dropout_ctx", None)
         if ctx is not None:
-            ctx.seed, ctx.step = self.spec.seed, step
+            ctx.seed, ctx.step, ctx.micro = self.spec.seed, step, micro
+
+    def _one_step(self, s: int) -> float:
+        """Optimizer step ``s`` (the numbered list in the module docstring); returns its training loss."""
+        lr = self.lr_of(s)
+        for group in self.opt.param_groups:
+            group["lr"] = lr
+        self.last_lr = lr
+        x, y = self.batches.batch(s)
+        self.opt.zero_grad(set_to_none=True)
+        acc = self.spec.grad_accumulation
+        if acc == 1:
+            self._set_dropout(s)
+            loss = self._loss(self.model(x), y)
+            loss.backward()
+            value = float(loss.detach().to("cpu"))
+        else:
+            mb = x.shape[0] // acc
+            div = torch.tensor(float(acc), dtype=torch.float32, device=self.device)
+            parts = []
+            for k in range(acc):
+                self._set_dropout(s, k)
+                lk = self._loss(self.model(x[k * mb : (k + 1) * mb]), y[k * mb : (k + 1) * mb])
+                (lk / div).backward()
+                parts.append(float(lk.detach().to("cpu")))
+            value = math.fsum(parts) / acc
+        if self.clip_norm is not None:
+            RF.clip_grad_norm_([p for n, p in self.named_params if n in self.trainable], self.clip_norm)
+        self.opt.step()
+        return value
 
     def train_steps(self, n: int, on_step: Callable[[int, float], None] | None = None) -> float | None:
         """Take ``n`` optimizer steps; ``on_step(step_after, loss)`` after each. Returns the last loss."""
@@ -350,14 +506,9 @@ class Trainer:
         with repro_mode(self.mode):
             for _ in range(n):
                 s = self.step
-                x, y = self.batches.batch(s)
-                self._set_dropout(s)
-                self.opt.zero_grad(set_to_none=True)
-                loss = self._loss(self.model(x), y)
-                loss.backward()
-                self.opt.step()
+                self.last_loss = self._one_step(s)
                 self.step = s + 1
-                self.last_loss = float(loss.detach().to("cpu"))
+                self._losses.append((self.step, self.last_loss))
                 if on_step is not None:
                     on_step(self.step, self.last_loss)
         self._set_dropout(None)
@@ -378,7 +529,11 @@ class Trainer:
     @torch.no_grad()
     def evaluate(self, which: str = "heldout", max_examples: int | None = None, chunk: int = 256) -> dict:
         """Mean loss (per token for the LM) and, for classifiers, accuracy over the held-out examples
-        (``which="heldout"``, the default; falls back to nothing when the split is empty) or the training set."""
+        (``which="heldout"``, the default; falls back to nothing when the split is empty) or the training set.
+
+        In exact mode the result is the same on every machine: each example's loss is computed by the exact
+        kernels (independent of ``chunk``: rows never mix), the total is ``math.fsum`` of those float32
+        values (correctly rounded, so in no particular order), the accuracy an integer count."""
         b = self.batches
         idx = b.heldout_indices() if which == "heldout" else np.arange(b.n_train, dtype=np.int64)
         if max_examples is not None:
@@ -387,18 +542,18 @@ class Trainer:
             return {"examples": 0}
         self.model.eval()
         self._set_dropout(None)
-        total, count, correct = 0.0, 0, 0
+        losses: list[float] = []
+        correct = 0
         with repro_mode(self.mode):
             for lo in range(0, idx.size, chunk):
                 x, y = b.examples(idx[lo : lo + chunk])
                 out = self.model(x)
                 nll = self._loss(out, y, reduction="none").to("cpu", torch.float64)
-                total += float(nll.sum())
-                count += nll.numel()
+                losses.extend(nll.reshape(-1).tolist())
                 if not self.is_lm:
-                    correct += int((out.argmax(dim=-1) == y).sum())
+                    correct += int((out.argmax(dim=-1) == y).cpu().numpy().sum())  # an integer count
         self.model.train()
-        res = {"examples": int(idx.size), "loss": total / count}
+        res = {"examples": int(idx.size), "loss": math.fsum(losses) / len(losses)}
         if not self.is_lm:
             res["accuracy"] = correct / idx.size
         return res
@@ -407,13 +562,67 @@ class Trainer:
 # ---------------------------------------------------------------------------------------------- functions
 
 
-def initial_state(spec: JobSpec, dataset: Dataset) -> TrainingState:
-    """The job's initial state; ``state_root`` of it is ``C_init``."""
-    return Trainer(spec, dataset).init()
+def initial_parameters(spec: JobSpec, weights: TrainingState | None = None) -> dict[str, torch.Tensor]:
+    """Parameter values of a job's initial state (CPU float32, by ``named_parameters`` name): the seeded init, or
+    the given ``weights`` (with ``init.fresh`` parameters and LoRA adapters the weights lack drawn from the seed).
+    Raises WeightsMismatch for weights that are missing or do not fit the model."""
+    cpu_model = build_model(spec.model, False, spec.lora)
+    names = {n: tuple(p.shape) for n, p in cpu_model.named_parameters()}
+    if not isinstance(spec.init, WeightsInit):
+        init_parameters(cpu_model, spec.seed)
+        return {n: p.detach() for n, p in cpu_model.named_parameters()}
+    w = weights
+    if w is None:
+        raise WeightsMismatch(
+            f"this job starts from given weights (state root {spec.init.state_root}); load them first"
+        )
+    fresh = {n for n in names if _matches(n, spec.init.fresh)}
+    given: dict[str, torch.Tensor] = {}
+    is_checkpoint = "engine" in (w.meta or {})
+    if not is_checkpoint and (w.meta or {}).get("kind") != WEIGHTS_KIND:
+        raise WeightsMismatch(
+            f"the initial weights are not a weights state (meta kind {(w.meta or {}).get('kind')!r}) nor a "
+            "veritrain checkpoint; convert them with `veritrain state import`"
+        )
+    for key, t in w.tensors.items():
+        if not key.startswith("param/"):
+            if is_checkpoint and key.startswith("optim/"):
+                continue  # a finished job's optimizer state: a fine-tune starts a fresh optimizer
+            raise WeightsMismatch(f"initial weights hold {key!r}, which is not a parameter ('param/<name>')")
+        name = key.removeprefix("param/")
+        if name in fresh or _matches(name, spec.init.fresh):
+            continue
+        if name not in names:
+            raise WeightsMismatch(
+                f"initial weights hold {name!r}, which the model does not have (list it in init.fresh to "
+                f"ignore it); the model's parameters are {sorted(names)[:12]}"
+            )
+        if t.dtype != torch.float32 or tuple(t.shape) != names[name]:
+            raise WeightsMismatch(
+                f"initial weight {name!r} is {t.dtype} {tuple(t.shape)}, the model needs float32 {names[name]}"
+            )
+        given[name] = t
+    adapters = {n for n in names if n.endswith((".lora_A", ".lora_B"))}
+    seeded = fresh | (adapters - set(given))
+    missing = sorted(set(names) - set(given) - seeded)
+    if missing:
+        raise WeightsMismatch(
+            f"initial weights lack {missing[:8]} (name them in init.fresh to draw them from the seed)"
+        )
+    init_parameters(cpu_model, spec.seed, only=seeded)
+    return {n: (given[n] if n in given else p.detach()) for n, p in cpu_model.named_parameters()}
+
+
+def initial_state(spec: JobSpec, dataset: Dataset, weights: TrainingState | None = None) -> TrainingState:
+    """The job's initial state (from ``weights`` when the spec's ``init`` names them); its root is ``C_init``."""
+    return Trainer(spec, dataset, weights=weights).init()
 
 
 def run_segment(
-    spec: JobSpec, pre_state: TrainingState, dataset: Dataset, device: str | torch.device = "cpu"
+    spec: JobSpec,
+    pre_state: TrainingState,
+    dataset: Dataset,
+    device: str | torch.device = "cpu",
 ) -> TrainingState:
     """Run the segment that starts at ``pre_state`` (``checkpoint_interval`` optimizer steps); the post-state."""
     return Trainer(spec, dataset, device).run_segment(pre_state)
@@ -463,6 +672,7 @@ def run_job(
     on_step: Callable[[int, float], None] | None = None,
     on_segment: Callable[[SegmentDone], None] | None = None,
     trainer: Trainer | None = None,
+    weights: TrainingState | None = None,
 ) -> JobResult:
     """Run (or finish) a job: every checkpoint into ``store`` (``put_state``, addressed by its state root, the
     initial state included), every leaf appended to ``trajectory``.
@@ -472,7 +682,7 @@ def run_job(
     spec's ``init_state_root`` is set and differs from the computed ``C_init``.
     """
     t0 = time.perf_counter()
-    t = trainer or Trainer(spec, dataset, device)
+    t = trainer or Trainer(spec, dataset, device, weights=weights)
     init = t.init()
     init_buffers = serialize(init)
     init_root = state_root(init)

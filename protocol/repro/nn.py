@@ -31,6 +31,8 @@ __all__ = [
     "ExactReLU",
     "ExactSoftmax",
     "ExactTanh",
+    "LoRALinear",
+    "add_lora",
     "exactify",
 ]
 
@@ -38,6 +40,39 @@ __all__ = [
 class ExactLinear(nn.Linear):
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return RF.linear(x, self.weight, self.bias)
+
+
+class LoRALinear(ExactLinear):
+    """A linear layer with a low-rank adapter: ``y = linear(x, W, b) + fl(linear(linear(x, A), B) · scale)``.
+
+    ``A`` (``lora_A``, rank × in) and ``B`` (``lora_B``, out × rank) are parameters registered after ``weight``
+    and ``bias`` (so ``state_dict`` keys of the base layer are unchanged); ``scale`` is ``f32(alpha / rank)``. In
+    exact mode each ``linear`` is :class:`protocol.repro.functional.LinearFn`; ``x`` feeds two products, whose
+    gradients autograd adds elementwise (two terms commute exactly). Created by :func:`add_lora`.
+    """
+
+    lora_A: nn.Parameter
+    lora_B: nn.Parameter
+    lora_scale: float
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        y = RF.linear(x, self.weight, self.bias)
+        return y + RF.linear(RF.linear(x, self.lora_A), self.lora_B) * self.lora_scale
+
+
+def add_lora(layer: nn.Linear, rank: int, alpha: float) -> LoRALinear:
+    """Turn ``layer`` (an ``nn.Linear``/``ExactLinear``) into a :class:`LoRALinear` in place (``A`` and ``B``
+    zero until initialised)."""
+    import numpy as np
+
+    if not isinstance(layer, nn.Linear):
+        raise TypeError(f"LoRA adapts linear layers, not {type(layer).__name__}")
+    layer.__class__ = LoRALinear
+    w = layer.weight
+    layer.lora_A = nn.Parameter(torch.zeros(rank, w.shape[1], dtype=w.dtype, device=w.device))
+    layer.lora_B = nn.Parameter(torch.zeros(w.shape[0], rank, dtype=w.dtype, device=w.device))
+    layer.lora_scale = float(np.float32(alpha / rank))
+    return layer  # type: ignore[return-value]
 
 
 class ExactConv2d(nn.Conv2d):
