@@ -29,7 +29,7 @@ from marketplace_api.schemas import (
 )
 from protocol.blobstore import BadAddress, BlobError
 from protocol.eip712 import BidEta, Domain, SolverProfile, recover_digest_raw
-from protocol.spec import JobSpec, SpecError, parse_spec
+from protocol.spec import JobSpec, SpecError, WeightsInit, parse_spec
 from protocol.state import canonical_json
 
 SECP256K1_HALF_N = 0x7FFFFFFFFFFFFFFFFFFFFFFFFFFFFFFF5D576E7357A4501DDFE92F46681B20A0
@@ -209,6 +209,13 @@ def create_order(ctx: AppContext, body: JobCreate) -> Order:
         raise ApiError(422, "expired", f"the order's deadline {order.deadline} has passed (now {now})")
     spec, pending = _load_spec(ctx, order.specHash, body.spec)
     _spec_matches_order(spec, body)
+    if isinstance(spec.init, WeightsInit) and not ctx.blobs.has(spec.init.state_root, "state"):
+        raise ApiError(
+            422,
+            "weights_missing",
+            f"the spec starts from the weights state {spec.init.state_root}, which is not in the blob store: "
+            "upload it first (POST /blobs?kind=state)",
+        )
     try:
         dataset_present = ctx.blobs.has(order.datasetHash)
     except BadAddress as exc:  # pragma: no cover

@@ -63,11 +63,10 @@ from protocol.errors import (
     BudgetExhausted,
 )
 from protocol.state import (
-    HEADER_SIZE,
     StateFormatError,
+    StateLayout,
     StateRootHasher,
-    manifest_length,
-    parse_manifest,
+    read_file_layout,
     read_layout,
 )
 from protocol.state import chunked_root as _chunked_root
@@ -196,12 +195,7 @@ def check_state_layout(data: Buffer) -> None:
 
 def _check_state_file(fh: BinaryIO, size: int) -> None:
     """:func:`check_state_layout` for an open file of ``size`` bytes, reading only its header and manifest."""
-    fh.seek(0)
-    mlen = manifest_length(fh.read(HEADER_SIZE), size)
-    raw = fh.read(mlen)
-    if len(raw) != mlen:
-        raise StateFormatError("the file ended inside the manifest")
-    parse_manifest(raw, size - HEADER_SIZE - mlen)
+    read_file_layout(fh, size)
 
 
 # --------------------------------------------------------------------------- local store
@@ -473,6 +467,16 @@ class LocalBlobStore:
         addr, k, p = self._locate(address, kind)
         try:
             return BlobInfo(addr, p.stat().st_size, k)
+        except FileNotFoundError:
+            raise BlobNotFound(f"no blob {addr} in {self.root}") from None
+
+    def state_layout(self, address: AddressLike) -> StateLayout:
+        """The validated manifest of a stored state blob, from its header alone (not re-hashed: every write is
+        verified). Raises BlobNotFound, StateFormatError."""
+        addr, _, p = self._locate(address, BlobKind.STATE)
+        try:
+            with p.open("rb") as fh:
+                return read_file_layout(fh, p.stat().st_size)
         except FileNotFoundError:
             raise BlobNotFound(f"no blob {addr} in {self.root}") from None
 

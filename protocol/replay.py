@@ -30,7 +30,7 @@ from protocol import merkle
 from protocol.blobstore import HttpBlobClient, LocalBlobStore, MirroredBlobReader
 from protocol.budget import FetchBudget
 from protocol.errors import BlobError, BlobTimeout, BlobTooLarge, BlobUnavailable, BudgetExhausted, VeritrainError
-from protocol.spec import JobSpec, SpecError, parse_spec
+from protocol.spec import JobSpec, SpecError, WeightsInit, parse_spec
 from protocol.state import StateFormatError, StateRootMismatch, TrainingState, deserialize, read_layout, state_root
 
 
@@ -135,6 +135,7 @@ class Sources:
         #: bytes are fixed by the root), so they are never downloaded again (an arbiter after the auditor).
         self._invalid: dict[bytes, str] = {}
         self._slow: dict[str, float] = {}
+        self._weights: dict[str, TrainingState] = {}
 
     def close(self) -> None:
         self.http.close()
@@ -273,6 +274,20 @@ class Sources:
                 raise AuditError(f"dataset {key} of job {job.hex_id}: {exc}") from exc
         return self._datasets[key]
 
+    def weights(self, job: JobRef, spec: JobSpec, budget: FetchBudget | None = None) -> TrainingState | None:
+        """The initial weights a fine-tuning spec names (verified against their state root), None for a seeded
+        spec; like the dataset they are the submitter's input, so a failure is an :class:`AuditError`."""
+        if not isinstance(spec.init, WeightsInit):
+            return None
+        root = spec.init.state_root
+        if root not in self._weights:
+            try:
+                data = self.reader(job).get(root, "state", budget=budget)
+                self._weights[root] = deserialize(data, expected_root=bytes.fromhex(root[2:]))
+            except (BlobError, StateFormatError, StateRootMismatch) as exc:
+                raise AuditError(f"initial weights {root} of job {job.hex_id}: {exc}") from exc
+        return self._weights[root]
+
     def state(
         self, job: JobRef, root: bytes, trainer: Any, step: int, budget: FetchBudget | None = None
     ) -> TrainingState:
@@ -362,7 +377,12 @@ class SegmentReplayer:
         from protocol.engine import Trainer
 
         spec = self.sources.spec(job, budget)
-        return Trainer(spec, self.sources.dataset(job, spec, budget), self.device)
+        return Trainer(
+            spec,
+            self.sources.dataset(job, spec, budget),
+            self.device,
+            weights=self.sources.weights(job, spec, budget),
+        )
 
     def pre_state(
         self, job: JobRef, pre_root: bytes, index: int, trainer: Any = None, budget: FetchBudget | None = None

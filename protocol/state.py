@@ -31,7 +31,7 @@ import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, BinaryIO
 
 import numpy as np
 import torch
@@ -285,6 +285,18 @@ def read_layout(data: bytes | bytearray | memoryview) -> StateLayout:
     return parse_manifest(raw, total - HEADER_SIZE - mlen)
 
 
+def read_file_layout(fh: BinaryIO, size: int) -> StateLayout:
+    """:func:`parse_manifest` of the ``size``-byte serialisation in the open binary file ``fh``, reading only its
+    header and manifest (the tensor bytes are not read, so nothing is hashed: the caller knows the file is the
+    blob it names, e.g. a verified blob store's)."""
+    fh.seek(0)
+    mlen = manifest_length(fh.read(HEADER_SIZE), size)
+    raw = fh.read(mlen)
+    if len(raw) != mlen:
+        raise StateFormatError("the file ended inside the manifest")
+    return parse_manifest(raw, size - HEADER_SIZE - mlen)
+
+
 def deserialize(data: bytes | bytearray | memoryview, expected_root: bytes | None = None) -> TrainingState:
     """Parse a canonical serialisation back into tensors (copies, so they do not alias ``data``).
 
@@ -477,6 +489,7 @@ __all__ = [
     "deserialize",
     "manifest_length",
     "parse_manifest",
+    "read_file_layout",
     "read_layout",
     "serialize",
     "serialize_bytes",

@@ -1,10 +1,12 @@
-"""Cheating solvers for tests and the demo: ``fake``, ``noise``, ``lazy``, ``withhold``, ``stall``.
+"""Cheating solvers for tests and the demo: ``fake``, ``noise``, ``lazy``, ``withhold``, ``stall``, and the
+three that cut a fine-tuning spec's corners: ``noclip``, ``constlr``, ``unfreeze``.
 
 Never on by default: ``veritrain solver --adversary NAME`` picks one and the node prints a loud warning. Each
 adversary is a small strategy object that the node (:mod:`solver.node`, through :mod:`solver.training`)
 consults at four well-defined points, so every lie goes through the real code paths (real training, real
 checkpoints, real commits, the real checkpoint server and mirror):
 
+* :meth:`Adversary.prepare` — how the job's trainer is set up (once, before its initial state is built);
 * :meth:`Adversary.run_segment` — what state a segment produces and which leaf is recorded for it;
 * :meth:`Adversary.needs_state` — whether segment ``i`` needs the true pre-state loaded (a made-up leaf has no
   checkpoint behind it);
@@ -38,6 +40,12 @@ The adversaries:
 The last three mirror their data honestly, so a verifier that gives up on the solver in time finds it on the
 marketplace mirror; together with ``withhold`` they are what DESIGN §8.5 calls evidence against the solver
 when no copy can be had.
+``noclip``    ignores the spec's ``clip_grad_norm`` (trains with raw gradients).
+``constlr``   ignores the spec's ``schedule``: every step at the optimizer's peak ``lr`` (no warm-up, no decay).
+``unfreeze``  trains every parameter, the spec's frozen ones (``freeze``; a LoRA spec's base weights) too.
+
+``noclip``, ``constlr`` and ``unfreeze`` record the spec's hash in their checkpoints like an honest solver and serve every checkpoint:
+only a replay that follows the spec tells them apart.
 """
 
 from __future__ import annotations
@@ -55,17 +63,20 @@ from protocol.state import TrainingState
 __all__ = [
     "ADVERSARIES",
     "Adversary",
+    "ConstLR",
     "Fake",
     "Honest",
     "Bomb",
     "Hang",
     "Lazy",
     "Malformed",
+    "NoClip",
     "Noise",
     "SegmentOutput",
     "Stall",
     "Trickle",
     "UnknownAdversary",
+    "Unfreeze",
     "Withhold",
     "make_adversary",
 ]
@@ -106,6 +117,9 @@ class Adversary:
 
     def describe(self) -> str:
         return self.name
+
+    def prepare(self, trainer: Trainer) -> None:
+        """Sets up the job's trainer (before its initial state); the honest strategy keeps the spec's."""
 
     def needs_state(self, job_id: bytes, index: int, trainer: Trainer) -> bool:
         """Whether segment ``index`` must start from the true pre-state (loaded from its checkpoint)."""
@@ -307,6 +321,43 @@ class Stall(Adversary):
         return "stall (never answers a dispute)"
 
 
+class NoClip(Adversary):
+    """Trains without the spec's gradient clipping."""
+
+    name = "noclip"
+
+    def describe(self) -> str:
+        return "noclip (ignores clip_grad_norm)"
+
+    def prepare(self, trainer: Trainer) -> None:
+        trainer.clip_norm = None
+
+
+class ConstLR(Adversary):
+    """Trains at the optimizer's peak learning rate on every step, ignoring the schedule."""
+
+    name = "constlr"
+
+    def describe(self) -> str:
+        return "constlr (ignores the learning-rate schedule)"
+
+    def prepare(self, trainer: Trainer) -> None:
+        peak = float(trainer.spec.optimizer.lr)
+        trainer.lr_of = lambda s: peak
+
+
+class Unfreeze(Adversary):
+    """Trains every parameter, the frozen ones too."""
+
+    name = "unfreeze"
+
+    def describe(self) -> str:
+        return "unfreeze (trains the frozen parameters too)"
+
+    def prepare(self, trainer: Trainer) -> None:
+        trainer.set_trainable({n for n, _ in trainer.named_params})
+
+
 #: ``--adversary`` name → class.
 ADVERSARIES: dict[str, type[Adversary]] = {
     "fake": Fake,
@@ -318,6 +369,9 @@ ADVERSARIES: dict[str, type[Adversary]] = {
     "trickle": Trickle,
     "hang": Hang,
     "bomb": Bomb,
+    "noclip": NoClip,
+    "constlr": ConstLR,
+    "unfreeze": Unfreeze,
 }
 
 

@@ -55,8 +55,8 @@ from protocol.game import latest_timestamp
 from protocol.metrics import Registry
 from protocol.node import HttpService, log_event, parse_listen
 from protocol.repro import KERNEL_SET_VERSION
-from protocol.spec import ExactMode, JobSpec, SpecError, parse_spec
-from protocol.state import canonical_json, state_root
+from protocol.spec import ExactMode, JobSpec, SpecError, WeightsInit, parse_spec
+from protocol.state import TrainingState, canonical_json, deserialize, state_root
 from protocol.tokens import format_tokens
 from protocol.trajectory import Trajectory
 
@@ -381,7 +381,7 @@ class SolverNode:
             return self._skip(job_id, item, problem)
         try:
             dataset = load_dataset(spec.dataset, store=self._dataset_store(spec))
-            init_root = state_root(Trainer(spec, dataset, self.cfg.device).init())
+            init_root = state_root(Trainer(spec, dataset, self.cfg.device, weights=self._weights(spec)).init())
         except (VeritrainError, BlobError, ValueError, RuntimeError) as exc:
             return self._skip(job_id, item, f"cannot prepare the job: {exc}")
         if "0x" + init_root.hex() != order["initStateRoot"].lower():
@@ -466,6 +466,16 @@ class SolverNode:
             self.api_blobs.fetch_into(self.store, spec.dataset.digest)
         return self.store
 
+    def _weights(self, spec: JobSpec) -> TrainingState | None:
+        """The initial weights a fine-tuning spec names (fetched from the marketplace once, verified against
+        their state root; kept in the node's store, which also serves them to verifiers); None if seeded."""
+        if not isinstance(spec.init, WeightsInit):
+            return None
+        root = spec.init.state_root
+        if not self.store.has(root, "state"):
+            self.api_blobs.fetch_into(self.store, root, "state")
+        return deserialize(self.store.get(root, "state"), expected_root=bytes.fromhex(root[2:]))
+
     def _check_bids(self) -> None:
         """Bids that were matched to someone else (or expired unmatched) are closed."""
         market = self.client.job_market
@@ -495,6 +505,7 @@ class SolverNode:
                 self.data_dir / "jobs" / row.job_id,
                 adversary=self.adversary,
                 device=self.cfg.device,
+                weights=self._weights(spec),
             )
             self.runs[row.job_id] = run
             if run.done:

@@ -31,7 +31,7 @@ from protocol.blobstore import LocalBlobStore
 from protocol.engine.data import Dataset
 from protocol.engine.runner import EngineError, StateMismatch, Trainer
 from protocol.spec import JobSpec
-from protocol.state import deserialize, serialize, state_root
+from protocol.state import TrainingState, deserialize, serialize, state_root
 from protocol.trajectory import Trajectory
 
 from .adversary import Adversary, Honest
@@ -62,6 +62,7 @@ class JobRun:
         *,
         adversary: Adversary | None = None,
         device: str = "cpu",
+        weights: TrainingState | None = None,
     ) -> None:
         self.job_id = job_id
         self.spec = spec
@@ -69,7 +70,8 @@ class JobRun:
         self.dir = Path(job_dir)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.adversary = adversary or Honest()
-        self.trainer = Trainer(spec, dataset, device)
+        self.trainer = Trainer(spec, dataset, device, weights=weights)
+        self.adversary.prepare(self.trainer)
         self.timings = Timings()
         init = self.trainer.init()
         buffers = serialize(init)

@@ -12,7 +12,7 @@ from fastapi.testclient import TestClient
 from protocol.blobstore import LocalBlobStore
 from protocol.engine import load_dataset
 from protocol.engine.examples import load_example, shortened
-from protocol.engine.runner import initial_state, run_segment
+from protocol.engine.runner import StateMismatch, initial_state, run_segment
 from protocol.metrics import Registry
 from protocol.state import deserialize, state_root
 from solver.adversary import (
@@ -187,9 +187,43 @@ def test_lying_servers_trickle_hang_and_bomb(spec, dataset, tmp_path):
 
 def test_adversary_names():
     assert set(ADVERSARIES) == {
-        "fake", "noise", "lazy", "withhold", "stall", "malformed", "trickle", "hang", "bomb"
+        "fake", "noise", "lazy", "withhold", "stall", "malformed", "trickle", "hang", "bomb", "noclip", "constlr",
+        "unfreeze",
     }  # fmt: skip
     assert make_adversary(None).honest and not make_adversary("lazy").honest
     assert make_adversary("noise", segment=2).target(JOB, N) == 2
     with pytest.raises(UnknownAdversary, match="unknown adversary 'evil'; choose one of: fake, noise"):
         make_adversary("evil")
+
+
+@pytest.fixture(scope="module")
+def finetune_spec():
+    """A spec version 2 job whose every option is load-bearing: a warm-up schedule (step 0 runs at a tenth of
+    the peak lr), clipping that every step hits, a frozen first layer."""
+    s = shortened(load_example("mlp_digits"), 24, 4, version=2, clip_grad_norm=0.05, freeze=["layers.0.*"],
+                  schedule={"warmup_steps": 10, "decay": "cosine"})  # fmt: skip
+    return s.with_init_root(state_root(initial_state(s, load_dataset(s.dataset))))
+
+
+@pytest.mark.parametrize("name", ["noclip", "constlr", "unfreeze"])
+def test_spec_corner_cutters_fail_replay_of_every_segment(finetune_spec, dataset, tmp_path, name):
+    spec = finetune_spec
+    honest = run(spec, dataset, tmp_path, name="honest")
+    cheat = run(spec, dataset, tmp_path, make_adversary(name), name=name)
+    assert cheat.init_root == honest.init_root  # the same C_init: the lie starts with the first step
+    leaves = cheat.leaves()
+    assert all(a != b for a, b in zip(leaves, honest.leaves(), strict=True))
+    assert all(cheat.store.has(x, "state") for x in leaves)  # it serves every checkpoint it claims
+    for i in (0, 3):
+        try:
+            assert replay(cheat, spec, dataset, i) != leaves[i]  # what a verifier's replay finds
+        except StateMismatch:
+            # its later pre-states hold optimizer buffers of frozen parameters: not a state of this job, which
+            # a verifier reports as unavailable (evidence against the solver)
+            assert name == "unfreeze" and i > 0
+    if name == "unfreeze":
+        w0 = deserialize(cheat.store.get(leaves[0], "state")).tensors["param/layers.0.weight"]
+        init = deserialize(cheat.store.get(cheat.init_root, "state")).tensors["param/layers.0.weight"]
+        assert not (w0 == init).all()
+    honest.close()
+    cheat.close()

@@ -136,6 +136,8 @@ class MarketRun:
         on_event: Callable[[str], None] | None = None,
         node_timeout: float = 120.0,
         solver_device: str = "cpu",
+        weights: str | os.PathLike[str] | None = None,
+        adversary_params: dict[str, tuple[str, ...]] | None = None,
     ) -> None:
         self.home = Path(home) if home else veritrain_home() / "demo"
         self.solvers = dict(DEFAULT_SOLVERS if solvers is None else solvers)
@@ -145,6 +147,8 @@ class MarketRun:
         self.on_event = on_event or (lambda msg: None)
         self.node_timeout = node_timeout
         self.solver_device = solver_device  # the solvers' --device; verifiers always replay on the CPU
+        self.weights = weights  # initial weights for a fine-tuning spec (`example` may be a spec file)
+        self.adversary_params = DEMO_ADVERSARY_PARAMS if adversary_params is None else adversary_params
         self.supervisor: Supervisor | None = None
         self.devnet: Devnet | None = None
         self.user: User | None = None
@@ -219,7 +223,7 @@ class MarketRun:
             argv += ["--price-floor", format_tokens(self.price), "--threads", "1", "--device", self.solver_device]
         if adversary:
             argv += ["--adversary", adversary]
-            for param in DEMO_ADVERSARY_PARAMS.get(adversary, ()):
+            for param in self.adversary_params.get(adversary, ()):
                 argv += ["--adversary-param", param]
         proc = self.supervisor.start(role, argv, env=env, ready_file=data_dir / "node.json", wait=False)
         self.nodes[role] = proc
@@ -230,10 +234,14 @@ class MarketRun:
     def submit(self, solver_role: str, seed: int) -> JobRun:
         """Posts one job through the API and accepts ``solver_role``'s bid on it."""
         assert self.user is not None and self.devnet is not None
-        spec, data = prepare_spec(
-            load_spec_source(self.example), total_steps=self.steps, checkpoint_interval=self.interval, seed=seed
+        spec, data, weights = prepare_spec(
+            load_spec_source(self.example),
+            total_steps=self.steps,
+            checkpoint_interval=self.interval,
+            seed=seed,
+            weights=self.weights,
         )
-        sub: Submitted = submit_job(self.user, spec, data, max_price=self.price, deadline_s=900)
+        sub: Submitted = submit_job(self.user, spec, data, max_price=self.price, deadline_s=900, weights=weights)
         solver = self.devnet.address(solver_role)
         bid = wait_for_bid(
             self.user,

@@ -60,7 +60,15 @@ def submit(
     price: Annotated[str, typer.Option("--price", help="Most you pay, in VERI (the order's maxPrice).")] = "100",
     dataset: Annotated[Path | None, typer.Option("--dataset", help="Your dataset file (npz, csv, text).")] = None,
     dataset_format: Annotated[
-        str | None, typer.Option("--dataset-format", help="npz|csv|text (default: by suffix).")
+        str | None, typer.Option("--dataset-format", help="npz|csv|text|parquet (default: by suffix).")
+    ] = None,
+    weights: Annotated[
+        Path | None,
+        typer.Option(
+            "--weights",
+            help="Fine-tune from these weights (.safetensors, a PyTorch state_dict, or the .vts of `veritrain "
+            "state import`): converted, named in the spec's init, uploaded with the job.",
+        ),
     ] = None,
     steps: Annotated[int | None, typer.Option("--steps", min=1, help="Override total_steps.")] = None,
     interval: Annotated[int | None, typer.Option("--interval", min=1, help="Override checkpoint_interval.")] = None,
@@ -91,6 +99,8 @@ def submit(
 
       veritrain job submit my_spec.json --dataset data.npz --key-file ~/.veritrain/key --accept none
 
+      veritrain job submit finetune.json --dataset data.parquet --weights base.safetensors --role user --wait
+
       veritrain job submit mlp_digits --accept 0x90F79bf6EB2c4f870365E785982E1f101E93b906 --role user --json
     """
     from protocol.tokens import format_tokens
@@ -112,11 +122,16 @@ def submit(
         with connect_user(key, key_file, role, rpc, deployment, api, home) as user:
             with err.status("preparing the spec (computing the initial state root C_init) ..."):
                 raw = load_spec_source(spec)
-                ready, data = prepare_spec(
-                    raw, dataset=dataset, dataset_format=dataset_format, total_steps=steps, checkpoint_interval=interval
+                ready, data, weights_blob = prepare_spec(
+                    raw,
+                    dataset=dataset,
+                    dataset_format=dataset_format,
+                    total_steps=steps,
+                    checkpoint_interval=interval,
+                    weights=weights,
                 )
             with err.status("uploading spec and dataset, signing and posting the order ..."):
-                sub = submit_job(user, ready, data, max_price=max_price, deadline_s=deadline)
+                sub = submit_job(user, ready, data, max_price=max_price, deadline_s=deadline, weights=weights_blob)
             result.update(job_id=sub.job_id, spec_hash="0x" + sub.order.specHash.hex(), nonce=str(sub.order.nonce))
             if not as_json:
                 err.print(f"posted job [bold]{sub.job_id}[/] ({ready.model.kind}, {ready.num_segments} checkpoints)")
@@ -249,6 +264,23 @@ def status(
     elif "api_error" in info:
         table.add_row("api", info["api_error"])
     out.print(table)
+    points = info.get("metrics") or []
+    if points:
+        mt = Table(title="checkpoint metrics (committed in each leaf's manifest)")
+        acc = any(p.get("heldout_accuracy") is not None for p in points)
+        for col in ("leaf", "step", "train loss", "held-out loss", *(("held-out acc.",) if acc else ()), "lr"):
+            mt.add_column(col, justify="right")
+
+        def fmt(v: Any, spec: str = ".4f") -> str:
+            return "–" if v is None else format(v, spec)
+
+        for p in points:
+            row = [str(p["leaf"]), str(p["step"]), fmt(p.get("train_loss")), fmt(p.get("heldout_loss"))]
+            if acc:
+                row.append("–" if p.get("heldout_accuracy") is None else f"{100 * p['heldout_accuracy']:.1f} %")
+            row.append(fmt(p.get("lr"), ".3g"))
+            mt.add_row(*row)
+        out.print(mt)
 
 
 # ------------------------------------------------------------------ fetch
@@ -267,7 +299,8 @@ def fetch(
     """Download the final model of a finalized job and check it against the committed final state root.
 
     Writes final_state.vts (canonical state bytes, hashing to the on-chain finalStateRoot), model.pt (a
-    PyTorch state_dict), spec.json and job.json.
+    PyTorch state_dict; with LoRA also model_merged.pt, the adapters folded into the base weights), spec.json,
+    job.json and, when the spec evaluates at every checkpoint, metrics.json (held-out loss/accuracy per leaf).
 
     Example:
 

@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import httpx
 from eth_account.signers.local import LocalAccount
@@ -33,7 +33,7 @@ from protocol.constants import FINAL_JOB_STATES, JobState
 from protocol.deploy import Deployment, load_deployment
 from protocol.eip712 import Domain, JobOrder
 from protocol.errors import VeritrainError
-from protocol.spec import JobSpec, parse_spec
+from protocol.spec import JobSpec, WeightsInit, parse_spec
 
 DEFAULT_RPC = "http://127.0.0.1:8545"
 DEFAULT_API = "http://127.0.0.1:8000"
@@ -174,6 +174,15 @@ def load_spec_source(source: str | os.PathLike[str]) -> JobSpec:
     return parse_spec(path.read_bytes())
 
 
+class PreparedJob(NamedTuple):
+    """A spec ready to sign and the blobs to upload with it."""
+
+    spec: JobSpec
+    dataset: bytes
+    #: The canonical weights state a fine-tuning spec starts from (``init.kind == "weights"``), else None.
+    weights: bytes | None = None
+
+
 def prepare_spec(
     spec: JobSpec,
     *,
@@ -182,12 +191,14 @@ def prepare_spec(
     total_steps: int | None = None,
     checkpoint_interval: int | None = None,
     seed: int | None = None,
-) -> tuple[JobSpec, bytes]:
-    """The spec ready to sign (schedule/seed overrides applied, the dataset file's digest in it, C_init filled
-    in) and the dataset's bytes (to upload)."""
+    weights: str | os.PathLike[str] | None = None,
+) -> PreparedJob:
+    """The spec ready to sign (schedule/seed overrides applied, the dataset file's digest in it, for a
+    fine-tuning spec the weights' state root in ``init``, C_init filled in), the dataset's bytes and the
+    weights state's bytes (to upload). ``weights`` is any file :mod:`protocol.engine.weights` reads."""
     from protocol.engine.data import builtin_bytes, load_dataset, sha256_hex
     from protocol.engine.runner import initial_state
-    from protocol.state import state_root
+    from protocol.state import serialize_bytes, state_root
 
     doc = spec.model_dump(mode="json")
     if total_steps is not None or checkpoint_interval is not None:
@@ -203,19 +214,46 @@ def prepare_spec(
         fmt = dataset_format or data_path.suffix.lstrip(".").lower()
         if fmt not in ("npz", "csv", "text", "txt"):
             raise UserError(f"cannot tell the dataset format of {data_path}: pass --dataset-format npz|csv|text")
+        if fmt not in ("npz", "csv", "text", "txt", "parquet"):
+            raise UserError(
+                f"cannot tell the dataset format of {data_path}: pass --dataset-format npz|csv|text|parquet"
+            )
         raw = data_path.read_bytes()
-        doc["dataset"] = {
+        ref = {
             "format": "text" if fmt == "txt" else fmt,
             "digest": sha256_hex(raw),
             "holdout_fraction": spec.dataset.holdout_fraction,
         }
+        if spec.dataset.format == ref["format"]:  # the spec declared how to read this kind of file: keep it
+            ref.update(
+                {k: v for k, v in doc["dataset"].items() if k in ("columns", "tokenizer")}  # declared schema
+            )
+        doc["dataset"] = ref
+    weights_state = None
+    if weights is not None:
+        from protocol.engine.weights import import_weights
+
+        weights_state = import_weights(weights)
+        init = doc.get("init") or {}
+        doc["init"] = {
+            "kind": "weights",
+            "state_root": "0x" + state_root(weights_state).hex(),
+            "fresh": init.get("fresh", []) if init.get("kind") == "weights" else [],
+        }
+        doc["version"] = 2
     doc["init_state_root"] = None
     spec = parse_spec(doc)
     if spec.dataset.format == "builtin":
         raw = builtin_bytes(spec.dataset.builtin or "")
+    if isinstance(spec.init, WeightsInit) and weights_state is None:
+        raise UserError(
+            f"the spec starts from given weights ({spec.init.state_root}): pass the file with --weights "
+            "(a .safetensors, a PyTorch state_dict or the .vts of `veritrain state import`)"
+        )
     ds = load_dataset(spec.dataset, path=data_path)
-    init = initial_state(spec, ds)
-    return spec.with_init_root(state_root(init)), raw
+    init_state = initial_state(spec, ds, weights_state)
+    blob = serialize_bytes(weights_state) if weights_state is not None else None
+    return PreparedJob(spec.with_init_root(state_root(init_state)), raw, blob)
 
 
 # ---------------------------------------------------------------------------------------------- jobs
@@ -244,8 +282,10 @@ def submit_job(
     max_price: int,
     deadline_s: int = 3600,
     nonce: int | None = None,
+    weights: bytes | None = None,
 ) -> Submitted:
-    """Uploads dataset + spec, signs the JobOrder and POSTs it; returns the job id (the order's digest)."""
+    """Uploads dataset (and the initial weights state of a fine-tuning spec) + spec, signs the JobOrder and
+    POSTs it; returns the job id (the order's digest)."""
     if spec.init_state_root is None:
         raise UserError("the spec has no init_state_root: run it through prepare_spec first")
     if max_price <= 0:
@@ -253,6 +293,14 @@ def submit_job(
     dataset_addr = upload_blob(user, dataset_bytes)
     if dataset_addr != spec.dataset.digest:
         raise UserError(f"the API stored the dataset as {dataset_addr}, but the spec names {spec.dataset.digest}")
+    if isinstance(spec.init, WeightsInit):
+        if weights is None:
+            raise UserError(f"the spec starts from weights {spec.init.state_root}: give their state bytes")
+        stored = user.api_request(
+            "POST", "/blobs", params={"kind": "state", "expected": spec.init.state_root}, content=weights
+        )["address"]
+        if stored != spec.init.state_root:
+            raise UserError(f"the API stored the weights as {stored}, but the spec names {spec.init.state_root}")
     spec_addr = upload_blob(user, spec.canonical_json())
     now = int(user.chain.w3.eth.get_block("latest")["timestamp"])
     order = JobOrder(
@@ -378,6 +426,10 @@ def job_summary(user: User, job_id: str) -> dict[str, Any]:
             "disputes": api.get("disputes"),
             "trajectory": api.get("trajectory"),
         }
+        try:
+            out["metrics"] = user.api_request("GET", f"/jobs/{job_id}/metrics")["points"]
+        except UserError:
+            out["metrics"] = []
     if job.state == JobState.NONE and "api" not in out:
         raise UserError(f"no job {job_id} on chain {user.deployment.chain_id} nor at {user.api_url}")
     return out
@@ -496,28 +548,80 @@ def fetch_model(user: User, job_id: str, out_dir: str | os.PathLike[str], *, sol
     if state_address(data) != root:  # HttpBlobClient checked it already; check again where the user sees it
         raise UserError(f"the downloaded state does not hash to the committed root {root}")
     ts = deserialize(data, expected_root=bytes.fromhex(root[2:]))
-    model = build_model(spec.model, False)
+    model = build_model(spec.model, False, spec.lora)
     params = {k.removeprefix("param/"): t for k, t in ts.tensors.items() if k.startswith("param/")}
     model.load_state_dict(params, strict=True)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     (out / "final_state.vts").write_bytes(data)
     torch.save(model.state_dict(), out / "model.pt")
+    files = {"state": str(out / "final_state.vts"), "model": str(out / "model.pt"), "spec": str(out / "spec.json")}
+    if spec.lora is not None:
+        torch.save(merged_lora_state_dict(spec, params), out / "model_merged.pt")
+        files["model_merged"] = str(out / "model_merged.pt")
     (out / "spec.json").write_bytes(spec.canonical_json())
+    metrics = _verified_metrics(user, job_id, job, ts)
+    if metrics is not None:
+        (out / "metrics.json").write_text(json.dumps(metrics, indent=2) + "\n")
+        files["metrics"] = str(out / "metrics.json")
     info = {
         "job_id": job_id,
         "final_state_root": root,
         "step": int(ts.step),
         "bytes": len(data),
         "model": spec.model.kind,
-        "files": {
-            "state": str(out / "final_state.vts"),
-            "model": str(out / "model.pt"),
-            "spec": str(out / "spec.json"),
-        },
+        "files": files,
     }
+    if metrics is not None:
+        info["metrics"] = metrics["points"][-1] if metrics["points"] else None
     (out / "job.json").write_text(json.dumps(info, indent=2))
     return info
+
+
+def merged_lora_state_dict(spec: JobSpec, params: dict[str, Any]) -> dict[str, Any]:
+    """The base model's ``state_dict`` with every LoRA adapter folded into its layer:
+    ``W + scale · (B @ A)`` (native float32 torch: a convenience for loading into the base architecture; the
+    verified state is ``model.pt`` / ``final_state.vts``)."""
+    import torch
+
+    from protocol.engine.models import build_model
+
+    assert spec.lora is not None
+    scale = torch.tensor(spec.lora.alpha / spec.lora.rank, dtype=torch.float32).item()  # f32(alpha / rank)
+    base = {k: v.clone() for k, v in params.items() if not k.endswith((".lora_A", ".lora_B"))}
+    for key in list(base):
+        if key.endswith(".weight") and f"{key[:-7]}.lora_A" in params:
+            mod = key[:-7]
+            base[key] = base[key] + scale * (params[f"{mod}.lora_B"] @ params[f"{mod}.lora_A"])
+    build_model(spec.model, False).load_state_dict(base, strict=True)  # it is the base architecture's dict
+    return base
+
+
+def _verified_metrics(user: User, job_id: str, job: Any, final: Any) -> dict[str, Any] | None:
+    """The job's checkpoint metrics for ``metrics.json``: the mirror's points, accepted only for leaves of the
+    committed trajectory (the leaf list is checked against the on-chain root here) and with the final point
+    equal to the metrics in the downloaded, verified final state. None when the spec records no metrics."""
+    from protocol.replay import leaves_match_root
+
+    if "metrics" not in (final.meta or {}):
+        return None
+    leaves_doc = user.api_request("GET", f"/jobs/{job_id}/leaves")
+    leaves = [bytes.fromhex(x[2:]) for x in leaves_doc["leaves"]]
+    if not leaves_match_root(leaves, int(job.numLeaves), bytes(job.trajectoryRoot)):
+        raise UserError(f"the API's leaf list of job {job_id} does not hash to the committed trajectory root")
+    points = user.api_request("GET", f"/jobs/{job_id}/metrics")["points"]
+    for p in points:
+        if not 0 <= p["leaf"] < len(leaves) or "0x" + leaves[p["leaf"]].hex() != p["state_root"]:
+            raise UserError(f"the API's metrics name a checkpoint that is not leaf {p['leaf']} of job {job_id}")
+    last = {k: v for k, v in final.meta["metrics"].items()}
+    if not points or points[-1]["leaf"] != len(leaves) - 1 or any(points[-1].get(k) != v for k, v in last.items()):
+        raise UserError(f"the API's metrics of the final checkpoint differ from the verified final state of {job_id}")
+    return {
+        "job_id": job_id,
+        "trajectory_root": _hex(job.trajectoryRoot),
+        "verified": "leaf roots against the trajectory root; the final point against the final state",
+        "points": points,
+    }
 
 
 # ---------------------------------------------------------------------------------------------- stake
@@ -584,6 +688,7 @@ __all__ = [
     "fetch_model",
     "job_summary",
     "load_spec_source",
+    "PreparedJob",
     "prepare_spec",
     "submit_job",
     "wait_for_bid",

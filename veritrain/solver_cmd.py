@@ -89,7 +89,10 @@ def solver(
     ] = "mlp,cnn,transformer_lm",
     adversary: Annotated[
         str | None,
-        typer.Option("--adversary", help="TEST/DEMO ONLY: cheat as fake, noise, lazy, withhold or stall."),
+        typer.Option(
+            "--adversary",
+            help="TEST/DEMO ONLY: cheat as fake, noise, lazy, withhold, stall, noclip, constlr or unfreeze.",
+        ),
     ] = None,
     adversary_param: Annotated[
         list[str] | None,

@@ -1,7 +1,77 @@
-// One job: GET /jobs/{id} (order, spec, ranked bids, chain state, trajectory, audit, disputes, events).
+// One job: GET /jobs/{id} (order, spec, ranked bids, chain state, trajectory, audit, disputes, events) and
+// GET /jobs/{id}/metrics (the metrics each committed checkpoint records: the loss curve).
 "use strict";
 
 const { h } = VT;
+const SVG = "http://www.w3.org/2000/svg";
+
+function s(tag, attrs, ...children) {
+  const e = document.createElementNS(SVG, tag);
+  for (const [k, v] of Object.entries(attrs || {})) if (v !== null && v !== undefined) e.setAttribute(k, String(v));
+  for (const c of children) if (c !== null && c !== undefined) e.append(c instanceof Node ? c : document.createTextNode(String(c)));
+  return e;
+}
+
+const SERIES = [
+  ["train_loss", "training loss (segment mean)", "train"],
+  ["heldout_loss", "held-out loss", "heldout"],
+];
+
+/** The loss curve: one point per checkpoint for each series that has values; x = optimizer step. */
+function lossChart(metrics) {
+  const pts = metrics.points || [];
+  if (!pts.length)
+    return h("p", { class: "empty", dataset: { testid: "loss-chart-empty" } }, "no checkpoint metrics (the spec has no evaluation, or the checkpoints are not mirrored here)");
+  const W = 640, H = 260, L = 56, R = 16, T = 14, B = 40;
+  const vals = [];
+  for (const [key] of SERIES) for (const p of pts) if (p[key] !== null && p[key] !== undefined) vals.push(p[key]);
+  let lo = Math.min(...vals), hi = Math.max(...vals);
+  if (hi === lo) { hi += 0.5; lo -= 0.5; }
+  const pad = (hi - lo) * 0.08;
+  lo -= pad; hi += pad;
+  const maxStep = Math.max(...pts.map((p) => p.step));
+  const x = (step) => L + (step / maxStep) * (W - L - R);
+  const y = (v) => T + (1 - (v - lo) / (hi - lo)) * (H - T - B);
+  const svg = s("svg", { class: "loss-chart", width: W, height: H, viewBox: `0 0 ${W} ${H}`, role: "img",
+    "aria-label": `loss per checkpoint over ${maxStep} steps`, "data-testid": "loss-chart" });
+  const axes = s("g", { class: "axes" },
+    s("line", { x1: L, y1: H - B, x2: W - R, y2: H - B }), s("line", { x1: L, y1: T, x2: L, y2: H - B }));
+  for (let i = 0; i <= 4; i++) {
+    const v = lo + ((hi - lo) * i) / 4;
+    axes.append(s("text", { x: L - 6, y: y(v) + 4, "text-anchor": "end" }, v.toFixed(3)));
+    axes.append(s("line", { class: "grid", x1: L, y1: y(v), x2: W - R, y2: y(v) }));
+  }
+  for (const p of pts) axes.append(s("text", { x: x(p.step), y: H - B + 16, "text-anchor": "middle" }, String(p.step)));
+  axes.append(s("text", { x: (L + W - R) / 2, y: H - 6, "text-anchor": "middle" }, "optimizer step"));
+  svg.append(axes);
+  const legend = [];
+  for (const [key, label, cls] of SERIES) {
+    const have = pts.filter((p) => p[key] !== null && p[key] !== undefined);
+    if (!have.length) continue;
+    svg.append(s("polyline", { class: `series ${cls}`, points: have.map((p) => `${x(p.step)},${y(p[key])}`).join(" ") }));
+    const dots = s("g", { class: `points ${cls}` });
+    for (const p of have)
+      dots.append(s("circle", { cx: x(p.step), cy: y(p[key]), r: 4, "data-testid": `loss-point-${cls}`, "data-step": p.step,
+        "data-value": p[key] }, s("title", {}, `${label} at step ${p.step}: ${p[key].toPrecision(5)} (leaf ${p.leaf}, ${p.state_root})`)));
+    svg.append(dots);
+    legend.push(h("span", { class: `legend ${cls}` }, label));
+  }
+  const acc = pts.filter((p) => p.heldout_accuracy !== null && p.heldout_accuracy !== undefined);
+  const table = VT.table(
+    [
+      ["leaf", (p) => String(p.leaf), "num"],
+      ["step", (p) => String(p.step), "num"],
+      ["train loss", (p) => (p.train_loss === null ? "–" : p.train_loss.toFixed(4)), "num"],
+      ["held-out loss", (p) => (p.heldout_loss === null ? "–" : p.heldout_loss.toFixed(4)), "num"],
+      ...(acc.length ? [["held-out accuracy", (p) => (p.heldout_accuracy === null ? "–" : `${(100 * p.heldout_accuracy).toFixed(1)} %`), "num"]] : []),
+      ["learning rate", (p) => (p.lr === null ? "–" : p.lr.toPrecision(4)), "num"],
+      ["state root", (p) => VT.hash(p.state_root)],
+    ],
+    pts,
+    { testid: "metrics-table", empty: "no metrics" },
+  );
+  return h("div", {}, svg, h("p", { class: "muted" }, legend, " · each point is committed in its checkpoint's manifest (leaf of the trajectory root)"), table);
+}
 
 function specSummary(spec) {
   if (!spec) return h("p", { class: "empty" }, "spec not available from this API");
@@ -21,7 +91,25 @@ function specSummary(spec) {
     ["mode", Object.values(mode).join(" · ")],
     ["dataset", [spec.dataset && spec.dataset.format, " ", VT.hash(spec.dataset && spec.dataset.digest)]],
     ["C_init", VT.hash(spec.init_state_root)],
+    ...fineTuning(spec),
   ]);
+}
+
+/** The version-2 training options a spec sets (absent ones are at their defaults). */
+function fineTuning(spec) {
+  const rows = [];
+  const init = spec.init;
+  if (init && init.kind === "weights")
+    rows.push(["initial weights", [VT.hash(init.state_root), init.fresh && init.fresh.length ? ` (fresh: ${init.fresh.join(", ")})` : ""]]);
+  const sch = spec.schedule;
+  if (sch)
+    rows.push(["lr schedule", `warm-up ${sch.warmup_steps || 0} steps, ${sch.decay || "constant"}${sch.decay && sch.decay !== "constant" ? ` to ${sch.final_lr_fraction || 0} × lr` : ""}`]);
+  if (spec.clip_grad_norm) rows.push(["gradient clipping", `global norm ≤ ${spec.clip_grad_norm}`]);
+  if (spec.grad_accumulation) rows.push(["accumulation", `${spec.grad_accumulation} micro-batches per step`]);
+  if (spec.freeze && spec.freeze.length) rows.push(["frozen", spec.freeze.join(", ")]);
+  if (spec.lora) rows.push(["LoRA", `rank ${spec.lora.rank}, alpha ${spec.lora.alpha} on ${spec.lora.targets.join(", ")}`]);
+  if (spec.evaluation) rows.push(["evaluation", `held-out, every checkpoint${spec.evaluation.max_examples ? ` (first ${spec.evaluation.max_examples} examples)` : ""}`]);
+  return rows;
 }
 
 function outcome(job) {
@@ -59,7 +147,10 @@ function outcome(job) {
 VT.page("Jobs", async (main) => {
   const id = VT.param("id");
   if (!id) throw new Error("no job id in the address (job.html?id=0x…)");
-  const job = await VT.api(`/jobs/${encodeURIComponent(id)}`);
+  const [job, metrics] = await Promise.all([
+    VT.api(`/jobs/${encodeURIComponent(id)}`),
+    VT.api(`/jobs/${encodeURIComponent(id)}/metrics`),
+  ]);
   document.title = `Job ${VT.short(job.job_id, 8)} · veritrain auditor`;
   const chain = job.chain;
   const order = job.order;
@@ -148,6 +239,7 @@ VT.page("Jobs", async (main) => {
     header,
     h("div", { class: "grid row-gap" }, VT.card("Parties and money", parties), VT.card("Spec", specSummary(job.spec))),
     h("div", { class: "grid row-gap" }, VT.card("Trajectory", trajectory), VT.card("Outcome", h("div", { dataset: { testid: "outcome" } }, outcome(job)))),
+    VT.card("Loss curve", lossChart(metrics)),
     VT.card("Audit", audit),
     VT.card("Disputes", disputes),
     VT.card("Bids", bids),

@@ -1,13 +1,14 @@
-"""The auditor web pages in a real headless browser (Debian's Chromium driven by Playwright), DESIGN §9.
-
-A short market run on anvil: two orders posted to a real API (HTTP, uvicorn) with its real chain indexer
-following the devnet; the solver bids through the API and the submitter accepts with the API's call data.
-Job A is committed honestly, audited, attested and finalized; job B commits a trajectory that lies from leaf 9
-on and is disputed down the RFC 9162 tree by the in-process dispute players (solver defender, steering
-challenger, arbiter committee) and slashed. Then each page is opened and checked as a person would: the board
-and its filters, the job pages, the dispute explorer (the descent has as many steps as the disputed leaf's
-depth), the staker page (the slashed solver is shown slashed), the links between them. One screenshot per page
-goes to ``test-artifacts/pages/<page>.png`` and the measured load times to ``load-times.json`` there.
+"""The auditor web pages in a real headless browser (Debian's Chromium driven by Playwright), DESIGN §9. A short
+market run on anvil: two orders posted to a real API (HTTP, uvicorn) with its real chain indexer following the
+devnet; the solver bids through the API and the submitter accepts with the API's call data. Job A is a real
+fine-tuning-style run (spec version 2 with held-out evaluation: every checkpoint's manifest records its metrics),
+committed honestly with its checkpoints and leaf list mirrored to the API, audited, attested and finalized; its
+page draws the loss curve, one point per checkpoint. Job B commits a trajectory that lies from leaf 9 on and is
+disputed down the RFC 9162 tree by the in-process dispute players (solver defender, steering challenger, arbiter
+committee) and slashed. Then each page is opened and checked as a person would: the board and its filters, the job
+pages, the dispute explorer (the descent has as many steps as the disputed leaf's depth), the staker page (the
+slashed solver is shown slashed), the links between them. One screenshot per page goes to
+``test-artifacts/pages/<page>.png`` and the measured load times to ``load-times.json`` there.
 """
 
 from __future__ import annotations
@@ -86,6 +87,33 @@ def _spec(api: httpx.Client, n: int, tag: str) -> tuple[str, str, dict]:
     return r.json()["address"], digest, doc
 
 
+def _trained_spec(api: httpx.Client, n: int) -> tuple[str, str, dict, list[bytes]]:
+    """A real job: the digits MLP with a schedule and held-out evaluation, trained here; its dataset, spec,
+    every checkpoint (state blobs) uploaded to the API. Returns (spec hash, dataset digest, spec doc, leaves)."""
+    from protocol.engine.data import builtin_bytes, load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+    from protocol.state import serialize_bytes, state_root
+
+    spec = shortened(load_example("mlp_digits"), 4 * n, 4, batch_size=16, version=2, evaluation={"max_examples": 128},
+                     schedule={"warmup_steps": 4, "decay": "cosine"})  # fmt: skip
+    assert api.post("/blobs", content=builtin_bytes("digits")).json()["address"] == spec.dataset.digest
+    tr = Trainer(spec, load_dataset(spec.dataset))
+    states = [tr.init()]
+    for _ in range(n):
+        tr.train_steps(4)
+        states.append(tr.state())
+    roots = []
+    for st in states:
+        r = api.post("/blobs", params={"kind": "state"}, content=serialize_bytes(st))
+        assert r.status_code == 200 and r.json()["address"] == "0x" + state_root(st).hex(), r.text
+        roots.append(state_root(st))
+    spec = spec.with_init_root(roots[0])
+    r = api.post("/blobs", content=spec.canonical_json())
+    r.raise_for_status()
+    return r.json()["address"], spec.dataset.digest, spec.model_dump(mode="json"), roots[1:]
+
+
 def _send_call(w3, account, call: dict) -> None:
     tx = {
         "from": account.address,
@@ -146,13 +174,13 @@ def _market_run(w3, deployment, contracts, actors, anvil, tmp, api, indexer, url
     solver = client_for(actors.solver)
     indexed()  # the solver's stake is indexed: its bids rank feasible
 
-    def post_job(n: int, tag: str) -> tuple[bytes, str]:
-        spec_hash, dataset, doc = _spec(api, n, tag)
+    def post_job(n: int, tag: str, prepared: tuple[str, str, dict] | None = None) -> tuple[bytes, str]:
+        spec_hash, dataset, doc = prepared or _spec(api, n, tag)
         order = JobOrder(
             actors.submitter.address,
             bytes.fromhex(spec_hash[2:]),
             bytes.fromhex(dataset[2:]),
-            INIT_ROOT,
+            bytes.fromhex(doc["init_state_root"][2:]),
             doc["total_steps"],
             doc["checkpoint_interval"],
             100 * ETHER,
@@ -188,15 +216,17 @@ def _market_run(w3, deployment, contracts, actors, anvil, tmp, api, indexer, url
         _send_call(w3, actors.submitter, call.json())
         return bytes.fromhex(job_id[2:]), job_id
 
-    # job A: honest, audited, attested, finalized
-    jid_a, job_a = post_job(HONEST_N, "honest")
-    leaves = toy_leaves(INIT_ROOT, HONEST_N)
+    # job A: really trained, honest, audited, attested, finalized; checkpoints and leaf list mirrored
+    spec_a, data_a, doc_a, leaves = _trained_spec(api, HONEST_N)
+    jid_a, job_a = post_job(HONEST_N, "honest", (spec_a, data_a, doc_a))
     traj = Trajectory.in_memory(leaves)
     solver.transact(
         market.functions.commit(
             jid_a, traj.root(), HONEST_N, leaves[-1], traj.proof(HONEST_N - 1), "http://solver.test/checkpoints"
         )
     )
+    r = api.put(f"/jobs/{job_a}/leaves", json={"leaves": ["0x" + x.hex() for x in leaves]})
+    assert r.status_code == 200, r.text
     mine_past(w3, market.functions.getJob(jid_a).call().seedBlock)
     client_for(actors.challenger).transact(market.functions.drawAudit(jid_a))
     signers = {a.address: a for a in (actors.challenger, *actors.verifiers)}
@@ -387,6 +417,34 @@ def test_finalized_job_page_shows_trajectory_and_attestations(market_run, page, 
     assert audit.count() == len(market_run.verifiers)
     assert all(badges(audit.nth(i)) == ["attested"] for i in range(audit.count()))
     shot(page, shots, "job-finalized")
+
+
+def test_job_page_draws_the_loss_curve_one_point_per_checkpoint(market_run, page, shots, load_times):
+    metrics = httpx.get(f"{market_run.url}/jobs/{market_run.honest_job}/metrics").json()
+    assert [p["leaf"] for p in metrics["points"]] == list(range(HONEST_N)) and metrics["missing"] == []
+    assert all(p["heldout_examples"] == 128 and 0 < p["heldout_accuracy"] <= 1 for p in metrics["points"])
+    open_page(page, f"{market_run.url}/ui/job.html?id={market_run.honest_job}", "job-loss-curve", load_times)
+    chart = page.locator("[data-testid=loss-chart]")
+    assert chart.count() == 1
+    for series, key in (("heldout", "heldout_loss"), ("train", "train_loss")):
+        dots = chart.locator(f"[data-testid=loss-point-{series}]")
+        assert dots.count() == HONEST_N
+        steps = [int(dots.nth(i).get_attribute("data-step")) for i in range(HONEST_N)]
+        assert steps == [p["step"] for p in metrics["points"]] == [4 * (i + 1) for i in range(HONEST_N)]
+        values = [float(dots.nth(i).get_attribute("data-value")) for i in range(HONEST_N)]
+        assert values == [p[key] for p in metrics["points"]]
+    assert page.locator("[data-testid=metrics-table] tbody tr").count() == HONEST_N
+    # the cheater's job mirrored nothing: the page says so instead of drawing
+    open_page(page, f"{market_run.url}/ui/job.html?id={market_run.cheat_job}", "job-no-metrics", load_times)
+    assert page.locator("[data-testid=loss-chart-empty]").count() == 1
+    chart_page = page.context.new_page()
+    try:
+        chart_page.goto(f"{market_run.url}/ui/job.html?id={market_run.honest_job}")
+        chart_page.wait_for_selector("body[data-ready]")
+        chart_page.locator("[data-testid=loss-chart]").screenshot(path=str(shots / "loss-chart.png"))
+    finally:
+        chart_page.close()
+    shot(page, shots, "job-no-metrics")
 
 
 def test_dispute_explorer_draws_the_descent_to_the_lying_leaf(market_run, page, shots, load_times):

@@ -7,6 +7,9 @@ the indexed job snapshot, or — when the indexer has not seen the commit yet �
 the API's RPC URL. The list is stored under ``<data dir>/leaf-lists/<job id>.json`` (atomic write); putting
 the same list again is harmless. ``GET`` returns ``{"job_id", "root", "n", "leaves"}`` like the solver's own
 ``/leaves/{job_id}``.
+
+``GET /jobs/{job_id}/metrics`` reads the metrics each mirrored checkpoint commits to in its manifest (spec
+``evaluation``): what the job page draws as the loss curve.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ from marketplace_api.context import AppContext
 from marketplace_api.core.errors import ApiError
 from marketplace_api.schemas import _hex32
 from protocol.atomic import atomic_write_bytes
+from protocol.errors import BlobError
+from protocol.state import StateFormatError
 from protocol.trajectory import Trajectory, TrajectoryError
 
 router = APIRouter(prefix="/jobs", tags=["jobs"])
@@ -114,3 +119,71 @@ def get_leaves(job_id: JobIdDep, ctx: CtxDep) -> LeavesOut:
     except FileNotFoundError:
         raise ApiError(404, "not_found", f"no mirrored leaf list for job {job_id}") from None
     return LeavesOut(**doc)
+
+
+class MetricsPoint(BaseModel):
+    leaf: int = Field(description="leaf index i (the checkpoint after (i+1)·interval steps)")
+    step: int
+    state_root: str
+    train_loss: float | None = None
+    heldout_loss: float | None = None
+    heldout_accuracy: float | None = None
+    heldout_examples: int | None = None
+    lr: float | None = None
+
+
+class MetricsOut(BaseModel):
+    job_id: str
+    n: int
+    points: list[MetricsPoint] = Field(description="one per leaf whose checkpoint records metrics, in leaf order")
+    missing: list[int] = Field(description="leaves whose checkpoint is not in this API's blob store")
+
+
+def _number(v) -> float | None:  # noqa: ANN001 - manifest JSON
+    return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
+
+
+@router.get(
+    "/{job_id}/metrics",
+    response_model=MetricsOut,
+    summary="Checkpoint metrics of a committed job (from its mirrored checkpoints' manifests)",
+    responses=errors(400, 404),
+)
+def get_metrics(job_id: JobIdDep, ctx: CtxDep) -> MetricsOut:
+    """For each leaf of the mirrored leaf list whose checkpoint the blob store holds, the ``meta.metrics`` its
+    manifest commits to (spec ``evaluation``: held-out loss and accuracy, the segment's training loss, the
+    learning rate). Each point names its state root: a client that downloads that checkpoint checks it. A job
+    without a mirrored leaf list (not committed, or committed elsewhere) has no points."""
+    try:
+        doc = get_leaves(job_id, ctx)
+    except ApiError as exc:
+        if exc.status != 404:
+            raise
+        return MetricsOut(job_id=job_id, n=0, points=[], missing=[])
+    points, missing = [], []
+    for i, leaf in enumerate(doc.leaves):
+        try:
+            layout = ctx.blobs.state_layout(leaf)
+        except BlobError:
+            missing.append(i)
+            continue
+        except StateFormatError:  # pragma: no cover - the store validated the state at upload
+            missing.append(i)
+            continue
+        m = layout.meta.get("metrics")
+        if not isinstance(m, dict):
+            continue
+        ex = m.get("heldout_examples")
+        points.append(
+            MetricsPoint(
+                leaf=i,
+                step=layout.step,
+                state_root=leaf,
+                train_loss=_number(m.get("train_loss")),
+                heldout_loss=_number(m.get("heldout_loss")),
+                heldout_accuracy=_number(m.get("heldout_accuracy")),
+                heldout_examples=ex if type(ex) is int else None,
+                lr=_number(m.get("lr")),
+            )
+        )
+    return MetricsOut(job_id=job_id, n=doc.n, points=points, missing=missing)
