@@ -356,6 +356,9 @@ class SegmentReplayer:
         self.device = device
         self._init_roots: dict[bytes, tuple[bytes, TrainingState]] = {}
         self.seconds = 0.0  # engine time spent replaying segments, in total (warm-up excluded)
+        self.cpu_seconds = 0.0  # the same in CPU seconds (protocol.engine.runner.compute_clock)
+        self.last_cpu = 0.0  # CPU seconds of the last replay's optimizer steps
+        self._trainers: dict[bytes, Any] = {}  # one engine per job (model, optimizer, batch order): reloaded
         self.warmup_seconds = 0.0  # one-time warm-up of this process's kernels (see :meth:`warm_up`)
 
     def warm_up(self, trainer: Any, pre: TrainingState) -> None:
@@ -374,6 +377,17 @@ class SegmentReplayer:
             self.warmup_seconds += time.perf_counter() - t0
 
     def _trainer(self, job: JobRef, budget: FetchBudget | None = None):
+        """The job's trainer, built once per job and reloaded for every segment (building one costs a model,
+        an optimizer and the batch order: a fixed cost per replay otherwise). Kept for the last few jobs."""
+        t = self._trainers.get(job.job_id)
+        if t is None:
+            t = self._build_trainer(job, budget)
+            self._trainers[job.job_id] = t
+            while len(self._trainers) > 4:
+                self._trainers.pop(next(iter(self._trainers)))
+        return t
+
+    def _build_trainer(self, job: JobRef, budget: FetchBudget | None = None):
         from protocol.engine import Trainer
 
         spec = self.sources.spec(job, budget)
@@ -412,6 +426,7 @@ class SegmentReplayer:
         """:meth:`replay` and the seconds its optimizer steps took (also added to ``seconds``): like the solver's
         train seconds, loading and exporting the state and the one-time warm-up are not counted."""
         from protocol.engine import EngineError
+        from protocol.engine.runner import compute_clock
 
         trainer = self._trainer(job, budget)
         pre = self.pre_state(job, pre_root, index, trainer, budget)
@@ -423,12 +438,14 @@ class SegmentReplayer:
         try:
             self.warm_up(trainer, pre)
             trainer.load(pre)
-            t0 = time.perf_counter()  # the optimizer steps only, as the solver's train seconds
+            t0, c0 = time.perf_counter(), compute_clock()  # the optimizer steps only, as the solver's train seconds
             try:
                 trainer.train_steps(trainer.spec.checkpoint_interval)
             finally:
                 took = time.perf_counter() - t0
+                self.last_cpu = compute_clock() - c0
                 self.seconds += took
+                self.cpu_seconds += self.last_cpu
             post = trainer.state()
         except EngineError as exc:
             raise Unavailable(

@@ -44,8 +44,8 @@ when no copy can be had.
 ``constlr``   ignores the spec's ``schedule``: every step at the optimizer's peak ``lr`` (no warm-up, no decay).
 ``unfreeze``  trains every parameter, the spec's frozen ones (``freeze``; a LoRA spec's base weights) too.
 
-``noclip``, ``constlr`` and ``unfreeze`` record the spec's hash in their checkpoints like an honest solver and serve every checkpoint:
-only a replay that follows the spec tells them apart.
+``noclip``, ``constlr`` and ``unfreeze`` record the spec's hash in their checkpoints like an honest solver and
+serve every checkpoint: only a replay that follows the spec tells them apart.
 """
 
 from __future__ import annotations

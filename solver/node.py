@@ -48,7 +48,7 @@ from protocol.constants import WEI_PER_TOKEN, JobState, Outcome, Phase, api_name
 from protocol.deploy import Deployment
 from protocol.eip712 import Bid, BidEta, Domain, SolverProfile
 from protocol.engine.data import load_dataset
-from protocol.engine.runner import Trainer
+from protocol.engine.runner import Trainer, compute_clock
 from protocol.errors import BlobCorrupt, BlobError, BlobNotFound, ContractRevert, VeritrainError
 from protocol.events import ChainEvent, EventFollower
 from protocol.game import latest_timestamp
@@ -137,6 +137,7 @@ class SolverNode:
         self._last_duty = time.monotonic()
         self.max_duty_gap_s = 0.0
         self._duty_in_steps_s = 0.0  # dispute duties run from inside a segment (between optimizer steps)
+        self._duty_in_steps_cpu = 0.0
         self.warned: set[str] = set()
         self._deferred: dict[str, float] = {}
 
@@ -150,6 +151,9 @@ class SolverNode:
         self.m_disputes = m.counter("veritrain_solver_disputes_total", "disputes against this solver", ["outcome"])
         self.m_stake = m.gauge("veritrain_solver_stake_wei", "stake position", ["kind"])
         self.m_train = m.counter("veritrain_solver_train_seconds_total", "seconds spent in optimizer steps")
+        self.m_train_cpu = m.counter(
+            "veritrain_solver_train_cpu_seconds_total", "CPU seconds spent in optimizer steps (the engine's threads)"
+        )
         self.m_gap = m.gauge(
             "veritrain_solver_max_duty_gap_seconds", "longest time between two dispute-duty checks since start"
         )
@@ -523,9 +527,13 @@ class SolverNode:
             run = self._run_for(row)
             while not run.complete:
                 before = (run.timings.train_s, run.timings.checkpoint_s, self._duty_in_steps_s)
+                cpu_before = (run.timings.train_cpu_s, self._duty_in_steps_cpu)
                 index = run.step(self._between_steps)
                 ran = True
                 self.m_train.inc(max(0.0, run.timings.train_s - before[0] - (self._duty_in_steps_s - before[2])))
+                self.m_train_cpu.inc(
+                    max(0.0, run.timings.train_cpu_s - cpu_before[0] - (self._duty_in_steps_cpu - cpu_before[1]))
+                )
                 self.m_ckpt_s.inc(run.timings.checkpoint_s - before[1])
                 self.m_ckpt.inc()
                 n = run.spec.num_segments
@@ -552,9 +560,10 @@ class SolverNode:
         return ran
 
     def _between_steps(self, step: int, loss: float) -> None:
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), compute_clock()
         self._duty_check()
         self._duty_in_steps_s += time.perf_counter() - t0  # not training: kept out of the train-seconds metric
+        self._duty_in_steps_cpu += compute_clock() - c0
 
     def _duty_check(self) -> None:
         """Dispute duties during training, at most ``duty_interval_s`` apart: new chain events (a dispute opened

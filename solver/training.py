@@ -29,7 +29,7 @@ from pathlib import Path
 
 from protocol.blobstore import LocalBlobStore
 from protocol.engine.data import Dataset
-from protocol.engine.runner import EngineError, StateMismatch, Trainer
+from protocol.engine.runner import EngineError, StateMismatch, Trainer, compute_clock
 from protocol.spec import JobSpec
 from protocol.state import TrainingState, deserialize, serialize, state_root
 from protocol.trajectory import Trajectory
@@ -42,6 +42,7 @@ __all__ = ["JobRun", "Timings"]
 @dataclass
 class Timings:
     train_s: float = 0.0
+    train_cpu_s: float = 0.0  # the same segments in CPU seconds (protocol.engine.runner.compute_clock)
     checkpoint_s: float = 0.0
     write_s: float = 0.0
     segments: int = 0
@@ -146,11 +147,11 @@ class JobRun:
         index = self._next
         if index >= self.spec.num_segments:
             return None
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), compute_clock()
         if self.adversary.needs_state(self.job_id, index, self.trainer):
             self._load_pre_state(index)
         out = self.adversary.run_segment(self.job_id, index, self.trainer, on_step)
-        t1 = time.perf_counter()
+        t1, c1 = time.perf_counter(), compute_clock()
         if out.made_up:
             assert out.root is not None
             buffers, root = None, out.root
@@ -166,6 +167,7 @@ class JobRun:
         t2 = time.perf_counter()
         tm = self.timings
         tm.train_s += t1 - t0
+        tm.train_cpu_s += c1 - c0
         tm.checkpoint_s += t2 - t1
         tm.segments += 1
         tm.max_segment_s = max(tm.max_segment_s, t2 - t0)

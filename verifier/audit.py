@@ -58,6 +58,7 @@ class AuditResult:
     segments: dict[int, str]
     replay_seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    replay_cpu_seconds: float = 0.0  # the same replays in CPU seconds (protocol.engine.runner.compute_clock)
 
     @property
     def clean(self) -> bool:
@@ -97,6 +98,7 @@ class AuditResult:
             "job_id": "0x" + self.job_id.hex(),
             "segments": {str(i): r for i, r in sorted(self.segments.items())},
             "replay_seconds": round(self.replay_seconds, 4),
+            "replay_cpu_seconds": round(self.replay_cpu_seconds, 4),
             "notes": self.notes,
         }
 
@@ -106,6 +108,7 @@ class AuditResult:
             job_id=bytes.fromhex(doc["job_id"][2:]),
             segments={int(i): r for i, r in doc["segments"].items()},
             replay_seconds=float(doc.get("replay_seconds", 0.0)),
+            replay_cpu_seconds=float(doc.get("replay_cpu_seconds", 0.0)),
             notes=list(doc.get("notes", [])),
         )
 
@@ -167,6 +170,7 @@ class Replayer(SegmentReplayer):
             try:
                 got, took = self.replay_timed(job, pre_root, i, part)
                 result.replay_seconds += took
+                result.replay_cpu_seconds += self.last_cpu
             except Unavailable as exc:
                 result.notes.append(str(exc))
                 result.segments[i] = exc.evidence.value

@@ -202,6 +202,11 @@ class VerifierMetrics:
             "veritrain_verifier_disputes_total", "Disputes this node opened, by outcome", ["outcome"]
         )
         self.arbitrations = r.counter("veritrain_verifier_arbitrations_total", "Arbitration votes committed")
+        self.replay_cpu_seconds = r.counter(
+            "veritrain_verifier_replay_cpu_seconds_total",
+            "CPU seconds spent replaying segments (the engine's threads), by duty; one-time warm-up excluded",
+            ["duty"],
+        )
         self.replay_seconds = r.counter(
             "veritrain_verifier_replay_seconds_total",
             "Engine seconds spent replaying segments, by duty (audit, arbitration); one-time warm-up excluded",
@@ -279,7 +284,8 @@ class VerifierNode:
         for row in rows:
             doc = json.loads(row["audit"])
             out.append({"job_id": row["job_id"], "plan": row["plan"], "segments": doc.get("segments", {}),
-                        "replay_seconds": float(doc.get("replay_seconds", 0.0))})  # fmt: skip
+                        "replay_seconds": float(doc.get("replay_seconds", 0.0)),
+                        "replay_cpu_seconds": float(doc.get("replay_cpu_seconds", 0.0))})  # fmt: skip
         return out
 
     # ================================================================== event handler (EventFollower)
@@ -541,6 +547,7 @@ class VerifierNode:
             self._update_job(job_hex, plan="failed")
             return None
         self.metrics.replay_seconds.inc(result.replay_seconds, duty="audit")
+        self.metrics.replay_cpu_seconds.inc(result.replay_cpu_seconds, duty="audit")
         if self.adversary == "accuse":
             honest = [i for i, v in result.segments.items() if v == "match"]
             if honest:  # it disputes work its own replay found honest; a job with none it audits like anyone
@@ -678,6 +685,7 @@ class VerifierNode:
                     log_event(log, "arbitration-unavailable", dispute=dispute_id, error=str(exc))
                     return None
                 self.metrics.replay_seconds.inc(took, duty="arbitration")
+                self.metrics.replay_cpu_seconds.inc(self.replayer.last_cpu, duty="arbitration")
                 return root
 
             self._task(key, run, urgent=True)  # a commit deadline: ahead of queued audits

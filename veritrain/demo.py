@@ -77,6 +77,7 @@ class Report:
     seconds: float
     compute: dict[str, float] = field(default_factory=dict)
     verifier_over_solver_compute_all: float | None = None  # all replay (audits, arbitration) / all training
+    verifier_over_solver_wall: float | None = None  # the honest ratio in wall-clock seconds (load-dependent)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -84,6 +85,7 @@ class Report:
             "disputes": self.disputes,
             "verifier_over_solver_compute": self.verifier_over_solver_compute,
             "verifier_over_solver_compute_all": self.verifier_over_solver_compute_all,
+            "verifier_over_solver_wall": self.verifier_over_solver_wall,
             "slashed_accounts": self.slashed_accounts,
             "compute_seconds": self.compute,
             "seconds": round(self.seconds, 1),
@@ -138,6 +140,7 @@ class MarketRun:
         solver_device: str = "cpu",
         weights: str | os.PathLike[str] | None = None,
         adversary_params: dict[str, tuple[str, ...]] | None = None,
+        params: str | os.PathLike[str] | None = None,
     ) -> None:
         self.home = Path(home) if home else veritrain_home() / "demo"
         self.solvers = dict(DEFAULT_SOLVERS if solvers is None else solvers)
@@ -148,6 +151,7 @@ class MarketRun:
         self.node_timeout = node_timeout
         self.solver_device = solver_device  # the solvers' --device; verifiers always replay on the CPU
         self.weights = weights  # initial weights for a fine-tuning spec (`example` may be a spec file)
+        self.params = params  # deployment parameters (default contracts/params/devnet.json)
         self.adversary_params = DEMO_ADVERSARY_PARAMS if adversary_params is None else adversary_params
         self.supervisor: Supervisor | None = None
         self.devnet: Devnet | None = None
@@ -186,7 +190,7 @@ class MarketRun:
         self.home.mkdir(parents=True)
         self.supervisor = sup = Supervisor(self.home / "logs", grace=5.0, pid_file=self.pid_file)
         self.on_event("starting anvil, deploying the contracts, starting the API")
-        self.devnet = dev = start_devnet(self.home, port=0, api_port=0, supervisor=sup)
+        self.devnet = dev = start_devnet(self.home, port=0, api_port=0, supervisor=sup, params=self.params)
         keys = self.home / "keys"
         keys.mkdir(mode=0o700)
         env = {"VERITRAIN_HOME": str(self.home), "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
@@ -394,8 +398,9 @@ class MarketRun:
         return Report(
             jobs=jobs,
             disputes=disputes,
-            verifier_over_solver_compute=ratio_of("verifier_audit_honest", "solver_train_honest"),
-            verifier_over_solver_compute_all=ratio_of("verifier_replay", "solver_train"),
+            verifier_over_solver_compute=ratio_of("verifier_audit_honest_cpu", "solver_train_honest_cpu"),
+            verifier_over_solver_compute_all=ratio_of("verifier_replay_cpu", "solver_train_cpu"),
+            verifier_over_solver_wall=ratio_of("verifier_audit_honest", "solver_train_honest"),
             slashed_accounts=slashed_accounts,
             seconds=time.monotonic() - self.started,
             compute=compute,
@@ -407,8 +412,12 @@ class MarketRun:
         arbitration, one-time warm-up excluded) over every node's ``/metrics``; ``solver_train_honest`` is the
         honest solvers' training and ``verifier_audit_honest`` the verifiers' audit replay of honest jobs (each
         verifier's ``/audits``). Cheaters skip training (``fake``, ``lazy``) and cost arbitration replays, so
-        the honest pair is the protocol's real overhead."""
-        out = {"solver_train": 0.0, "verifier_replay": 0.0, "solver_train_honest": 0.0, "verifier_audit_honest": 0.0}
+        the honest pair is the protocol's real overhead. The ``*_cpu`` twins are the same work in CPU seconds
+        (:func:`protocol.engine.runner.compute_clock`): the compute ratio, which does not change with what else
+        the machine runs meanwhile (a demo runs eleven processes on the same cores; wall-clock replay time
+        counts the neighbours)."""
+        keys = ("solver_train", "verifier_replay", "solver_train_honest", "verifier_audit_honest")
+        out = {k: 0.0 for k in keys} | {f"{k}_cpu": 0.0 for k in keys}
         honest_jobs = {r.job_id for r in self.jobs if r.adversary is None}
         for role, proc in self.nodes.items():
             url = proc.info.get("metrics_url")
@@ -417,16 +426,20 @@ class MarketRun:
             try:
                 text = httpx.get(url, timeout=5.0).text
                 if role in self.solvers:
-                    train = _metric_sum(text, "veritrain_solver_train_seconds_total")
-                    out["solver_train"] += train
-                    if self.solvers[role] is None:
-                        out["solver_train_honest"] += train
+                    for suffix, name in (("", "train"), ("_cpu", "train_cpu")):
+                        train = _metric_sum(text, f"veritrain_solver_{name}_seconds_total")
+                        out["solver_train" + suffix] += train
+                        if self.solvers[role] is None:
+                            out["solver_train_honest" + suffix] += train
                     continue
                 out["verifier_replay"] += _metric_sum(text, "veritrain_verifier_replay_seconds_total")
+                out["verifier_replay_cpu"] += _metric_sum(text, "veritrain_verifier_replay_cpu_seconds_total")
                 audits = httpx.get(proc.info["url"] + "/audits", timeout=5.0).json()["audits"]
             except (httpx.HTTPError, ValueError, KeyError):
                 continue
-            out["verifier_audit_honest"] += sum(a["replay_seconds"] for a in audits if a["job_id"] in honest_jobs)
+            mine = [a for a in audits if a["job_id"] in honest_jobs]
+            out["verifier_audit_honest"] += sum(a["replay_seconds"] for a in mine)
+            out["verifier_audit_honest_cpu"] += sum(a.get("replay_cpu_seconds", 0.0) for a in mine)
         return {k: round(v, 3) for k, v in out.items()}
 
 
@@ -586,8 +599,10 @@ def _print_report(report: Report, run: MarketRun, console: Any) -> None:
     ratio, ratio_all = report.verifier_over_solver_compute, report.verifier_over_solver_compute_all
     console.print(
         f"verifier/solver compute on honest jobs: {ratio if ratio is not None else 'n/a'} (audits replayed "
-        f"{c.get('verifier_audit_honest', 0):.2f}s of the honest solvers' {c.get('solver_train_honest', 0):.2f}s of "
-        f"training); over everything: {ratio_all if ratio_all is not None else 'n/a'} (all replay, arbitration "
-        f"included, {c.get('verifier_replay', 0):.2f}s of {c.get('solver_train', 0):.2f}s)"
+        f"{c.get('verifier_audit_honest_cpu', 0):.2f} CPU-s of the honest solvers' "
+        f"{c.get('solver_train_honest_cpu', 0):.2f} CPU-s of training; wall clock "
+        f"{report.verifier_over_solver_wall if report.verifier_over_solver_wall is not None else 'n/a'}); over "
+        f"everything: {ratio_all if ratio_all is not None else 'n/a'} (all replay, arbitration included, "
+        f"{c.get('verifier_replay_cpu', 0):.2f} of {c.get('solver_train_cpu', 0):.2f} CPU-s)"
     )
     console.print(f"whole run: {report.seconds:.0f}s; logs in {run.home / 'logs'}")

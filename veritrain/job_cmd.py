@@ -56,7 +56,9 @@ def emit(data: Any) -> None:
 
 @app.command("submit")
 def submit(
-    spec: Annotated[str, typer.Argument(help="Spec JSON file, or an example name: mlp_digits, cnn_digits, tiny_lm.")],
+    spec: Annotated[
+        str, typer.Argument(help="Spec JSON file, or an example name: mlp_digits, cnn_digits, tiny_lm, gpt_bytes.")
+    ],
     price: Annotated[str, typer.Option("--price", help="Most you pay, in VERI (the order's maxPrice).")] = "100",
     dataset: Annotated[Path | None, typer.Option("--dataset", help="Your dataset file (npz, csv, text).")] = None,
     dataset_format: Annotated[
@@ -122,6 +124,10 @@ def submit(
         with connect_user(key, key_file, role, rpc, deployment, api, home) as user:
             with err.status("preparing the spec (computing the initial state root C_init) ..."):
                 raw = load_spec_source(spec)
+                if dataset is None:
+                    from protocol.engine.examples import EXAMPLES, example_data_path
+
+                    dataset = example_data_path(spec) if spec in EXAMPLES else None  # an example's own data
                 ready, data, weights_blob = prepare_spec(
                     raw,
                     dataset=dataset,

@@ -27,7 +27,7 @@ from protocol.repro import KERNEL_SET_VERSION
 from protocol.spec import JobSpec, ToleranceMode
 
 from .data import load_dataset
-from .examples import EXAMPLES, load_example, shortened
+from .examples import EXAMPLES, example_data_path, load_example, shortened
 from .runner import Trainer, check_device, configure_threads
 
 __all__ = ["LARGER", "bench_model", "bench_names", "bench_spec", "repro_benchmark"]
@@ -47,7 +47,7 @@ LARGER: dict[str, tuple[str, dict]] = {
     ),
 }  # fmt: skip
 
-_DEFAULT_STEPS = {"mlp_digits": 20, "cnn_digits": 10, "tiny_lm": 3, "lm_large": 2}
+_DEFAULT_STEPS = {"mlp_digits": 20, "cnn_digits": 10, "tiny_lm": 3, "lm_large": 2, "gpt_bytes": 1}
 
 
 def bench_names(device: str = "cpu") -> list[str]:
@@ -63,10 +63,14 @@ def bench_spec(name: str) -> JobSpec:
     return load_example(name)
 
 
-def _trainer(spec: JobSpec, exact: bool, device: str) -> Trainer:
+#: a step of the 10.8M-parameter GPT takes seconds on two cores: fewer timed rounds and warm-up steps
+_FEWER = {"gpt_bytes": (3, 1)}
+
+
+def _trainer(spec: JobSpec, exact: bool, device: str, data_path=None) -> Trainer:  # noqa: ANN001
     doc = {} if exact else {"mode": ToleranceMode().model_dump(mode="json")}
     s = shortened(spec, _LONG, _LONG, **doc)
-    t = Trainer(s, load_dataset(s.dataset), device)
+    t = Trainer(s, load_dataset(s.dataset, path=data_path), device)
     t.init()
     return t
 
@@ -93,11 +97,16 @@ def _fp32_native(device: str):
 
 
 def bench_model(
-    spec: JobSpec, steps: int = 5, rounds: int = 7, warmup: int = 3, device: str = "cpu"
+    spec: JobSpec,
+    steps: int = 5,
+    rounds: int = 7,
+    warmup: int = 3,
+    device: str = "cpu",
+    data_path=None,  # noqa: ANN001
 ) -> dict[str, float]:
     """``{"native_step_s", "exact_step_s", "ratio"}`` for one spec on ``device`` (see the module docstring)."""
     with _fp32_native(device):
-        native, exact = _trainer(spec, False, device), _trainer(spec, True, device)
+        native, exact = _trainer(spec, False, device, data_path), _trainer(spec, True, device, data_path)
         native.train_steps(warmup)
         exact.train_steps(warmup)
         nt, et = [], []
@@ -146,7 +155,11 @@ def repro_benchmark(
     out: dict = {}
     for name in models or bench_names(device):
         n = steps if isinstance(steps, int) else (steps or {}).get(name, _DEFAULT_STEPS.get(name, 5))
-        out[name] = bench_model(bench_spec(name), steps=n, rounds=rounds, device=device)
+        r, w = _FEWER.get(name, (rounds, 3))
+        data = example_data_path(name) if name in EXAMPLES else None
+        out[name] = bench_model(
+            bench_spec(name), steps=n, rounds=min(rounds, r), warmup=w, device=device, data_path=data
+        )
     out["settings"] = {
         "threads": torch.get_num_threads(),
         "kernel_set": KERNEL_SET_VERSION,

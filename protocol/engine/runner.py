@@ -73,6 +73,7 @@ __all__ = [
     "ENGINE_VERSION",
     "DeviceUnavailable",
     "check_device",
+    "compute_clock",
     "configure_threads",
     "EngineError",
     "JobResult",
@@ -130,6 +131,14 @@ def check_device(device: str | torch.device) -> torch.device:
 
 class WeightsMismatch(EngineError):
     """Initial weights that do not fit the job's model (names, shapes, dtypes), or that are missing."""
+
+
+def compute_clock() -> float:
+    """A clock of the compute the engine spends, in CPU seconds: the calling thread's CPU time when the engine
+    runs on one thread (torch and the exact kernels both), else the whole process's. Unlike wall-clock time it
+    does not count the time a busy machine's other processes hold the cores, so a solver's training and a
+    verifier's replay of the same steps cost the same however they were scheduled."""
+    return time.thread_time() if torch.get_num_threads() == 1 else time.process_time()
 
 
 def configure_threads(n: int | None = None) -> int:
