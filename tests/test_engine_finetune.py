@@ -202,3 +202,19 @@ def test_checkpoint_metrics_are_in_the_manifest_and_a_replay_reproduces_them():
     t.train_steps(4)
     again = Trainer(spec, load_dataset(spec.dataset)).run_segment(leaf)
     assert state_root(again) == state_root(t.state())
+
+
+def test_merged_lora_weights_load_into_the_base_model_and_compute_the_adapted_one():
+    from protocol.engine.models import build_model
+    from protocol.repro import mode
+    from veritrain.market import merged_lora_state_dict
+
+    spec = v2(lora={"rank": 4, "alpha": 8, "targets": ["layers.*"], "train": ["head.*"]})
+    t = trainer(spec)
+    t.train_steps(4)
+    params = {k.removeprefix("param/"): v for k, v in t.state().tensors.items() if k.startswith("param/")}
+    base = build_model(spec.model, False)
+    base.load_state_dict(merged_lora_state_dict(spec, params), strict=True)
+    x, _ = t.batches.batch(5)
+    with torch.no_grad(), mode("native"):
+        assert torch.allclose(base(x), t.model(x), atol=1e-5)

@@ -64,7 +64,9 @@ def market(tmp_path_factory):
     spec_file.write_bytes(spec.canonical_json())
     params = json.loads((repo_root() / "contracts/params/devnet.json").read_text())
     params["market"]["auditRateBps"] = 10_000  # every segment replayed: detection is certain
-    params["market"]["auditWindow"] = 45
+    params["market"]["auditWindow"] = 60
+    # every verifier replays every segment of its jobs: give arbiters room to get to their replay on two cores
+    params["game"].update(commitPeriod=60, revealPeriod=60, clockBudget=240)
     params_path = home / "params.json"
     params_path.write_text(json.dumps(params))
     run = MarketRun(
