@@ -1,5 +1,6 @@
 """Datasets: canonical bytes and digests (bundled and uploaded), decoding, held-out split, batch order."""
 
+import hashlib
 import io
 import json
 
@@ -19,7 +20,7 @@ from protocol.engine.data import (
     load_dataset,
     sha256_hex,
 )
-from protocol.engine.examples import EXAMPLES, example_path, load_example
+from protocol.engine.examples import EXAMPLES, example_data_path, example_path, load_example
 from protocol.repro import KERNEL_SET_VERSION
 from protocol.spec import DatasetRef, parse_spec
 
@@ -57,9 +58,13 @@ def test_bundled_datasets_have_the_documented_digests():
 @pytest.mark.parametrize("name", list(EXAMPLES))
 def test_every_example_spec_validates_and_names_the_shipped_data(name):
     spec = load_example(name)
-    assert spec.dataset.format == "builtin"
-    assert spec.dataset.digest == builtin_digest(spec.dataset.builtin)
-    load_dataset(spec.dataset)  # raises on a mismatch
+    data = example_data_path(name)
+    if data is None:
+        assert spec.dataset.format == "builtin"
+        assert spec.dataset.digest == builtin_digest(spec.dataset.builtin)
+    else:  # an example that ships its data file (examples/data/)
+        assert spec.dataset.digest == "0x" + hashlib.sha256(data.read_bytes()).hexdigest()
+    load_dataset(spec.dataset, path=data)  # raises on a mismatch
     assert spec.mode.kind == "exact"
     assert spec.mode.kernel_set == KERNEL_SET_VERSION, f"update examples/{name}.json to the current kernel set"
     # the file is the canonical JSON-ish document a user would edit: plain JSON, valid
