@@ -673,10 +673,11 @@ class VerifierNode:
             job = self.client.call(self.market.functions.getJob(_bx(job_hex)))
             ref = self._job_ref(row, job)
             d = self.client.call(self.game.functions.getDispute(dispute_id))
-            # the vote must be committed before commitDeadline: downloads stop a few seconds before it, so a
-            # slow or huge blob costs an UNAVAILABLE vote, never the arbiter stake
+            # the vote must be committed before commitDeadline: downloads stop just before it (2 s, or a tenth of
+            # the time left if less, for the commit transaction), so a slow or huge blob costs an UNAVAILABLE vote,
+            # never the arbiter stake
             left = int(d.commitDeadline) - latest_timestamp(self.client)
-            budget = FetchBudget(max_bytes=1 << 62, deadline=time.monotonic() + max(0.0, left - max(3.0, left / 4)))
+            budget = FetchBudget(max_bytes=1 << 62, deadline=time.monotonic() + max(0.0, left - min(2.0, left / 10)))
 
             def run() -> bytes | None:
                 try:
