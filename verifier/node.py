@@ -48,7 +48,7 @@ from protocol.events import ChainEvent, EventFollower
 from protocol.game import clock_out, latest_timestamp, settlement_duty
 from protocol.metrics import Registry
 from protocol.node import log_event
-from protocol.replay import AuditError, JobRef, Sources, Unavailable
+from protocol.replay import AuditError, Evidence, JobRef, Sources, Unavailable
 from verifier.arbiter import Arbiter, ReplayPending
 from verifier.audit import MISMATCH, AuditResult, Replayer, accuse_leaf, check_sample, check_seed
 from verifier.challenge import Challenger
@@ -181,6 +181,10 @@ class ReplayWorker:
 class NodeStats:
     ticks: int = 0
     max_tick_seconds: float = 0.0  # the longest tick: the worst gap between two chances to move
+
+
+#: An arbitration replay that could not even fetch its inputs before its deadline (this node was late).
+_LATE = object()
 
 
 class VerifierMetrics:
@@ -679,10 +683,16 @@ class VerifierNode:
             left = int(d.commitDeadline) - latest_timestamp(self.client)
             budget = FetchBudget(max_bytes=1 << 62, deadline=time.monotonic() + max(0.0, left - min(2.0, left / 10)))
 
-            def run() -> bytes | None:
+            def run() -> bytes | None | object:
                 try:
                     root, took = self.replayer.replay_timed(ref, pre_root, index, budget)
-                except (Unavailable, AuditError) as exc:
+                except Unavailable as exc:
+                    if exc.evidence is Evidence.UNCHECKED:  # this node was late, not the solver: no vote on it
+                        log_event(log, "arbitration-late", logging.WARNING, dispute=dispute_id, error=str(exc))
+                        return _LATE
+                    log_event(log, "arbitration-unavailable", dispute=dispute_id, error=str(exc))
+                    return None
+                except AuditError as exc:
                     log_event(log, "arbitration-unavailable", dispute=dispute_id, error=str(exc))
                     return None
                 self.metrics.replay_seconds.inc(took, duty="arbitration")
@@ -694,4 +704,7 @@ class VerifierNode:
         if not fut.done():
             raise ReplayPending
         del self._tasks[key]
-        return fut.result()
+        result = fut.result()
+        if result is _LATE:  # try again next tick while the commit window lasts; never vote on what was not seen
+            raise ReplayPending
+        return result
