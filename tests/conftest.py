@@ -14,6 +14,7 @@ from types import SimpleNamespace
 
 import pytest
 from eth_account.signers.local import LocalAccount
+from harnesses import HARNESSES
 from web3 import Web3
 
 from protocol.anvil import Anvil, dev_accounts
@@ -21,7 +22,6 @@ from protocol.build import REQUIRED_ARTIFACTS, ensure_forge_build
 from protocol.deploy import Deployment, deploy
 from protocol.tx import send
 
-HARNESSES = ("RFC9162Harness", "ChunkedStateRootHarness")
 ETHER = 10**18
 
 

@@ -25,6 +25,7 @@ import pytest
 from eth_abi import encode as abi_encode
 from eth_account import Account
 from eth_utils import keccak, to_checksum_address
+from harnesses import deploy_harness
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from web3 import Web3
@@ -322,9 +323,7 @@ def test_python_signatures_accepted_and_wrong_signer_rejected(w3, deployment, co
 
 @pytest.fixture(scope="module")
 def harness(w3, dev):
-    art = load_artifact("RFC9162Harness")
-    receipt = send(w3, dev[0], w3.eth.contract(abi=art.abi_list(), bytecode=art.bytecode).constructor())
-    return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi_list())
+    return deploy_harness(w3, dev[0], "RFC9162Harness")
 
 
 def entries(n: int, salt: bytes = b"") -> list[bytes]:

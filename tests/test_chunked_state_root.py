@@ -6,8 +6,8 @@ from __future__ import annotations
 import random
 
 import pytest
+from harnesses import deploy_harness
 
-from protocol.artifacts import load_artifact
 from protocol.engine import load_dataset
 from protocol.engine.examples import load_example
 from protocol.engine.runner import initial_state
@@ -19,9 +19,7 @@ pytestmark = pytest.mark.chain
 
 @pytest.fixture(scope="module")
 def harness(w3, dev):
-    art = load_artifact("ChunkedStateRootHarness")
-    receipt = send(w3, dev[0], w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor())
-    return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
+    return deploy_harness(w3, dev[0], "ChunkedStateRootHarness")
 
 
 def test_real_checkpoint_fed_in_pieces_equals_protocol_state_root(w3, dev, harness):

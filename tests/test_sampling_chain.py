@@ -5,19 +5,16 @@ from __future__ import annotations
 import random
 
 import pytest
+from harnesses import deploy_harness
 
 from protocol import sampling
-from protocol.artifacts import load_artifact
-from protocol.tx import send
 
 pytestmark = pytest.mark.chain
 
 
 @pytest.fixture(scope="module")
 def harness(w3, dev):
-    art = load_artifact("SamplingHarness")
-    receipt = send(w3, dev[0], w3.eth.contract(abi=art.abi, bytecode=art.bytecode).constructor())
-    return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi)
+    return deploy_harness(w3, dev[0], "SamplingHarness")
 
 
 def test_sample_count_matches_contract(harness):

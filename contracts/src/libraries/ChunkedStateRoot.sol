@@ -1,6 +1,8 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 pragma solidity 0.8.30;
 
+import {RFC9162} from "./RFC9162.sol";
+
 /// @title ChunkedStateRoot
 /// @notice The state root of DESIGN §3 — the RFC 9162 Merkle root over the 4096-byte chunks of a canonical state
 ///         serialisation, last chunk short — computed on-chain from bytes fed over any number of calls, as
@@ -53,7 +55,7 @@ library ChunkedStateRoot {
         if (k == 0) return sha256("");
         r = h.roots[k - 1];
         for (uint256 i = k - 1; i > 0; --i) {
-            r = _node(h.roots[i - 1], r);
+            r = RFC9162.hashNode(h.roots[i - 1], r);
         }
     }
 
@@ -62,7 +64,7 @@ library ChunkedStateRoot {
         bytes32 r = leaf;
         uint256 k = h.counts.length;
         while (k > 0 && h.counts[k - 1] == count) {
-            r = _node(h.roots[k - 1], r);
+            r = RFC9162.hashNode(h.roots[k - 1], r);
             h.counts.pop();
             h.roots.pop();
             count *= 2;
@@ -79,17 +81,6 @@ library ChunkedStateRoot {
             mstore8(p, 0x00)
             calldatacopy(add(p, 1), chunk.offset, chunk.length)
             if iszero(staticcall(gas(), SHA256, p, add(chunk.length, 1), 0x00, 0x20)) { revert(0, 0) }
-            out := mload(0x00)
-        }
-    }
-
-    function _node(bytes32 left, bytes32 right) private view returns (bytes32 out) {
-        assembly ("memory-safe") {
-            let p := mload(0x40)
-            mstore8(p, 0x01)
-            mstore(add(p, 1), left)
-            mstore(add(p, 33), right)
-            if iszero(staticcall(gas(), SHA256, p, 65, 0x00, 0x20)) { revert(0, 0) }
             out := mload(0x00)
         }
     }
