@@ -69,7 +69,7 @@ def check_signature(
         )
     try:
         signer = recover_digest_raw(typed.digest(domain) if digest is None else digest, sig)
-    except Exception as exc:  # noqa: BLE001 - eth-keys raises several types for invalid points
+    except Exception as exc:
         raise ApiError(422, "bad_signature", f"{what} signature is not a valid secp256k1 signature ({exc})") from None
     if signer != bytes.fromhex(expected[2:]):
         raise ApiError(
@@ -378,7 +378,7 @@ def upsert_profile(ctx: AppContext, session: Session, solver: str, body: Profile
 # ------------------------------------------------------------------------------------------ ranking
 
 
-def latest_job_states(session: Session, job_ids: list[str] | None = None, solver: str | None = None):  # noqa: ANN201
+def latest_job_states(session: Session, job_ids: list[str] | None = None, solver: str | None = None):
     """(job_id, state) of each job's newest snapshot, optionally only for some jobs or one solver."""
     newest = select(JobSnapshot.job_id, func.max(JobSnapshot.block_number).label("bn")).group_by(JobSnapshot.job_id)
     if job_ids is not None:

@@ -324,7 +324,7 @@ class IndexerThread:
             try:
                 self.follower.run(self._stop, self.interval)
                 self.last_error = None
-            except Exception as exc:  # noqa: BLE001 - logged; the loop goes on from the cursor
+            except Exception as exc:
                 failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.exception("indexer poll failed (attempt %d); retrying from the cursor", failures)

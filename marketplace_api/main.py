@@ -47,7 +47,7 @@ class WebPages(StaticFiles):
         "object-src 'none'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
     )
 
-    async def get_response(self, path: str, scope: Scope):  # noqa: ANN201 - starlette's Response
+    async def get_response(self, path: str, scope: Scope):
         response = await super().get_response(path, scope)
         response.headers["Content-Security-Policy"] = self.CSP
         response.headers["X-Content-Type-Options"] = "nosniff"

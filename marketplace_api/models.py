@@ -49,7 +49,7 @@ class U256(TypeDecorator[int]):
     impl = String(U256_DIGITS)
     cache_ok = True
 
-    def process_bind_param(self, value: int | None, dialect) -> str | None:  # noqa: ANN001
+    def process_bind_param(self, value: int | None, dialect) -> str | None:
         if value is None:
             return None
         value = int(value)
@@ -57,7 +57,7 @@ class U256(TypeDecorator[int]):
             raise ValueError(f"{value} is not a uint256")
         return str(value).zfill(U256_DIGITS)
 
-    def process_result_value(self, value: str | None, dialect) -> int | None:  # noqa: ANN001
+    def process_result_value(self, value: str | None, dialect) -> int | None:
         return None if value is None else int(value)
 
 

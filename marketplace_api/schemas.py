@@ -23,7 +23,7 @@ U256_MAX = (1 << 256) - 1
 U64_MAX = (1 << 64) - 1
 
 
-def _uint(bits: int):  # noqa: ANN202
+def _uint(bits: int):
     top = (1 << bits) - 1
 
     def parse(v: Any) -> int:

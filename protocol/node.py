@@ -65,7 +65,7 @@ def load_account(
         raise NodeConfigError(f"no private key: pass --key HEX or --key-file PATH, or set ${env}")
     try:
         return Account.from_key(key.strip())
-    except Exception:  # noqa: BLE001 - eth-account raises several types; none may echo the key
+    except Exception:
         raise NodeConfigError(f"the private key from {source} is not a 32-byte hex key") from None
 
 
@@ -247,7 +247,7 @@ def run_loop(
         try:
             wait = tick()
             failures = 0
-        except Exception as exc:  # noqa: BLE001 - the node must survive anything one tick throws
+        except Exception as exc:
             failures += 1
             wait = min(max_backoff, interval * 2 ** min(failures, 10))
             log_event(

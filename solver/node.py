@@ -550,7 +550,7 @@ class SolverNode:
                     eta_s=round(eta, 1),
                 )
                 self._duty_check()  # the dispute clock does not wait for training
-                if time.monotonic() - t0 >= budget_s:
+                if not run.complete and time.monotonic() - t0 >= budget_s:  # a finished run is recorded now
                     return ran
             root = run.root()
             leaves = run.leaves()
@@ -574,7 +574,7 @@ class SolverNode:
         try:
             self.follower.poll_once()
             self.defend()
-        except Exception as exc:  # noqa: BLE001 - training goes on; the next check retries the duty
+        except Exception as exc:
             log_event(log, "duty-failed", logging.WARNING, error=f"{exc.__class__.__name__}: {exc}")
             self._last_duty = time.monotonic()
 

@@ -108,7 +108,7 @@ class SolverState:
         with self._lock:
             if statuses:
                 marks = ",".join("?" * len(statuses))
-                cur = self._db.execute(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY updated_at", statuses)  # noqa: S608 - placeholders only
+                cur = self._db.execute(f"SELECT * FROM jobs WHERE status IN ({marks}) ORDER BY updated_at", statuses)
             else:
                 cur = self._db.execute("SELECT * FROM jobs ORDER BY updated_at")
             return [JobRow(*r) for r in cur.fetchall()]
@@ -122,7 +122,7 @@ class SolverState:
         vals = [job_id, status, time.time(), *fields.values()]
         with self._lock:
             self._db.execute(
-                f"INSERT OR REPLACE INTO jobs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",  # noqa: S608
+                f"INSERT OR REPLACE INTO jobs ({','.join(cols)}) VALUES ({','.join('?' * len(cols))})",
                 vals,
             )
 
@@ -130,7 +130,7 @@ class SolverState:
         fields["updated_at"] = time.time()
         sets = ",".join(f"{k} = ?" for k in fields)
         with self._lock:
-            self._db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*fields.values(), job_id])  # noqa: S608
+            self._db.execute(f"UPDATE jobs SET {sets} WHERE job_id = ?", [*fields.values(), job_id])
 
     def count_by_status(self) -> dict[str, int]:
         with self._lock:

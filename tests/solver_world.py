@@ -53,7 +53,7 @@ class RpcProxy:
             def log_message(self, *args: Any) -> None:
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("content-length", "0")))
                 if proxy.down:
                     self.close_connection = True
@@ -104,7 +104,7 @@ class World:
     def submitter(self) -> LocalAccount:
         return self.accounts[1]
 
-    def contract(self, name: str):  # noqa: ANN201
+    def contract(self, name: str):
         return self.deployment.contract(self.w3, name)
 
     def now(self) -> int:

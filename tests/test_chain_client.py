@@ -76,7 +76,7 @@ class FaultyProxy:
             def log_message(self, *args: Any) -> None:  # quiet
                 pass
 
-            def do_POST(self) -> None:  # noqa: N802 - http.server API
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
                 method = json.loads(body).get("method", "?")
                 with proxy.lock:

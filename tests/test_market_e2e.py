@@ -147,7 +147,7 @@ def market(tmp_path_factory):
         def watch() -> None:
             try:
                 kill_a_challenger_mid_descent(run, stop)
-            except Exception as exc:  # noqa: BLE001 - reported by the kill test
+            except Exception as exc:
                 run.killed["watcher_error"] = repr(exc)
 
         watcher = threading.Thread(target=watch, daemon=True)
@@ -227,17 +227,20 @@ def test_honest_work_never_loses_stake_and_accuse_loses_its_bond(market):
     honest = {honest_solver, *(run.devnet.address(r) for r, a in VERIFIERS.items() if a is None)}
     killed = run.devnet.address(killed_info["role"])
     assert not (honest - {killed}) & set(report.slashed_accounts), report.slashed_accounts
-    # The verifier that was kill -9ed was down for a while: it may lose arbiter stakes, but only for votes whose
-    # commit window closed while it was down (or during its restart's first seconds), none for anything it did.
+    # The verifier that was kill -9ed was down for a while: it may lose arbiter stakes, but only on committees drawn
+    # while it was down (it learns of them on restart, all at once, and may not replay them all before their commit
+    # deadlines on two busy cores), none on a committee drawn while it was running.
     missed = []
+    drawn_at = []
     for ev in game.events.CommitteeDrawn().get_logs(from_block=start):
         did = int(ev["args"]["disputeId"])
         if killed in ev["args"]["arbiters"] and not game.events.VoteCommitted().get_logs(
             from_block=start, argument_filters={"disputeId": did, "arbiter": killed}
         ):
             missed.append(int(ev["args"]["commitDeadline"]))
+            drawn_at.append(int(chain.w3.eth.get_block(ev["blockNumber"])["timestamp"]))
     down_from, up_at = killed_info["down_ts"], killed_info["up_ts"]
-    assert all(down_from <= t <= up_at + 10 for t in missed), (missed, down_from, up_at)
+    assert all(down_from <= t <= up_at for t in drawn_at), (drawn_at, missed, down_from, up_at)
     assert report.slashed_accounts.get(killed, 0) == int(params["game"]["arbiterStake"]) * len(missed)
     accused = [e for e in game.events.DisputeResolved().get_logs(from_block=start)
                if e["args"]["loser"] == accuse]  # fmt: skip

@@ -213,9 +213,11 @@ def test_demo_with_gpu_solvers_fails_clearly_without_a_gpu(no_cuda, tmp_path):
 
 def test_the_gpu_bench_adds_the_larger_model():
     from protocol.engine.benchmark import LARGER, bench_names, bench_spec
+    from protocol.engine.examples import EXAMPLES
 
-    assert bench_names("cpu") == ["mlp_digits", "cnn_digits", "tiny_lm"]
-    assert bench_names("cuda") == ["mlp_digits", "cnn_digits", "tiny_lm", *LARGER]
+    assert bench_names("cpu") == list(EXAMPLES)
+    assert bench_names("cuda") == [*EXAMPLES, *LARGER]
+    assert not set(EXAMPLES) & set(LARGER)
     from protocol.engine.models import build_model
 
     spec = bench_spec("lm_large")

@@ -72,7 +72,7 @@ class SolverProcess:
             "--poll-interval", "0.2", "--threads", "1",
         ]  # fmt: skip
         env = {**os.environ, "VERITRAIN_KEY": "0x" + bytes(self.account.key).hex()}
-        log = open(self.data_dir.parent / f"{self.data_dir.name}.stderr", "ab")  # noqa: SIM115
+        log = open(self.data_dir.parent / f"{self.data_dir.name}.stderr", "ab")
         self.proc = subprocess.Popen(argv, env=env, stdout=log, stderr=log, start_new_session=True)
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
@@ -177,7 +177,7 @@ def test_kill_9_during_a_dispute_restart_within_the_clock_wins(world: World, sol
     def replay(pre: bytes, index: int) -> bytes | None:
         try:
             pre_state = deserialize(mirror.get("0x" + pre.hex(), "state"), expected_root=pre)
-        except Exception:  # noqa: BLE001 - unavailable
+        except Exception:
             return None
         return state_root(run_segment(spec, pre_state, dataset))
 

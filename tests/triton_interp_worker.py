@@ -23,23 +23,23 @@ import sys
 
 os.environ["TRITON_INTERPRET"] = "1"
 
-import json  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
+import json
+import time
+import warnings
 
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-import triton  # noqa: E402
-import triton.language as tl  # noqa: E402
+import numpy as np
+import torch
+import triton
+import triton.language as tl
 
-from protocol.engine.data import load_dataset  # noqa: E402
-from protocol.engine.examples import load_example, shortened  # noqa: E402
-from protocol.engine.runner import Trainer  # noqa: E402
-from protocol.repro import _config  # noqa: E402
-from protocol.repro import _triton_kernels as T  # noqa: E402
-from protocol.repro import kernels as K  # noqa: E402
-from protocol.state import state_root  # noqa: E402
-from tests.test_repro_crossplatform import GOLDEN, SMALL_LM, OpGuard, job_roots  # noqa: E402
+from protocol.engine.data import load_dataset
+from protocol.engine.examples import load_example, shortened
+from protocol.engine.runner import Trainer
+from protocol.repro import _config
+from protocol.repro import _triton_kernels as T
+from protocol.repro import kernels as K
+from protocol.state import state_root
+from tests.test_repro_crossplatform import GOLDEN, SMALL_LM, OpGuard, job_roots
 
 #: A few optimizer steps of each example, shrunk so the interpreter takes seconds (the LM: SMALL_LM).
 TRAIN = {"mlp_digits": {"batch_size": 8}, "cnn_digits": {"batch_size": 4}, "tiny_lm": {"batch_size": 4}}

@@ -21,14 +21,14 @@ from pathlib import Path
 
 os.environ.pop("TRITON_INTERPRET", None)
 
-import torch  # noqa: E402
-import triton  # noqa: E402
-from triton.backends.compiler import GPUTarget  # noqa: E402
-from triton.compiler import ASTSource  # noqa: E402
+import torch
+import triton
+from triton.backends.compiler import GPUTarget
+from triton.compiler import ASTSource
 
-from protocol.repro import _config  # noqa: E402
-from protocol.repro import _triton_kernels as T  # noqa: E402
-from protocol.repro import kernels as K  # noqa: E402
+from protocol.repro import _config
+from protocol.repro import _triton_kernels as T
+from protocol.repro import kernels as K
 
 _MM_TABLE_FLAGS = ("A_BT", "A_RT", "A_CT", "B_BT", "B_RT", "B_CT", "C_BT", "C_RT", "C_CT")
 

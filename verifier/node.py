@@ -145,7 +145,7 @@ class ReplayWorker:
             return
         try:
             fut.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - handed to whoever reads the future
+        except BaseException as exc:
             fut.set_exception(exc)
 
     def _run(self) -> None:
@@ -432,7 +432,7 @@ class VerifierNode:
             fn(*args)
         except (RpcUnavailable, KeyboardInterrupt):
             raise
-        except Exception as exc:  # noqa: BLE001 - one job's failure is logged, counted and retried
+        except Exception as exc:
             failures += 1
             pause = min(60.0, 2.0 ** (failures - 1))
             self._backoff[item] = (time.monotonic() + pause, failures)

@@ -10,7 +10,7 @@ from typing import Annotated
 import typer
 
 
-def _settings(**overrides):  # noqa: ANN202
+def _settings(**overrides):
     from marketplace_api.core.config import Settings
 
     return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -46,7 +46,7 @@ def _home() -> Path:
     return Path(os.environ.get("VERITRAIN_HOME", ".veritrain"))
 
 
-def _client(rpc: str | None, deployment: Path | None):  # noqa: ANN202
+def _client(rpc: str | None, deployment: Path | None):
     from protocol.chain import ChainClient
     from protocol.deploy import load_deployment
     from veritrain.devnet import devnet_endpoints

@@ -39,7 +39,7 @@ def user_errors() -> Iterator[None]:
         fail(exc)
 
 
-def connect_user(key, key_file, role, rpc, deployment, api, home, need_key: bool = True):  # noqa: ANN001, ANN201
+def connect_user(key, key_file, role, rpc, deployment, api, home, need_key: bool = True):
     from veritrain.market import connect
 
     return connect(

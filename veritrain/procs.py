@@ -267,7 +267,7 @@ class Supervisor:
                     start_new_session=True,
                     # PR_SET_PDEATHSIG fires when the *thread* that forked the child exits, not the process:
                     # only a child started from the main thread may have it (the watchdog covers the rest).
-                    preexec_fn=_die_with_parent if self.die_with_parent and _main_thread() else None,  # noqa: PLW1509
+                    preexec_fn=_die_with_parent if self.die_with_parent and _main_thread() else None,
                 )
             except FileNotFoundError as exc:
                 raise ProcessError(f"cannot start {name}: {exc}") from exc

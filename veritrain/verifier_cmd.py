@@ -140,7 +140,7 @@ def verifier(
     app = FastAPI(title="veritrain verifier", docs_url=None, redoc_url=None)
 
     @app.get("/metrics")
-    def metrics():  # noqa: ANN202
+    def metrics():
         return metrics_response(node.metrics.registry)
 
     @app.get("/audits")

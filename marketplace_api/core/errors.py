@@ -53,7 +53,7 @@ def _describe(errors: list[dict]) -> str:
     return "; ".join(parts) + more
 
 
-def install_error_handlers(app: FastAPI, metrics=None) -> None:  # noqa: ANN001
+def install_error_handlers(app: FastAPI, metrics=None) -> None:
     def count(code: str) -> None:
         if metrics is not None:
             metrics.rejection(code)

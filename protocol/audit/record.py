@@ -238,7 +238,7 @@ class ChainReader:
         self._txs: dict[str, Tx] = {}
         self._by_address = {c.address.lower(): (name, c) for name, c in client.contracts.items()}
 
-    def _rpc(self, what: str, fn):  # noqa: ANN001, ANN202
+    def _rpc(self, what: str, fn):
         return self.client.with_retries(what, fn)
 
     def block(self, number: int) -> Any:
@@ -344,13 +344,13 @@ class ChainReader:
                 to_checksum_address(a)
                 for a in c.call(stakes.functions.drawDistinct(seed, count, exclude), block=parent)
             ]
-        except Exception as exc:  # noqa: BLE001 - a node without historical state: say so, check what is left
+        except Exception as exc:
             drawn, note = [], f"eth_call at block {parent} failed ({type(exc).__name__}: {exc})"
         weights = {}
         for who in {*drawn, *members, *exclude}:
             try:
                 weights[to_checksum_address(who)] = int(c.call(stakes.functions.drawWeightOf(who), block=parent))
-            except Exception:  # noqa: BLE001
+            except Exception:
                 pass
         if earlier and not note:
             note = (

@@ -67,7 +67,7 @@ def bench_spec(name: str) -> JobSpec:
 _FEWER = {"gpt_bytes": (3, 1)}
 
 
-def _trainer(spec: JobSpec, exact: bool, device: str, data_path=None) -> Trainer:  # noqa: ANN001
+def _trainer(spec: JobSpec, exact: bool, device: str, data_path=None) -> Trainer:
     doc = {} if exact else {"mode": ToleranceMode().model_dump(mode="json")}
     s = shortened(spec, _LONG, _LONG, **doc)
     t = Trainer(s, load_dataset(s.dataset, path=data_path), device)
@@ -102,7 +102,7 @@ def bench_model(
     rounds: int = 7,
     warmup: int = 3,
     device: str = "cpu",
-    data_path=None,  # noqa: ANN001
+    data_path=None,
 ) -> dict[str, float]:
     """``{"native_step_s", "exact_step_s", "ratio"}`` for one spec on ``device`` (see the module docstring)."""
     with _fp32_native(device):

@@ -237,7 +237,7 @@ class SumFn(torch.autograd.Function):
         return g, None, None, None
 
 
-def sum(x: torch.Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> torch.Tensor:  # noqa: A001
+def sum(x: torch.Tensor, dim: int | Sequence[int] | None = None, keepdim: bool = False) -> torch.Tensor:
     """``torch.sum`` (exact: :class:`SumFn`, sequential in row-major order)."""
     if not _exact():
         return torch.sum(x) if dim is None and not keepdim else torch.sum(x, dim=_norm_dims(x, dim), keepdim=keepdim)

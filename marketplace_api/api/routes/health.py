@@ -20,7 +20,7 @@ def health(ctx: CtxDep) -> Health:
         with ctx.engine.connect() as conn:
             conn.execute(text("SELECT 1"))
         db = "ok"
-    except Exception as exc:  # noqa: BLE001 - reported, not raised
+    except Exception as exc:
         db = f"error: {type(exc).__name__}"
     idx = ctx.indexer
     indexer = IndexerHealth(

@@ -220,7 +220,7 @@ def list_bids(
 
 
 @lru_cache(maxsize=1)
-def _market_contract():  # noqa: ANN202
+def _market_contract():
     from web3 import Web3
 
     from protocol.artifacts import load_artifact
@@ -275,7 +275,7 @@ def accept_call(
     bid_tuple = (row.solver, bytes.fromhex(row.job_id[2:]), row.price, row.stake, row.expiry, row.nonce)
     try:
         contract = _market_contract()
-    except Exception as exc:  # noqa: BLE001 - artifacts missing
+    except Exception as exc:
         raise ApiError(503, "no_abi", f"JobMarket ABI unavailable: {exc}") from None
     data = contract.encode_abi(
         "acceptBid",

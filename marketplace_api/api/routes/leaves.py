@@ -55,7 +55,7 @@ def _dir(ctx: AppContext) -> Path:
 
 
 @lru_cache(maxsize=4)
-def _chain_client(rpc_url: str, deployment_path: str):  # noqa: ANN202
+def _chain_client(rpc_url: str, deployment_path: str):
     from protocol.chain import ChainClient
     from protocol.deploy import load_deployment
 
@@ -72,7 +72,7 @@ def committed_root(ctx: AppContext, session, job_id: str) -> tuple[str, int] | N
         try:
             client = _chain_client(settings.rpc_url, str(settings.deployment))
             job = client.call(client.job_market.functions.getJob(bytes.fromhex(job_id[2:])))
-        except Exception as exc:  # noqa: BLE001 - any chain failure is a 503 here
+        except Exception as exc:
             raise ApiError(503, "chain_unavailable", f"cannot read job {job_id} from the chain: {exc}") from None
         if int(job.state) in _COMMITTED_STATES:
             return "0x" + bytes(job.trajectoryRoot).hex(), int(job.numLeaves)
@@ -139,7 +139,7 @@ class MetricsOut(BaseModel):
     missing: list[int] = Field(description="leaves whose checkpoint is not in this API's blob store")
 
 
-def _number(v) -> float | None:  # noqa: ANN001 - manifest JSON
+def _number(v) -> float | None:
     return float(v) if isinstance(v, int | float) and not isinstance(v, bool) else None
 
 
