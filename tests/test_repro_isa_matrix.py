@@ -19,6 +19,7 @@ import json
 import os
 import subprocess
 import sys
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,7 +53,10 @@ _results: dict = {}
 
 def _matrix() -> dict:
     if not _results:
-        _results.update({(cap, th): _cell(cap, th) for cap in CAPS for th in THREADS})
+        cells = [(cap, th) for cap in CAPS for th in THREADS]
+        # two processes at a time: start-up (imports, loading the compiled kernels) dominates each cell
+        with ThreadPoolExecutor(max_workers=2) as pool:
+            _results.update(zip(cells, pool.map(lambda c: _cell(*c), cells), strict=True))
     return _results
 
 
@@ -78,6 +82,9 @@ def test_exact_mode_is_identical_across_isa_and_threads():
 
 def test_exact_mode_is_identical_for_other_numba_targets():
     reference = _matrix()[("avx512", 2)]["exact"]["all"]
-    for cpu, cap in (("generic", "default"), ("haswell", "avx2")):
-        cell = _cell(cap, 2, NUMBA_CPU_NAME=cpu, VERITRAIN_REPRO_TILING="4x16")
+    targets = (("generic", "default"), ("haswell", "avx2"))
+    # each cell compiles every kernel for its target on one thread: both at once
+    with ThreadPoolExecutor(max_workers=2) as pool:
+        cells = list(pool.map(lambda t: _cell(t[1], 2, NUMBA_CPU_NAME=t[0], VERITRAIN_REPRO_TILING="4x16"), targets))
+    for (cpu, _), cell in zip(targets, cells, strict=True):
         assert cell["exact"]["all"] == reference, f"numba target {cpu}: exact digest differs"
