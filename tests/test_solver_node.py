@@ -246,7 +246,7 @@ def test_dispute_on_an_older_job_is_answered_while_training_a_new_one(world: Wor
     world.accept(old, node.address)
     tick_until(node, lambda: node.db.job(old).status == "committed", "old job committed")
     wide = {"kind": "mlp", "input_dim": 64, "hidden": [512, 512], "num_classes": 10, "activation": "relu"}
-    new = world.post_order(world.spec(300, 150, seed=32, model=wide))  # 2 long segments (tens of seconds on 2 cores)
+    new = world.post_order(world.spec(500, 250, seed=32, model=wide))  # 2 long segments (seconds to tens of seconds)
     tick_until(node, lambda: node.db.job(new) is not None, "bid on the new job")
     world.accept(new, node.address)
 
