@@ -169,5 +169,5 @@ lint: $(VENV_STAMP) $(NODE_STAMP)
 	exit $$status
 
 clean:
-	rm -rf out cache broadcast crytic-export test-artifacts .pytest_cache .ruff_cache *.egg-info
+	rm -rf out cache broadcast crytic-export test-artifacts .pytest_cache .ruff_cache .mypy_cache *.egg-info
 	find . -path ./.venv -prune -o -path ./$(AUDIT_VENV) -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -exec rm -rf {} +
