@@ -1,6 +1,6 @@
 # veritrain developer entry points. `make test` installs whatever is missing
 # (.venv via pip, node_modules via npm: Foundry binaries, solc, Solidity libs)
-# and runs both test suites. Stamp files make a second `make setup` a no-op.
+# and runs the linters and both test suites. Stamp files make a second `make setup` a no-op.
 
 SHELL := /bin/bash
 .DEFAULT_GOAL := help
@@ -37,7 +37,7 @@ require = @command -v $(1) >/dev/null 2>&1 || { \
 
 help:
 	@echo "make setup           install .venv (pip), node_modules (npm) and Chromium (apt) if missing or stale"
-	@echo "make test            setup, then forge test and pytest (fails if either fails)"
+	@echo "make test            setup, then lint, forge test, pytest and slither (fails if any fails)"
 	@echo "make demo            setup, then \`veritrain demo\`: a whole market on a local chain (under 5 minutes)"
 	@echo "make forge-test      Solidity tests only"
 	@echo "make pytest          Python tests only"
@@ -45,7 +45,7 @@ help:
 	@echo "make snapshot        write the gas snapshot (.gas-snapshot)"
 	@echo "make snapshot-check  compare gas usage against .gas-snapshot"
 	@echo "make slither         static analysis (installs slither into $(AUDIT_VENV) if missing)"
-	@echo "make lint            ruff check"
+	@echo "make lint            ruff check, ruff format --check, forge fmt --check and mypy (fails if any fails)"
 	@echo "make clean           remove build outputs and caches (keeps the venvs and node_modules)"
 
 setup: $(VENV_STAMP) $(NODE_STAMP) chromium
@@ -115,8 +115,16 @@ $(AUDIT_STAMP): tools/requirements-audit.txt
 # Slither last: it cleans and rebuilds out/ itself.
 SNAPSHOT_FILTER := --no-match-test 'testFuzz|invariant'
 
+# Each check runs even when an earlier one failed, so one run reports them all.
+LINT_STEPS = \
+	echo "== ruff check"; $(VENV)/bin/ruff check . || status=1; \
+	echo "== ruff format --check"; $(VENV)/bin/ruff format --check . || status=1; \
+	echo "== forge fmt --check"; $(WITH_FOUNDRY) forge fmt --check && echo "Solidity formatted" || status=1; \
+	echo "== mypy (settings and files in pyproject.toml)"; $(VENV)/bin/mypy || status=1;
+
 test: setup $(AUDIT_STAMP)
 	@status=0; \
+	$(LINT_STEPS) \
 	echo "== forge test"; \
 	$(WITH_FOUNDRY) forge test || status=1; \
 	echo "== forge snapshot --check (gas of the deterministic tests)"; \
@@ -154,9 +162,12 @@ snapshot-check: setup
 slither: setup $(AUDIT_STAMP)
 	$(WITH_FOUNDRY) $(AUDIT_VENV)/bin/slither . --config-file slither.config.json --fail-medium
 
-lint: $(VENV_STAMP)
-	$(VENV)/bin/ruff check .
+lint: $(VENV_STAMP) $(NODE_STAMP)
+	@status=0; \
+	$(LINT_STEPS) \
+	if [ $$status -ne 0 ]; then echo "make lint: FAILED (see above)" >&2; fi; \
+	exit $$status
 
 clean:
-	rm -rf out cache broadcast crytic-export test-artifacts .pytest_cache .ruff_cache *.egg-info
+	rm -rf out cache broadcast crytic-export test-artifacts .pytest_cache .ruff_cache .mypy_cache *.egg-info
 	find . -path ./.venv -prune -o -path ./$(AUDIT_VENV) -prune -o -path ./node_modules -prune -o -name __pycache__ -type d -exec rm -rf {} +

@@ -247,7 +247,7 @@ class Anvil:
 def mine(w3: Web3, blocks: int = 1) -> int:
     """Mines ``blocks`` empty blocks; returns the new block number."""
     for _ in range(blocks):
-        w3.provider.make_request("evm_mine", [])
+        w3.provider.make_request(RPCEndpoint("evm_mine"), [])
     return int(w3.eth.block_number)
 
 
@@ -265,7 +265,7 @@ def mine_past(w3: Web3, block_number: int) -> int:
 def increase_time(w3: Web3, seconds: int, *, mine_block: bool = True) -> int:
     """Moves the chain's clock forward by ``seconds`` (and mines a block so it takes effect); returns the
     latest block's timestamp."""
-    w3.provider.make_request("evm_increaseTime", [int(seconds)])
+    w3.provider.make_request(RPCEndpoint("evm_increaseTime"), [int(seconds)])
     if mine_block:
         mine(w3)
     return int(w3.eth.get_block("latest")["timestamp"])

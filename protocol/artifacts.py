@@ -10,7 +10,9 @@ import json
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
+
+from eth_typing import ABI
 
 from protocol.errors import ArtifactMissing
 from protocol.paths import forge_out_dir
@@ -28,9 +30,9 @@ class Artifact:
     bytecode: bytes
     path: Path
 
-    def abi_list(self) -> list[dict[str, Any]]:
-        """The ABI as the list web3 expects."""
-        return list(self.abi)
+    def abi_list(self) -> ABI:
+        """The ABI as the list web3 expects (typed as eth_typing's ``ABI``: the entries are solc's JSON ABI)."""
+        return cast(ABI, list(self.abi))
 
     def entries(self, kind: str) -> list[dict[str, Any]]:
         """ABI entries of one ``type`` (``function``, ``event``, ``error``, ``constructor``)."""

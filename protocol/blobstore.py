@@ -429,11 +429,11 @@ class LocalBlobStore:
                 return w.commit()
         with self.writer(kind, expected) as w:
             if hasattr(source, "read"):
-                reader: Callable[[int], bytes] = source.read  # type: ignore[union-attr]
+                reader: Callable[[int], bytes] = source.read
                 while chunk := reader(IO_CHUNK):
                     w.write(chunk)
             else:
-                for chunk in source:  # type: ignore[union-attr]
+                for chunk in source:
                     w.write(chunk)
             return w.commit()
 

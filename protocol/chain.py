@@ -30,11 +30,12 @@ import random
 import threading
 import time
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import requests
 from eth_account.datastructures import SignedTransaction
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from hexbytes import HexBytes
 from web3 import Web3
 from web3.contract import Contract
@@ -288,7 +289,8 @@ class ChainClient:
             for _ in range(NONCE_RESYNCS + 1):
                 nonce = self._next_nonce(account.address)
                 tx = self._build(fn, account.address, nonce, value, gas, preflight)
-                signed = account.sign_transaction(tx)
+                # web3 types a transaction as the TxParams TypedDict, eth-account's signer as a plain dict
+                signed = account.sign_transaction(tx)  # type: ignore[arg-type]
                 try:
                     self._broadcast(signed, nonce, name)
                 except _NonceTaken as exc:
@@ -324,7 +326,7 @@ class ChainClient:
         with self._lock:
             self._nonce = None
 
-    def _next_nonce(self, address: str) -> int:
+    def _next_nonce(self, address: ChecksumAddress) -> int:
         if self._nonce is None:
             self._nonce = int(
                 self.with_retries(
@@ -431,7 +433,7 @@ class ChainClient:
         """The exception for a mined transaction with status 0: the call replayed at its block gives the
         revert data (ContractRevert); without a reason (out of gas, ...) a TransactionFailed."""
         tx_hash = bytes(receipt["transactionHash"])
-        replay: dict[str, Any] = {k: tx[k] for k in ("from", "to", "data", "value", "gas") if k in tx}  # type: ignore[literal-required]
+        replay = cast(TxParams, {k: v for k, v in tx.items() if k in ("from", "to", "data", "value", "gas")})
         try:
             self.with_retries(
                 "replaying a failed transaction", lambda: self.w3.eth.call(replay, receipt["blockNumber"])

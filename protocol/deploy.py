@@ -14,9 +14,10 @@ from __future__ import annotations
 import json
 from dataclasses import dataclass, field, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from eth_utils import to_checksum_address
 from web3 import Web3
 from web3.contract import Contract
@@ -60,7 +61,8 @@ class Deployment:
         """A web3 contract object bound to the deployed ``contract_name`` (ABI from its forge artifact).
         Struct results come back as named tuples unless ``decode_tuples`` is false."""
         return w3.eth.contract(
-            address=self.address_of(contract_name),
+            # checksummed by from_json and deploy; web3 rejects anything else at run time
+            address=cast(ChecksumAddress, self.address_of(contract_name)),
             abi=load_artifact(contract_name).abi_list(),
             decode_tuples=decode_tuples,
         )
@@ -81,7 +83,7 @@ class Deployment:
         if not isinstance(data, dict) or data.get("version", FORMAT_VERSION) != FORMAT_VERSION:
             raise DeploymentError(f"unsupported deployment format{where}")
         try:
-            addresses = {k: to_checksum_address(data["addresses"][k]) for k in ADDRESS_KEYS.values()}
+            addresses: dict[str, str] = {k: to_checksum_address(data["addresses"][k]) for k in ADDRESS_KEYS.values()}
             return cls(
                 chain_id=int(data["chainId"]),
                 addresses=addresses,

@@ -94,6 +94,8 @@ class _Typed:
 
     PRIMARY_TYPE: ClassVar[str]
     FIELDS: ClassVar[tuple[tuple[str, str], ...]]
+    #: every subclass is a dataclass (declared so that type checkers accept ``asdict(self)``)
+    __dataclass_fields__: ClassVar[dict[str, Any]]
 
     def as_message(self) -> dict[str, Any]:
         """The struct as an EIP-712 message dict (addresses checksummed, hashes as bytes)."""
@@ -142,7 +144,9 @@ class _Typed:
         """keccak256(typeHash ‖ abi.encode(fields…)) — every field is a static ABI type, so this is
         EIP-712 ``hashStruct`` exactly (tests compare it with eth-account's encoder and the contract)."""
         values = [getattr(self, name) for name, _ in self.FIELDS]
-        return keccak(abi_encode(["bytes32", *(t for _, t in self.FIELDS)], [_type_hash(type(self)), *values]))
+        return keccak(
+            abi_encode(["bytes32", *(t for _, t in self.FIELDS)], [_type_hash(self.PRIMARY_TYPE, self.FIELDS), *values])
+        )
 
     def digest(self, domain: Domain) -> bytes:
         """keccak256(0x19 0x01 ‖ domainSeparator ‖ structHash): the value the contract signs over.
@@ -163,7 +167,7 @@ class _Typed:
 
     def replace(self, **changes: Any) -> Any:
         """A copy with some fields changed."""
-        return type(self)(**{**asdict(self), **changes})  # type: ignore[arg-type]
+        return type(self)(**{**asdict(self), **changes})
 
 
 @dataclass(frozen=True)
@@ -244,8 +248,8 @@ def domain_separator(domain: Domain) -> bytes:
 
 
 @lru_cache(maxsize=16)
-def _type_hash(cls: type) -> bytes:
-    return type_hash(cls.PRIMARY_TYPE, cls.FIELDS)
+def _type_hash(primary_type: str, fields: tuple[tuple[str, str], ...]) -> bytes:
+    return type_hash(primary_type, fields)
 
 
 def recover_digest(digest: bytes, signature: bytes) -> str:

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Iterable, Sequence
-from typing import Any
+from typing import Any, TypeAlias
 
 from pymerkle import BaseMerkleTree, InmemoryTree, SqliteTree
 
@@ -27,7 +27,8 @@ NODE_PREFIX = b"\x01"
 #: Root of the empty tree, SHA-256 of the empty string.
 EMPTY_ROOT = hashlib.sha256(b"").digest()
 
-MerkleTree = BaseMerkleTree
+#: Any pymerkle tree (pymerkle ships no type information, so to mypy this is ``Any``).
+MerkleTree: TypeAlias = BaseMerkleTree
 
 
 # ------------------------------------------------------------------ hashing

@@ -82,16 +82,17 @@ class JsonFormatter(logging.Formatter):
         self.role = role
 
     def format(self, record: logging.LogRecord) -> str:
+        event = getattr(record, "event", None)  # set by log calls with extra={"event": ...}
         out: dict[str, Any] = {
             "ts": round(record.created, 3),
             "level": record.levelname.lower(),
             "role": self.role,
             "logger": record.name,
-            "event": getattr(record, "event", None) or record.getMessage(),
+            "event": event or record.getMessage(),
         }
-        if getattr(record, "event", None):
+        if event:
             msg = record.getMessage()
-            if msg != record.event:
+            if msg != event:
                 out["msg"] = msg
         for k, v in record.__dict__.items():
             if k not in _RESERVED and k != "event" and not k.startswith("_"):

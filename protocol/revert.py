@@ -10,10 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from eth_abi import decode as abi_decode
 from eth_abi.exceptions import DecodingError
+from eth_typing import ABIError
 from eth_utils import function_signature_to_4byte_selector, to_checksum_address
 from eth_utils.abi import abi_to_signature, get_abi_input_names, get_abi_input_types
 from hexbytes import HexBytes
@@ -37,10 +38,11 @@ class RevertDecoder:
             for entry in abi:
                 if entry.get("type") != "error":
                     continue
-                selector = function_signature_to_4byte_selector(abi_to_signature(entry))
-                self._errors.setdefault(
-                    selector, (entry["name"], get_abi_input_names(entry), get_abi_input_types(entry))
-                )
+                err = cast(ABIError, entry)
+                selector = function_signature_to_4byte_selector(abi_to_signature(err))
+                # an unnamed parameter (``error E(uint256)``) is named by its position, so that no value is lost
+                names = [name or f"arg{i}" for i, name in enumerate(get_abi_input_names(err))]
+                self._errors.setdefault(selector, (err["name"], names, get_abi_input_types(err)))
 
     def error_names(self) -> set[str]:
         return {name for name, _, _ in self._errors.values()}

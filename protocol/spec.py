@@ -22,7 +22,7 @@ import hashlib
 import json
 import re
 from fnmatch import fnmatchcase
-from typing import Annotated, Any, ClassVar, Literal
+from typing import Annotated, Any, ClassVar, Final, Literal
 
 from pydantic import (
     BaseModel,
@@ -38,9 +38,9 @@ from pydantic import (
 from protocol.errors import VeritrainError
 from protocol.state import canonical_json
 
-SPEC_VERSION = 1
+SPEC_VERSION: Final = 1
 #: The newest spec version this code reads (see the module docstring).
-LATEST_SPEC_VERSION = 2
+LATEST_SPEC_VERSION: Final = 2
 MAX_TOTAL_STEPS = 10_000_000
 _HEX32 = re.compile(r"^0x[0-9a-f]{64}$")
 

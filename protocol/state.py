@@ -31,7 +31,7 @@ import sys
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, TypeGuard
 
 import numpy as np
 import torch
@@ -103,7 +103,7 @@ def _tensor_view(name: str, t: torch.Tensor) -> tuple[str, memoryview]:
     arr = (t.view(carrier) if carrier is not None else t).numpy()
     if sys.byteorder != "little" and arr.dtype.itemsize > 1:
         arr = arr.byteswap()
-    return dtype_name, memoryview(arr.reshape(-1)).cast("B")
+    return dtype_name, arr.reshape(-1).data.cast("B")  # .data: the array's buffer as a memoryview
 
 
 def serialize(state: TrainingState) -> list[memoryview]:
@@ -207,7 +207,7 @@ def json_depth(raw: bytes) -> int:
     return int(depth.max())
 
 
-def _is_int(v: Any) -> bool:
+def _is_int(v: Any) -> TypeGuard[int]:
     return type(v) is int  # JSON true/false are Python bools, a subclass of int: not sizes
 
 

@@ -16,7 +16,7 @@ from protocol.atomic import atomic_write_json
 from protocol.build import ensure_forge_build
 from protocol.deploy import Deployment, _constructor_args, load_deployment, load_params
 from protocol.errors import ArtifactMissing, DeploymentError, ToolMissing, VeritrainError
-from protocol.revert import default_decoder
+from protocol.revert import RevertDecoder, default_decoder
 
 
 @pytest.fixture
@@ -108,6 +108,21 @@ def test_revert_decoder_decodes_custom_errors_offline(forge_build):
     assert "InsufficientFreeStake" in decoder.error_names()
     panic = decoder.decode(keccak(text="Panic(uint256)")[:4] + abi_encode(["uint256"], [0x11]))
     assert (panic.name, panic.fields) == ("Panic", {"code": 0x11})
+
+
+def test_revert_decoder_keeps_every_value_of_an_error_with_unnamed_parameters():
+    # `error Pair(uint256, address)`: the ABI names both inputs "", which once collapsed both into one key
+    abi = [
+        {
+            "type": "error",
+            "name": "Pair",
+            "inputs": [{"name": "", "type": "uint256"}, {"name": "", "type": "address"}, {"name": "x", "type": "bool"}],
+        }
+    ]
+    who = "0x00000000000000000000000000000000000000AA"
+    data = keccak(text="Pair(uint256,address,bool)")[:4] + abi_encode(["uint256", "address", "bool"], [7, who, True])
+    err = RevertDecoder([abi]).decode(data)
+    assert (err.name, err.fields) == ("Pair", {"arg0": 7, "arg1": who, "x": True})
 
 
 def test_fast_eip712_digest_equals_eth_account_encoder_and_recovers_the_signer():

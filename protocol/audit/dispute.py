@@ -84,7 +84,8 @@ class Settlement:
     stake_events: list[tuple] = field(default_factory=list)
     credits: list[tuple[str, int]] = field(default_factory=list)
     burned: int = 0
-    job_event: tuple | None = None
+    #: ("JobSlashed", challenger, slashed, refunded) or ("JobReopened", auditEnd); set by expected_settlement
+    job_event: tuple = ()
 
 
 class DisputeAudit:
@@ -208,12 +209,15 @@ class DisputeAudit:
         node, lo, hi = self.root, 0, self.n
         phase = "leaf" if self.n == 1 else "reveal"
         siblings: list[bytes] = []
-        left = right = None
+        left: bytes | None = None
+        right: bytes | None = None
         for m in self.moves:
             if m.kind == "reveal":
                 left, right = from_hex(m.event["left"]), from_hex(m.event["right"])
                 phase = "choose"
             elif m.kind == "choose":
+                if left is None or right is None:
+                    raise Violation(f"a SideChosen in tx {short(m.tx.hash)} before any ChildrenRevealed")
                 mid = lo + split_point(hi - lo)
                 if m.event["right"]:
                     siblings.append(left)
@@ -243,6 +247,8 @@ class DisputeAudit:
 
     def vote_deadlines(self) -> tuple[int, int]:
         """(commit deadline, reveal deadline) as the contract ends up with them (early reveal once all committed)."""
+        if self.drawn is None:
+            raise Violation(f"dispute {self.id} has no CommitteeDrawn event, so no vote deadlines")
         draw_tx, ev = self.drawn
         commit_deadline = int(ev["commitDeadline"])
         reveal_deadline = commit_deadline + int(self.game["revealPeriod"])
@@ -252,6 +258,8 @@ class DisputeAudit:
         return commit_deadline, reveal_deadline
 
     def expected_settlement(self) -> Settlement:
+        if self.resolved is None:
+            raise Violation(f"dispute {self.id} is not resolved, so there is no settlement to check")
         end_tx, _ = self.resolved
         d = self.descent()
         solver, challenger = self.solver, self.challenger
@@ -371,7 +379,8 @@ def _turns(a: DisputeAudit) -> str:
 @rules.rule("descent.reveal-hash", "each revealed pair hashes to its parent node: H(0x01 ‖ left ‖ right), RFC 9162")
 def _reveal_hash(a: DisputeAudit) -> str:
     node, lo, hi = a.root, 0, a.n
-    left = right = None
+    left: bytes | None = None
+    right: bytes | None = None
     count = 0
     for m in a.moves:
         if m.kind == "reveal":
@@ -388,7 +397,7 @@ def _reveal_hash(a: DisputeAudit) -> str:
                 f"node {short(node)} it claims to open",
             )
             count += 1
-        elif m.kind == "choose" and left is not None:
+        elif m.kind == "choose" and left is not None and right is not None:
             mid = lo + split_point(hi - lo)
             node, lo, hi = (right, mid, hi) if m.event["right"] else (left, lo, mid)
     return f"{count} reveal(s), each H(0x01 ‖ l ‖ r) equal to its parent"
@@ -397,7 +406,8 @@ def _reveal_hash(a: DisputeAudit) -> str:
 @rules.rule("descent.path", "the choices walk the RFC 9162 split from the root to the opened leaf; rounds == its depth")
 def _path(a: DisputeAudit) -> str:
     lo, hi, rounds = 0, a.n, 0
-    left = right = node = None
+    left: bytes | None = None
+    right: bytes | None = None
     node = a.root
     for m in a.moves:
         if m.kind == "reveal":
@@ -408,6 +418,8 @@ def _path(a: DisputeAudit) -> str:
             )
         elif m.kind == "choose":
             require(hi - lo >= 2, f"a choice at the single leaf [{lo}, {hi})")
+            if left is None or right is None:
+                raise Violation(f"choose tx {short(m.tx.hash)} came before any reveal")
             mid = lo + split_point(hi - lo)
             go_right = bool(m.event["right"])
             if m.tx.function == "choose":
@@ -514,7 +526,8 @@ def _committee_seed(a: DisputeAudit) -> str:
     tx, ev = a.drawn
     require(tx.block > seed_block, f"drawn at block {tx.block}, not after its seed block {seed_block}")
     info = a.rec.blocks.get(str(seed_block))
-    require(info is not None and info.get("hash"), f"the record lacks the hash of seed block {seed_block}")
+    if info is None or not info.get("hash"):
+        raise Violation(f"the record lacks the hash of seed block {seed_block}")
     expected = keccak(abi_encode(["bytes32", "uint256", "bytes32"], [from_hex(info["hash"]), a.id, COMMITTEE_TAG]))
     require(
         ev["seed"] == to_hex(expected),
@@ -539,7 +552,8 @@ def _committee_members(a: DisputeAudit) -> str:
     bad = [m for m in members if m in excluded]
     require(not bad, f"{bad} drawn although excluded (solver, challenger or submitter)")
     draw = a.rec.committee_draw
-    require(draw is not None, "the record has no re-run of the draw")
+    if draw is None:
+        raise Violation("the record has no re-run of the draw")
     require(draw.seed == ev["seed"] and draw.count == r, "the draw was re-run with another seed or size")
     require({addr(x) for x in draw.exclude} == excluded, "the draw was re-run with another exclusion list")
     if draw.exact:
@@ -665,6 +679,8 @@ def _outcome(a: DisputeAudit) -> str:
 
 
 def _settle_events(a: DisputeAudit) -> tuple[Tx, Settlement]:
+    if a.resolved is None:
+        raise Violation(f"dispute {a.id} is not resolved")
     tx, _ = a.resolved
     return tx, a.expected_settlement()
 
@@ -687,8 +703,10 @@ def _settle_job(a: DisputeAudit) -> str:
         want = [(a.submitter, price)] if price else []
         require(releases == want, f"escrow released {releases}, expected the price refunded: {want}")
         return f"job slashed, submitter refunded {price}"
-    got = [("JobReopened", int(e.args["auditEnd"])) for e in tx.events_named("JobReopened", "JobMarket")]
-    require(got == [s.job_event], f"JobReopened {got}, expected {[s.job_event]} (paused window or disputeGrace)")
+    reopened = [("JobReopened", int(e.args["auditEnd"])) for e in tx.events_named("JobReopened", "JobMarket")]
+    require(
+        reopened == [s.job_event], f"JobReopened {reopened}, expected {[s.job_event]} (paused window or disputeGrace)"
+    )
     require(not tx.events_named("JobSlashed"), "the job was slashed although the solver did not lose")
     return f"job reopened until {s.job_event[1]}"
 
@@ -698,7 +716,7 @@ def _settle_stakes(a: DisputeAudit) -> str:
     if a.resolved is None:
         return "not resolved (yet)"
     tx, s = _settle_events(a)
-    got = []
+    got: list[tuple] = []
     for e in tx.events:
         if e.contract != "StakeManager":
             continue

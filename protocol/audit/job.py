@@ -12,7 +12,7 @@ from eth_utils import keccak, to_checksum_address
 
 from protocol import merkle, sampling
 from protocol.audit.record import VERIFIER_DRAW_TAG, JobRecord, Tx, from_hex, to_hex
-from protocol.audit.verdict import RuleSet, Verdict, require
+from protocol.audit.verdict import RuleSet, Verdict, Violation, require
 from protocol.constants import BPS
 from protocol.eip712 import Bid, Domain, JobOrder
 
@@ -44,7 +44,8 @@ class JobAudit:
     @cached_property
     def matched(self) -> tuple[Tx, dict[str, Any]]:
         m = self.one("JobMatched")
-        require(m is not None, "the job has no JobMatched event")
+        if m is None:
+            raise Violation("the job has no JobMatched event")
         return m
 
     @property
@@ -72,8 +73,12 @@ def _match(a: JobAudit) -> str:
     tx, ev = a.matched
     require(tx.function == "acceptBid", "the JobMatched transaction is not a direct acceptBid call")
     o, b = tx.args["order"], tx.args["bid"]
-    order = JobOrder(**{k: (from_hex(v) if isinstance(v, str) and len(v) == 66 else v) for k, v in o.items()})
-    bid = Bid(**{k: (from_hex(v) if isinstance(v, str) and len(v) == 66 else v) for k, v in b.items()})
+    # the calldata as decoded: bytes32 fields as 0x-hex (66 chars), the rest as they are
+    order_fields: dict[str, Any] = {
+        k: (from_hex(v) if isinstance(v, str) and len(v) == 66 else v) for k, v in o.items()
+    }
+    bid_fields: dict[str, Any] = {k: (from_hex(v) if isinstance(v, str) and len(v) == 66 else v) for k, v in b.items()}
+    order, bid = JobOrder(**order_fields), Bid(**bid_fields)
     domain = Domain(chain_id=a.rec.chain_id, verifying_contract=a.rec.contracts["jobMarket"])
     require(to_hex(order.digest(domain)) == a.rec.job_id, "the job id is not the EIP-712 digest of the accepted order")
     require(bid.orderHash == from_hex(a.rec.job_id), "the bid is for another order")
@@ -152,14 +157,18 @@ def _audit(a: JobAudit) -> str:
     if d is None:
         return "audit not drawn"
     tx, ev = d
-    commit_tx, c = a.one("JobCommitted")
+    committed = a.one("JobCommitted")
+    if committed is None:
+        raise Violation("an AuditDrawn event but no JobCommitted event")
+    commit_tx, c = committed
     seed_block = int(c["seedBlock"])
     for t, r in a.events("AuditSeedRearmed"):
         require(t.block > seed_block + 256, f"audit seed re-armed at {t.block} while block {seed_block} was readable")
         seed_block = int(r["seedBlock"])
     require(tx.block > seed_block, f"audit drawn at block {tx.block}, not after seed block {seed_block}")
     info = a.rec.blocks.get(str(seed_block))
-    require(info is not None and info.get("hash"), f"the record lacks seed block {seed_block}'s hash")
+    if info is None or not info.get("hash"):
+        raise Violation(f"the record lacks seed block {seed_block}'s hash")
     seed = sampling.audit_seed(from_hex(info["hash"]), from_hex(a.rec.job_id), from_hex(c["trajectoryRoot"]))
     require(ev["seed"] == to_hex(seed), f"audit seed {ev['seed']} != recomputed {to_hex(seed)}")
     n = int(c["numLeaves"])
@@ -168,7 +177,8 @@ def _audit(a: JobAudit) -> str:
     verifiers = [addr(v) for v in ev["verifiers"]]
     require(not {a.solver, a.submitter} & set(verifiers), "the solver or the submitter was drawn as a verifier")
     draw = a.rec.audit_draw
-    require(draw is not None, "the record has no re-run of the verifier draw")
+    if draw is None:
+        raise Violation("the record has no re-run of the verifier draw")
     want_seed = keccak(abi_encode(["bytes32", "bytes32"], [seed, VERIFIER_DRAW_TAG]))
     require(draw.seed == to_hex(want_seed), "the verifier draw was re-run with another seed")
     if draw.exact:

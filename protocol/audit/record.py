@@ -272,8 +272,9 @@ class ChainReader:
         if key in self._txs:
             return self._txs[key]
         try:
-            raw = self._rpc("eth_getTransactionByHash", lambda: self.w3.eth.get_transaction(tx_hash))
-            receipt = self._rpc("eth_getTransactionReceipt", lambda: self.w3.eth.get_transaction_receipt(tx_hash))
+            h = HexBytes(tx_hash)
+            raw = self._rpc("eth_getTransactionByHash", lambda: self.w3.eth.get_transaction(h))
+            receipt = self._rpc("eth_getTransactionReceipt", lambda: self.w3.eth.get_transaction_receipt(h))
         except TransactionNotFound as exc:
             raise AuditReadError(f"transaction {key} is not on this chain: {exc}") from exc
         function, args = None, {}
@@ -339,6 +340,7 @@ class ChainReader:
             if int(lg["transactionIndex"]) < tx.index
         ]
         note = ""
+        drawn: list[str]
         try:
             drawn = [
                 to_checksum_address(a)
@@ -346,7 +348,7 @@ class ChainReader:
             ]
         except Exception as exc:
             drawn, note = [], f"eth_call at block {parent} failed ({type(exc).__name__}: {exc})"
-        weights = {}
+        weights: dict[str, int] = {}
         for who in {*drawn, *members, *exclude}:
             try:
                 weights[to_checksum_address(who)] = int(c.call(stakes.functions.drawWeightOf(who), block=parent))

@@ -115,17 +115,30 @@ class Dataset:
     def is_text(self) -> bool:
         return self.tokens is not None
 
+    def text_tokens(self) -> torch.Tensor:
+        """``tokens`` of a text dataset."""
+        if self.tokens is None:
+            raise DatasetError(f"{self.name} is a classification dataset, not text")
+        return self.tokens
+
+    def features_labels(self) -> tuple[torch.Tensor, torch.Tensor]:
+        """``(x, y)`` of a classification dataset."""
+        if self.x is None or self.y is None:
+            raise DatasetError(f"{self.name} is a text dataset, not a classification dataset")
+        return self.x, self.y
+
     def num_examples(self, context: int | None = None) -> int:
         if self.is_text:
             if not context:
                 raise ValueError("a text dataset needs the model's context to count examples")
-            return max(0, (self.tokens.numel() - 1) // context)
-        return int(self.x.shape[0])
+            return max(0, (self.text_tokens().numel() - 1) // context)
+        return int(self.features_labels()[0].shape[0])
 
     def describe(self) -> str:
         if self.is_text:
-            return f"{self.name}: {self.tokens.numel()} characters, vocabulary {len(self.vocab)}"
-        return f"{self.name}: {self.x.shape[0]} examples of shape {tuple(self.x.shape[1:])}"
+            return f"{self.name}: {self.text_tokens().numel()} characters, vocabulary {len(self.vocab)}"
+        x = self.features_labels()[0]
+        return f"{self.name}: {x.shape[0]} examples of shape {tuple(x.shape[1:])}"
 
 
 def _decode_csv(data: bytes, name: str, columns: DatasetColumns | None = None) -> tuple[np.ndarray, np.ndarray]:
@@ -143,7 +156,7 @@ def _decode_csv(data: bytes, name: str, columns: DatasetColumns | None = None) -
         missing = [c for c in want if c not in header]
         if missing:
             raise DatasetError(f"{name}: the csv header has no column {missing[0]!r} (it has {header[:20]})")
-        pick = [header.index(c) for c in want]
+        pick = [header.index(c) for c in want if c is not None]  # an undeclared label is reported missing above
         lines = lines[1:]
         if not lines:
             raise DatasetError(f"{name}: the csv file has a header but no rows")
@@ -335,7 +348,7 @@ def _load_builtin(name: str) -> Dataset:
     fmt = BUILTINS[name][1]
     ds = decode(fmt, data, name=f"builtin '{name}'")
     if name == "digits":
-        ds.x = ds.x * (1.0 / 16.0)  # power of two: exact
+        ds.x = ds.features_labels()[0] * (1.0 / 16.0)  # power of two: exact
     _BUILTIN_CACHE[name] = (ds.digest, ds)
     return ds
 
@@ -348,6 +361,8 @@ def load_dataset(ref: DatasetRef, store=None, path: str | os.PathLike[str] | Non
     verifies the SHA-256 itself).
     """
     if ref.format == "builtin":
+        if ref.builtin is None:  # pragma: no cover - DatasetRef's validator requires it
+            raise DatasetError("dataset.format is 'builtin' but dataset.builtin names no dataset")
         ds = _load_builtin(ref.builtin)
         if ds.digest != ref.digest:
             raise DatasetDigestMismatch(
@@ -402,12 +417,13 @@ def check_fits(spec: JobSpec, ds: Dataset) -> None:
     else:
         if ds.is_text:
             raise DatasetError(f"a {cfg.kind} model trains on a classification dataset (csv/npz); {ds.name} is text")
-        feat = int(np.prod(ds.x.shape[1:])) if ds.x.dim() > 1 else 1
+        x, y = ds.features_labels()
+        feat = int(np.prod(x.shape[1:])) if x.dim() > 1 else 1
         want = cfg.input_dim if cfg.kind == "mlp" else cfg.in_channels * cfg.image_size**2
         if feat != want:
             what = "model.input_dim" if cfg.kind == "mlp" else "in_channels x image_size^2"
             raise DatasetError(f"{ds.name} has {feat} features per example but the model's {what} is {want}")
-        top = int(ds.y.max())
+        top = int(y.max())
         if top >= cfg.num_classes:
             raise DatasetError(f"{ds.name} has class label {top} but model.num_classes is {cfg.num_classes}")
         n = ds.num_examples()
@@ -434,9 +450,11 @@ class Batches:
         self._perms: OrderedDict[int, np.ndarray] = OrderedDict()
         if ds.is_text:
             T = self.context
+            if T is None:  # pragma: no cover - check_fits allows text only for a transformer_lm
+                raise DatasetError(f"{ds.name} is text but the model has no context length")
             L = self.n * T + 1
             # windows[i] = tokens[i*T : i*T + T + 1], as a strided view
-            base = ds.tokens[:L].contiguous()
+            base = ds.text_tokens()[:L].contiguous()
             self._windows = base.as_strided((self.n, T + 1), (T, 1))
 
     def _perm(self, epoch: int) -> np.ndarray:
@@ -470,7 +488,8 @@ class Batches:
             w = self._windows.index_select(0, idx)
             x, y = w[:, :-1], w[:, 1:]
         else:
-            x, y = self.ds.x.index_select(0, idx), self.ds.y.index_select(0, idx)
+            xs, ys = self.ds.features_labels()
+            x, y = xs.index_select(0, idx), ys.index_select(0, idx)
         return x.contiguous().to(self.device), y.contiguous().to(self.device)
 
     def batch(self, step: int) -> tuple[torch.Tensor, torch.Tensor]:

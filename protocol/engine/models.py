@@ -27,6 +27,7 @@ LoRA (spec ``lora``): :func:`build_model` turns every ``nn.Linear`` whose module
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from fnmatch import fnmatchcase
 
 import numpy as np
@@ -73,7 +74,11 @@ def _dropout(x: torch.Tensor, p: float, ctx: DropoutContext, site: str) -> torch
     return x * mask
 
 
-_ACTIVATIONS = {"relu": nn.ReLU, "tanh": nn.Tanh, "gelu": lambda: nn.GELU(approximate="tanh")}
+_ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
+    "relu": nn.ReLU,
+    "tanh": nn.Tanh,
+    "gelu": lambda: nn.GELU(approximate="tanh"),
+}
 
 
 class MLP(nn.Module):
@@ -230,6 +235,8 @@ def _bound(model: nn.Module, name: str, p: torch.Tensor) -> float | tuple[str, f
     # MLP / CNN: torch's default range, fan_in of the owning layer
     owner = model.get_submodule(name.rsplit(".", 1)[0])
     w = owner.weight
+    if not isinstance(w, torch.Tensor):  # pragma: no cover - every MLP/CNN parameter's owner has a weight
+        raise TypeError(f"{name}: its module {type(owner).__name__} has no weight tensor")
     fan_in = int(np.prod(w.shape[1:]))
     return 1.0 / math.sqrt(fan_in)
 

@@ -58,8 +58,15 @@ _SHIFT32 = np.uint64(32)
 _ROUNDS = 10
 
 
-def philox4x32(c0: np.ndarray, c1: np.ndarray, c2: np.ndarray, c3: np.ndarray, k0: int, k1: int) -> np.ndarray:
-    """Philox4x32-10 on arrays of counters (uint64 arrays holding u32 values); returns (n, 4) uint32 words."""
+def philox4x32(
+    c0: np.ndarray | np.integer,
+    c1: np.ndarray | np.integer,
+    c2: np.ndarray | np.integer,
+    c3: np.ndarray | np.integer,
+    k0: int,
+    k1: int,
+) -> np.ndarray:
+    """Philox4x32-10 on counters (uint64 arrays or scalars holding u32 values); returns (n, 4) uint32 words."""
     c0, c1, c2, c3 = (np.asarray(c, dtype=np.uint64) & _MASK32 for c in (c0, c1, c2, c3))
     c0, c1, c2, c3 = np.broadcast_arrays(c0, c1, c2, c3)
     k0 &= 0xFFFFFFFF

@@ -320,16 +320,23 @@ class Trainer:
         self._losses, self._metrics = [], {}
         return self.state()
 
-    def _meta(self) -> dict:
+    @property
+    def current_step(self) -> int:
+        """Optimizer steps taken so far (``step``); an EngineError before init() or load()."""
+        if self.step is None:
+            raise EngineError("the trainer has no state yet: call init() or load()")
+        return self.step
+
+    def _meta(self, step: int) -> dict:
         meta = {
             "engine": ENGINE_VERSION,
             "kernel_set": self.kernel_set,
             "spec_hash": self.spec_hash,
-            "rng": {"generator": GENERATOR, "seed": self.spec.seed, "next_step": self.step},
-            "data": self.batches.cursor(self.step),
+            "rng": {"generator": GENERATOR, "seed": self.spec.seed, "next_step": step},
+            "data": self.batches.cursor(step),
             "loss": _json_float(self.last_loss),
         }
-        if self.spec.evaluation is not None and self.step:
+        if self.spec.evaluation is not None and step:
             meta["metrics"] = self.metrics()
         return meta
 
@@ -373,7 +380,7 @@ class Trainer:
             for key, v in self.opt.state.get(p, {}).items():
                 if isinstance(v, torch.Tensor):
                     tensors[f"optim/{name}/{key}"] = v.detach().to("cpu", copy=True)
-        return TrainingState(tensors=tensors, step=self.step, meta=self._meta())
+        return TrainingState(tensors=tensors, step=self.step, meta=self._meta(self.step))
 
     def expected_tensors(self, step: int) -> dict[str, tuple[torch.dtype, tuple[int, ...]]]:
         out = {}
@@ -713,7 +720,7 @@ def run_job(
                 f"leaf {done - 1} is a state at step {pre.step}, expected {done * spec.checkpoint_interval}"
             )
         t.load(pre)
-    steps_before = t.step
+    steps_before = t.current_step
     for i in range(done, n):
         t.train_steps(spec.checkpoint_interval, on_step)
         st = t.state()
@@ -731,6 +738,6 @@ def run_job(
         leaves=leaves,
         final_loss=t.last_loss,
         seconds=time.perf_counter() - t0,
-        steps_run=t.step - steps_before,
+        steps_run=t.current_step - steps_before,
         spec=spec if spec.init_state_root else spec.with_init_root(init_root),
     )

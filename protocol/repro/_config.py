@@ -13,6 +13,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 MODES = ("exact", "native")
 
@@ -104,12 +105,21 @@ def set_threads(n: int) -> None:
     if _numba_imported():
         import numba
 
-        numba.set_num_threads(min(n, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(n, numba_config().NUMBA_NUM_THREADS))
     global _pending_threads
     _pending_threads = n
 
 
 _pending_threads: int | None = None
+
+
+def numba_config() -> Any:
+    """``numba.core.config`` (imports numba). Typed ``Any``: numba sets its settings (``CACHE_DIR``,
+    ``NUMBA_NUM_THREADS``, ``SLP_VECTORIZE``, ...) as module globals from the environment at import time, which
+    a type checker cannot see."""
+    import numba.core.config
+
+    return numba.core.config
 
 
 def _numba_imported() -> bool:
@@ -168,22 +178,23 @@ def numba_ready() -> None:
             return
         import numba
 
-        if not numba.config.CACHE_DIR:
+        ncfg = numba_config()
+        if not ncfg.CACHE_DIR:
             d = _default_cache_dir()
             if d:
                 sub = Path(d) / _kernel_fingerprint()
                 try:
                     sub.mkdir(parents=True, exist_ok=True)
-                    numba.config.CACHE_DIR = str(sub)
+                    ncfg.CACHE_DIR = str(sub)
                 except OSError:
-                    numba.config.CACHE_DIR = d
+                    ncfg.CACHE_DIR = d
         _numba_configured = True
     if _pending_threads is not None:
-        numba.set_num_threads(min(_pending_threads, numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(_pending_threads, ncfg.NUMBA_NUM_THREADS))
     else:
         import torch
 
-        numba.set_num_threads(min(torch.get_num_threads(), numba.config.NUMBA_NUM_THREADS))
+        numba.set_num_threads(min(torch.get_num_threads(), ncfg.NUMBA_NUM_THREADS))
 
 
 @contextlib.contextmanager
@@ -198,9 +209,9 @@ def slp_vectorize() -> Iterator[None]:
     floating-point operations without fast-math flags, so the order of
     operations is unchanged.
     """
-    import numba.core.config as ncfg
     from numba.core.compiler_lock import global_compiler_lock
 
+    ncfg = numba_config()
     with global_compiler_lock:
         old = ncfg.SLP_VECTORIZE
         ncfg.SLP_VECTORIZE = 1

@@ -31,6 +31,7 @@ the row-sum kernel. Orders of operations are documented in
 # fmt: off
 
 import math
+from typing import TypedDict
 
 import numpy as np
 from numba import njit, prange, uint64
@@ -39,7 +40,17 @@ from ._config import numba_ready
 
 numba_ready()
 
-_OPTS = dict(fastmath=False, cache=True, boundscheck=False, nogil=True)
+
+class _NjitOptions(TypedDict):
+    """The options every kernel is compiled with (a TypedDict so that ``njit(**_OPTS)`` type-checks)."""
+
+    fastmath: bool
+    cache: bool
+    boundscheck: bool
+    nogil: bool
+
+
+_OPTS: _NjitOptions = dict(fastmath=False, cache=True, boundscheck=False, nogil=True)
 '''
 
 MARKER = "# ---- spliced into _nb_kernels.py below this line ----\n"

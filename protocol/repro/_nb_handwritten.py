@@ -17,6 +17,7 @@ into an FMA. The per-element orders are documented in
 from __future__ import annotations
 
 import math
+from typing import TypedDict
 
 import numpy as np
 from numba import njit, prange
@@ -25,7 +26,17 @@ from ._config import numba_ready
 
 numba_ready()
 
-_OPTS = dict(fastmath=False, cache=True, boundscheck=False, nogil=True)
+
+class _NjitOptions(TypedDict):
+    """The options every kernel is compiled with (a TypedDict so that ``njit(**_OPTS)`` type-checks)."""
+
+    fastmath: bool
+    cache: bool
+    boundscheck: bool
+    nogil: bool
+
+
+_OPTS: _NjitOptions = dict(fastmath=False, cache=True, boundscheck=False, nogil=True)
 
 # ---- spliced into _nb_kernels.py below this line ----
 

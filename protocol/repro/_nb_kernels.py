@@ -10,6 +10,7 @@ the row-sum kernel. Orders of operations are documented in
 # fmt: off
 
 import math
+from typing import TypedDict
 
 import numpy as np
 from numba import njit, prange, uint64
@@ -18,7 +19,17 @@ from ._config import numba_ready
 
 numba_ready()
 
-_OPTS = dict(fastmath=False, cache=True, boundscheck=False, nogil=True)
+
+class _NjitOptions(TypedDict):
+    """The options every kernel is compiled with (a TypedDict so that ``njit(**_OPTS)`` type-checks)."""
+
+    fastmath: bool
+    cache: bool
+    boundscheck: bool
+    nogil: bool
+
+
+_OPTS: _NjitOptions = dict(fastmath=False, cache=True, boundscheck=False, nogil=True)
 
 
 # ---- from _nb_handwritten.py ----

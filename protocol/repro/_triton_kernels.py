@@ -48,6 +48,7 @@ only when a CUDA tensor (or the ``"triton"`` backend) needs it.
 from __future__ import annotations
 
 import threading
+from typing import TYPE_CHECKING, overload
 
 import numpy as np
 import torch
@@ -55,6 +56,9 @@ import triton
 import triton.language as tl
 
 from . import fmath as _fm
+
+if TYPE_CHECKING:
+    from .kernels import Operand
 
 __all__ = [
     "LAUNCH_OPTIONS",
@@ -475,7 +479,17 @@ def _device_ctx(dev: torch.device):
     return contextlib.nullcontext()
 
 
-def mm(A, B, bias: torch.Tensor | None, out=None, blocks: tuple[int, int] | None = None) -> torch.Tensor | None:
+@overload
+def mm(
+    A: Operand, B: Operand, bias: torch.Tensor | None, out: None = None, blocks: tuple[int, int] | None = None
+) -> torch.Tensor: ...
+@overload
+def mm(
+    A: Operand, B: Operand, bias: torch.Tensor | None, out: Operand, blocks: tuple[int, int] | None = None
+) -> None: ...
+def mm(
+    A: Operand, B: Operand, bias: torch.Tensor | None, out: Operand | None = None, blocks: tuple[int, int] | None = None
+) -> torch.Tensor | None:
     """``kernels.mm`` for Operands A (nb, M, K), B (nb, K, N) on one device; ``out`` an Operand or None.
 
     ``blocks`` = (BM, BN) forces the tile (powers of two, tests); the default is :func:`mm_blocks`.
@@ -496,7 +510,8 @@ def mm(A, B, bias: torch.Tensor | None, out=None, blocks: tuple[int, int] | None
         bm, bn, warps = mm_blocks(nb, M, N, dev)
     else:
         (bm, bn), warps = blocks, 4
-    args, flags = [], []
+    args: list[torch.Tensor | int] = []  # kernel arguments: tensors, and table (pointer, stride) pairs
+    flags: list[bool] = []
     for op in (A, B):
         args.append(op.flat.detach())
         for tab in (op.base, op.ro, op.co):

@@ -39,7 +39,7 @@ CASES = {
 def _median_time(fn: Callable[[], object], repeats: int, min_time: float) -> float:
     fn()
     fn()
-    times = []
+    times: list[float] = []
     t_end = time.perf_counter() + min_time
     while len(times) < repeats or time.perf_counter() < t_end:
         t0 = time.perf_counter()

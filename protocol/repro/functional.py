@@ -578,7 +578,7 @@ def _pair(v) -> tuple[int, int]:
     v = tuple(int(a) for a in v)
     if len(v) != 2:
         raise ValueError(f"expected an int or a pair, got {v}")
-    return v  # type: ignore[return-value]
+    return v
 
 
 def col2im(

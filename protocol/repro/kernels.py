@@ -98,11 +98,12 @@ import functools
 import os
 import threading
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
 
-from ._config import cuda_path, get_backend, slp_vectorize
+from ._config import cuda_path, get_backend, numba_config, slp_vectorize
 from .version import KERNEL_SET_VERSION
 
 builtins_sum = builtins.sum
@@ -199,7 +200,8 @@ def _load() -> dict:
                 raise ValueError(f"no generated GEMM for tiling {mr}x{nr}; have {sorted(nbk.GEMMS)}")
             gemm_sig = void(int64, int64, int64, int64, f1, i1, i1, i1, bo, f1, i1, i1, i1, bo, bo, f1, f1, i1, i1,
                             i1, bo, int64, int64, f1, f1, f1)  # fmt: skip
-            table = {
+            # name -> ((parallel, serial) dispatchers, signature); each dispatcher wraps another function type
+            table: dict[str, tuple[tuple[Any, Any], Any]] = {
                 "gemm": (nbk.GEMMS[(mr, nr)], gemm_sig),
                 "rowsum": ((nbk.rowsum, nbk.rowsum_serial), void(f2, f1)),
                 "colsum": ((nbk.colsum, nbk.colsum_serial), void(f2, f1)),
@@ -432,17 +434,18 @@ def mm(
     if not use_fast(*tensors):
         if use_triton(*tensors):
             return triton_kernels().mm(A, B, bias, out)
-        C = mm_reference(A.dense(), B.dense(), bias)
+        ref = mm_reference(A.dense(), B.dense(), bias)
         if out is None:
-            return C
-        out.flat[out.index()] = C
+            return ref
+        out.flat[out.index()] = ref
         return None
     k = _load()
+    C: torch.Tensor | None = None
     if out is None:
         C = torch.empty((nb, M, N), dtype=torch.float32, device=dev)
         dst = Operand.of(C)
     else:
-        C, dst = None, out
+        dst = out
     b = np.zeros(N, np.float32) if bias is None else _np(bias)
     ng = _nthreads()
     k["gemm"](
@@ -603,11 +606,11 @@ def _self_check(k: dict) -> None:
         ref_r = ref_r + X[:, j]
     for i in range(13):
         ref_c = ref_c + X[i]
-    for name, ref in (("rowsum", ref_r), ("colsum", ref_c)):
+    for name, want in (("rowsum", ref_r), ("colsum", ref_c)):
         for fn in (k[name].par, k[name].ser):
-            out = np.empty(ref.shape[0], np.float32)
+            out = np.empty(want.shape[0], np.float32)
             fn(X, out)
-            ok &= np.array_equal(out.view(np.uint32), ref.view(np.uint32))
+            ok &= np.array_equal(out.view(np.uint32), want.view(np.uint32))
     ok &= _sqrt_is_correctly_rounded(k["sqrt"].par, rng) and _sqrt_is_correctly_rounded(k["sqrt"].ser, rng)
     if not ok:
         raise RuntimeError(
@@ -641,9 +644,7 @@ def _sqrt_is_correctly_rounded(fn, rng: np.random.Generator) -> bool:
 
 
 def _cache_dir() -> str:
-    import numba
-
-    return numba.config.CACHE_DIR or "numba's default cache"
+    return numba_config().CACHE_DIR or "numba's default cache"
 
 
 def self_check(device: str | torch.device = "cpu") -> None:

@@ -13,6 +13,8 @@ generator).
 
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import nn
 
@@ -60,7 +62,7 @@ class LoRALinear(ExactLinear):
         return y + RF.linear(RF.linear(x, self.lora_A), self.lora_B) * self.lora_scale
 
 
-def add_lora(layer: nn.Linear, rank: int, alpha: float) -> LoRALinear:
+def add_lora(layer: nn.Module, rank: int, alpha: float) -> LoRALinear:
     """Turn ``layer`` (an ``nn.Linear``/``ExactLinear``) into a :class:`LoRALinear` in place (``A`` and ``B``
     zero until initialised)."""
     import numpy as np
@@ -68,11 +70,12 @@ def add_lora(layer: nn.Linear, rank: int, alpha: float) -> LoRALinear:
     if not isinstance(layer, nn.Linear):
         raise TypeError(f"LoRA adapts linear layers, not {type(layer).__name__}")
     layer.__class__ = LoRALinear
-    w = layer.weight
-    layer.lora_A = nn.Parameter(torch.zeros(rank, w.shape[1], dtype=w.dtype, device=w.device))
-    layer.lora_B = nn.Parameter(torch.zeros(w.shape[0], rank, dtype=w.dtype, device=w.device))
-    layer.lora_scale = float(np.float32(alpha / rank))
-    return layer  # type: ignore[return-value]
+    lora = cast(LoRALinear, layer)  # the same object, now of the subclass
+    w = lora.weight
+    lora.lora_A = nn.Parameter(torch.zeros(rank, w.shape[1], dtype=w.dtype, device=w.device))
+    lora.lora_B = nn.Parameter(torch.zeros(w.shape[0], rank, dtype=w.dtype, device=w.device))
+    lora.lora_scale = float(np.float32(alpha / rank))
+    return lora
 
 
 class ExactConv2d(nn.Conv2d):

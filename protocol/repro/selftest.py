@@ -54,7 +54,7 @@ def _digest(tensors: list[torch.Tensor]) -> str:
 
 
 def _state(model: torch.nn.Module, opt: torch.optim.Optimizer, losses: list[torch.Tensor]) -> list[torch.Tensor]:
-    out = [p for p in model.parameters()]
+    out: list[torch.Tensor] = [p for p in model.parameters()]
     for p in model.parameters():
         st = opt.state.get(p, {})
         for k in sorted(st):
