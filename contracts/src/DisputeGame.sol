@@ -5,6 +5,7 @@ import {IDisputeGame} from "./interfaces/IDisputeGame.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 import {RFC9162} from "./libraries/RFC9162.sol";
+import {ReservedRoots} from "./libraries/ReservedRoots.sol";
 import {SlashSplit} from "./libraries/SlashSplit.sol";
 
 /// @title DisputeGame
@@ -12,7 +13,7 @@ import {SlashSplit} from "./libraries/SlashSplit.sol";
 ///         job's fate through the JobMarket, both inside the resolving transaction.
 contract DisputeGame is IDisputeGame {
     /// @inheritdoc IDisputeGame
-    bytes32 public constant UNAVAILABLE = keccak256("veritrain.UNAVAILABLE");
+    bytes32 public constant UNAVAILABLE = ReservedRoots.UNAVAILABLE;
     bytes32 private constant BOND_TAG = keccak256("veritrain.dispute.bond");
     bytes32 private constant ARBITER_TAG = keccak256("veritrain.dispute.arbiter");
     bytes32 private constant COMMITTEE_TAG = keccak256("veritrain.committee");
@@ -117,6 +118,9 @@ contract DisputeGame is IDisputeGame {
         if (msg.sender != d.solver) revert NotSolver(msg.sender);
         _spendSolverClock(d, disputeId);
         if (RFC9162.hashLeaf(postStateRoot) != d.node) revert LeafMismatch(d.node);
+        // INVARIANT: the opened leaf can never equal a reserved vote: UNAVAILABLE always counts against the solver.
+        if (ReservedRoots.isReserved(postStateRoot)) revert ReservedLeaf(postStateRoot);
+        if (ReservedRoots.isReserved(preStateRoot)) revert ReservedLeaf(preStateRoot);
         uint64 index = d.lo;
         IJobMarket.Job memory job = market.getJob(d.jobId);
         if (index == 0) {

@@ -6,6 +6,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 import {RFC9162} from "./libraries/RFC9162.sol";
+import {ReservedRoots} from "./libraries/ReservedRoots.sol";
 import {Sampling} from "./libraries/Sampling.sol";
 import {SlashSplit} from "./libraries/SlashSplit.sol";
 
@@ -148,6 +149,7 @@ contract JobMarket is IJobMarket, EIP712 {
             order.checkpointInterval == 0 || order.totalSteps == 0 || order.totalSteps % order.checkpointInterval != 0
                 || order.totalSteps / order.checkpointInterval > _params.maxLeaves
         ) revert InvalidSchedule(order.totalSteps, order.checkpointInterval);
+        if (ReservedRoots.isReserved(order.initStateRoot)) revert ReservedRoot(order.initStateRoot);
         jobId = hashOrder(order);
         if (bid.orderHash != jobId) revert BidForOtherOrder(bid.orderHash, jobId);
         if (bid.price > order.maxPrice) revert PriceAboveMax(bid.price, order.maxPrice);
@@ -198,7 +200,9 @@ contract JobMarket is IJobMarket, EIP712 {
         if (msg.sender != job.solver) revert NotSolver(msg.sender, job.solver);
         if (block.timestamp >= job.deadline) revert DeadlinePassed(job.deadline);
         if (numLeaves != job.numLeaves) revert WrongLeafCount(numLeaves, job.numLeaves);
-        if (trajectoryRoot == bytes32(0) || finalStateRoot == bytes32(0)) revert ZeroRoot();
+        if (trajectoryRoot == bytes32(0)) revert ZeroRoot();
+        // INVARIANT: no committed checkpoint is a reserved value (an UNAVAILABLE leaf would turn honest votes around).
+        if (ReservedRoots.isReserved(finalStateRoot)) revert ReservedRoot(finalStateRoot);
         // INVARIANT: the final model the submitter downloads is the last committed leaf.
         if (!RFC9162.verifyInclusion(
                 trajectoryRoot, RFC9162.hashLeaf(finalStateRoot), numLeaves - 1, numLeaves, finalProof

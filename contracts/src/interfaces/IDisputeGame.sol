@@ -89,6 +89,8 @@ interface IDisputeGame {
     error ChildrenMismatch(bytes32 node);
     /// @notice The opened leaf does not hash to the current node.
     error LeafMismatch(bytes32 node);
+    /// @notice The opened leaf or pre-state is a reserved value (zero or UNAVAILABLE), which no checkpoint may be.
+    error ReservedLeaf(bytes32 root);
     /// @notice Leaf 0's pre-state must be the job's C_init.
     error PreStateNotInit(bytes32 given, bytes32 initStateRoot);
     /// @notice The inclusion proof of leaf i-1 against the trajectory root failed.

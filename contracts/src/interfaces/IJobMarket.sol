@@ -103,6 +103,8 @@ interface IJobMarket {
     error DeadlineNotPassed(uint64 deadline);
     error WrongLeafCount(uint64 given, uint64 expected);
     error ZeroRoot();
+    /// @notice `root` is a reserved value (zero or UNAVAILABLE) that no checkpoint may take (see ReservedRoots).
+    error ReservedRoot(bytes32 root);
     /// @notice The final state root is not leaf N-1 of the committed trajectory.
     error FinalStateNotLastLeaf();
     error AuditWindowClosed(uint64 auditEnd);

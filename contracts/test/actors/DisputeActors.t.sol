@@ -117,7 +117,7 @@ contract SolverActor is Actor {
     }
 
     /// @notice Plays the solver's move; false if it stalls.
-    function move(uint256 disputeId) external returns (bool) {
+    function move(uint256 disputeId) public virtual returns (bool) {
         IDisputeGame.Dispute memory d = game.getDispute(disputeId);
         require(
             d.phase == IDisputeGame.Phase.AwaitingReveal || d.phase == IDisputeGame.Phase.AwaitingLeaf,
@@ -290,7 +290,8 @@ contract HonestArbiter is Actor {
     }
 }
 
-contract DisputeActorsTest is Fixture {
+/// @notice The fixture, the actors' books and the game driver shared by the actor tests.
+abstract contract DisputeActorsBase is Fixture {
     uint256 internal constant NEVER = type(uint256).max;
     uint256 internal constant BPS = 10_000;
     /// @dev Wall time each party takes per move (charged to its chess clock).
@@ -333,6 +334,183 @@ contract DisputeActorsTest is Fixture {
         }
     }
 
+    // ================================================================= driver
+
+    /// @dev Matches and commits the solver actor's trajectory, publishes its blobs, draws the audit, lets the
+    ///      challenger open a dispute and plays the game to the end.
+    function _game(SolverActor solverActor, ChallengerActor challengerActor)
+        internal
+        returns (bytes32 jobId, Books memory before, Result memory r)
+    {
+        uint256 n = solverActor.numLeaves();
+        // forge-lint: disable-next-line(unsafe-typecast)
+        jobId = _match(uint64(n) * INTERVAL, INTERVAL);
+        _commit(jobId, solverActor.trajectory());
+        solverActor.publish(store);
+        _drawAudit(jobId);
+        before = _books();
+        uint256 disputeId = challengerActor.open(jobId);
+        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Disputed));
+        r = _play(disputeId, solverActor, challengerActor);
+    }
+
+    /// @dev Lets each side move on its turn until the dispute is resolved; a side that stalls is timed out by the
+    ///      other once its clock has run out.
+    function _play(uint256 disputeId, SolverActor s, ChallengerActor c) internal returns (Result memory r) {
+        for (uint256 guard = 0; guard < 64; ++guard) {
+            IDisputeGame.Dispute memory d = game.getDispute(disputeId);
+            IDisputeGame.Phase phase = d.phase;
+            if (phase == IDisputeGame.Phase.Resolved) {
+                r.outcome = d.outcome;
+                r.committee = game.committee(disputeId);
+                return r;
+            }
+            if (phase == IDisputeGame.Phase.AwaitingReveal || phase == IDisputeGame.Phase.AwaitingLeaf) {
+                if (phase == IDisputeGame.Phase.AwaitingLeaf) {
+                    assertEq(d.hi - d.lo, 1, "one leaf left");
+                    r.reachedLeaf = true;
+                    r.leaf = d.lo;
+                }
+                vm.warp(block.timestamp + MOVE_TIME);
+                if (s.move(disputeId)) {
+                    if (phase == IDisputeGame.Phase.AwaitingReveal) ++r.reveals;
+                } else {
+                    _expectNoTimeoutYet(disputeId);
+                    vm.warp(uint256(d.lastMoveAt) + d.solverClock + 1);
+                    c.claimTimeout(disputeId);
+                    r.timedOut = true;
+                }
+            } else if (phase == IDisputeGame.Phase.AwaitingChoice) {
+                vm.warp(block.timestamp + MOVE_TIME);
+                if (c.move(disputeId)) {
+                    ++r.choices;
+                } else {
+                    _expectNoTimeoutYet(disputeId);
+                    vm.warp(uint256(d.lastMoveAt) + d.challengerClock + 1);
+                    s.claimTimeout(disputeId);
+                    r.timedOut = true;
+                }
+            } else if (phase == IDisputeGame.Phase.AwaitingCommittee) {
+                vm.roll(d.seedBlock + 1);
+                vm.setBlockhash(d.seedBlock, keccak256(abi.encode("committee", disputeId)));
+                game.drawCommittee(disputeId);
+            } else {
+                _vote(disputeId);
+            }
+        }
+        revert("dispute did not end within 64 moves");
+    }
+
+    /// @dev Before the clock runs out a timeout is refused.
+    function _expectNoTimeoutYet(uint256 disputeId) internal {
+        IDisputeGame.Dispute memory d = game.getDispute(disputeId);
+        uint256 clock = d.phase == IDisputeGame.Phase.AwaitingChoice ? d.challengerClock : d.solverClock;
+        uint256 expiresAt = uint256(d.lastMoveAt) + clock;
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.ClockNotExpired.selector, disputeId, expiresAt));
+        game.timeout(disputeId);
+    }
+
+    function _vote(uint256 disputeId) internal {
+        address[] memory committee = game.committee(disputeId);
+        assertEq(committee.length, gp.committeeSize, "full committee drawn");
+        for (uint256 i = 0; i < committee.length; ++i) {
+            assertTrue(address(arbiterOf[committee[i]]) != address(0), "arbiter is a known verifier");
+            assertTrue(committee[i] != solver && committee[i] != challenger, "parties excluded");
+            arbiterOf[committee[i]].commit(disputeId);
+        }
+        for (uint256 i = 0; i < committee.length; ++i) {
+            arbiterOf[committee[i]].reveal(disputeId);
+        }
+    }
+
+    // ============================================================= assertions
+
+    function _verifierIndex(address v) internal view returns (uint256) {
+        for (uint256 i = 0; i < verifiers.length; ++i) {
+            if (verifiers[i] == v) return i;
+        }
+        revert("not a verifier");
+    }
+
+    function _assertDescent(Result memory r, uint256 n) internal pure {
+        assertTrue(r.reachedLeaf, "descent reached a leaf");
+        assertEq(r.reveals, RFC9162.leafDepth(r.leaf, n), "rounds = RFC 9162 depth of the leaf");
+        assertEq(r.choices, r.reveals, "one choice per reveal");
+        assertLe(r.reveals, Toy.ceilLog2(n), "rounds <= ceil(log2 N)");
+    }
+
+    function _books() internal view returns (Books memory b) {
+        b.solver = stakes.positionOf(solver);
+        b.challenger = stakes.positionOf(challenger);
+        b.submitter = stakes.positionOf(submitter);
+        b.verifierClaims = new uint256[](verifiers.length);
+        for (uint256 i = 0; i < verifiers.length; ++i) {
+            b.verifierClaims[i] = stakes.positionOf(verifiers[i]).claimable;
+        }
+        b.burned = token.balanceOf(stakes.BURN_ADDRESS());
+    }
+
+    /// @dev Solver slashed: submitter refunded the price, challenger paid the winner's share and its bond returned,
+    ///      majority arbiters paid, the rest burned.
+    function _assertChallengerWon(bytes32 jobId, Books memory before, Result memory r) internal view {
+        assertEq(uint8(r.outcome), uint8(IDisputeGame.Outcome.ChallengerWon), "challenger won");
+        IJobMarket.Job memory job = market.getJob(jobId);
+        assertEq(uint8(job.state), uint8(IJobMarket.JobState.Slashed), "job slashed");
+        uint256 stake = job.stake;
+        uint256 majority = r.timedOut ? 0 : r.committee.length;
+        uint256 winnerShare = stake * mp.slashWinnerBps / BPS;
+        uint256 arbiterShare = majority == 0 ? 0 : stake * mp.slashArbiterBps / BPS / majority;
+
+        Books memory a = _books();
+        assertEq(a.submitter.claimable, before.submitter.claimable + PRICE, "submitter refunded");
+        assertEq(stakes.escrowOf(jobId), 0, "escrow emptied");
+        assertEq(a.challenger.claimable, before.challenger.claimable + winnerShare, "challenger paid");
+        assertEq(a.challenger.free, before.challenger.free, "bond returned");
+        assertEq(a.challenger.locked, before.challenger.locked, "no challenger lock left");
+        assertEq(a.solver.locked, before.solver.locked - stake, "job stake gone");
+        assertEq(a.solver.free, before.solver.free, "solver free untouched");
+        assertEq(a.solver.claimable, before.solver.claimable, "solver paid nothing");
+        _assertArbitersPaid(before, a, r, arbiterShare);
+        assertEq(a.burned, before.burned + stake - winnerShare - arbiterShare * majority, "rest burned");
+    }
+
+    /// @dev Challenger's bond slashed: solver paid the winner's share, majority arbiters paid, rest burned; the job is
+    ///      Committed again with its stake still locked.
+    function _assertSolverWon(bytes32 jobId, Books memory before, Result memory r) internal view {
+        assertEq(uint8(r.outcome), uint8(IDisputeGame.Outcome.SolverWon), "solver won");
+        IJobMarket.Job memory job = market.getJob(jobId);
+        assertEq(uint8(job.state), uint8(IJobMarket.JobState.Committed), "job back to Committed");
+        uint256 bond = gp.disputeBond;
+        uint256 majority = r.timedOut ? 0 : r.committee.length;
+        uint256 winnerShare = bond * mp.slashWinnerBps / BPS;
+        uint256 arbiterShare = majority == 0 ? 0 : bond * mp.slashArbiterBps / BPS / majority;
+
+        Books memory a = _books();
+        assertEq(a.solver.claimable, before.solver.claimable + winnerShare, "solver paid");
+        assertEq(a.solver.locked, before.solver.locked, "job stake still locked");
+        assertEq(a.challenger.free, before.challenger.free - bond, "bond slashed");
+        assertEq(a.challenger.locked, before.challenger.locked, "no challenger lock left");
+        assertEq(a.challenger.claimable, before.challenger.claimable, "challenger paid nothing");
+        assertEq(a.submitter.claimable, before.submitter.claimable, "submitter not refunded");
+        assertEq(stakes.escrowOf(jobId), PRICE, "escrow intact");
+        _assertArbitersPaid(before, a, r, arbiterShare);
+        assertEq(a.burned, before.burned + bond - winnerShare - arbiterShare * majority, "rest burned");
+    }
+
+    function _assertArbitersPaid(Books memory before, Books memory a, Result memory r, uint256 share) internal view {
+        for (uint256 i = 0; i < verifiers.length; ++i) {
+            bool sat = false;
+            for (uint256 j = 0; j < r.committee.length; ++j) {
+                if (r.committee[j] == verifiers[i]) sat = true;
+            }
+            uint256 expected = before.verifierClaims[i] + (sat && !r.timedOut ? share : 0);
+            assertEq(a.verifierClaims[i], expected, "arbiter share");
+            if (sat) assertEq(stakes.positionOf(verifiers[i]).locked, 0, "arbiter stake released");
+        }
+    }
+}
+
+contract DisputeActorsTest is DisputeActorsBase {
     // ================================================================= matrix
 
     /// @notice Honest solver vs a challenger that disputes a correct trajectory and steers at random: the solver wins
@@ -627,180 +805,5 @@ contract DisputeActorsTest is Fixture {
         assertEq(after_.claimable, before.solver.claimable + bondShare + pay, "bond share + price - fee budget");
         assertEq(after_.locked, before.solver.locked - job.stake, "job stake unlocked");
         assertEq(stakes.escrowOf(jobId), 0, "escrow emptied");
-    }
-
-    // ================================================================= driver
-
-    /// @dev Matches and commits the solver actor's trajectory, publishes its blobs, draws the audit, lets the
-    ///      challenger open a dispute and plays the game to the end.
-    function _game(SolverActor solverActor, ChallengerActor challengerActor)
-        internal
-        returns (bytes32 jobId, Books memory before, Result memory r)
-    {
-        uint256 n = solverActor.numLeaves();
-        // forge-lint: disable-next-line(unsafe-typecast)
-        jobId = _match(uint64(n) * INTERVAL, INTERVAL);
-        _commit(jobId, solverActor.trajectory());
-        solverActor.publish(store);
-        _drawAudit(jobId);
-        before = _books();
-        uint256 disputeId = challengerActor.open(jobId);
-        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Disputed));
-        r = _play(disputeId, solverActor, challengerActor);
-    }
-
-    /// @dev Lets each side move on its turn until the dispute is resolved; a side that stalls is timed out by the
-    ///      other once its clock has run out.
-    function _play(uint256 disputeId, SolverActor s, ChallengerActor c) internal returns (Result memory r) {
-        for (uint256 guard = 0; guard < 64; ++guard) {
-            IDisputeGame.Dispute memory d = game.getDispute(disputeId);
-            IDisputeGame.Phase phase = d.phase;
-            if (phase == IDisputeGame.Phase.Resolved) {
-                r.outcome = d.outcome;
-                r.committee = game.committee(disputeId);
-                return r;
-            }
-            if (phase == IDisputeGame.Phase.AwaitingReveal || phase == IDisputeGame.Phase.AwaitingLeaf) {
-                if (phase == IDisputeGame.Phase.AwaitingLeaf) {
-                    assertEq(d.hi - d.lo, 1, "one leaf left");
-                    r.reachedLeaf = true;
-                    r.leaf = d.lo;
-                }
-                vm.warp(block.timestamp + MOVE_TIME);
-                if (s.move(disputeId)) {
-                    if (phase == IDisputeGame.Phase.AwaitingReveal) ++r.reveals;
-                } else {
-                    _expectNoTimeoutYet(disputeId);
-                    vm.warp(uint256(d.lastMoveAt) + d.solverClock + 1);
-                    c.claimTimeout(disputeId);
-                    r.timedOut = true;
-                }
-            } else if (phase == IDisputeGame.Phase.AwaitingChoice) {
-                vm.warp(block.timestamp + MOVE_TIME);
-                if (c.move(disputeId)) {
-                    ++r.choices;
-                } else {
-                    _expectNoTimeoutYet(disputeId);
-                    vm.warp(uint256(d.lastMoveAt) + d.challengerClock + 1);
-                    s.claimTimeout(disputeId);
-                    r.timedOut = true;
-                }
-            } else if (phase == IDisputeGame.Phase.AwaitingCommittee) {
-                vm.roll(d.seedBlock + 1);
-                vm.setBlockhash(d.seedBlock, keccak256(abi.encode("committee", disputeId)));
-                game.drawCommittee(disputeId);
-            } else {
-                _vote(disputeId);
-            }
-        }
-        revert("dispute did not end within 64 moves");
-    }
-
-    /// @dev Before the clock runs out a timeout is refused.
-    function _expectNoTimeoutYet(uint256 disputeId) internal {
-        IDisputeGame.Dispute memory d = game.getDispute(disputeId);
-        uint256 clock = d.phase == IDisputeGame.Phase.AwaitingChoice ? d.challengerClock : d.solverClock;
-        uint256 expiresAt = uint256(d.lastMoveAt) + clock;
-        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.ClockNotExpired.selector, disputeId, expiresAt));
-        game.timeout(disputeId);
-    }
-
-    function _vote(uint256 disputeId) internal {
-        address[] memory committee = game.committee(disputeId);
-        assertEq(committee.length, gp.committeeSize, "full committee drawn");
-        for (uint256 i = 0; i < committee.length; ++i) {
-            assertTrue(address(arbiterOf[committee[i]]) != address(0), "arbiter is a known verifier");
-            assertTrue(committee[i] != solver && committee[i] != challenger, "parties excluded");
-            arbiterOf[committee[i]].commit(disputeId);
-        }
-        for (uint256 i = 0; i < committee.length; ++i) {
-            arbiterOf[committee[i]].reveal(disputeId);
-        }
-    }
-
-    // ============================================================= assertions
-
-    function _verifierIndex(address v) internal view returns (uint256) {
-        for (uint256 i = 0; i < verifiers.length; ++i) {
-            if (verifiers[i] == v) return i;
-        }
-        revert("not a verifier");
-    }
-
-    function _assertDescent(Result memory r, uint256 n) internal pure {
-        assertTrue(r.reachedLeaf, "descent reached a leaf");
-        assertEq(r.reveals, RFC9162.leafDepth(r.leaf, n), "rounds = RFC 9162 depth of the leaf");
-        assertEq(r.choices, r.reveals, "one choice per reveal");
-        assertLe(r.reveals, Toy.ceilLog2(n), "rounds <= ceil(log2 N)");
-    }
-
-    function _books() internal view returns (Books memory b) {
-        b.solver = stakes.positionOf(solver);
-        b.challenger = stakes.positionOf(challenger);
-        b.submitter = stakes.positionOf(submitter);
-        b.verifierClaims = new uint256[](verifiers.length);
-        for (uint256 i = 0; i < verifiers.length; ++i) {
-            b.verifierClaims[i] = stakes.positionOf(verifiers[i]).claimable;
-        }
-        b.burned = token.balanceOf(stakes.BURN_ADDRESS());
-    }
-
-    /// @dev Solver slashed: submitter refunded the price, challenger paid the winner's share and its bond returned,
-    ///      majority arbiters paid, the rest burned.
-    function _assertChallengerWon(bytes32 jobId, Books memory before, Result memory r) internal view {
-        assertEq(uint8(r.outcome), uint8(IDisputeGame.Outcome.ChallengerWon), "challenger won");
-        IJobMarket.Job memory job = market.getJob(jobId);
-        assertEq(uint8(job.state), uint8(IJobMarket.JobState.Slashed), "job slashed");
-        uint256 stake = job.stake;
-        uint256 majority = r.timedOut ? 0 : r.committee.length;
-        uint256 winnerShare = stake * mp.slashWinnerBps / BPS;
-        uint256 arbiterShare = majority == 0 ? 0 : stake * mp.slashArbiterBps / BPS / majority;
-
-        Books memory a = _books();
-        assertEq(a.submitter.claimable, before.submitter.claimable + PRICE, "submitter refunded");
-        assertEq(stakes.escrowOf(jobId), 0, "escrow emptied");
-        assertEq(a.challenger.claimable, before.challenger.claimable + winnerShare, "challenger paid");
-        assertEq(a.challenger.free, before.challenger.free, "bond returned");
-        assertEq(a.challenger.locked, before.challenger.locked, "no challenger lock left");
-        assertEq(a.solver.locked, before.solver.locked - stake, "job stake gone");
-        assertEq(a.solver.free, before.solver.free, "solver free untouched");
-        assertEq(a.solver.claimable, before.solver.claimable, "solver paid nothing");
-        _assertArbitersPaid(before, a, r, arbiterShare);
-        assertEq(a.burned, before.burned + stake - winnerShare - arbiterShare * majority, "rest burned");
-    }
-
-    /// @dev Challenger's bond slashed: solver paid the winner's share, majority arbiters paid, rest burned; the job is
-    ///      Committed again with its stake still locked.
-    function _assertSolverWon(bytes32 jobId, Books memory before, Result memory r) internal view {
-        assertEq(uint8(r.outcome), uint8(IDisputeGame.Outcome.SolverWon), "solver won");
-        IJobMarket.Job memory job = market.getJob(jobId);
-        assertEq(uint8(job.state), uint8(IJobMarket.JobState.Committed), "job back to Committed");
-        uint256 bond = gp.disputeBond;
-        uint256 majority = r.timedOut ? 0 : r.committee.length;
-        uint256 winnerShare = bond * mp.slashWinnerBps / BPS;
-        uint256 arbiterShare = majority == 0 ? 0 : bond * mp.slashArbiterBps / BPS / majority;
-
-        Books memory a = _books();
-        assertEq(a.solver.claimable, before.solver.claimable + winnerShare, "solver paid");
-        assertEq(a.solver.locked, before.solver.locked, "job stake still locked");
-        assertEq(a.challenger.free, before.challenger.free - bond, "bond slashed");
-        assertEq(a.challenger.locked, before.challenger.locked, "no challenger lock left");
-        assertEq(a.challenger.claimable, before.challenger.claimable, "challenger paid nothing");
-        assertEq(a.submitter.claimable, before.submitter.claimable, "submitter not refunded");
-        assertEq(stakes.escrowOf(jobId), PRICE, "escrow intact");
-        _assertArbitersPaid(before, a, r, arbiterShare);
-        assertEq(a.burned, before.burned + bond - winnerShare - arbiterShare * majority, "rest burned");
-    }
-
-    function _assertArbitersPaid(Books memory before, Books memory a, Result memory r, uint256 share) internal view {
-        for (uint256 i = 0; i < verifiers.length; ++i) {
-            bool sat = false;
-            for (uint256 j = 0; j < r.committee.length; ++j) {
-                if (r.committee[j] == verifiers[i]) sat = true;
-            }
-            uint256 expected = before.verifierClaims[i] + (sat && !r.timedOut ? share : 0);
-            assertEq(a.verifierClaims[i], expected, "arbiter share");
-            if (sat) assertEq(stakes.positionOf(verifiers[i]).locked, 0, "arbiter stake released");
-        }
     }
 }
