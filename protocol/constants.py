@@ -47,6 +47,7 @@ class Phase(IntEnum):
     AWAITING_COMMITTEE = 4  # anyone: draw the committee once the seed block is mined
     VOTING = 5  # arbiters: commit, then reveal
     RESOLVED = 6
+    QUEUED = 7  # filed while another dispute on the job ran: starts in filing order when those before it end
 
 
 class Outcome(IntEnum):
@@ -56,6 +57,7 @@ class Outcome(IntEnum):
     SOLVER_WON = 1
     CHALLENGER_WON = 2
     NO_DECISION = 3  # the committee produced no majority: bond returned, job reopened
+    SUPERSEDED = 4  # still queued when an earlier dispute slashed the job: bond returned, never played
 
 
 class VoteStatus(IntEnum):

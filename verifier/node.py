@@ -649,6 +649,7 @@ class VerifierNode:
                 Outcome.SOLVER_WON: "lost",
                 Outcome.CHALLENGER_WON: "won",
                 Outcome.NO_DECISION: "no-decision",
+                Outcome.SUPERSEDED: "superseded",
             }.get(Outcome(int(d.outcome)), "unknown")
             self.metrics.disputes.inc(outcome=outcome)
             log_event(log, "dispute-resolved", dispute=dispute_id, outcome=outcome)

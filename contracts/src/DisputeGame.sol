@@ -29,6 +29,10 @@ contract DisputeGame is IDisputeGame {
     mapping(uint256 disputeId => address[]) private committees;
     mapping(uint256 disputeId => mapping(address arbiter => Vote)) private votes;
     mapping(bytes32 jobId => uint256 disputeId) public latestDisputeOf;
+    mapping(bytes32 jobId => uint256 disputeId) public activeDisputeOf;
+    /// @dev FIFO of waiting disputes per job: entries [queueHead, length) are still queued.
+    mapping(bytes32 jobId => uint256[]) private queues;
+    mapping(bytes32 jobId => uint256) private queueHead;
 
     constructor(IJobMarket market_, IStakeManager stakeManager_, Params memory params_) {
         if (address(market_) == address(0) || address(stakeManager_) == address(0)) revert ZeroAddress();
@@ -52,24 +56,60 @@ contract DisputeGame is IDisputeGame {
     /// @inheritdoc IDisputeGame
     function openDispute(bytes32 jobId) external returns (uint256 disputeId) {
         disputeId = ++disputeCount;
-        IJobMarket.Job memory job = market.beginDispute(jobId, disputeId);
+        IJobMarket.Job memory job = market.getJob(jobId);
         if (msg.sender == job.solver) revert SolverCannotChallenge();
         latestDisputeOf[jobId] = disputeId;
         Dispute storage d = disputes[disputeId];
         d.jobId = jobId;
-        d.node = job.trajectoryRoot;
         d.challenger = msg.sender;
+        d.solver = job.solver;
+        d.bond = uint128(_params.disputeBond);
+        emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
+        if (job.state == IJobMarket.JobState.Disputed) {
+            // INVARIANT: a challenge filed while another runs waits its turn in filing order; nobody can jump it.
+            d.phase = Phase.Queued;
+            queues[jobId].push(disputeId);
+            emit DisputeQueued(disputeId, jobId, queues[jobId].length - queueHead[jobId]);
+        } else {
+            _start(disputeId, d, market.beginDispute(jobId, disputeId));
+        }
+        stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), _params.disputeBond);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function dropSuperseded(uint256 disputeId) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.Queued);
+        bytes32 jobId = d.jobId;
+        if (market.getJob(jobId).state != IJobMarket.JobState.Slashed) revert JobNotSlashed(jobId);
+        d.phase = Phase.Resolved;
+        d.outcome = Outcome.Superseded;
+        emit DisputeResolved(disputeId, jobId, Outcome.Superseded, address(0), address(0), 0, new address[](0));
+        stakeManager.unlock(d.challenger, _key(BOND_TAG, disputeId));
+    }
+
+    /// @dev Starts the descent of `d` on `job` (now Disputed): clocks run from this block.
+    function _start(uint256 disputeId, Dispute storage d, IJobMarket.Job memory job) private {
+        activeDisputeOf[d.jobId] = disputeId;
+        d.node = job.trajectoryRoot;
         d.lastMoveAt = uint64(block.timestamp);
         // A one-leaf trajectory has no descent: the root is the leaf.
         d.phase = job.numLeaves == 1 ? Phase.AwaitingLeaf : Phase.AwaitingReveal;
-        d.solver = job.solver;
         d.solverClock = uint48(_params.clockBudget);
         d.challengerClock = uint48(_params.clockBudget);
         d.hi = job.numLeaves;
         d.numLeaves = job.numLeaves;
-        d.bond = uint128(_params.disputeBond);
-        emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
-        stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), _params.disputeBond);
+    }
+
+    /// @dev After a dispute on `jobId` ended without slashing it: the next queued dispute, if any, starts now.
+    function _startNext(bytes32 jobId) private {
+        uint256 head = queueHead[jobId];
+        if (head == queues[jobId].length) return;
+        uint256 next = queues[jobId][head];
+        queueHead[jobId] = head + 1;
+        Dispute storage d = disputes[next];
+        emit DisputeStarted(next, jobId);
+        _start(next, d, market.beginDispute(jobId, next));
     }
 
     /// @inheritdoc IDisputeGame
@@ -254,6 +294,16 @@ contract DisputeGame is IDisputeGame {
         return disputes[disputeId];
     }
 
+    /// @inheritdoc IDisputeGame
+    function queuedDisputes(bytes32 jobId) external view returns (uint256[] memory ids) {
+        uint256[] storage q = queues[jobId];
+        uint256 head = queueHead[jobId];
+        ids = new uint256[](q.length - head);
+        for (uint256 i = 0; i < ids.length; ++i) {
+            ids[i] = q[head + i];
+        }
+    }
+
     function committee(uint256 disputeId) external view returns (address[] memory) {
         return committees[disputeId];
     }
@@ -291,7 +341,9 @@ contract DisputeGame is IDisputeGame {
         } else {
             stakeManager.unlock(challenger, bondKey);
         }
+        activeDisputeOf[jobId] = 0;
         market.settleDispute(jobId, outcome == Outcome.ChallengerWon, challenger, majority);
+        if (outcome != Outcome.ChallengerWon) _startNext(jobId);
     }
 
     /// @dev Unlocks revealing arbiters; a non-revealer's arbiter stake is slashed and shared by the majority.

@@ -34,6 +34,7 @@ from protocol.audit.verdict import RuleSet, Verdict, Violation, require
 from protocol.constants import BPS, Outcome, api_name
 
 SOLVER_WON, CHALLENGER_WON, NO_DECISION = Outcome.SOLVER_WON, Outcome.CHALLENGER_WON, Outcome.NO_DECISION
+SUPERSEDED = Outcome.SUPERSEDED
 
 
 def _outcome_name(value: int) -> str:
@@ -150,6 +151,21 @@ class DisputeAudit:
         return addr(self.opened[1]["challenger"])
 
     @cached_property
+    def queued(self) -> bool:
+        """Filed while another dispute ran on the job (``DisputeQueued`` in the opening transaction)."""
+        return bool(self.opened[0].events_named("DisputeQueued", "DisputeGame"))
+
+    @cached_property
+    def started(self) -> tuple[Tx, dict[str, Any]] | None:
+        """The transaction the descent started in: the opening one, or for a queued dispute the one with its
+        ``DisputeStarted`` (None while it waits, or if it was superseded)."""
+        if not self.queued:
+            return self.opened
+        found = self.events("DisputeStarted")
+        require(len(found) <= 1, f"dispute {self.id} started {len(found)} times")
+        return found[0] if found else None
+
+    @cached_property
     def moves(self) -> list[Move]:
         out = []
         for t in self.rec.txs:
@@ -188,11 +204,12 @@ class DisputeAudit:
         return self.events("VoteRevealed")
 
     def audit_end_at_open(self) -> int:
-        """The job's auditEnd in effect when the dispute opened (the commit's, or the last reopening's)."""
-        open_tx = self.opened[0]
+        """The job's auditEnd in effect when the dispute started (the commit's, or the last reopening's, which for a
+        queued dispute is in the very transaction that started it)."""
+        start_tx = (self.started or self.opened)[0]
         end = None
         for t in self.rec.job_txs:
-            if (t.block, t.index) >= (open_tx.block, open_tx.index):
+            if (t.block, t.index) > (start_tx.block, start_tx.index) or (t is start_tx and not self.queued):
                 break
             for e in t.events:
                 if e.name in ("JobCommitted", "JobReopened") and e.args.get("jobId") == self.rec.job_id:
@@ -231,7 +248,7 @@ class DisputeAudit:
         the per-move (elapsed, clock before) list."""
         budget = int(self.game["clockBudget"])
         clock = {"solver": budget, "challenger": budget}
-        last = self.opened[0].timestamp
+        last = (self.started or self.opened)[0].timestamp
         spent = []
         for m in self.moves:
             who = "challenger" if m.kind == "choose" else "solver"
@@ -255,6 +272,12 @@ class DisputeAudit:
         end_tx, _ = self.resolved
         d = self.descent()
         solver, challenger = self.solver, self.challenger
+        bond_key = dispute_key(BOND_TAG, self.id)
+        if end_tx.function == "dropSuperseded" or (self.queued and self.started is None):
+            zero = "0x0000000000000000000000000000000000000000"
+            s = Settlement(SUPERSEDED, "an earlier dispute slashed the job before this one's turn", zero, zero, 0, [])
+            s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), int(self.opened[1]["bond"])))
+            return s
         # outcome
         if end_tx.events_named("VoteRevealed") or end_tx.function in ("resolve", "revealVote"):
             post = self.leaf.event["postStateRoot"] if self.leaf else None
@@ -305,7 +328,6 @@ class DisputeAudit:
             else:
                 each = a_stake // len(majority) if majority else 0
                 slash(a, a_key, a_stake, list(majority), [each] * len(majority))
-        bond_key = dispute_key(BOND_TAG, self.id)
         if outcome == SOLVER_WON:
             slash(challenger, bond_key, bond, *split(bond, solver))
         else:
@@ -316,7 +338,7 @@ class DisputeAudit:
                 s.credits.append((self.submitter, price))
             slash(solver, from_hex(self.rec.job_id), job_stake, *split(job_stake, challenger))
         else:
-            window_left = self.audit_end_at_open() - self.opened[0].timestamp
+            window_left = self.audit_end_at_open() - self.started[0].timestamp
             grace = int(self.market["disputeGrace"])
             s.job_event = ("JobReopened", end_tx.timestamp + max(window_left, grace))
         return s
@@ -340,14 +362,46 @@ def _opened(a: DisputeAudit) -> str:
         any(addr(x["account"]) == a.challenger and x["key"] == key and int(x["amount"]) == bond for x in locks),
         f"no StakeLocked({a.challenger}, bond key, {bond}) in the opening transaction",
     )
-    disputed = tx.events_named("JobDisputed", "JobMarket")
-    require(
-        len(disputed) == 1 and int(disputed[0].args["disputeId"]) == a.id,
-        "the opening transaction did not move the job to Disputed",
-    )
+    if a.queued:
+        if a.started is None:
+            return f"challenger {a.challenger} queued it at block {tx.block}, bond {bond}; it has not started"
+        tx = a.started[0]
+    disputed = [e for e in tx.events_named("JobDisputed", "JobMarket") if int(e.args["disputeId"]) == a.id]
+    require(len(disputed) == 1, f"the transaction that started dispute {a.id} did not move the job to Disputed")
     end = a.audit_end_at_open()
-    require(tx.timestamp < end, f"opened at {tx.timestamp}, after the audit window closed at {end}")
-    return f"challenger {a.challenger} opened it at block {tx.block}, bond {bond}, window open until {end}"
+    require(tx.timestamp < end, f"started at {tx.timestamp}, after the audit window closed at {end}")
+    how = "queued, then started" if a.queued else "opened"
+    return f"challenger {a.challenger} {how} it at block {tx.block}, bond {bond}, window open until {end}"
+
+
+@rules.rule(
+    "dispute.queue-turn",
+    "a dispute filed while another ran waits in the queue and starts only in the transaction that ended the one "
+    "before it without slashing the job (nobody can slip a new dispute in between)",
+)
+def _queue_turn(a: DisputeAudit) -> str:
+    if not a.queued:
+        return "not queued: started when filed"
+    position = int(a.opened[0].events_named("DisputeQueued", "DisputeGame")[0].args["position"])
+    if a.started is None:
+        return f"queued at position {position}, not started" + (" (superseded)" if a.resolved else " (yet)")
+    tx, _ = a.started
+    ended = [
+        e
+        for e in tx.events_named("DisputeResolved", "DisputeGame")
+        if int(e.args["disputeId"]) != a.id and e.args["jobId"] == a.rec.job_id
+    ]
+    require(len(ended) == 1, f"dispute {a.id} started in tx {short(tx.hash)}, which ended no other dispute of the job")
+    require(
+        int(ended[0].args["outcome"]) != CHALLENGER_WON,
+        "a queued dispute started although the one before it slashed the job",
+    )
+    require(
+        all(e.name != "DisputeOpened" for e in tx.events if e.log_index < ended[0].log_index),
+        "a dispute was filed in the settling transaction before the queued one started",
+    )
+    before = ended[0].args["disputeId"]
+    return f"queued at position {position}, started in tx {short(tx.hash)} right after dispute {before} ended"
 
 
 @rules.rule("descent.turns", "solver reveals, challenger chooses, in turn, ending with the solver opening one leaf")
@@ -676,6 +730,9 @@ def _settle_job(a: DisputeAudit) -> str:
     if a.resolved is None:
         return "not resolved (yet)"
     tx, s = _settle_events(a)
+    if s.outcome == SUPERSEDED:
+        require(not tx.events_named("JobSlashed") and not tx.events_named("JobReopened"), "a drop moved the job")
+        return "superseded: the job was slashed by an earlier dispute, bond returned"
     if s.job_event[0] == "JobSlashed":
         got = [
             ("JobSlashed", addr(e.args["challenger"]), int(e.args["slashed"]), int(e.args["refunded"]))

@@ -18,14 +18,16 @@ interface IDisputeGame {
         AwaitingLeaf, // solver: open the single remaining leaf
         AwaitingCommittee, // anyone: draw the committee once the seed block is mined
         Voting, // arbiters: commit, then reveal
-        Resolved
+        Resolved,
+        Queued // filed while another dispute on the job ran: starts, in filing order, when the ones before it end
     }
 
     enum Outcome {
         None,
         SolverWon,
         ChallengerWon,
-        NoDecision // the committee produced no majority: bond returned, job reopened
+        NoDecision, // the committee produced no majority: bond returned, job reopened
+        Superseded // still queued when an earlier dispute slashed the job: bond returned, never played
     }
 
     enum VoteStatus {
@@ -108,10 +110,16 @@ interface IDisputeGame {
     /// @notice The reveal does not match the commitment.
     error CommitmentMismatch(address arbiter);
     error VotingNotOver(uint256 disputeId);
+    /// @notice A queued dispute can be dropped only once the job is Slashed (it would start otherwise).
+    error JobNotSlashed(bytes32 jobId);
 
     event DisputeOpened(
         uint256 indexed disputeId, bytes32 indexed jobId, address indexed challenger, address solver, uint256 bond
     );
+    /// @notice Another dispute on the job is running: this one waits at `position` (1 = next) of the job's queue.
+    event DisputeQueued(uint256 indexed disputeId, bytes32 indexed jobId, uint256 position);
+    /// @notice A queued dispute started (its clocks run from now) because the one before it ended.
+    event DisputeStarted(uint256 indexed disputeId, bytes32 indexed jobId);
     event ChildrenRevealed(uint256 indexed disputeId, uint64 lo, uint64 hi, bytes32 left, bytes32 right);
     event SideChosen(uint256 indexed disputeId, bool right, uint64 lo, uint64 hi, bytes32 node);
     event LeafOpened(uint256 indexed disputeId, uint64 index, bytes32 postStateRoot, bytes32 preStateRoot);
@@ -134,7 +142,17 @@ interface IDisputeGame {
     function UNAVAILABLE() external pure returns (bytes32);
     function params() external view returns (Params memory);
 
+    /// @notice Files a challenge with the bond. If no dispute runs on the job it starts now (the job must be Committed
+    ///         with its audit window open); if one runs, it is queued and starts, in filing order, when the disputes
+    ///         before it end without slashing the job (inside the settling transaction, so nobody can slip in a new
+    ///         dispute between them). The audit window stays paused while the queue is not empty.
     function openDispute(bytes32 jobId) external returns (uint256 disputeId);
+    /// @notice A queued dispute whose job an earlier dispute slashed: its bond is returned (outcome Superseded).
+    function dropSuperseded(uint256 disputeId) external;
+    /// @notice The dispute running on `jobId` (0 if none).
+    function activeDisputeOf(bytes32 jobId) external view returns (uint256);
+    /// @notice The disputes queued on `jobId`, next first.
+    function queuedDisputes(bytes32 jobId) external view returns (uint256[] memory);
     function reveal(uint256 disputeId, bytes32 left, bytes32 right) external;
     function choose(uint256 disputeId, bool right) external;
     function openLeaf(uint256 disputeId, bytes32 postStateRoot, bytes32 preStateRoot, bytes32[] calldata preProof)
@@ -153,6 +171,6 @@ interface IDisputeGame {
     function committee(uint256 disputeId) external view returns (address[] memory);
     function voteOf(uint256 disputeId, address arbiter) external view returns (Vote memory);
     function disputeCount() external view returns (uint256);
-    /// @notice Latest dispute on `jobId` (0 if none).
+    /// @notice Latest dispute filed on `jobId`, running or queued (0 if none).
     function latestDisputeOf(bytes32 jobId) external view returns (uint256);
 }

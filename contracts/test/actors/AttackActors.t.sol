@@ -1,11 +1,24 @@
 // SPDX-License-Identifier: GPL-3.0-or-later
 pragma solidity 0.8.30;
 
-import {BlobStore, DisputeActorsBase, HonestChallenger, SolverActor, ChallengerActor, Toy} from "./DisputeActors.t.sol";
+import {
+    BlobStore,
+    ChallengerActor,
+    DishonestChallenger,
+    DisputeActorsBase,
+    HonestChallenger,
+    HonestSolver,
+    LyingSolver,
+    SolverActor,
+    Toy
+} from "./DisputeActors.t.sol";
 import {DisputeGame} from "../../src/DisputeGame.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {TreeRef} from "../utils/TreeRef.sol";
+import {StakeManager} from "../../src/StakeManager.sol";
+import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
+import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
 // The attacks of issue 14, each played by an attacker actor against the deployed protocol: every one must fail or
 // lose the attacker money.
@@ -53,6 +66,31 @@ contract SentinelSolver is SolverActor {
             refusedWith = bytes4(err);
             return false;
         }
+    }
+}
+
+/// @notice Attack 3: the solver's sybil challenger. It disputes, stalls, and when its clock has run out settles its
+///         own dispute and files a new one in the same transaction, so the job is never Committed at a block's end.
+contract Squatter {
+    DisputeGame internal immutable game;
+
+    constructor(DisputeGame game_) {
+        game = game_;
+    }
+
+    function stake(IERC20 token, StakeManager stakes, uint256 amount) external {
+        token.approve(address(stakes), amount);
+        stakes.deposit(amount);
+    }
+
+    function open(bytes32 jobId) external returns (uint256) {
+        return game.openDispute(jobId);
+    }
+
+    /// @notice One transaction: `timeout` on its own stalled dispute, then `openDispute` again.
+    function settleAndReopen(uint256 disputeId, bytes32 jobId) external returns (uint256) {
+        game.timeout(disputeId);
+        return game.openDispute(jobId);
     }
 }
 
@@ -107,5 +145,100 @@ contract AttackActorsTest is DisputeActorsBase {
                 vm.revertToState(snap);
             }
         }
+    }
+
+    // ================================================= 3. squatting the slot
+
+    /// @notice A lying solver's sybil opens a dispute one second before the audit window ends and stalls; the honest
+    ///         challenger files behind it (queued, bond locked). When the sybil's clock is out, the sybil settles and
+    ///         re-files in one transaction: the honest dispute has already started inside the settling call, the
+    ///         sybil's new one waits behind it. The honest challenger plays, the liar is slashed, the sybil's second
+    ///         bond is returned only as Superseded, and its first bond was lost. The window never closed meanwhile.
+    function test_attack3_settleAndReopen_cannotStarveQueuedChallenger() public {
+        uint256 n = 16;
+        SolverActor liar = new LyingSolver(solver, game, INIT_ROOT, n, 5, NEVER);
+        HonestChallenger honest = new HonestChallenger(challenger, game, INIT_ROOT, liar.trajectory(), NEVER);
+        Squatter sybil = new Squatter(game);
+        _fund(address(sybil), 1_000 ether);
+        sybil.stake(IERC20(address(token)), stakes, 1_000 ether);
+
+        bytes32 jobId = _match(uint64(n) * INTERVAL, INTERVAL);
+        _commit(jobId, liar.trajectory());
+        liar.publish(store);
+        _drawAudit(jobId);
+        vm.warp(market.getJob(jobId).auditEnd - 1);
+        uint256 squat = sybil.open(jobId);
+        uint256 honestId = honest.open(jobId);
+        assertEq(uint8(game.getDispute(honestId).phase), uint8(IDisputeGame.Phase.Queued), "honest challenge queued");
+        assertEq(stakes.lockedUnder(challenger, _bondKey(honestId)), gp.disputeBond, "its bond is locked");
+
+        // The liar answers, its sybil stalls; long after the original window end, the sybil settles its own
+        // dispute (SolverWon on its clock) and re-files, in one transaction.
+        vm.warp(block.timestamp + MOVE_TIME);
+        assertTrue(liar.move(squat));
+        vm.warp(block.timestamp + gp.clockBudget + 1);
+        vm.expectRevert(abi.encodeWithSelector(IJobMarket.WrongJobState.selector, jobId, IJobMarket.JobState.Disputed));
+        market.finalize(jobId);
+        uint256 squat2 = sybil.settleAndReopen(squat, jobId);
+
+        assertEq(uint8(game.getDispute(squat).outcome), uint8(IDisputeGame.Outcome.SolverWon), "sybil lost its bond");
+        assertEq(game.activeDisputeOf(jobId), honestId, "the honest dispute started inside the settling call");
+        assertEq(uint8(game.getDispute(squat2).phase), uint8(IDisputeGame.Phase.Queued), "the re-filed one waits");
+        uint256[] memory q = game.queuedDisputes(jobId);
+        assertEq(q.length, 1);
+        assertEq(q[0], squat2);
+        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Disputed), "window still paused");
+
+        Books memory before = _books();
+        Result memory r = _play(honestId, liar, honest);
+        assertEq(uint8(r.outcome), uint8(IDisputeGame.Outcome.ChallengerWon), "the liar is caught");
+        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Slashed));
+        uint256 stake = market.getJob(jobId).stake;
+        Books memory a = _books();
+        assertEq(a.challenger.claimable, before.challenger.claimable + stake * mp.slashWinnerBps / BPS, "paid");
+        assertEq(a.challenger.locked, before.challenger.locked - gp.disputeBond, "honest bond returned");
+        assertEq(a.solver.locked, before.solver.locked - stake, "liar's stake slashed");
+
+        // The queued sybil dispute can only be dropped (bond back, no reward); the first bond is gone.
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongPhase.selector, honestId, IDisputeGame.Phase.Resolved));
+        game.dropSuperseded(honestId);
+        game.dropSuperseded(squat2);
+        assertEq(uint8(game.getDispute(squat2).outcome), uint8(IDisputeGame.Outcome.Superseded));
+        assertEq(stakes.positionOf(address(sybil)).free, 1_000 ether - gp.disputeBond, "the squat cost one bond");
+        assertEq(stakes.positionOf(address(sybil)).locked, 0);
+    }
+
+    /// @notice Queued challenges start strictly in filing order, each when the one before it ends without a slash,
+    ///         and a queued dispute cannot be dropped while the job can still be slashed by it.
+    function test_attack3_queueIsFifo_andCannotBeDroppedEarly() public {
+        uint256 n = 4;
+        SolverActor honestSolver = new HonestSolver(solver, game, INIT_ROOT, n, NEVER);
+        bytes32 jobId = _match(uint64(n) * INTERVAL, INTERVAL);
+        _commit(jobId, honestSolver.trajectory());
+        honestSolver.publish(store);
+        _drawAudit(jobId);
+        vm.prank(challenger);
+        stakes.setVerifier(false); // the fixture's challenger is not an actor here; griefers file instead
+        uint256[] memory ids = new uint256[](3);
+        ChallengerActor[] memory cs = new ChallengerActor[](3);
+        for (uint256 i = 0; i < 3; ++i) {
+            address who = makeAddr(string.concat("griefer", vm.toString(i)));
+            _stake(who, 1_000 ether, false);
+            cs[i] = new DishonestChallenger(who, game, i, DishonestChallenger.Steer.Random, NEVER);
+            ids[i] = cs[i].open(jobId);
+        }
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.JobNotSlashed.selector, jobId));
+        game.dropSuperseded(ids[2]);
+        for (uint256 i = 0; i < 3; ++i) {
+            assertEq(game.activeDisputeOf(jobId), ids[i], "filing order");
+            Result memory r = _play(ids[i], honestSolver, cs[i]);
+            assertEq(uint8(r.outcome), uint8(IDisputeGame.Outcome.SolverWon), "every false accusation loses");
+        }
+        assertEq(game.activeDisputeOf(jobId), 0);
+        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Committed), "job reopened at the end");
+    }
+
+    function _bondKey(uint256 disputeId) internal pure returns (bytes32) {
+        return keccak256(abi.encode(keccak256("veritrain.dispute.bond"), disputeId));
     }
 }

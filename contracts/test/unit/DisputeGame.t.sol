@@ -120,12 +120,19 @@ contract DisputeGameTest is UnitBase {
         game.openDispute(jobId);
     }
 
-    function test_openDispute_revertsWhenAlreadyDisputed() public {
+    function test_openDispute_queuesWhenAlreadyDisputed() public {
         (bytes32 jobId,) = _committedJob(N, LIE);
-        _openDispute(jobId);
+        uint256 first = _openDispute(jobId);
         vm.prank(verifiers[0]);
-        vm.expectRevert(abi.encodeWithSelector(IJobMarket.WrongJobState.selector, jobId, IJobMarket.JobState.Disputed));
-        game.openDispute(jobId);
+        vm.expectEmit(address(game));
+        emit IDisputeGame.DisputeQueued(first + 1, jobId, 1);
+        uint256 second = game.openDispute(jobId);
+        assertEq(uint8(game.getDispute(second).phase), uint8(IDisputeGame.Phase.Queued));
+        assertEq(game.activeDisputeOf(jobId), first);
+        assertEq(game.latestDisputeOf(jobId), second);
+        assertEq(stakes.positionOf(verifiers[0]).locked, gp.disputeBond, "bond locked while queued");
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongPhase.selector, second, IDisputeGame.Phase.Queued));
+        game.timeout(second);
     }
 
     function test_openDispute_revertsWhenAuditWindowClosed() public {
