@@ -31,10 +31,11 @@ class JobState(IntEnum):
     FINALIZED = 4
     SLASHED = 5
     EXPIRED = 6
+    VOIDED = 7  # a dispute found no full committee in time: submitter refunded, stake unlocked, no pay
 
 
 #: States a job never leaves.
-FINAL_JOB_STATES = frozenset({JobState.FINALIZED, JobState.SLASHED, JobState.EXPIRED})
+FINAL_JOB_STATES = frozenset({JobState.FINALIZED, JobState.SLASHED, JobState.EXPIRED, JobState.VOIDED})
 
 
 class Phase(IntEnum):
@@ -57,7 +58,8 @@ class Outcome(IntEnum):
     SOLVER_WON = 1
     CHALLENGER_WON = 2
     NO_DECISION = 3  # the committee produced no majority: bond returned, job reopened
-    SUPERSEDED = 4  # still queued when an earlier dispute slashed the job: bond returned, never played
+    SUPERSEDED = 4  # still queued when an earlier dispute slashed or voided the job: bond returned, never played
+    NO_COMMITTEE = 5  # fewer than R eligible arbiters until committeeWait: job voided, nobody paid or slashed
 
 
 class VoteStatus(IntEnum):

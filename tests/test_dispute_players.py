@@ -33,7 +33,8 @@ from dispute_scenarios import (
 from protocol import merkle
 from protocol.anvil import increase_time
 from protocol.audit import audit_dispute, read_dispute
-from protocol.constants import Outcome, Phase
+from protocol.constants import JobState, Outcome, Phase
+from protocol.tx import send
 from verifier.arbiter import vote_commitment
 from verifier.challenge import Challenger
 
@@ -223,3 +224,34 @@ def test_queued_challenge_gets_its_turn_and_a_superseded_one_its_bond(w3, deploy
         assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
     checks = {c.rule: c.detail for c in audit_dispute(read_dispute(reader, honest.dispute_id)).checks}
     assert "started in tx" in checks["dispute.queue-turn"]
+
+
+def test_short_pool_waits_then_voids_the_job(w3, deployment, contracts, actors, world):
+    """Issue 14, attack 6: with only two eligible arbiters (R = 3) the draw never seats a short committee: the
+    players' ``draw-committee`` only re-arms it (``CommitteeShort``) until ``committeeWait`` has passed after the
+    leaf opening; then the dispute ends ``NO_COMMITTEE`` and the job is voided (price refunded, stake unlocked,
+    nobody paid or slashed). The auditor's rules pass on it."""
+    game_fns = contracts.game.functions
+    leaving = actors.verifiers[2:]
+    for v in leaving:
+        send(w3, v, contracts.stakes.functions.setVerifier(False))
+    try:
+        game, players = start(w3, deployment, contracts, actors, world, n=4, lie_from=2, bad_leaf=2)
+        wait = int(game_fns.params().call().committeeWait)
+        shorts: list[int] = []
+
+        def wait_out_the_pool(g, current):
+            if g.moves[-1][1] == "draw-committee" and game_fns.getDispute(g.dispute_id).call().phase != Phase.RESOLVED:
+                shorts.append(g.dispute_id)
+                increase_time(w3, wait)
+            return None
+
+        d = play(w3, contracts, game, players, on_move=wait_out_the_pool)
+        assert shorts and d.outcome == Outcome.NO_COMMITTEE
+        assert contracts.market.functions.getJob(game.job_id).call().state == JobState.VOIDED
+        assert game_fns.committee(game.dispute_id).call() == []
+        verdict = audit_dispute(read_dispute(world[0](actors.deployer), game.dispute_id))
+        assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
+    finally:
+        for v in leaving:
+            send(w3, v, contracts.stakes.functions.setVerifier(True))

@@ -6,7 +6,7 @@ challenger's turn, steers the descent toward ``bad_leaf`` — the leaf its repla
 ``bad_leaf >= lo + split_point(hi - lo)``. It also makes the permissionless moves that are due:
 ``timeout`` when the solver's clock ran out, ``drawCommittee`` once the seed block is mined, ``resolve``
 after the reveal deadline. A dispute filed while another ran on the job is ``QUEUED`` until its turn; if an
-earlier one slashed the job, ``dropSuperseded`` returns its bond.
+earlier one slashed or voided the job, ``dropSuperseded`` returns its bond.
 """
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Challenger:
         if phase == Phase.QUEUED:
             # Waits behind earlier disputes on the job; if one of them slashed it, take the bond back.
             job = self.client.call(self.client.job_market.functions.getJob(bytes(d.jobId)))
-            if JobState(job.state) == JobState.SLASHED:
+            if JobState(job.state) in (JobState.SLASHED, JobState.VOIDED):
                 return send_move(self.client, "drop-superseded", self.game.functions.dropSuperseded(dispute_id))
             return "wait"
         if phase == Phase.AWAITING_CHOICE and d.challenger == self.client.address:

@@ -40,8 +40,8 @@ contract DisputeGame is IDisputeGame {
             params_.disputeBond == 0 || params_.arbiterStake == 0
                 || params_.arbiterStake > stakeManager_.minVerifierStake() || params_.clockBudget == 0
                 || params_.commitPeriod == 0 || params_.revealPeriod == 0 || params_.committeeSize == 0
-                || params_.committeeSize % 2 == 0 || params_.clockBudget > type(uint48).max
-                || params_.disputeBond > type(uint128).max
+                || params_.committeeWait == 0 || params_.committeeSize % 2 == 0
+                || params_.clockBudget > type(uint48).max || params_.disputeBond > type(uint128).max
         ) revert InvalidParams();
         market = market_;
         stakeManager = stakeManager_;
@@ -81,7 +81,8 @@ contract DisputeGame is IDisputeGame {
         Dispute storage d = _dispute(disputeId);
         _requirePhase(d, disputeId, Phase.Queued);
         bytes32 jobId = d.jobId;
-        if (market.getJob(jobId).state != IJobMarket.JobState.Slashed) revert JobNotSlashed(jobId);
+        IJobMarket.JobState state = market.getJob(jobId).state;
+        if (state != IJobMarket.JobState.Slashed && state != IJobMarket.JobState.Voided) revert JobNotSettled(jobId);
         d.phase = Phase.Resolved;
         d.outcome = Outcome.Superseded;
         emit DisputeResolved(disputeId, jobId, Outcome.Superseded, address(0), address(0), 0, new address[](0));
@@ -199,6 +200,17 @@ contract DisputeGame is IDisputeGame {
         exclude[1] = d.challenger;
         exclude[2] = market.getJob(d.jobId).submitter;
         address[] memory arbiters = stakeManager.drawDistinct(seed, _params.committeeSize, exclude);
+        if (arbiters.length < _params.committeeSize) {
+            // INVARIANT: only a full committee of R distinct members votes; a short pool waits (re-armed draw) up to
+            // committeeWait after the leaf opening, then voids the job, which pays neither side.
+            if (block.timestamp < uint256(d.lastMoveAt) + _params.committeeWait) {
+                d.seedBlock = uint64(block.number) + 1;
+                emit CommitteeShort(disputeId, arbiters.length, d.seedBlock);
+            } else {
+                _settle(disputeId, d, Outcome.NoCommittee);
+            }
+            return;
+        }
         uint48 commitDeadline = uint48(block.timestamp + _params.commitPeriod);
         d.commitDeadline = commitDeadline;
         d.revealDeadline = uint48(commitDeadline + _params.revealPeriod);
@@ -209,7 +221,6 @@ contract DisputeGame is IDisputeGame {
         for (uint256 i = 0; i < arbiters.length; ++i) {
             stakeManager.lock(arbiters[i], key, _params.arbiterStake);
         }
-        if (arbiters.length == 0) _settle(disputeId, d, Outcome.NoDecision);
     }
 
     /// @inheritdoc IDisputeGame
@@ -342,6 +353,10 @@ contract DisputeGame is IDisputeGame {
             stakeManager.unlock(challenger, bondKey);
         }
         activeDisputeOf[jobId] = 0;
+        if (outcome == Outcome.NoCommittee) {
+            market.voidDispute(jobId);
+            return;
+        }
         market.settleDispute(jobId, outcome == Outcome.ChallengerWon, challenger, majority);
         if (outcome != Outcome.ChallengerWon) _startNext(jobId);
     }

@@ -360,6 +360,16 @@ contract JobMarket is IJobMarket, EIP712 {
         stakeManager.slash(job.solver, jobId, stake, to, amounts);
     }
 
+    /// @inheritdoc IJobMarket
+    function voidDispute(bytes32 jobId) external onlyGame {
+        Job storage job = _job(jobId);
+        if (job.state != JobState.Disputed) revert WrongJobState(jobId, job.state);
+        job.state = JobState.Voided;
+        emit JobVoided(jobId, job.price);
+        _pay(jobId, job.submitter, job.price);
+        stakeManager.unlock(job.solver, jobId);
+    }
+
     // ------------------------------------------------------------------- views
 
     function getJob(bytes32 jobId) external view returns (Job memory) {

@@ -34,7 +34,7 @@ from protocol.audit.verdict import RuleSet, Verdict, Violation, require
 from protocol.constants import BPS, Outcome, api_name
 
 SOLVER_WON, CHALLENGER_WON, NO_DECISION = Outcome.SOLVER_WON, Outcome.CHALLENGER_WON, Outcome.NO_DECISION
-SUPERSEDED = Outcome.SUPERSEDED
+SUPERSEDED, NO_COMMITTEE = Outcome.SUPERSEDED, Outcome.NO_COMMITTEE
 
 
 def _outcome_name(value: int) -> str:
@@ -285,8 +285,13 @@ class DisputeAudit:
             against = len(self.reveals) - for_solver
             outcome = SOLVER_WON if for_solver > against else CHALLENGER_WON if against > for_solver else NO_DECISION
             reason = f"{for_solver} vote(s) for the opened leaf, {against} against"
-        elif end_tx.events_named("CommitteeDrawn"):
-            outcome, reason = NO_DECISION, "no eligible arbiter could be drawn"
+        elif end_tx.function == "drawCommittee" and not end_tx.events_named("CommitteeDrawn"):
+            waited = end_tx.timestamp - self.leaf.tx.timestamp
+            require(
+                waited >= int(self.game["committeeWait"]),
+                f"voided {waited}s after the leaf opening, before committeeWait {self.game['committeeWait']}s",
+            )
+            outcome, reason = NO_COMMITTEE, f"fewer than R eligible arbiters for committeeWait ({waited}s)"
         else:  # timeout
             if d["phase"] in ("reveal", "leaf"):
                 outcome, reason = CHALLENGER_WON, "the solver ran out of clock"
@@ -332,7 +337,12 @@ class DisputeAudit:
             slash(challenger, bond_key, bond, *split(bond, solver))
         else:
             s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), bond))
-        if outcome == CHALLENGER_WON:
+        if outcome == NO_COMMITTEE:
+            s.job_event = ("JobVoided", price)
+            if price:
+                s.credits.append((self.submitter, price))
+            s.stake_events.append(("StakeUnlocked", solver, self.rec.job_id, job_stake))
+        elif outcome == CHALLENGER_WON:
             s.job_event = ("JobSlashed", challenger, job_stake, price)
             if price:
                 s.credits.append((self.submitter, price))
@@ -553,14 +563,30 @@ def _clock_moves(a: DisputeAudit) -> str:
     "the committee seed is keccak256(blockhash(seed block), disputeId, tag), seed block after the leaf",
 )
 def _committee_seed(a: DisputeAudit) -> str:
-    if a.leaf is None or (a.drawn is None and not a.events("CommitteeSeedRearmed")):
+    if a.leaf is None or (a.drawn is None and not a.events("CommitteeSeedRearmed") and not a.events("CommitteeShort")):
         return "no committee drawn (yet)"
     seed_block = a.leaf.tx.block + 1
-    for tx, ev in a.events("CommitteeSeedRearmed"):
-        require(
-            tx.block > seed_block + BLOCKHASH_WINDOW,
-            f"seed re-armed at block {tx.block} although block {seed_block}'s hash was still readable",
-        )
+    rearms = sorted(
+        [(tx, ev, "stale") for tx, ev in a.events("CommitteeSeedRearmed")]
+        + [(tx, ev, "short") for tx, ev in a.events("CommitteeShort")],
+        key=lambda x: (x[0].block, x[0].index),
+    )
+    for tx, ev, why in rearms:
+        if why == "stale":
+            require(
+                tx.block > seed_block + BLOCKHASH_WINDOW,
+                f"seed re-armed at block {tx.block} although block {seed_block}'s hash was still readable",
+            )
+        else:
+            require(tx.block > seed_block, f"short-pool re-arm at block {tx.block}, not after seed block {seed_block}")
+            require(
+                int(ev["drawn"]) < int(a.game["committeeSize"]),
+                f"re-armed as short with {ev['drawn']} eligible arbiters",
+            )
+            require(
+                tx.timestamp < a.leaf.tx.timestamp + int(a.game["committeeWait"]),
+                "a short pool re-armed the draw after committeeWait (it should have voided the job)",
+            )
         require(int(ev["seedBlock"]) == tx.block + 1, "the re-armed seed block is not the next block")
         seed_block = tx.block + 1
     if a.drawn is None:
@@ -579,7 +605,8 @@ def _committee_seed(a: DisputeAudit) -> str:
 
 
 @rules.rule(
-    "committee.members", "R distinct stakers drawn by stake from the seed, excluding solver, challenger and submitter"
+    "committee.members",
+    "exactly R distinct stakers drawn by stake from the seed, excluding solver, challenger and submitter",
 )
 def _committee_members(a: DisputeAudit) -> str:
     if a.drawn is None:
@@ -589,7 +616,7 @@ def _committee_members(a: DisputeAudit) -> str:
     excluded = {a.solver, a.challenger, a.submitter}
     r = int(a.game["committeeSize"])
     require(len(set(members)) == len(members), f"the committee {members} repeats a member")
-    require(len(members) <= r, f"{len(members)} arbiters drawn, committeeSize is {r}")
+    require(len(members) == r, f"{len(members)} arbiters drawn, committeeSize is {r}: only a full committee votes")
     bad = [m for m in members if m in excluded]
     require(not bad, f"{bad} drawn although excluded (solver, challenger or submitter)")
     draw = a.rec.committee_draw
@@ -733,6 +760,10 @@ def _settle_job(a: DisputeAudit) -> str:
     if s.outcome == SUPERSEDED:
         require(not tx.events_named("JobSlashed") and not tx.events_named("JobReopened"), "a drop moved the job")
         return "superseded: the job was slashed by an earlier dispute, bond returned"
+    if s.job_event[0] == "JobVoided":
+        got = [("JobVoided", int(e.args["refunded"])) for e in tx.events_named("JobVoided", "JobMarket")]
+        require(got == [s.job_event], f"JobVoided {got}, expected {[s.job_event]}")
+        return f"job voided (no full committee), submitter refunded {s.job_event[1]}"
     if s.job_event[0] == "JobSlashed":
         got = [
             ("JobSlashed", addr(e.args["challenger"]), int(e.args["slashed"]), int(e.args["refunded"]))

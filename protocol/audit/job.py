@@ -200,7 +200,7 @@ def _settle(a: JobAudit) -> str:
     m = a.matched[1]
     price, stake = int(m["price"]), int(m["stake"])
     fin, exp, sl = a.one("JobFinalized"), a.one("JobExpired"), a.one("JobSlashed")
-    require(sum(x is not None for x in (fin, exp, sl)) <= 1, "the job was settled more than once")
+    require(sum(x is not None for x in (fin, exp, sl, a.one("JobVoided"))) <= 1, "the job was settled more than once")
     if fin:
         tx, ev = fin
         end = a.audit_end_at(tx)
@@ -231,6 +231,12 @@ def _settle(a: JobAudit) -> str:
         slash = stake * int(a.market["expirySlashBps"]) // BPS
         require((int(ev["slashed"]), int(ev["refunded"])) == (slash, price), f"expiry {ev}, expected slash {slash}")
         return f"expired: submitter refunded {price}, solver slashed {slash}"
+    voided = a.one("JobVoided")
+    if voided:
+        require(bool(a.rec.dispute_ids), "voided without a dispute")
+        refunded = int(voided[1]["refunded"])
+        require(refunded == price, f"voided with refund {refunded}, the price is {price}")
+        return "voided by a dispute without a full committee: submitter refunded, stake unlocked, solver not paid"
     if sl:
         require(bool(a.rec.dispute_ids), "slashed without a dispute")
         return "slashed by a dispute (its settlement is checked in the dispute audit)"

@@ -27,7 +27,8 @@ interface IDisputeGame {
         SolverWon,
         ChallengerWon,
         NoDecision, // the committee produced no majority: bond returned, job reopened
-        Superseded // still queued when an earlier dispute slashed the job: bond returned, never played
+        Superseded, // still queued when an earlier dispute slashed or voided the job: bond returned, never played
+        NoCommittee // fewer than R eligible arbiters until committeeWait: job voided, nobody paid or slashed
     }
 
     enum VoteStatus {
@@ -43,6 +44,7 @@ interface IDisputeGame {
         uint64 commitPeriod; // seconds arbiters have to commit after the draw
         uint64 revealPeriod; // seconds arbiters have to reveal after the commit phase
         uint8 committeeSize; // R, odd
+        uint64 committeeWait; // seconds after the leaf opening a short pool (< R eligible) only re-arms the draw
     }
 
     struct Dispute {
@@ -110,8 +112,8 @@ interface IDisputeGame {
     /// @notice The reveal does not match the commitment.
     error CommitmentMismatch(address arbiter);
     error VotingNotOver(uint256 disputeId);
-    /// @notice A queued dispute can be dropped only once the job is Slashed (it would start otherwise).
-    error JobNotSlashed(bytes32 jobId);
+    /// @notice A queued dispute can be dropped only once the job is Slashed or Voided (it would start otherwise).
+    error JobNotSettled(bytes32 jobId);
 
     event DisputeOpened(
         uint256 indexed disputeId, bytes32 indexed jobId, address indexed challenger, address solver, uint256 bond
@@ -124,6 +126,8 @@ interface IDisputeGame {
     event SideChosen(uint256 indexed disputeId, bool right, uint64 lo, uint64 hi, bytes32 node);
     event LeafOpened(uint256 indexed disputeId, uint64 index, bytes32 postStateRoot, bytes32 preStateRoot);
     event CommitteeSeedRearmed(uint256 indexed disputeId, uint64 seedBlock);
+    /// @notice Only `drawn` < R eligible arbiters exist: no committee yet; the draw is re-armed at `seedBlock`.
+    event CommitteeShort(uint256 indexed disputeId, uint256 drawn, uint64 seedBlock);
     event CommitteeDrawn(uint256 indexed disputeId, bytes32 seed, address[] arbiters, uint48 commitDeadline);
     event VoteCommitted(uint256 indexed disputeId, address indexed arbiter, bytes32 commitment);
     event VoteRevealed(uint256 indexed disputeId, address indexed arbiter, bytes32 result, bytes32 salt);
@@ -147,7 +151,7 @@ interface IDisputeGame {
     ///         before it end without slashing the job (inside the settling transaction, so nobody can slip in a new
     ///         dispute between them). The audit window stays paused while the queue is not empty.
     function openDispute(bytes32 jobId) external returns (uint256 disputeId);
-    /// @notice A queued dispute whose job an earlier dispute slashed: its bond is returned (outcome Superseded).
+    /// @notice A queued dispute whose job an earlier dispute slashed or voided: its bond is returned (Superseded).
     function dropSuperseded(uint256 disputeId) external;
     /// @notice The dispute running on `jobId` (0 if none).
     function activeDisputeOf(bytes32 jobId) external view returns (uint256);

@@ -38,7 +38,8 @@ interface IJobMarket {
         Disputed,
         Finalized,
         Slashed,
-        Expired
+        Expired,
+        Voided // a dispute could not draw a full committee in time: submitter refunded, stake unlocked, no pay
     }
 
     /// @notice On-chain record of a job. Spec and dataset hashes are in the `JobMatched` event only.
@@ -149,6 +150,7 @@ interface IJobMarket {
     event JobFinalized(bytes32 indexed jobId, uint256 solverPaid, uint256 feesPaid, uint256 refunded);
     event JobSlashed(bytes32 indexed jobId, address indexed challenger, uint256 slashed, uint256 refunded);
     event JobExpired(bytes32 indexed jobId, uint256 slashed, uint256 refunded);
+    event JobVoided(bytes32 indexed jobId, uint256 refunded);
 
     // EIP-712
     function hashOrder(JobOrder calldata order) external view returns (bytes32);
@@ -197,6 +199,10 @@ interface IJobMarket {
     ///         while the dispute ran, resumes with what was left of it (at least `disputeGrace`), so a stalling sybil
     ///         challenger cannot run the window out for honest ones.
     function settleDispute(bytes32 jobId, bool solverLost, address challenger, address[] calldata arbiters) external;
+
+    /// @notice DisputeGame: a dispute found no full committee within its wait: the job is Voided, the submitter
+    ///         refunded, the job stake unlocked; the solver is neither paid nor slashed.
+    function voidDispute(bytes32 jobId) external;
 
     function getJob(bytes32 jobId) external view returns (Job memory);
     function params() external view returns (Params memory);

@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {
+    Actor,
     BlobStore,
     ChallengerActor,
     DishonestChallenger,
@@ -91,6 +92,24 @@ contract Squatter {
     function settleAndReopen(uint256 disputeId, bytes32 jobId) external returns (uint256) {
         game.timeout(disputeId);
         return game.openDispute(jobId);
+    }
+}
+
+/// @notice Attack 6: a sybil arbiter of the lying solver; it always votes for the opened leaf.
+contract ColludingArbiter is Actor {
+    constructor(address who_, DisputeGame game_) Actor(who_, game_, NEVER_STALL) {}
+
+    function commit(uint256 disputeId) external {
+        bytes32 result = game.getDispute(disputeId).postStateRoot;
+        bytes32 commitment = game.voteCommitment(result, keccak256(abi.encode("sybil", disputeId)), who);
+        vm.prank(who);
+        game.commitVote(disputeId, commitment);
+    }
+
+    function reveal(uint256 disputeId) external {
+        bytes32 result = game.getDispute(disputeId).postStateRoot;
+        vm.prank(who);
+        game.revealVote(disputeId, result, keccak256(abi.encode("sybil", disputeId)));
     }
 }
 
@@ -227,7 +246,7 @@ contract AttackActorsTest is DisputeActorsBase {
             cs[i] = new DishonestChallenger(who, game, i, DishonestChallenger.Steer.Random, NEVER);
             ids[i] = cs[i].open(jobId);
         }
-        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.JobNotSlashed.selector, jobId));
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.JobNotSettled.selector, jobId));
         game.dropSuperseded(ids[2]);
         for (uint256 i = 0; i < 3; ++i) {
             assertEq(game.activeDisputeOf(jobId), ids[i], "filing order");
@@ -240,5 +259,94 @@ contract AttackActorsTest is DisputeActorsBase {
 
     function _bondKey(uint256 disputeId) internal pure returns (bytes32) {
         return keccak256(abi.encode(keccak256("veritrain.dispute.bond"), disputeId));
+    }
+
+    // ===================================================== 6. short committees
+
+    /// @notice The pool holds one honest verifier and one sybil of the lying solver (the others left). A committee
+    ///         of two would split 1–1 into NoDecision and reopen the job, forever. Now the draw waits
+    ///         (`CommitteeShort`, re-armed) until R members exist; when one more honest verifier joins, the full
+    ///         committee outvotes the sybil and the liar is slashed.
+    function test_attack6_shortPool_waitsForFullCommittee_liarStillLoses() public {
+        (address sybil,, uint256 id, bytes32 jobId) = _shortPoolDispute();
+        IDisputeGame.Dispute memory d = game.getDispute(id);
+        vm.roll(d.seedBlock + 1);
+        vm.setBlockhash(d.seedBlock, keccak256("short"));
+        vm.expectEmit(address(game));
+        emit IDisputeGame.CommitteeShort(id, 2, uint64(block.number) + 1);
+        game.drawCommittee(id);
+        assertEq(uint8(game.getDispute(id).phase), uint8(IDisputeGame.Phase.AwaitingCommittee), "no 1-1 committee");
+        assertEq(game.committee(id).length, 0);
+
+        vm.prank(verifiers[2]);
+        stakes.setVerifier(true); // a third eligible verifier joins before the wait ends
+        d = game.getDispute(id);
+        vm.roll(d.seedBlock + 1);
+        vm.setBlockhash(d.seedBlock, keccak256("full"));
+        game.drawCommittee(id);
+        address[] memory committee = game.committee(id);
+        assertEq(committee.length, gp.committeeSize, "full committee");
+        ColludingArbiter colluder = new ColludingArbiter(sybil, game);
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (committee[i] == sybil) colluder.commit(id);
+            else arbiterOf[committee[i]].commit(id);
+        }
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (committee[i] == sybil) colluder.reveal(id);
+            else arbiterOf[committee[i]].reveal(id);
+        }
+        assertEq(uint8(game.getDispute(id).outcome), uint8(IDisputeGame.Outcome.ChallengerWon), "2-1 against liar");
+        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Slashed));
+        assertEq(stakes.positionOf(solver).claimable, 0, "liar paid nothing");
+    }
+
+    /// @notice The pool stays short for the whole `committeeWait`: the dispute ends NoCommittee and the job is
+    ///         Voided. The liar (who may have caused the shortage) is not paid; no one is slashed; the submitter gets
+    ///         the price back and the challenger its bond. No reopen loop: the job is final.
+    function test_attack6_poolShortUntilWait_voidsJob_liarNotPaid() public {
+        (,, uint256 id, bytes32 jobId) = _shortPoolDispute();
+        IStakeManager.Position memory solverBefore = stakes.positionOf(solver);
+        IStakeManager.Position memory challengerBefore = stakes.positionOf(challenger);
+        IStakeManager.Position memory submitterBefore = stakes.positionOf(submitter);
+        IDisputeGame.Dispute memory d = game.getDispute(id);
+        vm.warp(uint256(d.lastMoveAt) + gp.committeeWait);
+        vm.roll(d.seedBlock + 1);
+        vm.setBlockhash(d.seedBlock, keccak256("late"));
+        game.drawCommittee(id);
+
+        assertEq(uint8(game.getDispute(id).outcome), uint8(IDisputeGame.Outcome.NoCommittee));
+        IJobMarket.Job memory job = market.getJob(jobId);
+        assertEq(uint8(job.state), uint8(IJobMarket.JobState.Voided), "job final, not reopened");
+        assertEq(stakes.positionOf(solver).claimable, solverBefore.claimable, "liar not paid");
+        assertEq(stakes.positionOf(solver).free, solverBefore.free + job.stake, "stake unlocked");
+        assertEq(stakes.positionOf(challenger).free, challengerBefore.free + gp.disputeBond, "bond returned");
+        assertEq(stakes.positionOf(submitter).claimable, submitterBefore.claimable + PRICE, "submitter refunded");
+        assertEq(stakes.escrowOf(jobId), 0);
+        vm.expectRevert(abi.encodeWithSelector(IJobMarket.WrongJobState.selector, jobId, IJobMarket.JobState.Voided));
+        market.finalize(jobId);
+    }
+
+    /// @dev Only verifiers[0] (honest) and verifiers[1] (the liar's sybil) stay in the pool; a lying solver is
+    ///      disputed by the honest challenger down to its wrong leaf.
+    function _shortPoolDispute() internal returns (address sybil, SolverActor liar, uint256 id, bytes32 jobId) {
+        sybil = verifiers[1];
+        for (uint256 i = 2; i < verifiers.length; ++i) {
+            vm.prank(verifiers[i]);
+            stakes.setVerifier(false);
+        }
+        uint256 n = 8;
+        liar = new LyingSolver(solver, game, INIT_ROOT, n, 3, NEVER);
+        HonestChallenger honest = new HonestChallenger(challenger, game, INIT_ROOT, liar.trajectory(), NEVER);
+        jobId = _match(uint64(n) * INTERVAL, INTERVAL);
+        _commit(jobId, liar.trajectory());
+        liar.publish(store);
+        _drawAudit(jobId);
+        id = honest.open(jobId);
+        for (uint256 guard = 0; game.getDispute(id).phase != IDisputeGame.Phase.AwaitingCommittee; ++guard) {
+            require(guard < 16, "descent did not end");
+            vm.warp(block.timestamp + MOVE_TIME);
+            if (game.getDispute(id).phase == IDisputeGame.Phase.AwaitingChoice) assertTrue(honest.move(id));
+            else assertTrue(liar.move(id));
+        }
     }
 }

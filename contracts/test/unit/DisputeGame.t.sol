@@ -483,17 +483,26 @@ contract DisputeGameTest is UnitBase {
         assertEq(arbiters.length, gp.committeeSize, "committee starved by the excluded solver's weight");
     }
 
-    function test_drawCommittee_emptyPoolEndsInNoDecision() public {
+    function test_drawCommittee_emptyPool_waitsThenVoidsTheJob() public {
         _leavePool(challenger);
         for (uint256 i = 0; i < verifiers.length; ++i) {
             _leavePool(verifiers[i]);
         }
         (bytes32 jobId,, uint256 id) = _disputeAtCommittee(N, LIE, LIE);
+        uint64 sb = game.getDispute(id).seedBlock;
+        vm.expectEmit(address(game));
+        emit IDisputeGame.CommitteeShort(id, 0, sb + 2);
+        assertEq(_drawCommittee(id).length, 0);
+        assertEq(uint8(_phase(id)), uint8(IDisputeGame.Phase.AwaitingCommittee), "waits for a full pool");
+        vm.warp(game.getDispute(id).lastMoveAt + gp.committeeWait);
         assertEq(_drawCommittee(id).length, 0);
         assertEq(uint8(_phase(id)), uint8(IDisputeGame.Phase.Resolved));
-        assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.NoDecision));
-        assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Committed));
+        assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.NoCommittee));
+        assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Voided));
         assertEq(_pos(challenger).free, 1_000 ether, "bond returned");
+        assertEq(_pos(submitter).claimable, PRICE, "submitter refunded");
+        assertEq(_pos(solver).locked, 0, "job stake unlocked, not slashed");
+        assertEq(_pos(solver).claimable, 0, "solver not paid");
     }
 
     // ------------------------------------------------------------------ voting

@@ -57,7 +57,8 @@ abstract contract Fixture is Test {
             clockBudget: uint64(vm.parseJsonUint(json, ".game.clockBudget")),
             commitPeriod: uint64(vm.parseJsonUint(json, ".game.commitPeriod")),
             revealPeriod: uint64(vm.parseJsonUint(json, ".game.revealPeriod")),
-            committeeSize: uint8(vm.parseJsonUint(json, ".game.committeeSize"))
+            committeeSize: uint8(vm.parseJsonUint(json, ".game.committeeSize")),
+            committeeWait: uint64(vm.parseJsonUint(json, ".game.committeeWait"))
         });
         token = new VeriToken(address(this));
         stakes = new StakeManager(
