@@ -412,6 +412,9 @@ class SolverNode:
             stake=stake,
             expiry=now + self.cfg.bid_ttl_s,
             nonce=nonce,
+            # the ETA already carries its margin (2x the measured training time + the commit): the contract
+            # refuses to accept the bid later than deadline - workTime, so a late acceptance cannot slash us
+            workTime=eta,
         )
         bid_digest = bid.digest(self.domain)
         eta_sig = BidEta(solver=self.address, bidHash=bid_digest, etaSeconds=eta).sign(

@@ -64,14 +64,16 @@ contract DisputeGame is IDisputeGame {
         d.challenger = msg.sender;
         d.solver = job.solver;
         d.bond = uint128(_params.disputeBond);
-        emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
         if (job.state == IJobMarket.JobState.Disputed) {
             // INVARIANT: a challenge filed while another runs waits its turn in filing order; nobody can jump it.
             d.phase = Phase.Queued;
             queues[jobId].push(disputeId);
+            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
             emit DisputeQueued(disputeId, jobId, queues[jobId].length - queueHead[jobId]);
         } else {
-            _start(disputeId, d, market.beginDispute(jobId, disputeId));
+            job = market.beginDispute(jobId, disputeId);
+            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
+            _start(disputeId, d, job);
         }
         stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), _params.disputeBond);
     }

@@ -18,8 +18,9 @@ contract JobMarket is IJobMarket, EIP712 {
         "JobOrder(address submitter,bytes32 specHash,bytes32 datasetHash,bytes32 initStateRoot,uint64 totalSteps,"
         "uint64 checkpointInterval,uint256 maxPrice,uint64 deadline,uint256 nonce)"
     );
-    bytes32 public constant BID_TYPEHASH =
-        keccak256("Bid(address solver,bytes32 orderHash,uint256 price,uint256 stake,uint64 expiry,uint256 nonce)");
+    bytes32 public constant BID_TYPEHASH = keccak256(
+        "Bid(address solver,bytes32 orderHash,uint256 price,uint256 stake,uint64 expiry,uint256 nonce,uint64 workTime)"
+    );
 
     uint256 private constant BPS = SlashSplit.BPS;
     /// @dev Domain separator between the audit seed and the verifier draw derived from it.
@@ -90,7 +91,7 @@ contract JobMarket is IJobMarket, EIP712 {
     /// @inheritdoc IJobMarket
     function hashBid(Bid calldata b) public view returns (bytes32) {
         return _hashTypedDataV4(
-            keccak256(abi.encode(BID_TYPEHASH, b.solver, b.orderHash, b.price, b.stake, b.expiry, b.nonce))
+            keccak256(abi.encode(BID_TYPEHASH, b.solver, b.orderHash, b.price, b.stake, b.expiry, b.nonce, b.workTime))
         );
     }
 
@@ -145,6 +146,9 @@ contract JobMarket is IJobMarket, EIP712 {
     function _checkTerms(JobOrder calldata order, Bid calldata bid) private view returns (bytes32 jobId) {
         if (block.timestamp >= order.deadline) revert OrderExpired(order.deadline);
         if (block.timestamp >= bid.expiry) revert BidExpired(bid.expiry);
+        // INVARIANT: the solver gets the working time it signed before the deadline (no last-second acceptance).
+        uint256 readyAt = block.timestamp + bid.workTime;
+        if (readyAt > order.deadline) revert TooLateToAccept(readyAt, order.deadline);
         if (
             order.checkpointInterval == 0 || order.totalSteps == 0 || order.totalSteps % order.checkpointInterval != 0
                 || order.totalSteps / order.checkpointInterval > _params.maxLeaves

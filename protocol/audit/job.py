@@ -102,6 +102,21 @@ def _match(a: JobAudit) -> str:
     return f"order signed by {short_addr(signer)}, bid by {short_addr(bidder)}"
 
 
+@rules.rule(
+    "job.accept-window",
+    "the bid was accepted early enough for its signed workTime: acceptance time + workTime <= the order's deadline",
+)
+def _accept_window(a: JobAudit) -> str:
+    tx, _ = a.matched
+    require(tx.function == "acceptBid", "the JobMatched transaction is not a direct acceptBid call")
+    work, deadline = int(tx.args["bid"]["workTime"]), int(tx.args["order"]["deadline"])
+    require(
+        tx.timestamp + work <= deadline,
+        f"accepted at {tx.timestamp} with workTime {work}s, which ends after the deadline {deadline}",
+    )
+    return f"accepted at {tx.timestamp}, workTime {work}s, {deadline - tx.timestamp - work}s to spare before {deadline}"
+
+
 def short_addr(x: str) -> str:
     return x[:10] + "…"
 

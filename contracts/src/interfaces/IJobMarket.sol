@@ -8,7 +8,7 @@ pragma solidity 0.8.30;
 ///      digest of the order, so an order can be matched at most once on one chain.
 interface IJobMarket {
     /// @notice A training job as the submitter signed it. `deadline` is the unix time by which the trajectory must be
-    ///         committed (and the last moment a bid can be accepted). Steps, interval and times are uint64.
+    ///         committed (a bid can be accepted until `deadline - bid.workTime`). Steps, interval and times are uint64.
     struct JobOrder {
         address submitter;
         bytes32 specHash;
@@ -21,7 +21,9 @@ interface IJobMarket {
         uint256 nonce;
     }
 
-    /// @notice A solver's offer on one order (`orderHash` is the order's EIP-712 digest = its job id).
+    /// @notice A solver's offer on one order (`orderHash` is the order's EIP-712 digest = its job id). `workTime` is
+    ///         the seconds the solver needs between acceptance and commit: the bid can only be accepted while
+    ///         `block.timestamp + workTime <= order.deadline`, so no one can accept it too late to be met.
     struct Bid {
         address solver;
         bytes32 orderHash;
@@ -29,6 +31,7 @@ interface IJobMarket {
         uint256 stake;
         uint64 expiry;
         uint256 nonce;
+        uint64 workTime;
     }
 
     enum JobState {
@@ -90,6 +93,8 @@ interface IJobMarket {
     error NonceUsed(address signer, uint256 nonce);
     error OrderExpired(uint64 deadline);
     error BidExpired(uint64 expiry);
+    /// @notice Accepted now, the solver's signed `workTime` would end at `readyAt`, after the order's deadline.
+    error TooLateToAccept(uint256 readyAt, uint64 deadline);
     error BidForOtherOrder(bytes32 bidOrderHash, bytes32 orderHash);
     error PriceAboveMax(uint256 price, uint256 maxPrice);
     error StakeTooLow(uint256 stake, uint256 required);

@@ -349,4 +349,37 @@ contract AttackActorsTest is DisputeActorsBase {
             else assertTrue(liar.move(id));
         }
     }
+
+    // ================================================= 4. last-second acceptance
+
+    /// @notice A submitter holds the solver's bid and accepts one second before the order's deadline, to collect
+    ///         the expiry slash. The bid signs the working time the solver needs: acceptance later than
+    ///         `deadline - workTime` reverts (`TooLateToAccept`); accepted at that last moment, the solver still has
+    ///         its whole working time, commits before the deadline, and `expire` pays the submitter nothing.
+    function test_attack4_lastSecondAcceptance_refused() public {
+        IJobMarket.JobOrder memory o = _order(STEPS, INTERVAL);
+        bytes32 h = market.hashOrder(o);
+        IJobMarket.Bid memory b = _bid(h, PRICE);
+        b.expiry = o.deadline; // a long-lived bid: the submitter may sit on it
+        bytes memory orderSig = _sign(SUBMITTER_KEY, h);
+        bytes memory bidSig = _sign(SOLVER_KEY, market.hashBid(b));
+
+        vm.warp(o.deadline - 1);
+        vm.prank(submitter);
+        vm.expectRevert(
+            abi.encodeWithSelector(IJobMarket.TooLateToAccept.selector, o.deadline - 1 + b.workTime, o.deadline)
+        );
+        market.acceptBid(o, orderSig, b, bidSig);
+
+        vm.warp(o.deadline - b.workTime); // the last moment the bid allows
+        vm.prank(submitter);
+        bytes32 jobId = market.acceptBid(o, orderSig, b, bidSig);
+        vm.warp(block.timestamp + b.workTime - 1); // the solver uses (almost) all the time it signed for
+        _commit(jobId, _toyLeaves(INIT_ROOT, STEPS / INTERVAL, type(uint256).max));
+        vm.warp(o.deadline);
+        vm.expectRevert(abi.encodeWithSelector(IJobMarket.WrongJobState.selector, jobId, IJobMarket.JobState.Committed));
+        market.expire(jobId);
+        assertEq(stakes.positionOf(solver).claimable, 0);
+        assertEq(stakes.lockedUnder(solver, jobId), b.stake, "job stake intact, not slashed");
+    }
 }

@@ -186,7 +186,8 @@ contract ProtocolHandler is Fixture {
             price: price,
             stake: stake,
             expiry: uint64(block.timestamp + 1 hours),
-            nonce: ++bidNonce
+            nonce: ++bidNonce,
+            workTime: 1 hours
         });
         bytes memory orderSig = _sign(SUBMITTER_KEY, h);
         bytes memory bidSig = _sign(keyOf[s], market.hashBid(b));

@@ -129,7 +129,8 @@ abstract contract Fixture is Test {
             price: price,
             stake: market.requiredStake(price),
             expiry: uint64(block.timestamp + 1 hours),
-            nonce: ++nonceCounter
+            nonce: ++nonceCounter,
+            workTime: 12 hours
         });
     }
 
