@@ -40,7 +40,8 @@ contract DisputeGame is IDisputeGame {
             params_.disputeBond == 0 || params_.arbiterStake == 0
                 || params_.arbiterStake > stakeManager_.minVerifierStake() || params_.clockBudget == 0
                 || params_.commitPeriod == 0 || params_.revealPeriod == 0 || params_.committeeSize == 0
-                || params_.committeeWait == 0 || params_.committeeSize % 2 == 0
+                || params_.committeeWait == 0 || params_.arbiterStakeBps > SlashSplit.BPS
+                || params_.wrongVoteSlashBps > SlashSplit.BPS || params_.committeeSize % 2 == 0
                 || params_.clockBudget > type(uint48).max || params_.disputeBond > type(uint128).max
         ) revert InvalidParams();
         market = market_;
@@ -200,8 +201,11 @@ contract DisputeGame is IDisputeGame {
         address[] memory exclude = new address[](3);
         exclude[0] = d.solver;
         exclude[1] = d.challenger;
-        exclude[2] = market.getJob(d.jobId).submitter;
-        address[] memory arbiters = stakeManager.drawDistinct(seed, _params.committeeSize, exclude);
+        IJobMarket.Job memory job = market.getJob(d.jobId);
+        exclude[2] = job.submitter;
+        // INVARIANT: what an arbiter risks grows with the stake its vote decides; only members able to lock it sit.
+        uint256 lockAmount = arbiterLockFor(job.stake);
+        address[] memory arbiters = stakeManager.drawDistinct(seed, _params.committeeSize, exclude, lockAmount);
         if (arbiters.length < _params.committeeSize) {
             // INVARIANT: only a full committee of R distinct members votes; a short pool waits (re-armed draw) up to
             // committeeWait after the leaf opening, then voids the job, which pays neither side.
@@ -217,11 +221,12 @@ contract DisputeGame is IDisputeGame {
         d.commitDeadline = commitDeadline;
         d.revealDeadline = uint48(commitDeadline + _params.revealPeriod);
         d.phase = Phase.Voting;
+        d.arbiterLock = uint128(lockAmount);
         committees[disputeId] = arbiters;
         emit CommitteeDrawn(disputeId, seed, arbiters, commitDeadline);
         bytes32 key = _key(ARBITER_TAG, disputeId);
         for (uint256 i = 0; i < arbiters.length; ++i) {
-            stakeManager.lock(arbiters[i], key, _params.arbiterStake);
+            stakeManager.lock(arbiters[i], key, lockAmount);
         }
     }
 
@@ -345,7 +350,7 @@ contract DisputeGame is IDisputeGame {
         }
         emit DisputeResolved(disputeId, jobId, outcome, winner, loser, slashed, majority);
 
-        _settleArbiters(disputeId, majority);
+        _settleArbiters(disputeId, d, outcome, majority);
         bytes32 bondKey = _key(BOND_TAG, disputeId);
         if (outcome == Outcome.SolverWon) {
             (address[] memory to, uint256[] memory amounts) =
@@ -363,23 +368,45 @@ contract DisputeGame is IDisputeGame {
         if (outcome != Outcome.ChallengerWon) _startNext(jobId);
     }
 
-    /// @dev Unlocks revealing arbiters; a non-revealer's arbiter stake is slashed and shared by the majority.
-    function _settleArbiters(uint256 disputeId, address[] memory majority) private {
+    /// @dev Majority arbiters are unlocked. A revealed vote against the decided outcome loses `wrongVoteSlashBps` of
+    ///      its lock, a non-revealer all of it; both are shared equally by the majority (credits, pulled later), the
+    ///      rounding dust burned. Without a decision (tie) revealers are unlocked.
+    function _settleArbiters(uint256 disputeId, Dispute storage d, Outcome outcome, address[] memory majority) private {
         address[] storage arbiters = committees[disputeId];
+        uint256 stake = d.arbiterLock;
+        uint256 penalty = stake * _params.wrongVoteSlashBps / SlashSplit.BPS;
         bytes32 key = _key(ARBITER_TAG, disputeId);
-        uint256 stake = _params.arbiterStake;
-        uint256[] memory shares = new uint256[](majority.length);
-        if (majority.length != 0) {
-            uint256 each = stake / majority.length;
-            for (uint256 i = 0; i < majority.length; ++i) {
-                shares[i] = each;
-            }
-        }
         for (uint256 i = 0; i < arbiters.length; ++i) {
             address a = arbiters[i];
-            if (votes[disputeId][a].status == VoteStatus.Revealed) stakeManager.unlock(a, key);
-            else stakeManager.slash(a, key, stake, majority, shares);
+            uint8 kind = _voteKind(votes[disputeId][a], d.postStateRoot, outcome);
+            if (kind == 0) {
+                stakeManager.slash(a, key, stake, majority, _equalShares(stake, majority.length));
+            } else if (kind == 1 && penalty != 0) {
+                stakeManager.slash(a, key, penalty, majority, _equalShares(penalty, majority.length));
+            } else {
+                stakeManager.unlock(a, key);
+            }
         }
+    }
+
+    function _equalShares(uint256 amount, uint256 n) private pure returns (uint256[] memory shares) {
+        shares = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            shares[i] = amount / n;
+        }
+    }
+
+    /// @dev 0 = did not reveal, 1 = revealed against the decided outcome, 2 = with it (or no decision).
+    function _voteKind(Vote storage v, bytes32 post, Outcome outcome) private view returns (uint8) {
+        if (v.status != VoteStatus.Revealed) return 0;
+        if (outcome != Outcome.SolverWon && outcome != Outcome.ChallengerWon) return 2;
+        return (v.result == post) == (outcome == Outcome.SolverWon) ? 2 : 1;
+    }
+
+    /// @inheritdoc IDisputeGame
+    function arbiterLockFor(uint256 jobStake) public view returns (uint256) {
+        uint256 proportional = jobStake * _params.arbiterStakeBps / SlashSplit.BPS;
+        return proportional > _params.arbiterStake ? proportional : _params.arbiterStake;
     }
 
     function _majority(Dispute storage d) private view returns (Outcome) {

@@ -242,8 +242,9 @@ contract JobMarket is IJobMarket, EIP712 {
         address[] memory exclude = new address[](2);
         exclude[0] = job.solver;
         exclude[1] = job.submitter;
-        address[] memory verifiers =
-            stakeManager.drawDistinct(keccak256(abi.encode(seed, VERIFIER_DRAW_TAG)), _params.verifiersPerJob, exclude);
+        address[] memory verifiers = stakeManager.drawDistinct(
+            keccak256(abi.encode(seed, VERIFIER_DRAW_TAG)), _params.verifiersPerJob, exclude, 0
+        );
         for (uint256 i = 0; i < verifiers.length; ++i) {
             assigned[jobId].push(verifiers[i]);
             auditStatus[jobId][verifiers[i]] = 1;

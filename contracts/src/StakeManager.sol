@@ -18,6 +18,8 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
 
     /// @notice Slashed tokens that are burned go here (no key is known for it).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+    /// @notice `drawDistinct` steps over at most this many members per seat whose weight is below `minWeight`.
+    uint256 public constant MAX_LIGHT_DRAWS_PER_SEAT = 4;
 
     IERC20 public immutable token;
     uint64 public immutable unbondingDelay;
@@ -206,24 +208,32 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     // -------------------------------------------------------------------- views
 
     /// @inheritdoc IStakeManager
-    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude)
+    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude, uint256 minWeight)
         external
         view
         returns (address[] memory drawn)
     {
-        // Skipped = the excluded parties, then each member as it is picked: every draw lands on a new eligible member.
+        // Skipped = the excluded parties, then each member as it is drawn (picked, or too light to cover `minWeight`):
+        // every draw lands on a new eligible member. Draw k uses derive(seed, k) whatever became of draw k - 1.
         uint256 e = exclude.length;
-        address[] memory skip = new address[](e + count);
+        uint256 maxLight = minWeight == 0 ? 0 : MAX_LIGHT_DRAWS_PER_SEAT * count;
+        address[] memory skip = new address[](e + count + maxLight);
         for (uint256 i = 0; i < e; ++i) {
             skip[i] = exclude[i];
         }
         address[] memory picked = new address[](count);
         uint256 n = 0;
+        uint256 light = 0;
         while (n < count) {
-            address candidate = pool.drawSkipping(uint256(Sampling.derive(seed, n)), skip, e + n);
+            uint256 k = n + light;
+            address candidate = pool.drawSkipping(uint256(Sampling.derive(seed, k)), skip, e + k);
             if (candidate == address(0)) break; // no eligible member left
+            skip[e + k] = candidate;
+            if (pool.weightOf(candidate) < minWeight) {
+                if (++light > maxLight) break; // bounded gas: the caller sees a short draw
+                continue;
+            }
             picked[n] = candidate;
-            skip[e + n] = candidate;
             ++n;
         }
         drawn = new address[](n);

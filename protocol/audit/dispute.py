@@ -26,6 +26,7 @@ from protocol.audit.record import (
     UNAVAILABLE,
     DisputeRecord,
     Tx,
+    arbiter_lock,
     dispute_key,
     from_hex,
     to_hex,
@@ -149,6 +150,11 @@ class DisputeAudit:
     @property
     def challenger(self) -> str:
         return addr(self.opened[1]["challenger"])
+
+    @cached_property
+    def arbiter_lock(self) -> int:
+        """What each arbiter of this dispute locks: max(arbiterStake, job stake · arbiterStakeBps)."""
+        return arbiter_lock(self.game, int(self.matched["stake"]))
 
     @cached_property
     def queued(self) -> bool:
@@ -324,15 +330,22 @@ class DisputeAudit:
             each = amount * a_bps // BPS // len(majority) if majority else 0
             return [winner, *majority], [amount * w_bps // BPS, *([each] * len(majority))]
 
-        # arbiters: revealers unlocked, the others slashed and shared by the majority
-        a_key, a_stake = dispute_key(ARBITER_TAG, self.id), int(self.game["arbiterStake"])
-        revealers = {addr(r["arbiter"]) for _, r in self.reveals}
+        # arbiters: a non-revealer loses its whole lock, a revealed vote against the decided outcome
+        # wrongVoteSlashBps of it (the rest unlocked), both shared equally by the majority; the others unlocked
+        a_key, a_stake = dispute_key(ARBITER_TAG, self.id), self.arbiter_lock
+        penalty = a_stake * int(self.game["wrongVoteSlashBps"]) // BPS
+        revealed = {addr(r["arbiter"]): r["result"] for _, r in self.reveals}
+        decided = outcome in (SOLVER_WON, CHALLENGER_WON)
         for a in self.committee:
-            if a in revealers:
-                s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake))
-            else:
+            if a not in revealed:
                 each = a_stake // len(majority) if majority else 0
                 slash(a, a_key, a_stake, list(majority), [each] * len(majority))
+            elif decided and (revealed[a] == post) != (outcome == SOLVER_WON) and penalty:
+                s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake - penalty))
+                each = penalty // len(majority) if majority else 0
+                slash(a, a_key, penalty, list(majority), [each] * len(majority))
+            else:
+                s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake))
         if outcome == SOLVER_WON:
             slash(challenger, bond_key, bond, *split(bond, solver))
         else:
@@ -622,6 +635,7 @@ def _committee_members(a: DisputeAudit) -> str:
     draw = a.rec.committee_draw
     require(draw is not None, "the record has no re-run of the draw")
     require(draw.seed == ev["seed"] and draw.count == r, "the draw was re-run with another seed or size")
+    require(draw.min_weight == a.arbiter_lock, "the draw was re-run with another minimum weight (arbiter lock)")
     require({addr(x) for x in draw.exclude} == excluded, "the draw was re-run with another exclusion list")
     if draw.exact:
         require(
@@ -633,7 +647,7 @@ def _committee_members(a: DisputeAudit) -> str:
         zero = [m for m in members if draw.weights.get(m, 0) <= 0]
         require(not zero, f"{zero} had no draw weight at block {draw.block}")
         how = f"each eligible at block {draw.block} (exact re-draw impossible: {draw.note})"
-    key, stake = to_hex(dispute_key(ARBITER_TAG, a.id)), int(a.game["arbiterStake"])
+    key, stake = to_hex(dispute_key(ARBITER_TAG, a.id)), a.arbiter_lock
     locked = Counter(
         addr(e.args["account"])
         for e in tx.events_named("StakeLocked", "StakeManager")

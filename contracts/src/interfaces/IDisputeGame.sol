@@ -39,12 +39,14 @@ interface IDisputeGame {
 
     struct Params {
         uint256 disputeBond; // challenger's bond, locked from its free stake
-        uint256 arbiterStake; // locked from each drawn arbiter, forfeited if it does not reveal
+        uint256 arbiterStake; // floor of what each drawn arbiter locks (forfeited if it does not reveal)
         uint64 clockBudget; // seconds each party may spend on its own moves, in total
         uint64 commitPeriod; // seconds arbiters have to commit after the draw
         uint64 revealPeriod; // seconds arbiters have to reveal after the commit phase
         uint8 committeeSize; // R, odd
         uint64 committeeWait; // seconds after the leaf opening a short pool (< R eligible) only re-arms the draw
+        uint16 arbiterStakeBps; // each arbiter locks max(arbiterStake, job stake · this / 10_000)
+        uint16 wrongVoteSlashBps; // share of its lock a revealed vote against the final majority loses
     }
 
     struct Dispute {
@@ -72,6 +74,7 @@ interface IDisputeGame {
         uint8 reveals;
         uint8 votesForSolver;
         uint8 votesForChallenger;
+        uint128 arbiterLock; // what each arbiter of this dispute locked (see Params.arbiterStakeBps)
     }
 
     struct Vote {
@@ -145,6 +148,8 @@ interface IDisputeGame {
     /// @notice The result an arbiter reveals when the pre-state could not be fetched or did not hash to its root.
     function UNAVAILABLE() external pure returns (bytes32);
     function params() external view returns (Params memory);
+    /// @notice What each arbiter locks in a dispute over a job stake of `jobStake`.
+    function arbiterLockFor(uint256 jobStake) external view returns (uint256);
 
     /// @notice Files a challenge with the bond. If no dispute runs on the job it starts now (the job must be Committed
     ///         with its audit window open); if one runs, it is queued and starts, in filing order, when the disputes

@@ -101,10 +101,12 @@ interface IStakeManager {
     /// @notice Market: credits `amount` of `jobId`'s escrow to `to`.
     function releaseEscrow(bytes32 jobId, address to, uint256 amount) external;
 
-    /// @notice Up to `count` distinct registered verifiers, drawn by free stake from `seed`, none in `exclude`. Draw `k`
-    ///         uses `keccak256(abi.encode(seed, k))` over the weight of the members not yet excluded or picked, so
-    ///         each draw succeeds; fewer addresses come back only if fewer eligible members exist.
-    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude)
+    /// @notice Up to `count` distinct registered verifiers, drawn by free stake from `seed`, none in `exclude`, each
+    ///         with at least `minWeight` free stake (what it must lock). Draw `k` uses `keccak256(abi.encode(seed, k))`
+    ///         over the weight of the members not yet excluded or drawn, so each draw lands on a new member; a member
+    ///         below `minWeight` is stepped over (at most MAX_LIGHT_DRAWS_PER_SEAT · count of them). Fewer addresses
+    ///         come back only if fewer eligible members exist or that bound was reached.
+    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude, uint256 minWeight)
         external
         view
         returns (address[] memory drawn);

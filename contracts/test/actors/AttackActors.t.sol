@@ -382,4 +382,78 @@ contract AttackActorsTest is DisputeActorsBase {
         assertEq(stakes.positionOf(solver).claimable, 0);
         assertEq(stakes.lockedUnder(solver, jobId), b.stake, "job stake intact, not slashed");
     }
+
+    // ================================================= 5. arbiters risk nothing
+
+    /// @notice The lying solver's sybil sits on a full committee and votes for the lie; the two honest arbiters outvote
+    ///         it. Its vote against the majority costs it `wrongVoteSlashBps` of its lock, credited to the honest
+    ///         arbiters; the lock itself is `max(arbiterStake, job stake · arbiterStakeBps)`, so it grows with the stake
+    ///         the vote decides (here: a job at 4 x PRICE).
+    function test_attack5_wrongVoteLosesStake_lockScalesWithJobStake() public {
+        address sybil = verifiers[1];
+        (uint256 id, bytes32 jobId) = _threeMemberCommittee(4 * PRICE);
+        address[] memory committee = game.committee(id);
+        uint256 lock = game.getDispute(id).arbiterLock;
+        assertEq(lock, market.getJob(jobId).stake * gp.arbiterStakeBps / BPS, "lock = share of the job stake");
+        assertGt(lock, gp.arbiterStake, "above the floor for a big job");
+        Books memory before = _books();
+        ColludingArbiter colluder = new ColludingArbiter(sybil, game);
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (committee[i] == sybil) colluder.commit(id);
+            else arbiterOf[committee[i]].commit(id);
+        }
+        for (uint256 i = 0; i < committee.length; ++i) {
+            if (committee[i] == sybil) colluder.reveal(id);
+            else arbiterOf[committee[i]].reveal(id);
+        }
+        assertEq(uint8(game.getDispute(id).outcome), uint8(IDisputeGame.Outcome.ChallengerWon));
+        uint256 penalty = lock * gp.wrongVoteSlashBps / BPS;
+        assertEq(stakes.positionOf(sybil).free, 500 ether - penalty, "the wrong vote cost part of its lock");
+        assertEq(stakes.positionOf(sybil).locked, 0);
+        uint256 perHonest = market.getJob(jobId).stake * mp.slashArbiterBps / BPS / 2 + penalty / 2;
+        for (uint256 i = 0; i < 3; ++i) {
+            uint256 k = _verifierIndex(verifiers[i]);
+            uint256 gained = stakes.positionOf(verifiers[i]).claimable - before.verifierClaims[k];
+            assertEq(gained, verifiers[i] == sybil ? 0 : perHonest, "majority paid, the sybil nothing");
+        }
+    }
+
+    /// @dev Pool = verifiers 0, 1 (the sybil), 2; a lying solver's job at `price`, disputed by the honest challenger
+    ///      down to its wrong leaf, committee drawn (all three).
+    function _threeMemberCommittee(uint256 price) internal returns (uint256 id, bytes32 jobId) {
+        for (uint256 i = 3; i < verifiers.length; ++i) {
+            vm.prank(verifiers[i]);
+            stakes.setVerifier(false);
+        }
+        SolverActor liar = new LyingSolver(solver, game, INIT_ROOT, 8, 3, NEVER);
+        HonestChallenger honest = new HonestChallenger(challenger, game, INIT_ROOT, liar.trajectory(), NEVER);
+        jobId = _matchAt(8 * INTERVAL, price);
+        _commit(jobId, liar.trajectory());
+        liar.publish(store);
+        _drawAudit(jobId);
+        id = honest.open(jobId);
+        for (uint256 guard = 0; game.getDispute(id).phase != IDisputeGame.Phase.AwaitingCommittee; ++guard) {
+            require(guard < 16, "descent did not end");
+            vm.warp(block.timestamp + MOVE_TIME);
+            if (game.getDispute(id).phase == IDisputeGame.Phase.AwaitingChoice) assertTrue(honest.move(id));
+            else assertTrue(liar.move(id));
+        }
+        IDisputeGame.Dispute memory d = game.getDispute(id);
+        vm.roll(d.seedBlock + 1);
+        vm.setBlockhash(d.seedBlock, keccak256("attack5"));
+        game.drawCommittee(id);
+        assertEq(game.committee(id).length, 3);
+    }
+
+    /// @dev Matches a fresh order at `price` (maxPrice raised to it).
+    function _matchAt(uint64 totalSteps, uint256 price) internal returns (bytes32 jobId) {
+        IJobMarket.JobOrder memory o = _order(totalSteps, INTERVAL);
+        o.maxPrice = price;
+        bytes32 h = market.hashOrder(o);
+        IJobMarket.Bid memory b = _bid(h, price);
+        bytes memory orderSig = _sign(SUBMITTER_KEY, h);
+        bytes memory bidSig = _sign(SOLVER_KEY, market.hashBid(b));
+        vm.prank(submitter);
+        jobId = market.acceptBid(o, orderSig, b, bidSig);
+    }
 }

@@ -682,7 +682,7 @@ contract DisputeActorsTest is DisputeActorsBase {
         assertEq(uint8(d.outcome), uint8(IDisputeGame.Outcome.ChallengerWon));
         assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Slashed));
         uint256 stake = market.getJob(jobId).stake;
-        uint256 perArbiter = stake * mp.slashArbiterBps / BPS / 2 + gp.arbiterStake / 2;
+        uint256 perArbiter = stake * mp.slashArbiterBps / BPS / 2 + game.getDispute(id).arbiterLock / 2;
         for (uint256 i = 0; i < 2; ++i) {
             assertEq(
                 stakes.positionOf(committee[i]).claimable,

@@ -294,7 +294,7 @@ contract ProtocolInvariantTest is Fixture {
             for (uint256 k = 0; k < committee.length; ++k) {
                 assertEq(
                     stakes.lockedUnder(committee[k], handler.arbiterKey(id)),
-                    d.phase == IDisputeGame.Phase.Voting ? gp.arbiterStake : 0,
+                    d.phase == IDisputeGame.Phase.Voting ? d.arbiterLock : 0,
                     "arbiter stake locked while voting"
                 );
             }

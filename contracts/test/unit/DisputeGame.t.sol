@@ -442,8 +442,8 @@ contract DisputeGameTest is UnitBase {
         assertEq(d.commitDeadline, block.timestamp + gp.commitPeriod);
         assertEq(d.revealDeadline, block.timestamp + gp.commitPeriod + gp.revealPeriod);
         for (uint256 i = 0; i < arbiters.length; ++i) {
-            assertEq(stakes.lockedUnder(arbiters[i], _arbiterKey(id)), gp.arbiterStake);
-            assertEq(_pos(arbiters[i]).free, 500 ether - gp.arbiterStake);
+            assertEq(stakes.lockedUnder(arbiters[i], _arbiterKey(id)), game.getDispute(id).arbiterLock);
+            assertEq(_pos(arbiters[i]).free, 500 ether - game.getDispute(id).arbiterLock);
             for (uint256 j = 0; j < i; ++j) {
                 assertTrue(arbiters[i] != arbiters[j]);
             }
@@ -742,10 +742,14 @@ contract DisputeGameTest is UnitBase {
         assertEq(d.votesForChallenger, 2);
         assertEq(uint8(d.outcome), uint8(IDisputeGame.Outcome.ChallengerWon));
         assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Slashed));
-        uint256 each = 2 * PRICE * mp.slashArbiterBps / 10_000 / 2;
-        assertEq(_pos(arbiters[0]).claimable, each);
+        uint256 lock = d.arbiterLock;
+        assertEq(lock, 2 * PRICE * gp.arbiterStakeBps / 10_000, "the lock scales with the job stake");
+        uint256 penalty = lock * gp.wrongVoteSlashBps / 10_000;
+        uint256 each = 2 * PRICE * mp.slashArbiterBps / 10_000 / 2 + penalty / 2;
+        assertEq(_pos(arbiters[0]).claimable, each, "majority: job-stake share + half the wrong vote's penalty");
         assertEq(_pos(arbiters[1]).claimable, 0, "minority gets nothing");
-        assertEq(_pos(arbiters[1]).free, 500 ether, "but keeps its stake: it revealed");
+        assertEq(_pos(arbiters[1]).free, 500 ether - penalty, "and loses part of its lock: it voted wrong");
+        assertEq(_pos(arbiters[1]).locked, 0);
         assertEq(_pos(arbiters[2]).claimable, each);
     }
 
@@ -762,13 +766,17 @@ contract DisputeGameTest is UnitBase {
 
         uint256 stake = 2 * PRICE;
         uint256 jobShare = stake * mp.slashArbiterBps / 10_000 / 2; // 20 each
-        uint256 forfeitShare = gp.arbiterStake / 2; // 5 each
+        uint256 forfeitShare = game.getDispute(id).arbiterLock / 2; // 5 each
         assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.ChallengerWon));
         assertEq(_pos(arbiters[0]).claimable, jobShare + forfeitShare);
         assertEq(_pos(arbiters[1]).claimable, jobShare + forfeitShare);
         assertEq(_pos(arbiters[2]).claimable, 0);
         assertEq(_pos(arbiters[2]).locked, 0);
-        assertEq(_pos(arbiters[2]).free, 500 ether - gp.arbiterStake, "non-revealer forfeits its arbiter stake");
+        assertEq(
+            _pos(arbiters[2]).free,
+            500 ether - game.getDispute(id).arbiterLock,
+            "non-revealer forfeits its arbiter stake"
+        );
         assertEq(_pos(challenger).claimable, stake / 2);
         assertEq(token.balanceOf(DEAD), stake - stake / 2 - 2 * jobShare, "the forfeit is fully shared");
         assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Slashed));
@@ -797,9 +805,11 @@ contract DisputeGameTest is UnitBase {
         assertEq(_pos(challenger).locked, 0);
         for (uint256 i = 0; i < arbiters.length; ++i) {
             assertEq(_pos(arbiters[i]).locked, 0);
-            assertEq(_pos(arbiters[i]).free, 500 ether - gp.arbiterStake);
+            assertEq(_pos(arbiters[i]).free, 500 ether - game.getDispute(id).arbiterLock);
         }
-        assertEq(token.balanceOf(DEAD), arbiters.length * gp.arbiterStake, "no majority to share the forfeit");
+        assertEq(
+            token.balanceOf(DEAD), arbiters.length * game.getDispute(id).arbiterLock, "no majority to share the forfeit"
+        );
         assertEq(stakes.lockedUnder(solver, jobId), 2 * PRICE);
         // the reopened job can be finalized once the extended window is over
         vm.warp(job.auditEnd);

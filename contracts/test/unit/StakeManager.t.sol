@@ -364,7 +364,7 @@ contract StakeManagerTest is UnitBase {
         address[] memory exclude = new address[](2);
         (exclude[0], exclude[1]) = (challenger, verifiers[0]);
         for (uint256 s = 0; s < 32; ++s) {
-            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 4, exclude);
+            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 4, exclude, 0);
             assertEq(drawn.length, 4, "every draw lands on an eligible verifier");
             for (uint256 i = 0; i < drawn.length; ++i) {
                 assertFalse(_contains(exclude, drawn[i]));
@@ -381,14 +381,14 @@ contract StakeManagerTest is UnitBase {
         address[] memory exclude = new address[](1);
         exclude[0] = challenger;
         for (uint256 s = 0; s < 8; ++s) {
-            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 5, exclude);
+            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 5, exclude, 0);
             assertEq(drawn.length, 5, "all five other verifiers");
             for (uint256 i = 0; i < drawn.length; ++i) {
                 assertTrue(drawn[i] != challenger);
             }
         }
         // and asking for more than exist returns exactly the eligible ones
-        assertEq(stakes.drawDistinct(keccak256("more"), 9, exclude).length, 5);
+        assertEq(stakes.drawDistinct(keccak256("more"), 9, exclude, 0).length, 5);
     }
 
     function test_drawDistinct_returnsFewerWhenPoolSmall() public {
@@ -396,11 +396,22 @@ contract StakeManagerTest is UnitBase {
             _leavePool(verifiers[i]);
         }
         address[] memory exclude = new address[](0);
-        address[] memory drawn = stakes.drawDistinct(keccak256("s"), 3, exclude);
+        address[] memory drawn = stakes.drawDistinct(keccak256("s"), 3, exclude, 0);
         assertEq(drawn.length, 1);
         assertEq(drawn[0], challenger);
         _leavePool(challenger);
-        assertEq(stakes.drawDistinct(keccak256("s"), 3, exclude).length, 0);
+        assertEq(stakes.drawDistinct(keccak256("s"), 3, exclude, 0).length, 0);
+    }
+
+    /// @notice Members whose weight is below `minWeight` (they could not lock it) are stepped over, never drawn.
+    function test_drawDistinct_skipsMembersBelowMinWeight() public view {
+        address[] memory exclude = new address[](0);
+        uint256 heavy = stakes.positionOf(challenger).free; // the challenger holds more than any verifier
+        for (uint256 s = 0; s < 16; ++s) {
+            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 3, exclude, heavy);
+            assertEq(drawn.length, 1, "only one member can cover minWeight");
+            assertEq(drawn[0], challenger);
+        }
     }
 
     function test_conservation_balanceEqualsPositionsAndEscrow() public {

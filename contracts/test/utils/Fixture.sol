@@ -58,7 +58,9 @@ abstract contract Fixture is Test {
             commitPeriod: uint64(vm.parseJsonUint(json, ".game.commitPeriod")),
             revealPeriod: uint64(vm.parseJsonUint(json, ".game.revealPeriod")),
             committeeSize: uint8(vm.parseJsonUint(json, ".game.committeeSize")),
-            committeeWait: uint64(vm.parseJsonUint(json, ".game.committeeWait"))
+            committeeWait: uint64(vm.parseJsonUint(json, ".game.committeeWait")),
+            arbiterStakeBps: uint16(vm.parseJsonUint(json, ".game.arbiterStakeBps")),
+            wrongVoteSlashBps: uint16(vm.parseJsonUint(json, ".game.wrongVoteSlashBps"))
         });
         token = new VeriToken(address(this));
         stakes = new StakeManager(
