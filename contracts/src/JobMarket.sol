@@ -273,7 +273,9 @@ contract JobMarket is IJobMarket, EIP712 {
     function attest(bytes32 jobId) external {
         Job storage job = _job(jobId);
         if (job.state != JobState.Committed && job.state != JobState.Disputed) revert WrongJobState(jobId, job.state);
-        if (block.timestamp >= job.auditEnd) revert AuditWindowClosed(job.auditEnd);
+        // INVARIANT: while a dispute runs the window is paused (windowLeft > 0 remains), so auditEnd, which may have
+        // passed meanwhile, does not bound attestations; only a Committed job's running window does.
+        if (job.state == JobState.Committed && block.timestamp >= job.auditEnd) revert AuditWindowClosed(job.auditEnd);
         uint8 status = auditStatus[jobId][msg.sender];
         if (status == 0) revert NotAssignedVerifier(msg.sender);
         if (status == 2) revert AlreadyAttested(msg.sender);

@@ -55,6 +55,22 @@ class JobAudit:
     def submitter(self) -> str:
         return addr(self.matched[1]["submitter"])
 
+    def paused_at(self, tx: Tx) -> bool:
+        """True when a dispute ran on the job at ``tx`` (its last JobDisputed comes after its last reopening):
+        the audit window is paused then."""
+        paused = False
+        for t in self.rec.txs:
+            if (t.block, t.index) >= (tx.block, tx.index):
+                break
+            for e in t.events:
+                if e.args.get("jobId") != self.rec.job_id:
+                    continue
+                if e.name == "JobDisputed":
+                    paused = True
+                elif e.name == "JobReopened":
+                    paused = False
+        return paused
+
     def audit_end_at(self, tx: Tx) -> int | None:
         """auditEnd in effect just before ``tx`` (commit, then each reopening)."""
         end = None
@@ -205,7 +221,10 @@ def _attest(a: JobAudit) -> str:
         require(who in assigned, f"{who} attested but was not assigned")
         require(who not in seen, f"{who} attested twice")
         end = a.audit_end_at(tx)
-        require(end is not None and tx.timestamp < end, f"{who} attested at {tx.timestamp}, window closed at {end}")
+        require(
+            end is not None and (tx.timestamp < end or a.paused_at(tx)),
+            f"{who} attested at {tx.timestamp}, window closed at {end} (and no dispute paused it)",
+        )
         seen.add(who)
     return f"{len(seen)} attestation(s) of {len(assigned)} assigned"
 

@@ -284,7 +284,8 @@ contract StakeManagerTest is UnitBase {
         assertEq(stakes.drawWeightOf(challenger), 960 ether);
     }
 
-    function test_slash_reachesFreeThenUnbondingStake() public {
+    /// @notice Only the lock is slashable: free and unbonding stake are out of reach (SlashExceedsLock).
+    function test_slash_neverReachesFreeOrUnbondingStake() public {
         address v = verifiers[3];
         vm.prank(v);
         stakes.requestWithdrawal(450 ether); // free 50, unbonding 450
@@ -292,23 +293,16 @@ contract StakeManagerTest is UnitBase {
         stakes.lock(v, KEY, 20 ether); // free 30
         address[] memory to = new address[](0);
         uint256[] memory amounts = new uint256[](0);
-        // 20 from the lock + 30 free + 50 unbonding
-        vm.expectEmit(address(stakes));
-        emit IStakeManager.StakeSlashed(v, KEY, 100 ether, 100 ether);
         vm.prank(address(game));
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.SlashExceedsLock.selector, v, KEY, 100 ether, 20 ether));
         stakes.slash(v, KEY, 100 ether, to, amounts);
+        vm.prank(address(game));
+        stakes.slash(v, KEY, 20 ether, to, amounts);
         IStakeManager.Position memory p = _pos(v);
         assertEq(p.locked, 0);
-        assertEq(p.free, 0);
-        assertEq(p.unbonding, 400 ether);
-        assertEq(token.balanceOf(DEAD), 100 ether);
-
-        // asking for more than exists slashes only what exists
-        vm.expectEmit(address(stakes));
-        emit IStakeManager.StakeSlashed(v, KEY, 400 ether, 400 ether);
-        vm.prank(address(game));
-        stakes.slash(v, KEY, 1_000 ether, to, amounts);
-        assertEq(_pos(v).unbonding, 0);
+        assertEq(p.free, 30 ether);
+        assertEq(p.unbonding, 450 ether);
+        assertEq(token.balanceOf(DEAD), 20 ether);
     }
 
     function test_escrow_revertsWhenNotMarket() public {
