@@ -298,6 +298,13 @@ def create_bid(ctx: AppContext, session: Session, job_id: str, body: BidCreate) 
         raise ApiError(422, "expired", f"the bid's expiry {bid.expiry} has passed (now {now})")
     if order.deadline <= now:
         raise ApiError(422, "order_expired", f"the order's deadline {order.deadline} has passed (now {now})")
+    if now + bid.workTime > order.deadline:
+        raise ApiError(
+            422,
+            "too_late_to_accept",
+            f"the bid's workTime {bid.workTime}s from now ends at {now + bid.workTime}, after the order's deadline "
+            f"{order.deadline}: the contract would refuse it (TooLateToAccept)",
+        )
     if bid.price > order.max_price:
         raise ApiError(422, "price_above_max", f"price {bid.price} is above the order's maxPrice {order.max_price}")
     required = ctx.required_stake(bid.price)
@@ -324,6 +331,7 @@ def create_bid(ctx: AppContext, session: Session, job_id: str, body: BidCreate) 
         stake=bid.stake,
         expiry=bid.expiry,
         nonce=bid.nonce,
+        work_time=bid.workTime,
         signature=body.signature,
         eta_seconds=body.eta_seconds,
         eta_signature=body.eta_signature,
@@ -436,6 +444,8 @@ def rank_bids(ctx: AppContext, session: Session, order: Order) -> list[RankedBid
             reasons.append(f"job already {JOB_STATES[order.chain_state]} on-chain")
         if b.expiry <= now:
             reasons.append(f"expired at {b.expiry}")
+        if now + b.work_time > order.deadline:
+            reasons.append(f"too late to accept: its workTime {b.work_time}s from now ends after {order.deadline}")
         if eta is None:
             reasons.append("no ETA: the bid carries none and the solver has no profile for this model")
         elif now + eta > order.deadline:
@@ -450,7 +460,13 @@ def rank_bids(ctx: AppContext, session: Session, order: Order) -> list[RankedBid
             rank=None,
             bid_hash=b.bid_hash,
             bid=BidPublic(
-                solver=b.solver, orderHash=b.job_id, price=b.price, stake=b.stake, expiry=b.expiry, nonce=b.nonce
+                solver=b.solver,
+                orderHash=b.job_id,
+                price=b.price,
+                stake=b.stake,
+                expiry=b.expiry,
+                nonce=b.nonce,
+                workTime=b.work_time,
             ),
             signature=b.signature,
             eta_seconds=eta,

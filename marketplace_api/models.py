@@ -116,6 +116,7 @@ class BidRow(Base):
     stake: Mapped[int] = mapped_column(U256)
     expiry: Mapped[int] = mapped_column(U256)
     nonce: Mapped[int] = mapped_column(U256)
+    work_time: Mapped[int] = mapped_column(BigInteger)
     signature: Mapped[str] = mapped_column(String(132))
     eta_seconds: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     eta_signature: Mapped[str | None] = mapped_column(String(132), nullable=True)

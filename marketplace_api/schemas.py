@@ -272,6 +272,7 @@ class BidFields(_In):
     stake: U256
     expiry: U64
     nonce: U256
+    workTime: U64 = Field(description="seconds the solver needs from acceptance to commit (signed)")
 
     def typed(self) -> Bid:
         return Bid(
@@ -281,6 +282,7 @@ class BidFields(_In):
             stake=self.stake,
             expiry=self.expiry,
             nonce=self.nonce,
+            workTime=self.workTime,
         )
 
 
@@ -301,6 +303,7 @@ class BidPublic(_Out):
     stake: U256
     expiry: int
     nonce: U256
+    workTime: int = Field(description="seconds the solver needs from acceptance to commit (signed)")
 
 
 class SolverRecord(BaseModel):

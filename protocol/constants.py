@@ -31,10 +31,11 @@ class JobState(IntEnum):
     FINALIZED = 4
     SLASHED = 5
     EXPIRED = 6
+    VOIDED = 7  # a dispute found no full committee in time: submitter refunded, stake unlocked, no pay
 
 
 #: States a job never leaves.
-FINAL_JOB_STATES = frozenset({JobState.FINALIZED, JobState.SLASHED, JobState.EXPIRED})
+FINAL_JOB_STATES = frozenset({JobState.FINALIZED, JobState.SLASHED, JobState.EXPIRED, JobState.VOIDED})
 
 
 class Phase(IntEnum):
@@ -47,6 +48,7 @@ class Phase(IntEnum):
     AWAITING_COMMITTEE = 4  # anyone: draw the committee once the seed block is mined
     VOTING = 5  # arbiters: commit, then reveal
     RESOLVED = 6
+    QUEUED = 7  # filed while another dispute on the job ran: starts in filing order when those before it end
 
 
 class Outcome(IntEnum):
@@ -56,6 +58,8 @@ class Outcome(IntEnum):
     SOLVER_WON = 1
     CHALLENGER_WON = 2
     NO_DECISION = 3  # the committee produced no majority: bond returned, job reopened
+    SUPERSEDED = 4  # still queued when an earlier dispute slashed or voided the job: bond returned, never played
+    NO_COMMITTEE = 5  # fewer than R eligible arbiters until committeeWait: job voided, nobody paid or slashed
 
 
 class VoteStatus(IntEnum):

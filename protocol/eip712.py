@@ -46,6 +46,7 @@ BID_FIELDS = (
     ("stake", "uint256"),
     ("expiry", "uint64"),
     ("nonce", "uint256"),
+    ("workTime", "uint64"),
 )
 #: Off-chain only (the marketplace API checks them; no contract does): a solver's capability profile,
 #: signed over the SHA-256 of the profile document's canonical JSON, and a bid's ETA.
@@ -190,7 +191,9 @@ class JobOrder(_Typed):
 
 @dataclass(frozen=True)
 class Bid(_Typed):
-    """A solver's signed offer on one order (``IJobMarket.Bid``); ``orderHash`` is the order's digest."""
+    """A solver's signed offer on one order (``IJobMarket.Bid``); ``orderHash`` is the order's digest.
+    ``workTime`` is the seconds the solver needs from acceptance to commit: the contract accepts the bid only
+    while ``now + workTime <= order.deadline`` (``TooLateToAccept`` otherwise)."""
 
     solver: str
     orderHash: bytes
@@ -198,6 +201,7 @@ class Bid(_Typed):
     stake: int
     expiry: int
     nonce: int
+    workTime: int
 
     PRIMARY_TYPE = "Bid"
     FIELDS = BID_FIELDS

@@ -69,8 +69,9 @@ from .training import JobRun
 
 log = logging.getLogger("veritrain.solver")
 
-#: JobMarket.JobState
-MATCHED, COMMITTED, DISPUTED, FINALIZED, SLASHED, EXPIRED = 1, 2, 3, 4, 5, 6
+#: JobMarket.JobState (protocol.constants)
+MATCHED, COMMITTED, DISPUTED = JobState.MATCHED, JobState.COMMITTED, JobState.DISPUTED
+FINALIZED, SLASHED, EXPIRED, VOIDED = JobState.FINALIZED, JobState.SLASHED, JobState.EXPIRED, JobState.VOIDED
 
 
 class SolverError(VeritrainError):
@@ -411,6 +412,9 @@ class SolverNode:
             stake=stake,
             expiry=now + self.cfg.bid_ttl_s,
             nonce=nonce,
+            # the ETA already carries its margin (2x the measured training time + the commit): the contract
+            # refuses to accept the bid later than deadline - workTime, so a late acceptance cannot slash us
+            workTime=eta,
         )
         bid_digest = bid.digest(self.domain)
         eta_sig = BidEta(solver=self.address, bidHash=bid_digest, etaSeconds=eta).sign(
@@ -627,7 +631,7 @@ class SolverNode:
         for row in self.db.jobs("matched", "trained", "committed"):
             job = self.client.call(self.client.job_market.functions.getJob(row.job_bytes))
             state = int(job.state)
-            if state in (FINALIZED, SLASHED, EXPIRED):
+            if state in (FINALIZED, SLASHED, EXPIRED, VOIDED):
                 self._ended(row, state)
                 continue
             if row.status == "trained" and state == MATCHED:
@@ -707,7 +711,7 @@ class SolverNode:
         self._ended(row, FINALIZED)
 
     def _ended(self, row, state: int) -> None:
-        outcome = {FINALIZED: "finalized", SLASHED: "slashed", EXPIRED: "expired"}[state]
+        outcome = {FINALIZED: "finalized", SLASHED: "slashed", EXPIRED: "expired", VOIDED: "voided"}[state]
         self.db.update_job(row.job_id, status="done", outcome=outcome)
         level = logging.INFO if state == FINALIZED else logging.ERROR
         log_event(log, "job-ended", level, job_id=row.job_id, outcome=outcome)

@@ -124,6 +124,7 @@ def new_job(
         stake=market.functions.requiredStake(PRICE).call(),
         expiry=now + 3_600,
         nonce=next(_nonce),
+        workTime=3_600,
     )
     send(
         w3,

@@ -101,6 +101,7 @@ def make_bid(w3: Web3, market, solver: str, order_hash: bytes, price: int = PRIC
         stake=market.functions.requiredStake(price).call(),
         expiry=chain_time(w3) + 3_600,
         nonce=next(_nonce),
+        workTime=3_600,
     )
 
 
@@ -217,11 +218,13 @@ def test_order_digest_matches_contract(
 @HYPOTHESIS
 @given(
     key=st.integers(1, SECP256K1_N - 1),
-    order_hash=hashes, price=u256, stake_=u256, expiry=u64, nonce=u256,
+    order_hash=hashes, price=u256, stake_=u256, expiry=u64, nonce=u256, work_time=u64,
 )  # fmt: skip
-def test_bid_digest_matches_contract(w3, deployment, contracts, key, order_hash, price, stake_, expiry, nonce):
+def test_bid_digest_matches_contract(
+    w3, deployment, contracts, key, order_hash, price, stake_, expiry, nonce, work_time
+):
     signer = Account.from_key(key.to_bytes(32, "big"))
-    bid = Bid(signer.address, order_hash, price, stake_, expiry, nonce)
+    bid = Bid(signer.address, order_hash, price, stake_, expiry, nonce, work_time)
     domain = domain_of(w3, deployment)
     assert bid.digest(domain) == contracts.market.functions.hashBid(bid.as_abi_tuple()).call()
     assert bid.recover(domain, bid.sign(domain, signer)) == signer.address

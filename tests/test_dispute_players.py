@@ -23,6 +23,7 @@ from dispute_scenarios import (
     honest_replay,
     make_players,
     make_world,
+    new_job,
     play,
     resolved_event,
     start,
@@ -31,8 +32,11 @@ from dispute_scenarios import (
 
 from protocol import merkle
 from protocol.anvil import increase_time
-from protocol.constants import Phase
+from protocol.audit import audit_dispute, read_dispute
+from protocol.constants import JobState, Outcome, Phase
+from protocol.tx import send
 from verifier.arbiter import vote_commitment
+from verifier.challenge import Challenger
 
 pytestmark = pytest.mark.chain
 
@@ -175,3 +179,79 @@ def test_stalling_solver_loses_on_its_clock(w3, deployment, contracts, actors, w
     assert (d.phase, d.outcome) == (Phase.RESOLVED, CHALLENGER_WON)
     assert contracts.market.functions.getJob(game.job_id).call().state == SLASHED
     assert players.defender.step(game.dispute_id) == "resolved"  # a solver that wakes up too late does nothing
+
+
+def test_queued_challenge_gets_its_turn_and_a_superseded_one_its_bond(w3, deployment, contracts, actors, world):
+    """Issue 14, attack 3: a false accuser's dispute runs first; the honest challenger, filing behind it, is
+    queued (the player waits) and starts when the false one ends, inside that settling transaction; it catches
+    the liar. A third challenge, still queued when the job is slashed, is dropped with its bond returned. The
+    auditor's rules (``dispute.queue-turn`` among them) pass on all three."""
+    client_for, _ = world
+    n, first_wrong = 8, 5
+    job_id, leaves = new_job(w3, deployment, contracts, actors, world, n=n, lie_from=first_wrong)
+    accuser, late = actors.verifiers[0], actors.verifiers[1]
+    first = Game(job_id=job_id, leaves=leaves, bad_leaf=0)  # leaf 0 is honest: a false accusation
+    p1 = make_players(world, actors, {job_id: leaves}, honest_replay)
+    p1.challenger = Challenger(client_for(accuser))
+    first.dispute_id = p1.challenger.open(job_id)
+    honest = Game(job_id=job_id, leaves=leaves, bad_leaf=first_wrong)
+    p2 = make_players(world, actors, {job_id: leaves}, honest_replay)
+    honest.dispute_id = p2.challenger.open(job_id)
+    game = contracts.game.functions
+    assert game.getDispute(honest.dispute_id).call().phase == Phase.QUEUED
+    assert p2.challenger.step(honest.dispute_id, first_wrong) == "wait"
+    assert p2.challenger.open(job_id) == honest.dispute_id  # idempotent while queued
+
+    d1 = play(w3, contracts, first, p1)
+    assert d1.outcome == SOLVER_WON
+    assert game.activeDisputeOf(job_id).call() == honest.dispute_id
+    third = Challenger(client_for(late)).open(job_id)  # files behind the running honest dispute
+    assert game.getDispute(third).call().phase == Phase.QUEUED
+
+    d2 = play(w3, contracts, honest, p2)
+    assert d2.outcome == CHALLENGER_WON
+    assert contracts.market.functions.getJob(job_id).call().state == SLASHED
+    late_before = contracts.stakes.functions.positionOf(late.address).call()
+    assert Challenger(client_for(late)).step(third, 0) == "drop-superseded"
+    assert game.getDispute(third).call().outcome == Outcome.SUPERSEDED
+    late_after = contracts.stakes.functions.positionOf(late.address).call()
+    bond = int(game.params().call().disputeBond)
+    assert (late_after.free - late_before.free, late_before.locked - late_after.locked) == (bond, bond)
+
+    reader = client_for(actors.deployer)
+    for dispute_id in (first.dispute_id, honest.dispute_id, third):
+        verdict = audit_dispute(read_dispute(reader, dispute_id))
+        assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
+    checks = {c.rule: c.detail for c in audit_dispute(read_dispute(reader, honest.dispute_id)).checks}
+    assert "started in tx" in checks["dispute.queue-turn"]
+
+
+def test_short_pool_waits_then_voids_the_job(w3, deployment, contracts, actors, world):
+    """Issue 14, attack 6: with only two eligible arbiters (R = 3) the draw never seats a short committee: the
+    players' ``draw-committee`` only re-arms it (``CommitteeShort``) until ``committeeWait`` has passed after the
+    leaf opening; then the dispute ends ``NO_COMMITTEE`` and the job is voided (price refunded, stake unlocked,
+    nobody paid or slashed). The auditor's rules pass on it."""
+    game_fns = contracts.game.functions
+    leaving = actors.verifiers[2:]
+    for v in leaving:
+        send(w3, v, contracts.stakes.functions.setVerifier(False))
+    try:
+        game, players = start(w3, deployment, contracts, actors, world, n=4, lie_from=2, bad_leaf=2)
+        wait = int(game_fns.params().call().committeeWait)
+        shorts: list[int] = []
+
+        def wait_out_the_pool(g, current):
+            if g.moves[-1][1] == "draw-committee" and game_fns.getDispute(g.dispute_id).call().phase != Phase.RESOLVED:
+                shorts.append(g.dispute_id)
+                increase_time(w3, wait)
+            return None
+
+        d = play(w3, contracts, game, players, on_move=wait_out_the_pool)
+        assert shorts and d.outcome == Outcome.NO_COMMITTEE
+        assert contracts.market.functions.getJob(game.job_id).call().state == JobState.VOIDED
+        assert game_fns.committee(game.dispute_id).call() == []
+        verdict = audit_dispute(read_dispute(world[0](actors.deployer), game.dispute_id))
+        assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
+    finally:
+        for v in leaving:
+            send(w3, v, contracts.stakes.functions.setVerifier(True))

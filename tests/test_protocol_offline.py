@@ -157,6 +157,7 @@ def test_fast_eip712_digest_equals_eth_account_encoder_and_recovers_the_signer()
                     rng.randrange(1 << 256),
                     rng.randrange(1 << 64),
                     rng.randrange(1 << 256),
+                    rng.randrange(1 << 64),
                 ),
                 SolverProfile(acct.address, os.urandom(32), rng.randrange(1 << 64)),
                 BidEta(acct.address, os.urandom(32), rng.randrange(1 << 64)),

@@ -123,6 +123,7 @@ def commit_job(anvil, w3, deployment, contracts, actors, trained, server, leaves
         stake=market.functions.requiredStake(PRICE).call(),
         expiry=now + 3_600,
         nonce=next(_nonce),
+        workTime=3_600,
     )
     sub = client_for(anvil, deployment, actors.submitter)
     sub.transact(

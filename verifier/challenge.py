@@ -5,7 +5,8 @@ it, so a restart does not open a second); :meth:`Challenger.step` reads the disp
 challenger's turn, steers the descent toward ``bad_leaf`` — the leaf its replay found wrong: right iff
 ``bad_leaf >= lo + split_point(hi - lo)``. It also makes the permissionless moves that are due:
 ``timeout`` when the solver's clock ran out, ``drawCommittee`` once the seed block is mined, ``resolve``
-after the reveal deadline.
+after the reveal deadline. A dispute filed while another ran on the job is ``QUEUED`` until its turn; if an
+earlier one slashed or voided the job, ``dropSuperseded`` returns its bond.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from web3.logs import DISCARD
 
 from protocol import merkle
 from protocol.chain import ChainClient
-from protocol.constants import Phase
+from protocol.constants import JobState, Phase
 from protocol.game import IDLE, clock_out, send_move, settlement_duty
 
 log = logging.getLogger("veritrain.verifier.challenge")
@@ -51,13 +52,19 @@ class Challenger:
 
     def step(self, dispute_id: int, bad_leaf: int) -> str:
         """Makes the move the challenger owes now, if any. Returns ``"choose-left"``, ``"choose-right"``,
-        ``"timeout"``, ``"draw-committee"``, ``"resolve"`` or one of :data:`IDLE`."""
+        ``"timeout"``, ``"draw-committee"``, ``"resolve"``, ``"drop-superseded"`` or one of :data:`IDLE`."""
         d = self.dispute(dispute_id)
         phase = Phase(d.phase)
         if phase == Phase.RESOLVED:
             return "resolved"
         if phase == Phase.NONE:
             raise ValueError(f"dispute {dispute_id} does not exist")
+        if phase == Phase.QUEUED:
+            # Waits behind earlier disputes on the job; if one of them slashed it, take the bond back.
+            job = self.client.call(self.client.job_market.functions.getJob(bytes(d.jobId)))
+            if JobState(job.state) in (JobState.SLASHED, JobState.VOIDED):
+                return send_move(self.client, "drop-superseded", self.game.functions.dropSuperseded(dispute_id))
+            return "wait"
         if phase == Phase.AWAITING_CHOICE and d.challenger == self.client.address:
             lo, hi = int(d.lo), int(d.hi)
             if not lo <= bad_leaf < hi:

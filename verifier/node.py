@@ -317,7 +317,7 @@ class VerifierNode:
             self.db.execute(
                 "UPDATE jobs SET uri = ?, commit_block = ? WHERE job_id = ?", (a["uri"], block, _hx(a["jobId"]))
             )
-        elif ev.name in ("JobFinalized", "JobSlashed", "JobExpired"):
+        elif ev.name in ("JobFinalized", "JobSlashed", "JobExpired", "JobVoided"):
             self.db.execute("UPDATE jobs SET done = 1 WHERE job_id = ?", (_hx(a["jobId"]),))
         elif ev.name == "DisputeOpened":
             job_hex = _hx(a["jobId"])
@@ -649,6 +649,8 @@ class VerifierNode:
                 Outcome.SOLVER_WON: "lost",
                 Outcome.CHALLENGER_WON: "won",
                 Outcome.NO_DECISION: "no-decision",
+                Outcome.SUPERSEDED: "superseded",
+                Outcome.NO_COMMITTEE: "no-committee",
             }.get(Outcome(int(d.outcome)), "unknown")
             self.metrics.disputes.inc(outcome=outcome)
             log_event(log, "dispute-resolved", dispute=dispute_id, outcome=outcome)

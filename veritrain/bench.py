@@ -239,7 +239,7 @@ def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | 
             bodies.append(("/jobs", {"order": o.as_json(), "signature": "0x" + o.sign(domain, submitter).hex()}))
             for k in range(bids_per_order):
                 price = 10**20
-                b = Bid(solver.address, o.digest(domain), price, 2 * price, now + 3_600, (i + 1) * 1000 + k)
+                b = Bid(solver.address, o.digest(domain), price, 2 * price, now + 3_600, (i + 1) * 1000 + k, 3_600)
                 bodies.append((f"/jobs/0x{o.digest(domain).hex()}/bids", {
                     "bid": b.as_json(), "signature": "0x" + b.sign(domain, solver).hex()}))  # fmt: skip
         latencies: list[float] = []

@@ -524,6 +524,7 @@ def fetch_model(user: User, job_id: str, out_dir: str | os.PathLike[str], *, sol
             JobState.NONE: "no such job on this chain",
             JobState.SLASHED: "its solver was slashed: the model is not trustworthy",
             JobState.EXPIRED: "it expired without a commitment",
+            JobState.VOIDED: "a dispute found no full arbitration committee in time: the price was refunded",
         }.get(state, "wait for it to finalize (`veritrain job status --wait`)")
         raise UserError(f"job {job_id} is {state.name.lower()}, not finalized: {hint}")
     root = _hex(job.finalStateRoot)

@@ -5,6 +5,7 @@ import {IDisputeGame} from "./interfaces/IDisputeGame.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 import {RFC9162} from "./libraries/RFC9162.sol";
+import {ReservedRoots} from "./libraries/ReservedRoots.sol";
 import {SlashSplit} from "./libraries/SlashSplit.sol";
 
 /// @title DisputeGame
@@ -12,7 +13,7 @@ import {SlashSplit} from "./libraries/SlashSplit.sol";
 ///         job's fate through the JobMarket, both inside the resolving transaction.
 contract DisputeGame is IDisputeGame {
     /// @inheritdoc IDisputeGame
-    bytes32 public constant UNAVAILABLE = keccak256("veritrain.UNAVAILABLE");
+    bytes32 public constant UNAVAILABLE = ReservedRoots.UNAVAILABLE;
     bytes32 private constant BOND_TAG = keccak256("veritrain.dispute.bond");
     bytes32 private constant ARBITER_TAG = keccak256("veritrain.dispute.arbiter");
     bytes32 private constant COMMITTEE_TAG = keccak256("veritrain.committee");
@@ -28,6 +29,10 @@ contract DisputeGame is IDisputeGame {
     mapping(uint256 disputeId => address[]) private committees;
     mapping(uint256 disputeId => mapping(address arbiter => Vote)) private votes;
     mapping(bytes32 jobId => uint256 disputeId) public latestDisputeOf;
+    mapping(bytes32 jobId => uint256 disputeId) public activeDisputeOf;
+    /// @dev FIFO of waiting disputes per job: entries [queueHead, length) are still queued.
+    mapping(bytes32 jobId => uint256[]) private queues;
+    mapping(bytes32 jobId => uint256) private queueHead;
 
     constructor(IJobMarket market_, IStakeManager stakeManager_, Params memory params_) {
         if (address(market_) == address(0) || address(stakeManager_) == address(0)) revert ZeroAddress();
@@ -35,8 +40,9 @@ contract DisputeGame is IDisputeGame {
             params_.disputeBond == 0 || params_.arbiterStake == 0
                 || params_.arbiterStake > stakeManager_.minVerifierStake() || params_.clockBudget == 0
                 || params_.commitPeriod == 0 || params_.revealPeriod == 0 || params_.committeeSize == 0
-                || params_.committeeSize % 2 == 0 || params_.clockBudget > type(uint48).max
-                || params_.disputeBond > type(uint128).max
+                || params_.committeeWait == 0 || params_.arbiterStakeBps > SlashSplit.BPS
+                || params_.wrongVoteSlashBps > SlashSplit.BPS || params_.committeeSize % 2 == 0
+                || params_.clockBudget > type(uint48).max || params_.disputeBond > type(uint128).max
         ) revert InvalidParams();
         market = market_;
         stakeManager = stakeManager_;
@@ -51,24 +57,63 @@ contract DisputeGame is IDisputeGame {
     /// @inheritdoc IDisputeGame
     function openDispute(bytes32 jobId) external returns (uint256 disputeId) {
         disputeId = ++disputeCount;
-        IJobMarket.Job memory job = market.beginDispute(jobId, disputeId);
+        IJobMarket.Job memory job = market.getJob(jobId);
         if (msg.sender == job.solver) revert SolverCannotChallenge();
         latestDisputeOf[jobId] = disputeId;
         Dispute storage d = disputes[disputeId];
         d.jobId = jobId;
-        d.node = job.trajectoryRoot;
         d.challenger = msg.sender;
+        d.solver = job.solver;
+        d.bond = uint128(_params.disputeBond);
+        if (job.state == IJobMarket.JobState.Disputed) {
+            // INVARIANT: a challenge filed while another runs waits its turn in filing order; nobody can jump it.
+            d.phase = Phase.Queued;
+            queues[jobId].push(disputeId);
+            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
+            emit DisputeQueued(disputeId, jobId, queues[jobId].length - queueHead[jobId]);
+        } else {
+            job = market.beginDispute(jobId, disputeId);
+            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
+            _start(disputeId, d, job);
+        }
+        stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), _params.disputeBond);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function dropSuperseded(uint256 disputeId) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.Queued);
+        bytes32 jobId = d.jobId;
+        IJobMarket.JobState state = market.getJob(jobId).state;
+        if (state != IJobMarket.JobState.Slashed && state != IJobMarket.JobState.Voided) revert JobNotSettled(jobId);
+        d.phase = Phase.Resolved;
+        d.outcome = Outcome.Superseded;
+        emit DisputeResolved(disputeId, jobId, Outcome.Superseded, address(0), address(0), 0, new address[](0));
+        stakeManager.unlock(d.challenger, _key(BOND_TAG, disputeId));
+    }
+
+    /// @dev Starts the descent of `d` on `job` (now Disputed): clocks run from this block.
+    function _start(uint256 disputeId, Dispute storage d, IJobMarket.Job memory job) private {
+        activeDisputeOf[d.jobId] = disputeId;
+        d.node = job.trajectoryRoot;
         d.lastMoveAt = uint64(block.timestamp);
         // A one-leaf trajectory has no descent: the root is the leaf.
         d.phase = job.numLeaves == 1 ? Phase.AwaitingLeaf : Phase.AwaitingReveal;
-        d.solver = job.solver;
         d.solverClock = uint48(_params.clockBudget);
         d.challengerClock = uint48(_params.clockBudget);
         d.hi = job.numLeaves;
         d.numLeaves = job.numLeaves;
-        d.bond = uint128(_params.disputeBond);
-        emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
-        stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), _params.disputeBond);
+    }
+
+    /// @dev After a dispute on `jobId` ended without slashing it: the next queued dispute, if any, starts now.
+    function _startNext(bytes32 jobId) private {
+        uint256 head = queueHead[jobId];
+        if (head == queues[jobId].length) return;
+        uint256 next = queues[jobId][head];
+        queueHead[jobId] = head + 1;
+        Dispute storage d = disputes[next];
+        emit DisputeStarted(next, jobId);
+        _start(next, d, market.beginDispute(jobId, next));
     }
 
     /// @inheritdoc IDisputeGame
@@ -117,6 +162,9 @@ contract DisputeGame is IDisputeGame {
         if (msg.sender != d.solver) revert NotSolver(msg.sender);
         _spendSolverClock(d, disputeId);
         if (RFC9162.hashLeaf(postStateRoot) != d.node) revert LeafMismatch(d.node);
+        // INVARIANT: the opened leaf can never equal a reserved vote: UNAVAILABLE always counts against the solver.
+        if (ReservedRoots.isReserved(postStateRoot)) revert ReservedLeaf(postStateRoot);
+        if (ReservedRoots.isReserved(preStateRoot)) revert ReservedLeaf(preStateRoot);
         uint64 index = d.lo;
         IJobMarket.Job memory job = market.getJob(d.jobId);
         if (index == 0) {
@@ -153,19 +201,33 @@ contract DisputeGame is IDisputeGame {
         address[] memory exclude = new address[](3);
         exclude[0] = d.solver;
         exclude[1] = d.challenger;
-        exclude[2] = market.getJob(d.jobId).submitter;
-        address[] memory arbiters = stakeManager.drawDistinct(seed, _params.committeeSize, exclude);
+        IJobMarket.Job memory job = market.getJob(d.jobId);
+        exclude[2] = job.submitter;
+        // INVARIANT: what an arbiter risks grows with the stake its vote decides; only members able to lock it sit.
+        uint256 lockAmount = arbiterLockFor(job.stake);
+        address[] memory arbiters = stakeManager.drawDistinct(seed, _params.committeeSize, exclude, lockAmount);
+        if (arbiters.length < _params.committeeSize) {
+            // INVARIANT: only a full committee of R distinct members votes; a short pool waits (re-armed draw) up to
+            // committeeWait after the leaf opening, then voids the job, which pays neither side.
+            if (block.timestamp < uint256(d.lastMoveAt) + _params.committeeWait) {
+                d.seedBlock = uint64(block.number) + 1;
+                emit CommitteeShort(disputeId, arbiters.length, d.seedBlock);
+            } else {
+                _settle(disputeId, d, Outcome.NoCommittee);
+            }
+            return;
+        }
         uint48 commitDeadline = uint48(block.timestamp + _params.commitPeriod);
         d.commitDeadline = commitDeadline;
         d.revealDeadline = uint48(commitDeadline + _params.revealPeriod);
         d.phase = Phase.Voting;
+        d.arbiterLock = uint128(lockAmount);
         committees[disputeId] = arbiters;
         emit CommitteeDrawn(disputeId, seed, arbiters, commitDeadline);
         bytes32 key = _key(ARBITER_TAG, disputeId);
         for (uint256 i = 0; i < arbiters.length; ++i) {
-            stakeManager.lock(arbiters[i], key, _params.arbiterStake);
+            stakeManager.lock(arbiters[i], key, lockAmount);
         }
-        if (arbiters.length == 0) _settle(disputeId, d, Outcome.NoDecision);
     }
 
     /// @inheritdoc IDisputeGame
@@ -250,6 +312,16 @@ contract DisputeGame is IDisputeGame {
         return disputes[disputeId];
     }
 
+    /// @inheritdoc IDisputeGame
+    function queuedDisputes(bytes32 jobId) external view returns (uint256[] memory ids) {
+        uint256[] storage q = queues[jobId];
+        uint256 head = queueHead[jobId];
+        ids = new uint256[](q.length - head);
+        for (uint256 i = 0; i < ids.length; ++i) {
+            ids[i] = q[head + i];
+        }
+    }
+
     function committee(uint256 disputeId) external view returns (address[] memory) {
         return committees[disputeId];
     }
@@ -278,7 +350,7 @@ contract DisputeGame is IDisputeGame {
         }
         emit DisputeResolved(disputeId, jobId, outcome, winner, loser, slashed, majority);
 
-        _settleArbiters(disputeId, majority);
+        _settleArbiters(disputeId, d, outcome, majority);
         bytes32 bondKey = _key(BOND_TAG, disputeId);
         if (outcome == Outcome.SolverWon) {
             (address[] memory to, uint256[] memory amounts) =
@@ -287,26 +359,54 @@ contract DisputeGame is IDisputeGame {
         } else {
             stakeManager.unlock(challenger, bondKey);
         }
+        activeDisputeOf[jobId] = 0;
+        if (outcome == Outcome.NoCommittee) {
+            market.voidDispute(jobId);
+            return;
+        }
         market.settleDispute(jobId, outcome == Outcome.ChallengerWon, challenger, majority);
+        if (outcome != Outcome.ChallengerWon) _startNext(jobId);
     }
 
-    /// @dev Unlocks revealing arbiters; a non-revealer's arbiter stake is slashed and shared by the majority.
-    function _settleArbiters(uint256 disputeId, address[] memory majority) private {
+    /// @dev Majority arbiters are unlocked. A revealed vote against the decided outcome loses `wrongVoteSlashBps` of
+    ///      its lock, a non-revealer all of it; both are shared equally by the majority (credits, pulled later), the
+    ///      rounding dust burned. Without a decision (tie) revealers are unlocked.
+    function _settleArbiters(uint256 disputeId, Dispute storage d, Outcome outcome, address[] memory majority) private {
         address[] storage arbiters = committees[disputeId];
+        uint256 stake = d.arbiterLock;
+        uint256 penalty = stake * _params.wrongVoteSlashBps / SlashSplit.BPS;
         bytes32 key = _key(ARBITER_TAG, disputeId);
-        uint256 stake = _params.arbiterStake;
-        uint256[] memory shares = new uint256[](majority.length);
-        if (majority.length != 0) {
-            uint256 each = stake / majority.length;
-            for (uint256 i = 0; i < majority.length; ++i) {
-                shares[i] = each;
-            }
-        }
         for (uint256 i = 0; i < arbiters.length; ++i) {
             address a = arbiters[i];
-            if (votes[disputeId][a].status == VoteStatus.Revealed) stakeManager.unlock(a, key);
-            else stakeManager.slash(a, key, stake, majority, shares);
+            uint8 kind = _voteKind(votes[disputeId][a], d.postStateRoot, outcome);
+            if (kind == 0) {
+                stakeManager.slash(a, key, stake, majority, _equalShares(stake, majority.length));
+            } else if (kind == 1 && penalty != 0) {
+                stakeManager.slash(a, key, penalty, majority, _equalShares(penalty, majority.length));
+            } else {
+                stakeManager.unlock(a, key);
+            }
         }
+    }
+
+    function _equalShares(uint256 amount, uint256 n) private pure returns (uint256[] memory shares) {
+        shares = new uint256[](n);
+        for (uint256 i = 0; i < n; ++i) {
+            shares[i] = amount / n;
+        }
+    }
+
+    /// @dev 0 = did not reveal, 1 = revealed against the decided outcome, 2 = with it (or no decision).
+    function _voteKind(Vote storage v, bytes32 post, Outcome outcome) private view returns (uint8) {
+        if (v.status != VoteStatus.Revealed) return 0;
+        if (outcome != Outcome.SolverWon && outcome != Outcome.ChallengerWon) return 2;
+        return (v.result == post) == (outcome == Outcome.SolverWon) ? 2 : 1;
+    }
+
+    /// @inheritdoc IDisputeGame
+    function arbiterLockFor(uint256 jobStake) public view returns (uint256) {
+        uint256 proportional = jobStake * _params.arbiterStakeBps / SlashSplit.BPS;
+        return proportional > _params.arbiterStake ? proportional : _params.arbiterStake;
     }
 
     function _majority(Dispute storage d) private view returns (Outcome) {

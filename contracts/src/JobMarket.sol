@@ -6,6 +6,7 @@ import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/Signa
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
 import {RFC9162} from "./libraries/RFC9162.sol";
+import {ReservedRoots} from "./libraries/ReservedRoots.sol";
 import {Sampling} from "./libraries/Sampling.sol";
 import {SlashSplit} from "./libraries/SlashSplit.sol";
 
@@ -17,8 +18,9 @@ contract JobMarket is IJobMarket, EIP712 {
         "JobOrder(address submitter,bytes32 specHash,bytes32 datasetHash,bytes32 initStateRoot,uint64 totalSteps,"
         "uint64 checkpointInterval,uint256 maxPrice,uint64 deadline,uint256 nonce)"
     );
-    bytes32 public constant BID_TYPEHASH =
-        keccak256("Bid(address solver,bytes32 orderHash,uint256 price,uint256 stake,uint64 expiry,uint256 nonce)");
+    bytes32 public constant BID_TYPEHASH = keccak256(
+        "Bid(address solver,bytes32 orderHash,uint256 price,uint256 stake,uint64 expiry,uint256 nonce,uint64 workTime)"
+    );
 
     uint256 private constant BPS = SlashSplit.BPS;
     /// @dev Domain separator between the audit seed and the verifier draw derived from it.
@@ -89,7 +91,7 @@ contract JobMarket is IJobMarket, EIP712 {
     /// @inheritdoc IJobMarket
     function hashBid(Bid calldata b) public view returns (bytes32) {
         return _hashTypedDataV4(
-            keccak256(abi.encode(BID_TYPEHASH, b.solver, b.orderHash, b.price, b.stake, b.expiry, b.nonce))
+            keccak256(abi.encode(BID_TYPEHASH, b.solver, b.orderHash, b.price, b.stake, b.expiry, b.nonce, b.workTime))
         );
     }
 
@@ -144,10 +146,14 @@ contract JobMarket is IJobMarket, EIP712 {
     function _checkTerms(JobOrder calldata order, Bid calldata bid) private view returns (bytes32 jobId) {
         if (block.timestamp >= order.deadline) revert OrderExpired(order.deadline);
         if (block.timestamp >= bid.expiry) revert BidExpired(bid.expiry);
+        // INVARIANT: the solver gets the working time it signed before the deadline (no last-second acceptance).
+        uint256 readyAt = block.timestamp + bid.workTime;
+        if (readyAt > order.deadline) revert TooLateToAccept(readyAt, order.deadline);
         if (
             order.checkpointInterval == 0 || order.totalSteps == 0 || order.totalSteps % order.checkpointInterval != 0
                 || order.totalSteps / order.checkpointInterval > _params.maxLeaves
         ) revert InvalidSchedule(order.totalSteps, order.checkpointInterval);
+        if (ReservedRoots.isReserved(order.initStateRoot)) revert ReservedRoot(order.initStateRoot);
         jobId = hashOrder(order);
         if (bid.orderHash != jobId) revert BidForOtherOrder(bid.orderHash, jobId);
         if (bid.price > order.maxPrice) revert PriceAboveMax(bid.price, order.maxPrice);
@@ -198,7 +204,9 @@ contract JobMarket is IJobMarket, EIP712 {
         if (msg.sender != job.solver) revert NotSolver(msg.sender, job.solver);
         if (block.timestamp >= job.deadline) revert DeadlinePassed(job.deadline);
         if (numLeaves != job.numLeaves) revert WrongLeafCount(numLeaves, job.numLeaves);
-        if (trajectoryRoot == bytes32(0) || finalStateRoot == bytes32(0)) revert ZeroRoot();
+        if (trajectoryRoot == bytes32(0)) revert ZeroRoot();
+        // INVARIANT: no committed checkpoint is a reserved value (an UNAVAILABLE leaf would turn honest votes around).
+        if (ReservedRoots.isReserved(finalStateRoot)) revert ReservedRoot(finalStateRoot);
         // INVARIANT: the final model the submitter downloads is the last committed leaf.
         if (!RFC9162.verifyInclusion(
                 trajectoryRoot, RFC9162.hashLeaf(finalStateRoot), numLeaves - 1, numLeaves, finalProof
@@ -234,8 +242,9 @@ contract JobMarket is IJobMarket, EIP712 {
         address[] memory exclude = new address[](2);
         exclude[0] = job.solver;
         exclude[1] = job.submitter;
-        address[] memory verifiers =
-            stakeManager.drawDistinct(keccak256(abi.encode(seed, VERIFIER_DRAW_TAG)), _params.verifiersPerJob, exclude);
+        address[] memory verifiers = stakeManager.drawDistinct(
+            keccak256(abi.encode(seed, VERIFIER_DRAW_TAG)), _params.verifiersPerJob, exclude, 0
+        );
         for (uint256 i = 0; i < verifiers.length; ++i) {
             assigned[jobId].push(verifiers[i]);
             auditStatus[jobId][verifiers[i]] = 1;
@@ -264,7 +273,9 @@ contract JobMarket is IJobMarket, EIP712 {
     function attest(bytes32 jobId) external {
         Job storage job = _job(jobId);
         if (job.state != JobState.Committed && job.state != JobState.Disputed) revert WrongJobState(jobId, job.state);
-        if (block.timestamp >= job.auditEnd) revert AuditWindowClosed(job.auditEnd);
+        // INVARIANT: while a dispute runs the window is paused (windowLeft > 0 remains), so auditEnd, which may have
+        // passed meanwhile, does not bound attestations; only a Committed job's running window does.
+        if (job.state == JobState.Committed && block.timestamp >= job.auditEnd) revert AuditWindowClosed(job.auditEnd);
         uint8 status = auditStatus[jobId][msg.sender];
         if (status == 0) revert NotAssignedVerifier(msg.sender);
         if (status == 2) revert AlreadyAttested(msg.sender);
@@ -354,6 +365,16 @@ contract JobMarket is IJobMarket, EIP712 {
         (address[] memory to, uint256[] memory amounts) =
             SlashSplit.split(stake, challenger, arbiters, _params.slashWinnerBps, _params.slashArbiterBps);
         stakeManager.slash(job.solver, jobId, stake, to, amounts);
+    }
+
+    /// @inheritdoc IJobMarket
+    function voidDispute(bytes32 jobId) external onlyGame {
+        Job storage job = _job(jobId);
+        if (job.state != JobState.Disputed) revert WrongJobState(jobId, job.state);
+        job.state = JobState.Voided;
+        emit JobVoided(jobId, job.price);
+        _pay(jobId, job.submitter, job.price);
+        stakeManager.unlock(job.solver, jobId);
     }
 
     // ------------------------------------------------------------------- views

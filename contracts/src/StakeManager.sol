@@ -18,6 +18,8 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
 
     /// @notice Slashed tokens that are burned go here (no key is known for it).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
+    /// @notice `drawDistinct` steps over at most this many members per seat whose weight is below `minWeight`.
+    uint256 public constant MAX_LIGHT_DRAWS_PER_SEAT = 4;
 
     IERC20 public immutable token;
     uint64 public immutable unbondingDelay;
@@ -79,7 +81,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         a.free += amount;
         _syncWeight(msg.sender, a);
         emit Deposited(msg.sender, amount);
-        token.safeTransferFrom(msg.sender, address(this), amount);
+        _pull(msg.sender, amount);
     }
 
     /// @inheritdoc IStakeManager
@@ -150,23 +152,13 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         if (recipients.length != amounts.length) revert LengthMismatch();
         Account storage a = accounts[account];
         uint256 fromLock = lockedUnder[account][key];
-        uint256 take = amount < fromLock ? amount : fromLock;
-        if (fromLock != 0) {
-            lockedUnder[account][key] = 0;
-            a.locked -= fromLock;
-            a.free += fromLock - take; // the rest of the lock goes back to free stake
-            if (fromLock != take) emit StakeUnlocked(account, key, fromLock - take);
-        }
-        uint256 slashed = take;
-        uint256 short = amount - take;
-        if (short != 0) {
-            uint256 fromFree = short < a.free ? short : a.free;
-            a.free -= fromFree;
-            short -= fromFree;
-            uint256 fromUnbonding = short < a.unbonding ? short : a.unbonding;
-            a.unbonding -= fromUnbonding;
-            slashed += fromFree + fromUnbonding;
-        }
+        // INVARIANT: only locked stake is ever slashed; every operator slashes at most what it locked.
+        if (amount > fromLock) revert SlashExceedsLock(account, key, amount, fromLock);
+        lockedUnder[account][key] = 0;
+        a.locked -= fromLock;
+        a.free += fromLock - amount; // the rest of the lock goes back to free stake
+        if (fromLock != amount) emit StakeUnlocked(account, key, fromLock - amount);
+        uint256 slashed = amount;
         _syncWeight(account, a);
 
         uint256 shares = 0;
@@ -190,8 +182,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         emit Escrowed(jobId, payer, amount);
         // Only the JobMarket calls this, with `payer` = the order's submitter, who signed the order and is the
         // caller of acceptBid; no one can pull another account's tokens through it.
-        // slither-disable-next-line arbitrary-send-erc20
-        token.safeTransferFrom(payer, address(this), amount);
+        _pull(payer, amount);
     }
 
     /// @inheritdoc IStakeManager
@@ -206,24 +197,32 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     // -------------------------------------------------------------------- views
 
     /// @inheritdoc IStakeManager
-    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude)
+    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude, uint256 minWeight)
         external
         view
         returns (address[] memory drawn)
     {
-        // Skipped = the excluded parties, then each member as it is picked: every draw lands on a new eligible member.
+        // Skipped = the excluded parties, then each member as it is drawn (picked, or too light to cover `minWeight`):
+        // every draw lands on a new eligible member. Draw k uses derive(seed, k) whatever became of draw k - 1.
         uint256 e = exclude.length;
-        address[] memory skip = new address[](e + count);
+        uint256 maxLight = minWeight == 0 ? 0 : MAX_LIGHT_DRAWS_PER_SEAT * count;
+        address[] memory skip = new address[](e + count + maxLight);
         for (uint256 i = 0; i < e; ++i) {
             skip[i] = exclude[i];
         }
         address[] memory picked = new address[](count);
         uint256 n = 0;
+        uint256 light = 0;
         while (n < count) {
-            address candidate = pool.drawSkipping(uint256(Sampling.derive(seed, n)), skip, e + n);
+            uint256 k = n + light;
+            address candidate = pool.drawSkipping(uint256(Sampling.derive(seed, k)), skip, e + k);
             if (candidate == address(0)) break; // no eligible member left
+            skip[e + k] = candidate;
+            if (pool.weightOf(candidate) < minWeight) {
+                if (++light > maxLight) break; // bounded gas: the caller sees a short draw
+                continue;
+            }
             picked[n] = candidate;
-            skip[e + n] = candidate;
             ++n;
         }
         drawn = new address[](n);
@@ -254,6 +253,18 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         a.free += amount;
         _syncWeight(account, a);
         emit StakeUnlocked(account, key, amount);
+    }
+
+    /// @dev Pulls exactly `amount` from `from`: a token that delivers less (fee on transfer) or more would break
+    ///      conservation (balance == Σ positions + escrow), so it is refused by name.
+    function _pull(address from, uint256 amount) private {
+        uint256 before = token.balanceOf(address(this));
+        // Only `deposit` (from = the caller) and the market's `escrow` (from = the order's signing submitter, the
+        // caller of acceptBid) get here: no one can pull another account's tokens through it.
+        // slither-disable-next-line arbitrary-send-erc20
+        token.safeTransferFrom(from, address(this), amount);
+        uint256 received = token.balanceOf(address(this)) - before;
+        if (received != amount) revert TransferAmountMismatch(amount, received);
     }
 
     function _credit(address to, uint256 amount) private {

@@ -26,6 +26,7 @@ from protocol.audit.record import (
     UNAVAILABLE,
     DisputeRecord,
     Tx,
+    arbiter_lock,
     dispute_key,
     from_hex,
     to_hex,
@@ -34,6 +35,7 @@ from protocol.audit.verdict import RuleSet, Verdict, Violation, require
 from protocol.constants import BPS, Outcome, api_name
 
 SOLVER_WON, CHALLENGER_WON, NO_DECISION = Outcome.SOLVER_WON, Outcome.CHALLENGER_WON, Outcome.NO_DECISION
+SUPERSEDED, NO_COMMITTEE = Outcome.SUPERSEDED, Outcome.NO_COMMITTEE
 
 
 def _outcome_name(value: int) -> str:
@@ -151,6 +153,26 @@ class DisputeAudit:
         return addr(self.opened[1]["challenger"])
 
     @cached_property
+    def arbiter_lock(self) -> int:
+        """What each arbiter of this dispute locks: max(arbiterStake, job stake · arbiterStakeBps)."""
+        return arbiter_lock(self.game, int(self.matched["stake"]))
+
+    @cached_property
+    def queued(self) -> bool:
+        """Filed while another dispute ran on the job (``DisputeQueued`` in the opening transaction)."""
+        return bool(self.opened[0].events_named("DisputeQueued", "DisputeGame"))
+
+    @cached_property
+    def started(self) -> tuple[Tx, dict[str, Any]] | None:
+        """The transaction the descent started in: the opening one, or for a queued dispute the one with its
+        ``DisputeStarted`` (None while it waits, or if it was superseded)."""
+        if not self.queued:
+            return self.opened
+        found = self.events("DisputeStarted")
+        require(len(found) <= 1, f"dispute {self.id} started {len(found)} times")
+        return found[0] if found else None
+
+    @cached_property
     def moves(self) -> list[Move]:
         out = []
         for t in self.rec.txs:
@@ -189,11 +211,12 @@ class DisputeAudit:
         return self.events("VoteRevealed")
 
     def audit_end_at_open(self) -> int:
-        """The job's auditEnd in effect when the dispute opened (the commit's, or the last reopening's)."""
-        open_tx = self.opened[0]
+        """The job's auditEnd in effect when the dispute started (the commit's, or the last reopening's, which for a
+        queued dispute is in the very transaction that started it)."""
+        start_tx = (self.started or self.opened)[0]
         end = None
         for t in self.rec.job_txs:
-            if (t.block, t.index) >= (open_tx.block, open_tx.index):
+            if (t.block, t.index) > (start_tx.block, start_tx.index) or (t is start_tx and not self.queued):
                 break
             for e in t.events:
                 if e.name in ("JobCommitted", "JobReopened") and e.args.get("jobId") == self.rec.job_id:
@@ -235,7 +258,7 @@ class DisputeAudit:
         the per-move (elapsed, clock before) list."""
         budget = int(self.game["clockBudget"])
         clock = {"solver": budget, "challenger": budget}
-        last = self.opened[0].timestamp
+        last = (self.started or self.opened)[0].timestamp
         spent = []
         for m in self.moves:
             who = "challenger" if m.kind == "choose" else "solver"
@@ -263,6 +286,12 @@ class DisputeAudit:
         end_tx, _ = self.resolved
         d = self.descent()
         solver, challenger = self.solver, self.challenger
+        bond_key = dispute_key(BOND_TAG, self.id)
+        if end_tx.function == "dropSuperseded" or (self.queued and self.started is None):
+            zero = "0x0000000000000000000000000000000000000000"
+            s = Settlement(SUPERSEDED, "an earlier dispute slashed the job before this one's turn", zero, zero, 0, [])
+            s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), int(self.opened[1]["bond"])))
+            return s
         # outcome
         if end_tx.events_named("VoteRevealed") or end_tx.function in ("resolve", "revealVote"):
             post = self.leaf.event["postStateRoot"] if self.leaf else None
@@ -270,8 +299,13 @@ class DisputeAudit:
             against = len(self.reveals) - for_solver
             outcome = SOLVER_WON if for_solver > against else CHALLENGER_WON if against > for_solver else NO_DECISION
             reason = f"{for_solver} vote(s) for the opened leaf, {against} against"
-        elif end_tx.events_named("CommitteeDrawn"):
-            outcome, reason = NO_DECISION, "no eligible arbiter could be drawn"
+        elif end_tx.function == "drawCommittee" and not end_tx.events_named("CommitteeDrawn"):
+            waited = end_tx.timestamp - self.leaf.tx.timestamp
+            require(
+                waited >= int(self.game["committeeWait"]),
+                f"voided {waited}s after the leaf opening, before committeeWait {self.game['committeeWait']}s",
+            )
+            outcome, reason = NO_COMMITTEE, f"fewer than R eligible arbiters for committeeWait ({waited}s)"
         else:  # timeout
             if d["phase"] in ("reveal", "leaf"):
                 outcome, reason = CHALLENGER_WON, "the solver ran out of clock"
@@ -304,27 +338,38 @@ class DisputeAudit:
             each = amount * a_bps // BPS // len(majority) if majority else 0
             return [winner, *majority], [amount * w_bps // BPS, *([each] * len(majority))]
 
-        # arbiters: revealers unlocked, the others slashed and shared by the majority
-        a_key, a_stake = dispute_key(ARBITER_TAG, self.id), int(self.game["arbiterStake"])
-        revealers = {addr(r["arbiter"]) for _, r in self.reveals}
+        # arbiters: a non-revealer loses its whole lock, a revealed vote against the decided outcome
+        # wrongVoteSlashBps of it (the rest unlocked), both shared equally by the majority; the others unlocked
+        a_key, a_stake = dispute_key(ARBITER_TAG, self.id), self.arbiter_lock
+        penalty = a_stake * int(self.game["wrongVoteSlashBps"]) // BPS
+        revealed = {addr(r["arbiter"]): r["result"] for _, r in self.reveals}
+        decided = outcome in (SOLVER_WON, CHALLENGER_WON)
         for a in self.committee:
-            if a in revealers:
-                s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake))
-            else:
+            if a not in revealed:
                 each = a_stake // len(majority) if majority else 0
                 slash(a, a_key, a_stake, list(majority), [each] * len(majority))
-        bond_key = dispute_key(BOND_TAG, self.id)
+            elif decided and (revealed[a] == post) != (outcome == SOLVER_WON) and penalty:
+                s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake - penalty))
+                each = penalty // len(majority) if majority else 0
+                slash(a, a_key, penalty, list(majority), [each] * len(majority))
+            else:
+                s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake))
         if outcome == SOLVER_WON:
             slash(challenger, bond_key, bond, *split(bond, solver))
         else:
             s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), bond))
-        if outcome == CHALLENGER_WON:
+        if outcome == NO_COMMITTEE:
+            s.job_event = ("JobVoided", price)
+            if price:
+                s.credits.append((self.submitter, price))
+            s.stake_events.append(("StakeUnlocked", solver, self.rec.job_id, job_stake))
+        elif outcome == CHALLENGER_WON:
             s.job_event = ("JobSlashed", challenger, job_stake, price)
             if price:
                 s.credits.append((self.submitter, price))
             slash(solver, from_hex(self.rec.job_id), job_stake, *split(job_stake, challenger))
         else:
-            window_left = self.audit_end_at_open() - self.opened[0].timestamp
+            window_left = self.audit_end_at_open() - self.started[0].timestamp
             grace = int(self.market["disputeGrace"])
             s.job_event = ("JobReopened", end_tx.timestamp + max(window_left, grace))
         return s
@@ -348,14 +393,46 @@ def _opened(a: DisputeAudit) -> str:
         any(addr(x["account"]) == a.challenger and x["key"] == key and int(x["amount"]) == bond for x in locks),
         f"no StakeLocked({a.challenger}, bond key, {bond}) in the opening transaction",
     )
-    disputed = tx.events_named("JobDisputed", "JobMarket")
-    require(
-        len(disputed) == 1 and int(disputed[0].args["disputeId"]) == a.id,
-        "the opening transaction did not move the job to Disputed",
-    )
+    if a.queued:
+        if a.started is None:
+            return f"challenger {a.challenger} queued it at block {tx.block}, bond {bond}; it has not started"
+        tx = a.started[0]
+    disputed = [e for e in tx.events_named("JobDisputed", "JobMarket") if int(e.args["disputeId"]) == a.id]
+    require(len(disputed) == 1, f"the transaction that started dispute {a.id} did not move the job to Disputed")
     end = a.audit_end_at_open()
-    require(tx.timestamp < end, f"opened at {tx.timestamp}, after the audit window closed at {end}")
-    return f"challenger {a.challenger} opened it at block {tx.block}, bond {bond}, window open until {end}"
+    require(tx.timestamp < end, f"started at {tx.timestamp}, after the audit window closed at {end}")
+    how = "queued, then started" if a.queued else "opened"
+    return f"challenger {a.challenger} {how} it at block {tx.block}, bond {bond}, window open until {end}"
+
+
+@rules.rule(
+    "dispute.queue-turn",
+    "a dispute filed while another ran waits in the queue and starts only in the transaction that ended the one "
+    "before it without slashing the job (nobody can slip a new dispute in between)",
+)
+def _queue_turn(a: DisputeAudit) -> str:
+    if not a.queued:
+        return "not queued: started when filed"
+    position = int(a.opened[0].events_named("DisputeQueued", "DisputeGame")[0].args["position"])
+    if a.started is None:
+        return f"queued at position {position}, not started" + (" (superseded)" if a.resolved else " (yet)")
+    tx, _ = a.started
+    ended = [
+        e
+        for e in tx.events_named("DisputeResolved", "DisputeGame")
+        if int(e.args["disputeId"]) != a.id and e.args["jobId"] == a.rec.job_id
+    ]
+    require(len(ended) == 1, f"dispute {a.id} started in tx {short(tx.hash)}, which ended no other dispute of the job")
+    require(
+        int(ended[0].args["outcome"]) != CHALLENGER_WON,
+        "a queued dispute started although the one before it slashed the job",
+    )
+    require(
+        all(e.name != "DisputeOpened" for e in tx.events if e.log_index < ended[0].log_index),
+        "a dispute was filed in the settling transaction before the queued one started",
+    )
+    before = ended[0].args["disputeId"]
+    return f"queued at position {position}, started in tx {short(tx.hash)} right after dispute {before} ended"
 
 
 @rules.rule("descent.turns", "solver reveals, challenger chooses, in turn, ending with the solver opening one leaf")
@@ -511,14 +588,30 @@ def _clock_moves(a: DisputeAudit) -> str:
     "the committee seed is keccak256(blockhash(seed block), disputeId, tag), seed block after the leaf",
 )
 def _committee_seed(a: DisputeAudit) -> str:
-    if a.leaf is None or (a.drawn is None and not a.events("CommitteeSeedRearmed")):
+    if a.leaf is None or (a.drawn is None and not a.events("CommitteeSeedRearmed") and not a.events("CommitteeShort")):
         return "no committee drawn (yet)"
     seed_block = a.leaf.tx.block + 1
-    for tx, ev in a.events("CommitteeSeedRearmed"):
-        require(
-            tx.block > seed_block + BLOCKHASH_WINDOW,
-            f"seed re-armed at block {tx.block} although block {seed_block}'s hash was still readable",
-        )
+    rearms = sorted(
+        [(tx, ev, "stale") for tx, ev in a.events("CommitteeSeedRearmed")]
+        + [(tx, ev, "short") for tx, ev in a.events("CommitteeShort")],
+        key=lambda x: (x[0].block, x[0].index),
+    )
+    for tx, ev, why in rearms:
+        if why == "stale":
+            require(
+                tx.block > seed_block + BLOCKHASH_WINDOW,
+                f"seed re-armed at block {tx.block} although block {seed_block}'s hash was still readable",
+            )
+        else:
+            require(tx.block > seed_block, f"short-pool re-arm at block {tx.block}, not after seed block {seed_block}")
+            require(
+                int(ev["drawn"]) < int(a.game["committeeSize"]),
+                f"re-armed as short with {ev['drawn']} eligible arbiters",
+            )
+            require(
+                tx.timestamp < a.leaf.tx.timestamp + int(a.game["committeeWait"]),
+                "a short pool re-armed the draw after committeeWait (it should have voided the job)",
+            )
         require(int(ev["seedBlock"]) == tx.block + 1, "the re-armed seed block is not the next block")
         seed_block = tx.block + 1
     if a.drawn is None:
@@ -538,7 +631,8 @@ def _committee_seed(a: DisputeAudit) -> str:
 
 
 @rules.rule(
-    "committee.members", "R distinct stakers drawn by stake from the seed, excluding solver, challenger and submitter"
+    "committee.members",
+    "exactly R distinct stakers drawn by stake from the seed, excluding solver, challenger and submitter",
 )
 def _committee_members(a: DisputeAudit) -> str:
     if a.drawn is None:
@@ -548,13 +642,14 @@ def _committee_members(a: DisputeAudit) -> str:
     excluded = {a.solver, a.challenger, a.submitter}
     r = int(a.game["committeeSize"])
     require(len(set(members)) == len(members), f"the committee {members} repeats a member")
-    require(len(members) <= r, f"{len(members)} arbiters drawn, committeeSize is {r}")
+    require(len(members) == r, f"{len(members)} arbiters drawn, committeeSize is {r}: only a full committee votes")
     bad = [m for m in members if m in excluded]
     require(not bad, f"{bad} drawn although excluded (solver, challenger or submitter)")
     draw = a.rec.committee_draw
     if draw is None:
         raise Violation("the record has no re-run of the draw")
     require(draw.seed == ev["seed"] and draw.count == r, "the draw was re-run with another seed or size")
+    require(draw.min_weight == a.arbiter_lock, "the draw was re-run with another minimum weight (arbiter lock)")
     require({addr(x) for x in draw.exclude} == excluded, "the draw was re-run with another exclusion list")
     if draw.exact:
         require(
@@ -566,7 +661,7 @@ def _committee_members(a: DisputeAudit) -> str:
         zero = [m for m in members if draw.weights.get(m, 0) <= 0]
         require(not zero, f"{zero} had no draw weight at block {draw.block}")
         how = f"each eligible at block {draw.block} (exact re-draw impossible: {draw.note})"
-    key, stake = to_hex(dispute_key(ARBITER_TAG, a.id)), int(a.game["arbiterStake"])
+    key, stake = to_hex(dispute_key(ARBITER_TAG, a.id)), a.arbiter_lock
     locked = Counter(
         addr(e.args["account"])
         for e in tx.events_named("StakeLocked", "StakeManager")
@@ -692,6 +787,13 @@ def _settle_job(a: DisputeAudit) -> str:
     if a.resolved is None:
         return "not resolved (yet)"
     tx, s = _settle_events(a)
+    if s.outcome == SUPERSEDED:
+        require(not tx.events_named("JobSlashed") and not tx.events_named("JobReopened"), "a drop moved the job")
+        return "superseded: the job was slashed by an earlier dispute, bond returned"
+    if s.job_event[0] == "JobVoided":
+        got = [("JobVoided", int(e.args["refunded"])) for e in tx.events_named("JobVoided", "JobMarket")]
+        require(got == [s.job_event], f"JobVoided {got}, expected {[s.job_event]}")
+        return f"job voided (no full committee), submitter refunded {s.job_event[1]}"
     if s.job_event[0] == "JobSlashed":
         got = [
             ("JobSlashed", addr(e.args["challenger"]), int(e.args["slashed"]), int(e.args["refunded"]))

@@ -56,6 +56,22 @@ class JobAudit:
     def submitter(self) -> str:
         return addr(self.matched[1]["submitter"])
 
+    def paused_at(self, tx: Tx) -> bool:
+        """True when a dispute ran on the job at ``tx`` (its last JobDisputed comes after its last reopening):
+        the audit window is paused then."""
+        paused = False
+        for t in self.rec.txs:
+            if (t.block, t.index) >= (tx.block, tx.index):
+                break
+            for e in t.events:
+                if e.args.get("jobId") != self.rec.job_id:
+                    continue
+                if e.name == "JobDisputed":
+                    paused = True
+                elif e.name == "JobReopened":
+                    paused = False
+        return paused
+
     def audit_end_at(self, tx: Tx) -> int | None:
         """auditEnd in effect just before ``tx`` (commit, then each reopening)."""
         end = None
@@ -105,6 +121,21 @@ def _match(a: JobAudit) -> str:
         tx.timestamp < order.deadline and tx.timestamp < bid.expiry, "accepted after the order deadline or bid expiry"
     )
     return f"order signed by {short_addr(signer)}, bid by {short_addr(bidder)}"
+
+
+@rules.rule(
+    "job.accept-window",
+    "the bid was accepted early enough for its signed workTime: acceptance time + workTime <= the order's deadline",
+)
+def _accept_window(a: JobAudit) -> str:
+    tx, _ = a.matched
+    require(tx.function == "acceptBid", "the JobMatched transaction is not a direct acceptBid call")
+    work, deadline = int(tx.args["bid"]["workTime"]), int(tx.args["order"]["deadline"])
+    require(
+        tx.timestamp + work <= deadline,
+        f"accepted at {tx.timestamp} with workTime {work}s, which ends after the deadline {deadline}",
+    )
+    return f"accepted at {tx.timestamp}, workTime {work}s, {deadline - tx.timestamp - work}s to spare before {deadline}"
 
 
 def short_addr(x: str) -> str:
@@ -200,7 +231,10 @@ def _attest(a: JobAudit) -> str:
         require(who in assigned, f"{who} attested but was not assigned")
         require(who not in seen, f"{who} attested twice")
         end = a.audit_end_at(tx)
-        require(end is not None and tx.timestamp < end, f"{who} attested at {tx.timestamp}, window closed at {end}")
+        require(
+            end is not None and (tx.timestamp < end or a.paused_at(tx)),
+            f"{who} attested at {tx.timestamp}, window closed at {end} (and no dispute paused it)",
+        )
         seen.add(who)
     return f"{len(seen)} attestation(s) of {len(assigned)} assigned"
 
@@ -210,7 +244,7 @@ def _settle(a: JobAudit) -> str:
     m = a.matched[1]
     price, stake = int(m["price"]), int(m["stake"])
     fin, exp, sl = a.one("JobFinalized"), a.one("JobExpired"), a.one("JobSlashed")
-    require(sum(x is not None for x in (fin, exp, sl)) <= 1, "the job was settled more than once")
+    require(sum(x is not None for x in (fin, exp, sl, a.one("JobVoided"))) <= 1, "the job was settled more than once")
     if fin:
         tx, ev = fin
         end = a.audit_end_at(tx)
@@ -241,6 +275,12 @@ def _settle(a: JobAudit) -> str:
         slash = stake * int(a.market["expirySlashBps"]) // BPS
         require((int(ev["slashed"]), int(ev["refunded"])) == (slash, price), f"expiry {ev}, expected slash {slash}")
         return f"expired: submitter refunded {price}, solver slashed {slash}"
+    voided = a.one("JobVoided")
+    if voided:
+        require(bool(a.rec.dispute_ids), "voided without a dispute")
+        refunded = int(voided[1]["refunded"])
+        require(refunded == price, f"voided with refund {refunded}, the price is {price}")
+        return "voided by a dispute without a full committee: submitter refunded, stake unlocked, solver not paid"
     if sl:
         require(bool(a.rec.dispute_ids), "slashed without a dispute")
         return "slashed by a dispute (its settlement is checked in the dispute audit)"

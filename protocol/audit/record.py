@@ -24,6 +24,7 @@ from web3.exceptions import TransactionNotFound
 
 from protocol.atomic import atomic_write_json
 from protocol.chain import ChainClient
+from protocol.constants import BPS
 from protocol.errors import VeritrainError
 from protocol.events import EventDecoder
 
@@ -127,6 +128,7 @@ class Draw:
     exact: bool
     weights: dict[str, int]
     note: str = ""
+    min_weight: int = 0  # drawDistinct's minWeight: members below it are stepped over (the arbiter lock)
 
 
 def _tx_from_json(d: dict[str, Any]) -> Tx:
@@ -325,9 +327,11 @@ class ChainReader:
     def contracts(self) -> dict[str, str]:
         return dict(self.client.deployment.addresses)
 
-    def draw(self, tx: Tx, seed: bytes, count: int, exclude: list[str], members: list[str]) -> Draw:
-        """Re-runs ``drawDistinct(seed, count, exclude)`` against the state before ``tx``'s block; ``members``
-        (those the contract drew) get their draw weight in that state recorded too."""
+    def draw(
+        self, tx: Tx, seed: bytes, count: int, exclude: list[str], members: list[str], min_weight: int = 0
+    ) -> Draw:
+        """Re-runs ``drawDistinct(seed, count, exclude, min_weight)`` against the state before ``tx``'s block;
+        ``members`` (those the contract drew) get their draw weight in that state recorded too."""
         c = self.client
         parent = tx.block - 1
         stakes = c.stake_manager
@@ -344,7 +348,7 @@ class ChainReader:
         try:
             drawn = [
                 to_checksum_address(a)
-                for a in c.call(stakes.functions.drawDistinct(seed, count, exclude), block=parent)
+                for a in c.call(stakes.functions.drawDistinct(seed, count, exclude, min_weight), block=parent)
             ]
         except Exception as exc:
             drawn, note = [], f"eth_call at block {parent} failed ({type(exc).__name__}: {exc})"
@@ -368,6 +372,7 @@ class ChainReader:
             exact=not earlier and not note,
             weights=weights,
             note=note,
+            min_weight=min_weight,
         )
 
 
@@ -384,6 +389,12 @@ def _seed_blocks(txs: list[Tx], after_open_leaf: bool) -> set[int]:
 
 def _word(topic: int | bytes) -> bytes:
     return topic.to_bytes(32, "big") if isinstance(topic, int) else bytes(topic)
+
+
+def arbiter_lock(game: dict[str, Any], job_stake: int) -> int:
+    """What each arbiter locks in a dispute over ``job_stake``: max(arbiterStake, job stake · arbiterStakeBps / 10 000)
+    (``DisputeGame.arbiterLockFor``)."""
+    return max(int(game["arbiterStake"]), job_stake * int(game["arbiterStakeBps"]) // BPS)
 
 
 def read_dispute(client: ChainClient, dispute_id: int) -> DisputeRecord:
@@ -410,7 +421,8 @@ def read_dispute(client: ChainClient, dispute_id: int) -> DisputeRecord:
         ev = drawn_tx.events_named("CommitteeDrawn")[0]
         exclude = [opened[0].args["solver"], opened[0].args["challenger"], matched.args["submitter"]]
         size = int(params["game"]["committeeSize"])
-        draw = r.draw(drawn_tx, from_hex(ev.args["seed"]), size, exclude, list(ev.args["arbiters"]))
+        lock = arbiter_lock(params["game"], int(matched.args["stake"]))
+        draw = r.draw(drawn_tx, from_hex(ev.args["seed"]), size, exclude, list(ev.args["arbiters"]), lock)
     unavailable = to_hex(bytes(client.call(client.dispute_game.functions.UNAVAILABLE())))
     return DisputeRecord(
         chain_id=client.deployment.chain_id,

@@ -139,6 +139,7 @@ class Market:
             stake=self.ctx.required_stake(price),
             expiry=NOW + 3_600,
             nonce=next(self.nonces),
+            workTime=600,
         )
         fields.update(changes)
         bid = Bid(**fields)

@@ -118,6 +118,7 @@ def test_job_lifecycle_indexed_equals_contract_view(w3, deployment, contracts, a
         contracts.market.functions.requiredStake(price).call(),
         chain_now(w3) + 3_600,
         secrets.randbits(64),
+        600,
     )
     from protocol.eip712 import BidEta
 
@@ -320,6 +321,7 @@ def test_dispute_is_indexed_move_by_move(w3, deployment, contracts, actors, live
         jm.functions.requiredStake(100 * ETHER).call(),
         chain_now(w3) + 3_600,
         secrets.randbits(64),
+        3_600,
     )
     send(
         w3,
@@ -495,7 +497,7 @@ def test_leaf_list_mirror_takes_a_long_trajectory(w3, deployment, contracts, act
     job_id = order.digest(market.domain)
     bid = Bid(
         actors.solver.address, job_id, 10 * ETHER, jm.functions.requiredStake(10 * ETHER).call(),
-        chain_now(w3) + 3_600, secrets.randbits(64),
+        chain_now(w3) + 3_600, secrets.randbits(64), 3_600,
     )  # fmt: skip
     send(w3, actors.submitter, jm.functions.acceptBid(
         order.as_abi_tuple(), order.sign(market.domain, actors.submitter),

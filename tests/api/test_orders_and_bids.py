@@ -101,20 +101,20 @@ def test_accept_call_encodes_accept_bid_for_the_best_feasible_bid(market):
     data = bytes.fromhex(call["data"][2:])
     selector = keccak(
         text="acceptBid((address,bytes32,bytes32,bytes32,uint64,uint64,uint256,uint64,uint256),bytes,"
-        "(address,bytes32,uint256,uint256,uint64,uint256),bytes)"
+        "(address,bytes32,uint256,uint256,uint64,uint256,uint64),bytes)"
     )[:4]
     assert data[:4] == selector
     o, osig, b, bsig = abi_decode(
         [
             "(address,bytes32,bytes32,bytes32,uint64,uint64,uint256,uint64,uint256)",
             "bytes",
-            "(address,bytes32,uint256,uint256,uint64,uint256)",
+            "(address,bytes32,uint256,uint256,uint64,uint256,uint64)",
             "bytes",
         ],
         data[4:],
     )
     assert "0x" + osig.hex() == order_body["signature"] and "0x" + bsig.hex() == body["signature"]
-    assert b[2] == 30 * ETHER and o[8] == int(order_body["order"]["nonce"])
+    assert b[2] == 30 * ETHER and o[8] == int(order_body["order"]["nonce"]) and b[6] == bid.workTime
     other = market.client.get(f"/jobs/{job_id}/accept-call", params={"bid": "0x" + "00" * 32})
     assert other.status_code == 404 and other.json()["error"] == "not_found"
 

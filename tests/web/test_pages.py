@@ -199,6 +199,7 @@ def _market_run(w3, deployment, contracts, actors, anvil, tmp, api, indexer, url
             market.functions.requiredStake(price).call(),
             chain_now(w3) + 3_600,
             secrets.randbits(64),
+            900,
         )
         eta = BidEta(actors.solver.address, bid.digest(domain), 900)
         r = api.post(

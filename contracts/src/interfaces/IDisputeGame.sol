@@ -18,14 +18,17 @@ interface IDisputeGame {
         AwaitingLeaf, // solver: open the single remaining leaf
         AwaitingCommittee, // anyone: draw the committee once the seed block is mined
         Voting, // arbiters: commit, then reveal
-        Resolved
+        Resolved,
+        Queued // filed while another dispute on the job ran: starts, in filing order, when the ones before it end
     }
 
     enum Outcome {
         None,
         SolverWon,
         ChallengerWon,
-        NoDecision // the committee produced no majority: bond returned, job reopened
+        NoDecision, // the committee produced no majority: bond returned, job reopened
+        Superseded, // still queued when an earlier dispute slashed or voided the job: bond returned, never played
+        NoCommittee // fewer than R eligible arbiters until committeeWait: job voided, nobody paid or slashed
     }
 
     enum VoteStatus {
@@ -36,11 +39,14 @@ interface IDisputeGame {
 
     struct Params {
         uint256 disputeBond; // challenger's bond, locked from its free stake
-        uint256 arbiterStake; // locked from each drawn arbiter, forfeited if it does not reveal
+        uint256 arbiterStake; // floor of what each drawn arbiter locks (forfeited if it does not reveal)
         uint64 clockBudget; // seconds each party may spend on its own moves, in total
         uint64 commitPeriod; // seconds arbiters have to commit after the draw
         uint64 revealPeriod; // seconds arbiters have to reveal after the commit phase
         uint8 committeeSize; // R, odd
+        uint64 committeeWait; // seconds after the leaf opening a short pool (< R eligible) only re-arms the draw
+        uint16 arbiterStakeBps; // each arbiter locks max(arbiterStake, job stake · this / 10_000)
+        uint16 wrongVoteSlashBps; // share of its lock a revealed vote against the final majority loses
     }
 
     struct Dispute {
@@ -68,6 +74,7 @@ interface IDisputeGame {
         uint8 reveals;
         uint8 votesForSolver;
         uint8 votesForChallenger;
+        uint128 arbiterLock; // what each arbiter of this dispute locked (see Params.arbiterStakeBps)
     }
 
     struct Vote {
@@ -89,6 +96,8 @@ interface IDisputeGame {
     error ChildrenMismatch(bytes32 node);
     /// @notice The opened leaf does not hash to the current node.
     error LeafMismatch(bytes32 node);
+    /// @notice The opened leaf or pre-state is a reserved value (zero or UNAVAILABLE), which no checkpoint may be.
+    error ReservedLeaf(bytes32 root);
     /// @notice Leaf 0's pre-state must be the job's C_init.
     error PreStateNotInit(bytes32 given, bytes32 initStateRoot);
     /// @notice The inclusion proof of leaf i-1 against the trajectory root failed.
@@ -106,14 +115,22 @@ interface IDisputeGame {
     /// @notice The reveal does not match the commitment.
     error CommitmentMismatch(address arbiter);
     error VotingNotOver(uint256 disputeId);
+    /// @notice A queued dispute can be dropped only once the job is Slashed or Voided (it would start otherwise).
+    error JobNotSettled(bytes32 jobId);
 
     event DisputeOpened(
         uint256 indexed disputeId, bytes32 indexed jobId, address indexed challenger, address solver, uint256 bond
     );
+    /// @notice Another dispute on the job is running: this one waits at `position` (1 = next) of the job's queue.
+    event DisputeQueued(uint256 indexed disputeId, bytes32 indexed jobId, uint256 position);
+    /// @notice A queued dispute started (its clocks run from now) because the one before it ended.
+    event DisputeStarted(uint256 indexed disputeId, bytes32 indexed jobId);
     event ChildrenRevealed(uint256 indexed disputeId, uint64 lo, uint64 hi, bytes32 left, bytes32 right);
     event SideChosen(uint256 indexed disputeId, bool right, uint64 lo, uint64 hi, bytes32 node);
     event LeafOpened(uint256 indexed disputeId, uint64 index, bytes32 postStateRoot, bytes32 preStateRoot);
     event CommitteeSeedRearmed(uint256 indexed disputeId, uint64 seedBlock);
+    /// @notice Only `drawn` < R eligible arbiters exist: no committee yet; the draw is re-armed at `seedBlock`.
+    event CommitteeShort(uint256 indexed disputeId, uint256 drawn, uint64 seedBlock);
     event CommitteeDrawn(uint256 indexed disputeId, bytes32 seed, address[] arbiters, uint48 commitDeadline);
     event VoteCommitted(uint256 indexed disputeId, address indexed arbiter, bytes32 commitment);
     event VoteRevealed(uint256 indexed disputeId, address indexed arbiter, bytes32 result, bytes32 salt);
@@ -131,8 +148,20 @@ interface IDisputeGame {
     /// @notice The result an arbiter reveals when the pre-state could not be fetched or did not hash to its root.
     function UNAVAILABLE() external pure returns (bytes32);
     function params() external view returns (Params memory);
+    /// @notice What each arbiter locks in a dispute over a job stake of `jobStake`.
+    function arbiterLockFor(uint256 jobStake) external view returns (uint256);
 
+    /// @notice Files a challenge with the bond. If no dispute runs on the job it starts now (the job must be Committed
+    ///         with its audit window open); if one runs, it is queued and starts, in filing order, when the disputes
+    ///         before it end without slashing the job (inside the settling transaction, so nobody can slip in a new
+    ///         dispute between them). The audit window stays paused while the queue is not empty.
     function openDispute(bytes32 jobId) external returns (uint256 disputeId);
+    /// @notice A queued dispute whose job an earlier dispute slashed or voided: its bond is returned (Superseded).
+    function dropSuperseded(uint256 disputeId) external;
+    /// @notice The dispute running on `jobId` (0 if none).
+    function activeDisputeOf(bytes32 jobId) external view returns (uint256);
+    /// @notice The disputes queued on `jobId`, next first.
+    function queuedDisputes(bytes32 jobId) external view returns (uint256[] memory);
     function reveal(uint256 disputeId, bytes32 left, bytes32 right) external;
     function choose(uint256 disputeId, bool right) external;
     function openLeaf(uint256 disputeId, bytes32 postStateRoot, bytes32 preStateRoot, bytes32[] calldata preProof)
@@ -151,6 +180,6 @@ interface IDisputeGame {
     function committee(uint256 disputeId) external view returns (address[] memory);
     function voteOf(uint256 disputeId, address arbiter) external view returns (Vote memory);
     function disputeCount() external view returns (uint256);
-    /// @notice Latest dispute on `jobId` (0 if none).
+    /// @notice Latest dispute filed on `jobId`, running or queued (0 if none).
     function latestDisputeOf(bytes32 jobId) external view returns (uint256);
 }

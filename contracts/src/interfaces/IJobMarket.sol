@@ -8,7 +8,7 @@ pragma solidity 0.8.30;
 ///      digest of the order, so an order can be matched at most once on one chain.
 interface IJobMarket {
     /// @notice A training job as the submitter signed it. `deadline` is the unix time by which the trajectory must be
-    ///         committed (and the last moment a bid can be accepted). Steps, interval and times are uint64.
+    ///         committed (a bid can be accepted until `deadline - bid.workTime`). Steps, interval and times are uint64.
     struct JobOrder {
         address submitter;
         bytes32 specHash;
@@ -21,7 +21,9 @@ interface IJobMarket {
         uint256 nonce;
     }
 
-    /// @notice A solver's offer on one order (`orderHash` is the order's EIP-712 digest = its job id).
+    /// @notice A solver's offer on one order (`orderHash` is the order's EIP-712 digest = its job id). `workTime` is
+    ///         the seconds the solver needs between acceptance and commit: the bid can only be accepted while
+    ///         `block.timestamp + workTime <= order.deadline`, so no one can accept it too late to be met.
     struct Bid {
         address solver;
         bytes32 orderHash;
@@ -29,6 +31,7 @@ interface IJobMarket {
         uint256 stake;
         uint64 expiry;
         uint256 nonce;
+        uint64 workTime;
     }
 
     enum JobState {
@@ -38,7 +41,8 @@ interface IJobMarket {
         Disputed,
         Finalized,
         Slashed,
-        Expired
+        Expired,
+        Voided // a dispute could not draw a full committee in time: submitter refunded, stake unlocked, no pay
     }
 
     /// @notice On-chain record of a job. Spec and dataset hashes are in the `JobMatched` event only.
@@ -89,6 +93,8 @@ interface IJobMarket {
     error NonceUsed(address signer, uint256 nonce);
     error OrderExpired(uint64 deadline);
     error BidExpired(uint64 expiry);
+    /// @notice Accepted now, the solver's signed `workTime` would end at `readyAt`, after the order's deadline.
+    error TooLateToAccept(uint256 readyAt, uint64 deadline);
     error BidForOtherOrder(bytes32 bidOrderHash, bytes32 orderHash);
     error PriceAboveMax(uint256 price, uint256 maxPrice);
     error StakeTooLow(uint256 stake, uint256 required);
@@ -103,6 +109,8 @@ interface IJobMarket {
     error DeadlineNotPassed(uint64 deadline);
     error WrongLeafCount(uint64 given, uint64 expected);
     error ZeroRoot();
+    /// @notice `root` is a reserved value (zero or UNAVAILABLE) that no checkpoint may take (see ReservedRoots).
+    error ReservedRoot(bytes32 root);
     /// @notice The final state root is not leaf N-1 of the committed trajectory.
     error FinalStateNotLastLeaf();
     error AuditWindowClosed(uint64 auditEnd);
@@ -147,6 +155,7 @@ interface IJobMarket {
     event JobFinalized(bytes32 indexed jobId, uint256 solverPaid, uint256 feesPaid, uint256 refunded);
     event JobSlashed(bytes32 indexed jobId, address indexed challenger, uint256 slashed, uint256 refunded);
     event JobExpired(bytes32 indexed jobId, uint256 slashed, uint256 refunded);
+    event JobVoided(bytes32 indexed jobId, uint256 refunded);
 
     // EIP-712
     function hashOrder(JobOrder calldata order) external view returns (bytes32);
@@ -195,6 +204,10 @@ interface IJobMarket {
     ///         while the dispute ran, resumes with what was left of it (at least `disputeGrace`), so a stalling sybil
     ///         challenger cannot run the window out for honest ones.
     function settleDispute(bytes32 jobId, bool solverLost, address challenger, address[] calldata arbiters) external;
+
+    /// @notice DisputeGame: a dispute found no full committee within its wait: the job is Voided, the submitter
+    ///         refunded, the job stake unlocked; the solver is neither paid nor slashed.
+    function voidDispute(bytes32 jobId) external;
 
     function getJob(bytes32 jobId) external view returns (Job memory);
     function params() external view returns (Params memory);

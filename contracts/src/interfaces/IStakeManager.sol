@@ -35,6 +35,10 @@ interface IStakeManager {
     error SharesExceedSlash(uint256 shares, uint256 slashed);
     /// @notice Recipients and amounts differ in length.
     error LengthMismatch();
+    /// @notice A transfer into the vault delivered `received` instead of `expected` (fee-on-transfer or rebasing token).
+    error TransferAmountMismatch(uint256 expected, uint256 received);
+    /// @notice A slash of `amount` under `key` exceeds the `locked` amount there (only locked stake is slashable).
+    error SlashExceedsLock(address account, bytes32 key, uint256 amount, uint256 locked);
     /// @notice Nothing is withdrawable now (no credit; unbonding stake, if any, matures at `releaseAt`).
     error NothingToWithdraw(uint64 releaseAt);
 
@@ -76,8 +80,8 @@ interface IStakeManager {
     function deposit(uint256 amount) external;
     /// @notice Joins (true) or leaves (false) the pool drawn for audits and arbitration, weighted by free stake.
     function setVerifier(bool active) external;
-    /// @notice Moves `amount` of free stake into unbonding; it stays slashable until `releaseAt` and is paid by
-    ///         `withdraw` after that. A new request adds to the pending amount and restarts the delay.
+    /// @notice Moves `amount` of free stake into unbonding (out of the draw pool, not lockable); it is paid by
+    ///         `withdraw` after `releaseAt`. A new request adds to the pending amount and restarts the delay.
     function requestWithdrawal(uint256 amount) external;
     /// @notice Pays the caller its credits plus any matured unbonding stake. Reverts with `NothingToWithdraw`.
     function withdraw() external returns (uint256 amount);
@@ -86,9 +90,9 @@ interface IStakeManager {
     function lock(address account, bytes32 key, uint256 amount) external;
     /// @notice Operator: returns the whole lock under `key` to free stake.
     function unlock(address account, bytes32 key) external;
-    /// @notice Operator: slashes `amount` of `account`'s stake, first from the lock under `key`, then (stake stays
-    ///         slashable until released) from free and unbonding stake. `amounts[i]` is credited to `recipients[i]`,
-    ///         the rest burned; whatever remains of the lock is unlocked. `StakeSlashed` reports what was taken.
+    /// @notice Operator: slashes `amount` (at most the lock, `SlashExceedsLock`) of the lock under `key` of
+    ///         `account`. `amounts[i]` is credited to `recipients[i]`, the rest burned; whatever remains of the lock is
+    ///         unlocked. Free and unbonding stake are never slashed. `StakeSlashed` reports what was taken.
     function slash(
         address account,
         bytes32 key,
@@ -101,10 +105,12 @@ interface IStakeManager {
     /// @notice Market: credits `amount` of `jobId`'s escrow to `to`.
     function releaseEscrow(bytes32 jobId, address to, uint256 amount) external;
 
-    /// @notice Up to `count` distinct registered verifiers, drawn by free stake from `seed`, none in `exclude`. Draw `k`
-    ///         uses `keccak256(abi.encode(seed, k))` over the weight of the members not yet excluded or picked, so
-    ///         each draw succeeds; fewer addresses come back only if fewer eligible members exist.
-    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude)
+    /// @notice Up to `count` distinct registered verifiers, drawn by free stake from `seed`, none in `exclude`, each
+    ///         with at least `minWeight` free stake (what it must lock). Draw `k` uses `keccak256(abi.encode(seed, k))`
+    ///         over the weight of the members not yet excluded or drawn, so each draw lands on a new member; a member
+    ///         below `minWeight` is stepped over (at most MAX_LIGHT_DRAWS_PER_SEAT · count of them). Fewer addresses
+    ///         come back only if fewer eligible members exist or that bound was reached.
+    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude, uint256 minWeight)
         external
         view
         returns (address[] memory drawn);

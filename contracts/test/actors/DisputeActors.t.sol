@@ -117,7 +117,7 @@ contract SolverActor is Actor {
     }
 
     /// @notice Plays the solver's move; false if it stalls.
-    function move(uint256 disputeId) external returns (bool) {
+    function move(uint256 disputeId) public virtual returns (bool) {
         IDisputeGame.Dispute memory d = game.getDispute(disputeId);
         require(
             d.phase == IDisputeGame.Phase.AwaitingReveal || d.phase == IDisputeGame.Phase.AwaitingLeaf,
@@ -290,7 +290,8 @@ contract HonestArbiter is Actor {
     }
 }
 
-contract DisputeActorsTest is Fixture {
+/// @notice The fixture, the actors' books and the game driver shared by the actor tests.
+abstract contract DisputeActorsBase is Fixture {
     uint256 internal constant NEVER = type(uint256).max;
     uint256 internal constant BPS = 10_000;
     /// @dev Wall time each party takes per move (charged to its chess clock).
@@ -331,302 +332,6 @@ contract DisputeActorsTest is Fixture {
         for (uint256 i = 0; i < ns.length; ++i) {
             sizes.push(ns[i]);
         }
-    }
-
-    // ================================================================= matrix
-
-    /// @notice Honest solver vs a challenger that disputes a correct trajectory and steers at random: the solver wins
-    ///         on the arbiters' replay, the challenger's bond is slashed; for every size, with several steering seeds.
-    function test_honestSolver_beatsDishonestChallenger_everySize() public {
-        for (uint256 s = 0; s < sizes.length; ++s) {
-            for (uint256 seed = 0; seed < 3; ++seed) {
-                uint256 snap = vm.snapshotState();
-                uint256 n = sizes[s];
-                SolverActor solverActor = new HonestSolver(solver, game, INIT_ROOT, n, NEVER);
-                ChallengerActor challengerActor =
-                    new DishonestChallenger(challenger, game, seed, DishonestChallenger.Steer.Random, NEVER);
-                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-                _assertDescent(r, n);
-                assertFalse(r.timedOut, "nobody stalled");
-                _assertSolverWon(jobId, before, r);
-                vm.revertToState(snap);
-            }
-        }
-    }
-
-    /// @notice A solver lying from leaf L onward loses to the honest challenger, which steers exactly to L; the
-    ///         submitter is refunded and the challenger paid its share. L ∈ {first, middle, last}, every size.
-    function test_lyingSolver_losesToHonestChallenger_liesFromLeaf() public {
-        for (uint256 s = 0; s < sizes.length; ++s) {
-            uint256 n = sizes[s];
-            uint256[3] memory positions = [uint256(0), n / 2, n - 1];
-            for (uint256 p = 0; p < positions.length; ++p) {
-                uint256 snap = vm.snapshotState();
-                uint256 lieFrom = positions[p];
-                SolverActor solverActor = new LyingSolver(solver, game, INIT_ROOT, n, lieFrom, NEVER);
-                HonestChallenger challengerActor =
-                    new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
-                assertEq(challengerActor.target(), lieFrom, "replay finds the first lie");
-                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-                _assertDescent(r, n);
-                assertEq(r.leaf, lieFrom, "descent ends on the first wrong leaf");
-                assertEq(r.reveals, RFC9162.leafDepth(lieFrom, n), "rounds = depth of the lie");
-                assertFalse(r.timedOut, "nobody stalled");
-                _assertChallengerWon(jobId, before, r);
-                vm.revertToState(snap);
-            }
-        }
-    }
-
-    /// @notice A solver that fakes one checkpoint only (the later ones are true again) still loses: the honest
-    ///         challenger steers to that leaf, whose replay from the true pre-state disagrees.
-    function test_singleLieSolver_losesToHonestChallenger() public {
-        for (uint256 s = 0; s < sizes.length; ++s) {
-            uint256 n = sizes[s];
-            uint256[3] memory positions = [uint256(0), n / 2, n - 1];
-            for (uint256 p = 0; p < positions.length; ++p) {
-                uint256 snap = vm.snapshotState();
-                uint256 lieAt = positions[p];
-                SolverActor solverActor = new SingleLieSolver(solver, game, INIT_ROOT, n, lieAt, NEVER);
-                HonestChallenger challengerActor =
-                    new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
-                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-                _assertDescent(r, n);
-                assertEq(r.leaf, lieAt, "descent ends on the faked leaf");
-                _assertChallengerWon(jobId, before, r);
-                vm.revertToState(snap);
-            }
-        }
-    }
-
-    /// @notice An honest solver that stops answering (after k moves, at any point of the descent or before opening
-    ///         the leaf) loses on its clock: being right does not help a party that stalls.
-    function test_stallingSolver_losesOnTimeout_evenWhenHonest() public {
-        uint256[3] memory ns = [uint256(1), 17, 100];
-        for (uint256 s = 0; s < ns.length; ++s) {
-            uint256 n = ns[s];
-            uint256 depth = RFC9162.leafDepth(n - 1, n); // the always-right challenger ends on leaf n-1
-            for (uint256 k = 0; k <= depth; ++k) {
-                uint256 snap = vm.snapshotState();
-                SolverActor solverActor = new HonestSolver(solver, game, INIT_ROOT, n, k);
-                ChallengerActor challengerActor =
-                    new DishonestChallenger(challenger, game, 0, DishonestChallenger.Steer.Right, NEVER);
-                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-                assertTrue(r.timedOut, "the game ended on a timeout");
-                assertEq(r.reveals, k < depth ? k : depth, "solver stopped after k moves");
-                assertEq(r.committee.length, 0, "no committee needed");
-                _assertChallengerWon(jobId, before, r);
-                vm.revertToState(snap);
-            }
-        }
-    }
-
-    /// @notice An honest challenger that stops choosing loses on its clock against a lying solver.
-    function test_stallingChallenger_losesOnTimeout_evenWhenRight() public {
-        uint256[3] memory ns = [uint256(2), 17, 100];
-        for (uint256 s = 0; s < ns.length; ++s) {
-            uint256 n = ns[s];
-            uint256 lieFrom = n / 2;
-            uint256 depth = RFC9162.leafDepth(lieFrom, n);
-            for (uint256 k = 0; k < depth; ++k) {
-                uint256 snap = vm.snapshotState();
-                SolverActor solverActor = new LyingSolver(solver, game, INIT_ROOT, n, lieFrom, NEVER);
-                ChallengerActor challengerActor =
-                    new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), k);
-                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-                assertTrue(r.timedOut, "the game ended on a timeout");
-                assertEq(r.choices, k, "challenger stopped after k choices");
-                _assertSolverWon(jobId, before, r);
-                vm.revertToState(snap);
-            }
-        }
-    }
-
-    /// @notice A challenger that disputes an honest trajectory and then stops choosing loses its bond on its clock.
-    function test_stallingDishonestChallenger_losesOnTimeout() public {
-        uint256 n = 16; // every leaf at depth 4, so the challenger always has a choice left to skip
-        for (uint256 k = 0; k < 4; ++k) {
-            uint256 snap = vm.snapshotState();
-            SolverActor solverActor = new HonestSolver(solver, game, INIT_ROOT, n, NEVER);
-            ChallengerActor challengerActor =
-                new DishonestChallenger(challenger, game, k, DishonestChallenger.Steer.Random, k);
-            (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-            assertTrue(r.timedOut, "the game ended on a timeout");
-            assertEq(r.choices, k);
-            _assertSolverWon(jobId, before, r);
-            vm.revertToState(snap);
-        }
-    }
-
-    /// @notice An arbiter that commits but never reveals forfeits its arbiter stake to the majority; the remaining
-    ///         honest majority still decides against the lying solver once the reveal deadline passes.
-    function test_silentArbiter_forfeitsStake_majorityStillDecides() public {
-        uint256 n = 16; // as matched below
-        SolverActor solverActor = new LyingSolver(solver, game, INIT_ROOT, n, 5, NEVER);
-        HonestChallenger challengerActor =
-            new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
-        bytes32 jobId = _match(16 * INTERVAL, INTERVAL);
-        _commit(jobId, solverActor.trajectory());
-        solverActor.publish(store);
-        uint256 id = challengerActor.open(jobId);
-        for (uint256 guard = 0; game.getDispute(id).phase != IDisputeGame.Phase.AwaitingCommittee; ++guard) {
-            require(guard < 32, "descent did not end");
-            IDisputeGame.Phase phase = game.getDispute(id).phase;
-            if (phase == IDisputeGame.Phase.AwaitingChoice) assertTrue(challengerActor.move(id));
-            else assertTrue(solverActor.move(id));
-        }
-        IDisputeGame.Dispute memory d = game.getDispute(id);
-        vm.roll(d.seedBlock + 1);
-        vm.setBlockhash(d.seedBlock, keccak256("silent arbiter"));
-        game.drawCommittee(id);
-        address[] memory committee = game.committee(id);
-        assertEq(committee.length, 3);
-        Books memory before = _books();
-        uint256 silentFreeBefore = stakes.positionOf(committee[2]).free;
-
-        for (uint256 i = 0; i < 3; ++i) {
-            arbiterOf[committee[i]].commit(id);
-        }
-        arbiterOf[committee[0]].reveal(id);
-        arbiterOf[committee[1]].reveal(id); // committee[2] stays silent
-        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.VotingNotOver.selector, id));
-        game.resolve(id);
-        vm.warp(game.getDispute(id).revealDeadline);
-        game.resolve(id);
-
-        d = game.getDispute(id);
-        assertEq(uint8(d.outcome), uint8(IDisputeGame.Outcome.ChallengerWon));
-        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Slashed));
-        uint256 stake = market.getJob(jobId).stake;
-        uint256 perArbiter = stake * mp.slashArbiterBps / BPS / 2 + gp.arbiterStake / 2;
-        for (uint256 i = 0; i < 2; ++i) {
-            assertEq(
-                stakes.positionOf(committee[i]).claimable,
-                before.verifierClaims[_verifierIndex(committee[i])] + perArbiter,
-                "majority arbiter paid its share of the job stake and of the silent arbiter's stake"
-            );
-            assertEq(stakes.positionOf(committee[i]).locked, 0);
-        }
-        IStakeManager.Position memory silent = stakes.positionOf(committee[2]);
-        assertEq(silent.locked, 0, "silent arbiter's lock gone");
-        assertEq(silent.free, silentFreeBefore, "and not returned");
-        assertEq(silent.claimable, before.verifierClaims[_verifierIndex(committee[2])], "silent arbiter paid nothing");
-    }
-
-    /// @notice A lying solver that stalls instead of opening its wrong leaf loses on its clock as well.
-    function test_stallingLiar_losesOnTimeout() public {
-        uint256 n = 16;
-        uint256 lieFrom = 11;
-        uint256 depth = RFC9162.leafDepth(lieFrom, n);
-        SolverActor solverActor = new LyingSolver(solver, game, INIT_ROOT, n, lieFrom, depth);
-        ChallengerActor challengerActor =
-            new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
-        (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-        assertTrue(r.reachedLeaf && r.leaf == lieFrom, "reached the lie");
-        assertTrue(r.timedOut, "never opened it");
-        _assertChallengerWon(jobId, before, r);
-    }
-
-    /// @notice A solver that trained honestly but withholds its checkpoints loses: the arbiters cannot fetch the
-    ///         opened pre-state and vote UNAVAILABLE, which counts against the solver (DESIGN §8.5).
-    function test_withholdingSolver_losesOnUnavailableVotes() public {
-        uint256[4] memory ns = [uint256(2), 5, 17, 100];
-        for (uint256 s = 0; s < ns.length; ++s) {
-            uint256 snap = vm.snapshotState();
-            uint256 n = ns[s];
-            SolverActor solverActor = new WithholdingSolver(solver, game, INIT_ROOT, n);
-            ChallengerActor challengerActor =
-                new DishonestChallenger(challenger, game, 0, DishonestChallenger.Steer.Right, NEVER);
-            (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-            assertEq(r.leaf, n - 1, "descent ended on the last leaf");
-            for (uint256 i = 0; i < r.committee.length; ++i) {
-                assertEq(
-                    arbiterOf[r.committee[i]].resultOf(game.latestDisputeOf(jobId)), game.UNAVAILABLE(), "voted n/a"
-                );
-            }
-            _assertChallengerWon(jobId, before, r);
-            vm.revertToState(snap);
-        }
-    }
-
-    /// @notice At leaf 0 the pre-state is C_init, which is public (signed into the order), so even a withholding
-    ///         solver's honest segment can be replayed and it wins.
-    function test_withholdingSolver_winsAtLeafZero_initStateIsPublic() public {
-        SolverActor solverActor = new WithholdingSolver(solver, game, INIT_ROOT, 16);
-        ChallengerActor challengerActor =
-            new DishonestChallenger(challenger, game, 0, DishonestChallenger.Steer.Left, NEVER);
-        (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-        assertEq(r.leaf, 0);
-        _assertSolverWon(jobId, before, r);
-    }
-
-    /// @notice The honest challenger's replay finds nothing in an honest trajectory, so it never opens a dispute.
-    function test_honestChallenger_findsNoFaultInHonestTrajectory() public {
-        for (uint256 s = 0; s < sizes.length; ++s) {
-            HonestSolver solverActor = new HonestSolver(solver, game, INIT_ROOT, sizes[s], NEVER);
-            HonestChallenger challengerActor =
-                new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
-            assertFalse(challengerActor.findsFault());
-        }
-    }
-
-    /// @notice Whatever the size, the lie and the steering: the honest side wins and the descent takes the disputed
-    ///         leaf's depth.
-    /// forge-config: default.fuzz.runs = 96
-    function testFuzz_honestSideAlwaysWins(uint256 nSeed, uint256 lieSeed, uint256 steerSeed, uint8 kind) public {
-        uint256 n = bound(nSeed, 1, 130);
-        uint256 lieAt = bound(lieSeed, 0, n - 1);
-        kind = kind % 3;
-        SolverActor solverActor;
-        ChallengerActor challengerActor;
-        if (kind == 0) {
-            solverActor = new HonestSolver(solver, game, INIT_ROOT, n, NEVER);
-            challengerActor =
-                new DishonestChallenger(challenger, game, steerSeed, DishonestChallenger.Steer.Random, NEVER);
-        } else {
-            solverActor = kind == 1
-                ? SolverActor(new LyingSolver(solver, game, INIT_ROOT, n, lieAt, NEVER))
-                : SolverActor(new SingleLieSolver(solver, game, INIT_ROOT, n, lieAt, NEVER));
-            challengerActor = new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
-        }
-        (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-
-        _assertDescent(r, n);
-        if (kind == 0) {
-            _assertSolverWon(jobId, before, r);
-        } else {
-            assertEq(r.leaf, lieAt);
-            _assertChallengerWon(jobId, before, r);
-        }
-    }
-
-    /// @notice After winning a dispute the honest solver's job is Committed again and finalizes normally: paid in full
-    ///         apart from the audit fee budget, stake unlocked.
-    function test_honestSolver_isPaidAfterWinningDispute() public {
-        SolverActor solverActor = new HonestSolver(solver, game, INIT_ROOT, 17, NEVER);
-        ChallengerActor challengerActor =
-            new DishonestChallenger(challenger, game, 7, DishonestChallenger.Steer.Random, NEVER);
-        (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
-        _assertSolverWon(jobId, before, r);
-
-        IJobMarket.Job memory job = market.getJob(jobId);
-        vm.warp(job.auditEnd);
-        market.finalize(jobId);
-        IStakeManager.Position memory after_ = stakes.positionOf(solver);
-        uint256 bondShare = gp.disputeBond * mp.slashWinnerBps / BPS;
-        uint256 pay = PRICE - PRICE * mp.auditFeeBps / BPS;
-        assertEq(after_.claimable, before.solver.claimable + bondShare + pay, "bond share + price - fee budget");
-        assertEq(after_.locked, before.solver.locked - job.stake, "job stake unlocked");
-        assertEq(stakes.escrowOf(jobId), 0, "escrow emptied");
     }
 
     // ================================================================= driver
@@ -802,5 +507,303 @@ contract DisputeActorsTest is Fixture {
             assertEq(a.verifierClaims[i], expected, "arbiter share");
             if (sat) assertEq(stakes.positionOf(verifiers[i]).locked, 0, "arbiter stake released");
         }
+    }
+}
+
+contract DisputeActorsTest is DisputeActorsBase {
+    // ================================================================= matrix
+
+    /// @notice Honest solver vs a challenger that disputes a correct trajectory and steers at random: the solver wins
+    ///         on the arbiters' replay, the challenger's bond is slashed; for every size, with several steering seeds.
+    function test_honestSolver_beatsDishonestChallenger_everySize() public {
+        for (uint256 s = 0; s < sizes.length; ++s) {
+            for (uint256 seed = 0; seed < 3; ++seed) {
+                uint256 snap = vm.snapshotState();
+                uint256 n = sizes[s];
+                SolverActor solverActor = new HonestSolver(solver, game, INIT_ROOT, n, NEVER);
+                ChallengerActor challengerActor =
+                    new DishonestChallenger(challenger, game, seed, DishonestChallenger.Steer.Random, NEVER);
+                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+                _assertDescent(r, n);
+                assertFalse(r.timedOut, "nobody stalled");
+                _assertSolverWon(jobId, before, r);
+                vm.revertToState(snap);
+            }
+        }
+    }
+
+    /// @notice A solver lying from leaf L onward loses to the honest challenger, which steers exactly to L; the
+    ///         submitter is refunded and the challenger paid its share. L ∈ {first, middle, last}, every size.
+    function test_lyingSolver_losesToHonestChallenger_liesFromLeaf() public {
+        for (uint256 s = 0; s < sizes.length; ++s) {
+            uint256 n = sizes[s];
+            uint256[3] memory positions = [uint256(0), n / 2, n - 1];
+            for (uint256 p = 0; p < positions.length; ++p) {
+                uint256 snap = vm.snapshotState();
+                uint256 lieFrom = positions[p];
+                SolverActor solverActor = new LyingSolver(solver, game, INIT_ROOT, n, lieFrom, NEVER);
+                HonestChallenger challengerActor =
+                    new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
+                assertEq(challengerActor.target(), lieFrom, "replay finds the first lie");
+                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+                _assertDescent(r, n);
+                assertEq(r.leaf, lieFrom, "descent ends on the first wrong leaf");
+                assertEq(r.reveals, RFC9162.leafDepth(lieFrom, n), "rounds = depth of the lie");
+                assertFalse(r.timedOut, "nobody stalled");
+                _assertChallengerWon(jobId, before, r);
+                vm.revertToState(snap);
+            }
+        }
+    }
+
+    /// @notice A solver that fakes one checkpoint only (the later ones are true again) still loses: the honest
+    ///         challenger steers to that leaf, whose replay from the true pre-state disagrees.
+    function test_singleLieSolver_losesToHonestChallenger() public {
+        for (uint256 s = 0; s < sizes.length; ++s) {
+            uint256 n = sizes[s];
+            uint256[3] memory positions = [uint256(0), n / 2, n - 1];
+            for (uint256 p = 0; p < positions.length; ++p) {
+                uint256 snap = vm.snapshotState();
+                uint256 lieAt = positions[p];
+                SolverActor solverActor = new SingleLieSolver(solver, game, INIT_ROOT, n, lieAt, NEVER);
+                HonestChallenger challengerActor =
+                    new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
+                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+                _assertDescent(r, n);
+                assertEq(r.leaf, lieAt, "descent ends on the faked leaf");
+                _assertChallengerWon(jobId, before, r);
+                vm.revertToState(snap);
+            }
+        }
+    }
+
+    /// @notice An honest solver that stops answering (after k moves, at any point of the descent or before opening
+    ///         the leaf) loses on its clock: being right does not help a party that stalls.
+    function test_stallingSolver_losesOnTimeout_evenWhenHonest() public {
+        uint256[3] memory ns = [uint256(1), 17, 100];
+        for (uint256 s = 0; s < ns.length; ++s) {
+            uint256 n = ns[s];
+            uint256 depth = RFC9162.leafDepth(n - 1, n); // the always-right challenger ends on leaf n-1
+            for (uint256 k = 0; k <= depth; ++k) {
+                uint256 snap = vm.snapshotState();
+                SolverActor solverActor = new HonestSolver(solver, game, INIT_ROOT, n, k);
+                ChallengerActor challengerActor =
+                    new DishonestChallenger(challenger, game, 0, DishonestChallenger.Steer.Right, NEVER);
+                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+                assertTrue(r.timedOut, "the game ended on a timeout");
+                assertEq(r.reveals, k < depth ? k : depth, "solver stopped after k moves");
+                assertEq(r.committee.length, 0, "no committee needed");
+                _assertChallengerWon(jobId, before, r);
+                vm.revertToState(snap);
+            }
+        }
+    }
+
+    /// @notice An honest challenger that stops choosing loses on its clock against a lying solver.
+    function test_stallingChallenger_losesOnTimeout_evenWhenRight() public {
+        uint256[3] memory ns = [uint256(2), 17, 100];
+        for (uint256 s = 0; s < ns.length; ++s) {
+            uint256 n = ns[s];
+            uint256 lieFrom = n / 2;
+            uint256 depth = RFC9162.leafDepth(lieFrom, n);
+            for (uint256 k = 0; k < depth; ++k) {
+                uint256 snap = vm.snapshotState();
+                SolverActor solverActor = new LyingSolver(solver, game, INIT_ROOT, n, lieFrom, NEVER);
+                ChallengerActor challengerActor =
+                    new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), k);
+                (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+                assertTrue(r.timedOut, "the game ended on a timeout");
+                assertEq(r.choices, k, "challenger stopped after k choices");
+                _assertSolverWon(jobId, before, r);
+                vm.revertToState(snap);
+            }
+        }
+    }
+
+    /// @notice A challenger that disputes an honest trajectory and then stops choosing loses its bond on its clock.
+    function test_stallingDishonestChallenger_losesOnTimeout() public {
+        uint256 n = 16; // every leaf at depth 4, so the challenger always has a choice left to skip
+        for (uint256 k = 0; k < 4; ++k) {
+            uint256 snap = vm.snapshotState();
+            SolverActor solverActor = new HonestSolver(solver, game, INIT_ROOT, n, NEVER);
+            ChallengerActor challengerActor =
+                new DishonestChallenger(challenger, game, k, DishonestChallenger.Steer.Random, k);
+            (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+            assertTrue(r.timedOut, "the game ended on a timeout");
+            assertEq(r.choices, k);
+            _assertSolverWon(jobId, before, r);
+            vm.revertToState(snap);
+        }
+    }
+
+    /// @notice An arbiter that commits but never reveals forfeits its arbiter stake to the majority; the remaining
+    ///         honest majority still decides against the lying solver once the reveal deadline passes.
+    function test_silentArbiter_forfeitsStake_majorityStillDecides() public {
+        uint256 n = 16; // as matched below
+        SolverActor solverActor = new LyingSolver(solver, game, INIT_ROOT, n, 5, NEVER);
+        HonestChallenger challengerActor =
+            new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
+        bytes32 jobId = _match(16 * INTERVAL, INTERVAL);
+        _commit(jobId, solverActor.trajectory());
+        solverActor.publish(store);
+        uint256 id = challengerActor.open(jobId);
+        for (uint256 guard = 0; game.getDispute(id).phase != IDisputeGame.Phase.AwaitingCommittee; ++guard) {
+            require(guard < 32, "descent did not end");
+            IDisputeGame.Phase phase = game.getDispute(id).phase;
+            if (phase == IDisputeGame.Phase.AwaitingChoice) assertTrue(challengerActor.move(id));
+            else assertTrue(solverActor.move(id));
+        }
+        IDisputeGame.Dispute memory d = game.getDispute(id);
+        vm.roll(d.seedBlock + 1);
+        vm.setBlockhash(d.seedBlock, keccak256("silent arbiter"));
+        game.drawCommittee(id);
+        address[] memory committee = game.committee(id);
+        assertEq(committee.length, 3);
+        Books memory before = _books();
+        uint256 silentFreeBefore = stakes.positionOf(committee[2]).free;
+
+        for (uint256 i = 0; i < 3; ++i) {
+            arbiterOf[committee[i]].commit(id);
+        }
+        arbiterOf[committee[0]].reveal(id);
+        arbiterOf[committee[1]].reveal(id); // committee[2] stays silent
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.VotingNotOver.selector, id));
+        game.resolve(id);
+        vm.warp(game.getDispute(id).revealDeadline);
+        game.resolve(id);
+
+        d = game.getDispute(id);
+        assertEq(uint8(d.outcome), uint8(IDisputeGame.Outcome.ChallengerWon));
+        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Slashed));
+        uint256 stake = market.getJob(jobId).stake;
+        uint256 perArbiter = stake * mp.slashArbiterBps / BPS / 2 + game.getDispute(id).arbiterLock / 2;
+        for (uint256 i = 0; i < 2; ++i) {
+            assertEq(
+                stakes.positionOf(committee[i]).claimable,
+                before.verifierClaims[_verifierIndex(committee[i])] + perArbiter,
+                "majority arbiter paid its share of the job stake and of the silent arbiter's stake"
+            );
+            assertEq(stakes.positionOf(committee[i]).locked, 0);
+        }
+        IStakeManager.Position memory silent = stakes.positionOf(committee[2]);
+        assertEq(silent.locked, 0, "silent arbiter's lock gone");
+        assertEq(silent.free, silentFreeBefore, "and not returned");
+        assertEq(silent.claimable, before.verifierClaims[_verifierIndex(committee[2])], "silent arbiter paid nothing");
+    }
+
+    /// @notice A lying solver that stalls instead of opening its wrong leaf loses on its clock as well.
+    function test_stallingLiar_losesOnTimeout() public {
+        uint256 n = 16;
+        uint256 lieFrom = 11;
+        uint256 depth = RFC9162.leafDepth(lieFrom, n);
+        SolverActor solverActor = new LyingSolver(solver, game, INIT_ROOT, n, lieFrom, depth);
+        ChallengerActor challengerActor =
+            new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
+        (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+        assertTrue(r.reachedLeaf && r.leaf == lieFrom, "reached the lie");
+        assertTrue(r.timedOut, "never opened it");
+        _assertChallengerWon(jobId, before, r);
+    }
+
+    /// @notice A solver that trained honestly but withholds its checkpoints loses: the arbiters cannot fetch the
+    ///         opened pre-state and vote UNAVAILABLE, which counts against the solver (DESIGN §8.5).
+    function test_withholdingSolver_losesOnUnavailableVotes() public {
+        uint256[4] memory ns = [uint256(2), 5, 17, 100];
+        for (uint256 s = 0; s < ns.length; ++s) {
+            uint256 snap = vm.snapshotState();
+            uint256 n = ns[s];
+            SolverActor solverActor = new WithholdingSolver(solver, game, INIT_ROOT, n);
+            ChallengerActor challengerActor =
+                new DishonestChallenger(challenger, game, 0, DishonestChallenger.Steer.Right, NEVER);
+            (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+            assertEq(r.leaf, n - 1, "descent ended on the last leaf");
+            for (uint256 i = 0; i < r.committee.length; ++i) {
+                assertEq(
+                    arbiterOf[r.committee[i]].resultOf(game.latestDisputeOf(jobId)), game.UNAVAILABLE(), "voted n/a"
+                );
+            }
+            _assertChallengerWon(jobId, before, r);
+            vm.revertToState(snap);
+        }
+    }
+
+    /// @notice At leaf 0 the pre-state is C_init, which is public (signed into the order), so even a withholding
+    ///         solver's honest segment can be replayed and it wins.
+    function test_withholdingSolver_winsAtLeafZero_initStateIsPublic() public {
+        SolverActor solverActor = new WithholdingSolver(solver, game, INIT_ROOT, 16);
+        ChallengerActor challengerActor =
+            new DishonestChallenger(challenger, game, 0, DishonestChallenger.Steer.Left, NEVER);
+        (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+        assertEq(r.leaf, 0);
+        _assertSolverWon(jobId, before, r);
+    }
+
+    /// @notice The honest challenger's replay finds nothing in an honest trajectory, so it never opens a dispute.
+    function test_honestChallenger_findsNoFaultInHonestTrajectory() public {
+        for (uint256 s = 0; s < sizes.length; ++s) {
+            HonestSolver solverActor = new HonestSolver(solver, game, INIT_ROOT, sizes[s], NEVER);
+            HonestChallenger challengerActor =
+                new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
+            assertFalse(challengerActor.findsFault());
+        }
+    }
+
+    /// @notice Whatever the size, the lie and the steering: the honest side wins and the descent takes the disputed
+    ///         leaf's depth.
+    /// forge-config: default.fuzz.runs = 96
+    function testFuzz_honestSideAlwaysWins(uint256 nSeed, uint256 lieSeed, uint256 steerSeed, uint8 kind) public {
+        uint256 n = bound(nSeed, 1, 130);
+        uint256 lieAt = bound(lieSeed, 0, n - 1);
+        kind = kind % 3;
+        SolverActor solverActor;
+        ChallengerActor challengerActor;
+        if (kind == 0) {
+            solverActor = new HonestSolver(solver, game, INIT_ROOT, n, NEVER);
+            challengerActor =
+                new DishonestChallenger(challenger, game, steerSeed, DishonestChallenger.Steer.Random, NEVER);
+        } else {
+            solverActor = kind == 1
+                ? SolverActor(new LyingSolver(solver, game, INIT_ROOT, n, lieAt, NEVER))
+                : SolverActor(new SingleLieSolver(solver, game, INIT_ROOT, n, lieAt, NEVER));
+            challengerActor = new HonestChallenger(challenger, game, INIT_ROOT, solverActor.trajectory(), NEVER);
+        }
+        (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+
+        _assertDescent(r, n);
+        if (kind == 0) {
+            _assertSolverWon(jobId, before, r);
+        } else {
+            assertEq(r.leaf, lieAt);
+            _assertChallengerWon(jobId, before, r);
+        }
+    }
+
+    /// @notice After winning a dispute the honest solver's job is Committed again and finalizes normally: paid in full
+    ///         apart from the audit fee budget, stake unlocked.
+    function test_honestSolver_isPaidAfterWinningDispute() public {
+        SolverActor solverActor = new HonestSolver(solver, game, INIT_ROOT, 17, NEVER);
+        ChallengerActor challengerActor =
+            new DishonestChallenger(challenger, game, 7, DishonestChallenger.Steer.Random, NEVER);
+        (bytes32 jobId, Books memory before, Result memory r) = _game(solverActor, challengerActor);
+        _assertSolverWon(jobId, before, r);
+
+        IJobMarket.Job memory job = market.getJob(jobId);
+        vm.warp(job.auditEnd);
+        market.finalize(jobId);
+        IStakeManager.Position memory after_ = stakes.positionOf(solver);
+        uint256 bondShare = gp.disputeBond * mp.slashWinnerBps / BPS;
+        uint256 pay = PRICE - PRICE * mp.auditFeeBps / BPS;
+        assertEq(after_.claimable, before.solver.claimable + bondShare + pay, "bond share + price - fee budget");
+        assertEq(after_.locked, before.solver.locked - job.stake, "job stake unlocked");
+        assertEq(stakes.escrowOf(jobId), 0, "escrow emptied");
     }
 }

@@ -12,8 +12,9 @@ contract EIP712FuzzTest is Fixture {
     bytes32 internal constant ORDER_TYPEHASH = keccak256(
         "JobOrder(address submitter,bytes32 specHash,bytes32 datasetHash,bytes32 initStateRoot,uint64 totalSteps,uint64 checkpointInterval,uint256 maxPrice,uint64 deadline,uint256 nonce)"
     );
-    bytes32 internal constant BID_TYPEHASH =
-        keccak256("Bid(address solver,bytes32 orderHash,uint256 price,uint256 stake,uint64 expiry,uint256 nonce)");
+    bytes32 internal constant BID_TYPEHASH = keccak256(
+        "Bid(address solver,bytes32 orderHash,uint256 price,uint256 stake,uint64 expiry,uint256 nonce,uint64 workTime)"
+    );
 
     /// @dev secp256k1 group order.
     uint256 internal constant SECP256K1_N = 0xFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFFEBAAEDCE6AF48A03BBFD25E8CD0364141;
@@ -49,7 +50,9 @@ contract EIP712FuzzTest is Fixture {
     }
 
     function _bidDigest(IJobMarket.Bid memory b) internal view returns (bytes32) {
-        return _digest(keccak256(abi.encode(BID_TYPEHASH, b.solver, b.orderHash, b.price, b.stake, b.expiry, b.nonce)));
+        return _digest(
+            keccak256(abi.encode(BID_TYPEHASH, b.solver, b.orderHash, b.price, b.stake, b.expiry, b.nonce, b.workTime))
+        );
     }
 
     function _chain(uint64 chainRaw) internal {
@@ -174,7 +177,8 @@ contract EIP712FuzzTest is Fixture {
             price: price,
             stake: market.requiredStake(price),
             expiry: uint64(block.timestamp + 1 hours),
-            nonce: bidNonce
+            nonce: bidNonce,
+            workTime: 12 hours
         });
         _fund(o.submitter, price);
         vm.prank(o.submitter);

@@ -94,7 +94,7 @@ contract ProtocolHandler is Fixture {
             poolCandidates.push(verifiers_[i]);
             challengerList.push(verifiers_[i]);
         }
-        string[20] memory names = [
+        string[21] memory names = [
             "deposit",
             "requestWithdrawal",
             "withdraw",
@@ -114,7 +114,8 @@ contract ProtocolHandler is Fixture {
             "revealVote",
             "resolve",
             "timeout",
-            "warp"
+            "warp",
+            "dropSuperseded"
         ];
         for (uint256 i = 0; i < names.length; ++i) {
             actionNames.push(names[i]);
@@ -185,7 +186,8 @@ contract ProtocolHandler is Fixture {
             price: price,
             stake: stake,
             expiry: uint64(block.timestamp + 1 hours),
-            nonce: ++bidNonce
+            nonce: ++bidNonce,
+            workTime: 1 hours
         });
         bytes memory orderSig = _sign(SUBMITTER_KEY, h);
         bytes memory bidSig = _sign(keyOf[s], market.hashBid(b));
@@ -255,11 +257,16 @@ contract ProtocolHandler is Fixture {
 
     // ================================================================ disputes
 
-    /// @dev Opens a dispute on a committed job in its audit window; with none, commits a matched job first (honest or
-    ///      lying, from `lieSeed`). The challenger is the first staker from a random offset that can post the bond.
+    /// @dev Opens a dispute on a committed job in its audit window, or queues one behind a running dispute; with
+    ///      neither, commits a matched job first (honest or lying, from `lieSeed`). The challenger is the first staker
+    ///      from a random offset that can post the bond.
     function openDispute(uint256 jobSeed, uint256 challengerSeed, uint256 lieSeed) external {
-        (bool found, bytes32 jobId) = _pickJob(jobSeed, _bit(uint8(IJobMarket.JobState.Committed)));
-        if (found && block.timestamp >= market.getJob(jobId).auditEnd) found = false;
+        (bool found, bytes32 jobId) =
+            _pickJob(jobSeed, _bit(uint8(IJobMarket.JobState.Committed)) | _bit(uint8(IJobMarket.JobState.Disputed)));
+        if (
+            found && market.getJob(jobId).state == IJobMarket.JobState.Committed
+                && block.timestamp >= market.getJob(jobId).auditEnd
+        ) found = false;
         if (!found) {
             (found, jobId) = _pickCommittable(jobSeed);
             if (!found) return;
@@ -408,7 +415,7 @@ contract ProtocolHandler is Fixture {
     function advanceDispute(uint256 disputeSeed, uint256 moveSeed) external {
         uint256 open = _bit(uint8(IDisputeGame.Phase.AwaitingReveal)) | _bit(uint8(IDisputeGame.Phase.AwaitingChoice))
             | _bit(uint8(IDisputeGame.Phase.AwaitingLeaf)) | _bit(uint8(IDisputeGame.Phase.AwaitingCommittee))
-            | _bit(uint8(IDisputeGame.Phase.Voting));
+            | _bit(uint8(IDisputeGame.Phase.Voting)) | _bit(uint8(IDisputeGame.Phase.Queued));
         (bool found, uint256 id) = _pickDispute(disputeSeed, open);
         if (!found) return;
         for (uint256 k = 0; k < 6; ++k) {
@@ -421,6 +428,12 @@ contract ProtocolHandler is Fixture {
                 this.openLeaf(id - 1);
             } else if (d.phase == IDisputeGame.Phase.AwaitingCommittee) {
                 this.drawCommittee(id - 1, keccak256(abi.encode(moveSeed, k)));
+            } else if (d.phase == IDisputeGame.Phase.Queued) {
+                IJobMarket.JobState s = market.getJob(d.jobId).state;
+                if (s != IJobMarket.JobState.Slashed && s != IJobMarket.JobState.Voided) return;
+                vm.recordLogs();
+                game.dropSuperseded(id);
+                _done("dropSuperseded");
             } else if (d.phase == IDisputeGame.Phase.Voting) {
                 address[] memory committee = game.committee(id);
                 for (uint256 i = 0; i < committee.length; ++i) {
@@ -563,7 +576,10 @@ contract ProtocolHandler is Fixture {
                     (, uint256 fees,) = abi.decode(l.data, (uint256, uint256, uint256));
                     ghost_feesPaid[l.topics[1]] = fees;
                     ++ghost_settlements[l.topics[1]];
-                } else if (t0 == IJobMarket.JobSlashed.selector || t0 == IJobMarket.JobExpired.selector) {
+                } else if (
+                    t0 == IJobMarket.JobSlashed.selector || t0 == IJobMarket.JobExpired.selector
+                        || t0 == IJobMarket.JobVoided.selector
+                ) {
                     ++ghost_settlements[l.topics[1]];
                 }
             }

@@ -96,7 +96,10 @@ contract ProtocolInvariantTest is Fixture {
                 assertLe(toSubmitter, feeBudget, "no refund beyond the fee budget");
                 assertEq(released, price, "whole escrow released");
                 assertEq(stakes.escrowOf(jobId), 0, "escrow empty");
-            } else if (job.state == IJobMarket.JobState.Slashed || job.state == IJobMarket.JobState.Expired) {
+            } else if (
+                job.state == IJobMarket.JobState.Slashed || job.state == IJobMarket.JobState.Expired
+                    || job.state == IJobMarket.JobState.Voided
+            ) {
                 assertEq(settlements, 1, "settled once");
                 assertEq(toSolver, 0, "a slashed or expired job pays the solver nothing");
                 assertEq(toSubmitter, price, "submitter refunded the price");
@@ -130,11 +133,20 @@ contract ProtocolInvariantTest is Fixture {
             assertEq(uint8(d.phase), uint8(IDisputeGame.Phase.Resolved), "dispute resolved");
             assertTrue(d.outcome != IDisputeGame.Outcome.None, "with an outcome");
             IJobMarket.JobState state = market.getJob(d.jobId).state;
-            assertTrue(
-                state == IJobMarket.JobState.Committed || state == IJobMarket.JobState.Slashed,
-                "job settled or reopened"
-            );
-            assertEq(state == IJobMarket.JobState.Slashed, d.outcome == IDisputeGame.Outcome.ChallengerWon);
+            if (d.outcome == IDisputeGame.Outcome.ChallengerWon) {
+                assertEq(uint8(state), uint8(IJobMarket.JobState.Slashed), "the solver lost: slashed");
+            } else if (d.outcome == IDisputeGame.Outcome.NoCommittee) {
+                assertEq(uint8(state), uint8(IJobMarket.JobState.Voided), "no committee: voided");
+            } else if (d.outcome == IDisputeGame.Outcome.Superseded) {
+                assertTrue(state == IJobMarket.JobState.Slashed || state == IJobMarket.JobState.Voided, "superseded");
+            } else {
+                // reopened, or Disputed again by the next queued challenge
+                assertTrue(
+                    state == IJobMarket.JobState.Committed || state == IJobMarket.JobState.Disputed,
+                    "job reopened or its next queued dispute runs"
+                );
+                assertEq(state == IJobMarket.JobState.Disputed, game.activeDisputeOf(d.jobId) != 0);
+            }
             _assertConservation(false); // the ghosts only see the handler's calls, not this drive
             _assertLocks();
             vm.revertToState(snap);
@@ -160,10 +172,25 @@ contract ProtocolInvariantTest is Fixture {
     // ================================================================ helpers
 
     function _driveToEnd(uint256 id) internal {
-        for (uint256 step = 0; step < 8; ++step) {
+        for (uint256 step = 0; step < 64; ++step) {
+            IDisputeGame.Phase phase = game.getDispute(id).phase;
+            if (phase == IDisputeGame.Phase.Resolved) return;
+            if (phase != IDisputeGame.Phase.Queued) {
+                _driveStep(id, step);
+                continue;
+            }
+            bytes32 jobId = game.getDispute(id).jobId;
+            IJobMarket.JobState state = market.getJob(jobId).state;
+            if (state == IJobMarket.JobState.Slashed || state == IJobMarket.JobState.Voided) game.dropSuperseded(id);
+            else _driveStep(game.activeDisputeOf(jobId), step); // the disputes before it end first
+        }
+    }
+
+    /// @dev One move that brings dispute `id` closer to its end.
+    function _driveStep(uint256 id, uint256 step) internal {
+        {
             IDisputeGame.Dispute memory d = game.getDispute(id);
             IDisputeGame.Phase phase = d.phase;
-            if (phase == IDisputeGame.Phase.Resolved) return;
             if (phase == IDisputeGame.Phase.AwaitingReveal || phase == IDisputeGame.Phase.AwaitingLeaf) {
                 _warpAtLeast(uint256(d.lastMoveAt) + d.solverClock + 1);
                 game.timeout(id);
@@ -174,6 +201,10 @@ contract ProtocolInvariantTest is Fixture {
                 if (block.number <= d.seedBlock) vm.roll(d.seedBlock + 1);
                 if (block.number - d.seedBlock <= 256) vm.setBlockhash(d.seedBlock, keccak256(abi.encode(id, step)));
                 game.drawCommittee(id);
+                // a short pool only re-armed the draw: its wait ends the dispute on the next draw
+                if (game.getDispute(id).phase == IDisputeGame.Phase.AwaitingCommittee) {
+                    _warpAtLeast(uint256(d.lastMoveAt) + gp.committeeWait);
+                }
             } else if (phase == IDisputeGame.Phase.Voting) {
                 _warpAtLeast(d.revealDeadline);
                 game.resolve(id);
@@ -241,20 +272,29 @@ contract ProtocolInvariantTest is Fixture {
                 || job.state == IJobMarket.JobState.Disputed;
             assertEq(stakes.lockedUnder(job.solver, jobId), live ? job.stake : 0, "job stake locked while live");
             uint256 latest = game.latestDisputeOf(jobId);
-            bool open = latest != 0 && game.getDispute(latest).phase != IDisputeGame.Phase.Resolved;
-            assertEq(job.state == IJobMarket.JobState.Disputed, open, "Disputed iff its latest dispute is open");
+            uint256 active = game.activeDisputeOf(jobId);
+            assertEq(job.state == IJobMarket.JobState.Disputed, active != 0, "Disputed iff a dispute runs on it");
+            if (active != 0) {
+                IDisputeGame.Phase ap = game.getDispute(active).phase;
+                assertTrue(ap != IDisputeGame.Phase.Resolved && ap != IDisputeGame.Phase.Queued, "the active one runs");
+            }
+            if (latest != 0 && game.getDispute(latest).phase != IDisputeGame.Phase.Resolved) {
+                assertTrue(active != 0 || job.state != IJobMarket.JobState.Committed, "no queued dispute idles");
+            }
         }
 
         for (uint256 id = 1; id <= nDisputes; ++id) {
             IDisputeGame.Dispute memory d = game.getDispute(id);
             bool open = d.phase != IDisputeGame.Phase.Resolved;
             assertEq(stakes.lockedUnder(d.challenger, handler.bondKey(id)), open ? d.bond : 0, "bond locked while open");
-            if (open) assertEq(game.latestDisputeOf(d.jobId), id, "one open dispute per job");
+            if (open && d.phase != IDisputeGame.Phase.Queued) {
+                assertEq(game.activeDisputeOf(d.jobId), id, "one running dispute per job");
+            }
             address[] memory committee = game.committee(id);
             for (uint256 k = 0; k < committee.length; ++k) {
                 assertEq(
                     stakes.lockedUnder(committee[k], handler.arbiterKey(id)),
-                    d.phase == IDisputeGame.Phase.Voting ? gp.arbiterStake : 0,
+                    d.phase == IDisputeGame.Phase.Voting ? d.arbiterLock : 0,
                     "arbiter stake locked while voting"
                 );
             }

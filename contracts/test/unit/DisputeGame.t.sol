@@ -120,12 +120,19 @@ contract DisputeGameTest is UnitBase {
         game.openDispute(jobId);
     }
 
-    function test_openDispute_revertsWhenAlreadyDisputed() public {
+    function test_openDispute_queuesWhenAlreadyDisputed() public {
         (bytes32 jobId,) = _committedJob(N, LIE);
-        _openDispute(jobId);
+        uint256 first = _openDispute(jobId);
         vm.prank(verifiers[0]);
-        vm.expectRevert(abi.encodeWithSelector(IJobMarket.WrongJobState.selector, jobId, IJobMarket.JobState.Disputed));
-        game.openDispute(jobId);
+        vm.expectEmit(address(game));
+        emit IDisputeGame.DisputeQueued(first + 1, jobId, 1);
+        uint256 second = game.openDispute(jobId);
+        assertEq(uint8(game.getDispute(second).phase), uint8(IDisputeGame.Phase.Queued));
+        assertEq(game.activeDisputeOf(jobId), first);
+        assertEq(game.latestDisputeOf(jobId), second);
+        assertEq(stakes.positionOf(verifiers[0]).locked, gp.disputeBond, "bond locked while queued");
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongPhase.selector, second, IDisputeGame.Phase.Queued));
+        game.timeout(second);
     }
 
     function test_openDispute_revertsWhenAuditWindowClosed() public {
@@ -435,8 +442,8 @@ contract DisputeGameTest is UnitBase {
         assertEq(d.commitDeadline, block.timestamp + gp.commitPeriod);
         assertEq(d.revealDeadline, block.timestamp + gp.commitPeriod + gp.revealPeriod);
         for (uint256 i = 0; i < arbiters.length; ++i) {
-            assertEq(stakes.lockedUnder(arbiters[i], _arbiterKey(id)), gp.arbiterStake);
-            assertEq(_pos(arbiters[i]).free, 500 ether - gp.arbiterStake);
+            assertEq(stakes.lockedUnder(arbiters[i], _arbiterKey(id)), game.getDispute(id).arbiterLock);
+            assertEq(_pos(arbiters[i]).free, 500 ether - game.getDispute(id).arbiterLock);
             for (uint256 j = 0; j < i; ++j) {
                 assertTrue(arbiters[i] != arbiters[j]);
             }
@@ -476,17 +483,26 @@ contract DisputeGameTest is UnitBase {
         assertEq(arbiters.length, gp.committeeSize, "committee starved by the excluded solver's weight");
     }
 
-    function test_drawCommittee_emptyPoolEndsInNoDecision() public {
+    function test_drawCommittee_emptyPool_waitsThenVoidsTheJob() public {
         _leavePool(challenger);
         for (uint256 i = 0; i < verifiers.length; ++i) {
             _leavePool(verifiers[i]);
         }
         (bytes32 jobId,, uint256 id) = _disputeAtCommittee(N, LIE, LIE);
+        uint64 sb = game.getDispute(id).seedBlock;
+        vm.expectEmit(address(game));
+        emit IDisputeGame.CommitteeShort(id, 0, sb + 2);
+        assertEq(_drawCommittee(id).length, 0);
+        assertEq(uint8(_phase(id)), uint8(IDisputeGame.Phase.AwaitingCommittee), "waits for a full pool");
+        vm.warp(game.getDispute(id).lastMoveAt + gp.committeeWait);
         assertEq(_drawCommittee(id).length, 0);
         assertEq(uint8(_phase(id)), uint8(IDisputeGame.Phase.Resolved));
-        assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.NoDecision));
-        assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Committed));
+        assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.NoCommittee));
+        assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Voided));
         assertEq(_pos(challenger).free, 1_000 ether, "bond returned");
+        assertEq(_pos(submitter).claimable, PRICE, "submitter refunded");
+        assertEq(_pos(solver).locked, 0, "job stake unlocked, not slashed");
+        assertEq(_pos(solver).claimable, 0, "solver not paid");
     }
 
     // ------------------------------------------------------------------ voting
@@ -726,10 +742,14 @@ contract DisputeGameTest is UnitBase {
         assertEq(d.votesForChallenger, 2);
         assertEq(uint8(d.outcome), uint8(IDisputeGame.Outcome.ChallengerWon));
         assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Slashed));
-        uint256 each = 2 * PRICE * mp.slashArbiterBps / 10_000 / 2;
-        assertEq(_pos(arbiters[0]).claimable, each);
+        uint256 lock = d.arbiterLock;
+        assertEq(lock, 2 * PRICE * gp.arbiterStakeBps / 10_000, "the lock scales with the job stake");
+        uint256 penalty = lock * gp.wrongVoteSlashBps / 10_000;
+        uint256 each = 2 * PRICE * mp.slashArbiterBps / 10_000 / 2 + penalty / 2;
+        assertEq(_pos(arbiters[0]).claimable, each, "majority: job-stake share + half the wrong vote's penalty");
         assertEq(_pos(arbiters[1]).claimable, 0, "minority gets nothing");
-        assertEq(_pos(arbiters[1]).free, 500 ether, "but keeps its stake: it revealed");
+        assertEq(_pos(arbiters[1]).free, 500 ether - penalty, "and loses part of its lock: it voted wrong");
+        assertEq(_pos(arbiters[1]).locked, 0);
         assertEq(_pos(arbiters[2]).claimable, each);
     }
 
@@ -746,13 +766,17 @@ contract DisputeGameTest is UnitBase {
 
         uint256 stake = 2 * PRICE;
         uint256 jobShare = stake * mp.slashArbiterBps / 10_000 / 2; // 20 each
-        uint256 forfeitShare = gp.arbiterStake / 2; // 5 each
+        uint256 forfeitShare = game.getDispute(id).arbiterLock / 2; // 5 each
         assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.ChallengerWon));
         assertEq(_pos(arbiters[0]).claimable, jobShare + forfeitShare);
         assertEq(_pos(arbiters[1]).claimable, jobShare + forfeitShare);
         assertEq(_pos(arbiters[2]).claimable, 0);
         assertEq(_pos(arbiters[2]).locked, 0);
-        assertEq(_pos(arbiters[2]).free, 500 ether - gp.arbiterStake, "non-revealer forfeits its arbiter stake");
+        assertEq(
+            _pos(arbiters[2]).free,
+            500 ether - game.getDispute(id).arbiterLock,
+            "non-revealer forfeits its arbiter stake"
+        );
         assertEq(_pos(challenger).claimable, stake / 2);
         assertEq(token.balanceOf(DEAD), stake - stake / 2 - 2 * jobShare, "the forfeit is fully shared");
         assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Slashed));
@@ -781,9 +805,11 @@ contract DisputeGameTest is UnitBase {
         assertEq(_pos(challenger).locked, 0);
         for (uint256 i = 0; i < arbiters.length; ++i) {
             assertEq(_pos(arbiters[i]).locked, 0);
-            assertEq(_pos(arbiters[i]).free, 500 ether - gp.arbiterStake);
+            assertEq(_pos(arbiters[i]).free, 500 ether - game.getDispute(id).arbiterLock);
         }
-        assertEq(token.balanceOf(DEAD), arbiters.length * gp.arbiterStake, "no majority to share the forfeit");
+        assertEq(
+            token.balanceOf(DEAD), arbiters.length * game.getDispute(id).arbiterLock, "no majority to share the forfeit"
+        );
         assertEq(stakes.lockedUnder(solver, jobId), 2 * PRICE);
         // the reopened job can be finalized once the extended window is over
         vm.warp(job.auditEnd);

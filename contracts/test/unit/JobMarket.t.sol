@@ -408,7 +408,7 @@ contract JobMarketTest is UnitBase {
         vm.expectRevert(IJobMarket.ZeroRoot.selector);
         market.commit(jobId, bytes32(0), 4, leaves[3], proof, "");
         vm.prank(solver);
-        vm.expectRevert(IJobMarket.ZeroRoot.selector);
+        vm.expectRevert(abi.encodeWithSelector(IJobMarket.ReservedRoot.selector, bytes32(0)));
         market.commit(jobId, root, 4, bytes32(0), proof, "");
     }
 

@@ -284,7 +284,8 @@ contract StakeManagerTest is UnitBase {
         assertEq(stakes.drawWeightOf(challenger), 960 ether);
     }
 
-    function test_slash_reachesFreeThenUnbondingStake() public {
+    /// @notice Only the lock is slashable: free and unbonding stake are out of reach (SlashExceedsLock).
+    function test_slash_neverReachesFreeOrUnbondingStake() public {
         address v = verifiers[3];
         vm.prank(v);
         stakes.requestWithdrawal(450 ether); // free 50, unbonding 450
@@ -292,23 +293,16 @@ contract StakeManagerTest is UnitBase {
         stakes.lock(v, KEY, 20 ether); // free 30
         address[] memory to = new address[](0);
         uint256[] memory amounts = new uint256[](0);
-        // 20 from the lock + 30 free + 50 unbonding
-        vm.expectEmit(address(stakes));
-        emit IStakeManager.StakeSlashed(v, KEY, 100 ether, 100 ether);
         vm.prank(address(game));
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.SlashExceedsLock.selector, v, KEY, 100 ether, 20 ether));
         stakes.slash(v, KEY, 100 ether, to, amounts);
+        vm.prank(address(game));
+        stakes.slash(v, KEY, 20 ether, to, amounts);
         IStakeManager.Position memory p = _pos(v);
         assertEq(p.locked, 0);
-        assertEq(p.free, 0);
-        assertEq(p.unbonding, 400 ether);
-        assertEq(token.balanceOf(DEAD), 100 ether);
-
-        // asking for more than exists slashes only what exists
-        vm.expectEmit(address(stakes));
-        emit IStakeManager.StakeSlashed(v, KEY, 400 ether, 400 ether);
-        vm.prank(address(game));
-        stakes.slash(v, KEY, 1_000 ether, to, amounts);
-        assertEq(_pos(v).unbonding, 0);
+        assertEq(p.free, 30 ether);
+        assertEq(p.unbonding, 450 ether);
+        assertEq(token.balanceOf(DEAD), 20 ether);
     }
 
     function test_escrow_revertsWhenNotMarket() public {
@@ -364,7 +358,7 @@ contract StakeManagerTest is UnitBase {
         address[] memory exclude = new address[](2);
         (exclude[0], exclude[1]) = (challenger, verifiers[0]);
         for (uint256 s = 0; s < 32; ++s) {
-            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 4, exclude);
+            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 4, exclude, 0);
             assertEq(drawn.length, 4, "every draw lands on an eligible verifier");
             for (uint256 i = 0; i < drawn.length; ++i) {
                 assertFalse(_contains(exclude, drawn[i]));
@@ -381,14 +375,14 @@ contract StakeManagerTest is UnitBase {
         address[] memory exclude = new address[](1);
         exclude[0] = challenger;
         for (uint256 s = 0; s < 8; ++s) {
-            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 5, exclude);
+            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 5, exclude, 0);
             assertEq(drawn.length, 5, "all five other verifiers");
             for (uint256 i = 0; i < drawn.length; ++i) {
                 assertTrue(drawn[i] != challenger);
             }
         }
         // and asking for more than exist returns exactly the eligible ones
-        assertEq(stakes.drawDistinct(keccak256("more"), 9, exclude).length, 5);
+        assertEq(stakes.drawDistinct(keccak256("more"), 9, exclude, 0).length, 5);
     }
 
     function test_drawDistinct_returnsFewerWhenPoolSmall() public {
@@ -396,11 +390,22 @@ contract StakeManagerTest is UnitBase {
             _leavePool(verifiers[i]);
         }
         address[] memory exclude = new address[](0);
-        address[] memory drawn = stakes.drawDistinct(keccak256("s"), 3, exclude);
+        address[] memory drawn = stakes.drawDistinct(keccak256("s"), 3, exclude, 0);
         assertEq(drawn.length, 1);
         assertEq(drawn[0], challenger);
         _leavePool(challenger);
-        assertEq(stakes.drawDistinct(keccak256("s"), 3, exclude).length, 0);
+        assertEq(stakes.drawDistinct(keccak256("s"), 3, exclude, 0).length, 0);
+    }
+
+    /// @notice Members whose weight is below `minWeight` (they could not lock it) are stepped over, never drawn.
+    function test_drawDistinct_skipsMembersBelowMinWeight() public view {
+        address[] memory exclude = new address[](0);
+        uint256 heavy = stakes.positionOf(challenger).free; // the challenger holds more than any verifier
+        for (uint256 s = 0; s < 16; ++s) {
+            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 3, exclude, heavy);
+            assertEq(drawn.length, 1, "only one member can cover minWeight");
+            assertEq(drawn[0], challenger);
+        }
     }
 
     function test_conservation_balanceEqualsPositionsAndEscrow() public {

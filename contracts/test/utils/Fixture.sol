@@ -57,7 +57,10 @@ abstract contract Fixture is Test {
             clockBudget: uint64(vm.parseJsonUint(json, ".game.clockBudget")),
             commitPeriod: uint64(vm.parseJsonUint(json, ".game.commitPeriod")),
             revealPeriod: uint64(vm.parseJsonUint(json, ".game.revealPeriod")),
-            committeeSize: uint8(vm.parseJsonUint(json, ".game.committeeSize"))
+            committeeSize: uint8(vm.parseJsonUint(json, ".game.committeeSize")),
+            committeeWait: uint64(vm.parseJsonUint(json, ".game.committeeWait")),
+            arbiterStakeBps: uint16(vm.parseJsonUint(json, ".game.arbiterStakeBps")),
+            wrongVoteSlashBps: uint16(vm.parseJsonUint(json, ".game.wrongVoteSlashBps"))
         });
         token = new VeriToken(address(this));
         stakes = new StakeManager(
@@ -128,7 +131,8 @@ abstract contract Fixture is Test {
             price: price,
             stake: market.requiredStake(price),
             expiry: uint64(block.timestamp + 1 hours),
-            nonce: ++nonceCounter
+            nonce: ++nonceCounter,
+            workTime: 12 hours
         });
     }
 

@@ -272,7 +272,7 @@ def accept_call(
         order.deadline,
         order.nonce,
     )
-    bid_tuple = (row.solver, bytes.fromhex(row.job_id[2:]), row.price, row.stake, row.expiry, row.nonce)
+    bid_tuple = (row.solver, bytes.fromhex(row.job_id[2:]), row.price, row.stake, row.expiry, row.nonce, row.work_time)
     try:
         contract = _market_contract()
     except Exception as exc:
