@@ -300,6 +300,8 @@ class DisputeAudit:
             outcome = SOLVER_WON if for_solver > against else CHALLENGER_WON if against > for_solver else NO_DECISION
             reason = f"{for_solver} vote(s) for the opened leaf, {against} against"
         elif end_tx.function == "drawCommittee" and not end_tx.events_named("CommitteeDrawn"):
+            if self.leaf is None:
+                raise Violation("the dispute was voided for want of a committee before any leaf was opened")
             waited = end_tx.timestamp - self.leaf.tx.timestamp
             require(
                 waited >= int(self.game["committeeWait"]),
@@ -369,6 +371,8 @@ class DisputeAudit:
                 s.credits.append((self.submitter, price))
             slash(solver, from_hex(self.rec.job_id), job_stake, *split(job_stake, challenger))
         else:
+            if self.started is None:
+                raise Violation("the dispute reopened the job without ever having started")
             window_left = self.audit_end_at_open() - self.started[0].timestamp
             grace = int(self.market["disputeGrace"])
             s.job_event = ("JobReopened", end_tx.timestamp + max(window_left, grace))
@@ -791,7 +795,7 @@ def _settle_job(a: DisputeAudit) -> str:
         require(not tx.events_named("JobSlashed") and not tx.events_named("JobReopened"), "a drop moved the job")
         return "superseded: the job was slashed by an earlier dispute, bond returned"
     if s.job_event[0] == "JobVoided":
-        got = [("JobVoided", int(e.args["refunded"])) for e in tx.events_named("JobVoided", "JobMarket")]
+        got: list[tuple] = [("JobVoided", int(e.args["refunded"])) for e in tx.events_named("JobVoided", "JobMarket")]
         require(got == [s.job_event], f"JobVoided {got}, expected {[s.job_event]}")
         return f"job voided (no full committee), submitter refunded {s.job_event[1]}"
     if s.job_event[0] == "JobSlashed":
