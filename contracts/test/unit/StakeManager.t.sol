@@ -5,6 +5,21 @@ import {UnitBase} from "./UnitBase.sol";
 import {StakeManager} from "../../src/StakeManager.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
+import {ERC20} from "@openzeppelin/contracts/token/ERC20/ERC20.sol";
+
+/// A token that keeps 1 % of every transfer (the kind the vault must refuse: it would book more than it holds).
+contract FeeOnTransferToken is ERC20("Fee", "FEE") {
+    function mint(address to, uint256 amount) external {
+        _mint(to, amount);
+    }
+
+    function _update(address from, address to, uint256 value) internal override {
+        if (from == address(0) || to == address(0)) return super._update(from, to, value);
+        uint256 fee = value / 100;
+        super._update(from, address(0xFEE), fee);
+        super._update(from, to, value - fee);
+    }
+}
 
 contract StakeManagerTest is UnitBase {
     bytes32 internal constant KEY = keccak256("key");
@@ -20,6 +35,27 @@ contract StakeManagerTest is UnitBase {
     function test_constructor_revertsWhenMinVerifierStakeZero() public {
         vm.expectRevert(IStakeManager.ZeroAmount.selector);
         new StakeManager(token, 1 days, 0);
+    }
+
+    function test_feeOnTransferToken_depositAndEscrowRevert_nothingBooked() public {
+        FeeOnTransferToken fee = new FeeOnTransferToken();
+        StakeManager vault = new StakeManager(IERC20(address(fee)), 1 days, 1 ether);
+        vault.bind(address(this), address(game)); // this test plays the market for escrow
+        fee.mint(alice, 1000 ether);
+        vm.prank(alice);
+        fee.approve(address(vault), type(uint256).max);
+
+        vm.prank(alice);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.TransferAmountMismatch.selector, 100 ether, 99 ether));
+        vault.deposit(100 ether);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.TransferAmountMismatch.selector, 100 ether, 99 ether));
+        vault.escrow(KEY, alice, 100 ether);
+
+        assertEq(fee.balanceOf(address(vault)), 0);
+        assertEq(fee.balanceOf(alice), 1000 ether);
+        assertEq(vault.escrowOf(KEY), 0);
+        IStakeManager.Position memory p = vault.positionOf(alice);
+        assertEq(p.free + p.locked, 0);
     }
 
     function test_bind_revertsWhenNotDeployer() public {
