@@ -129,7 +129,7 @@ def test_follower_sees_a_job_lifecycle_once_in_order(w3, deployment, actors, cli
         actors.submitter.address, keccak(text="spec"), keccak(text="data"), INIT_ROOT, 24, 4, PRICE, now + 86_400, 7
     )
     bid = Bid(actors.solver.address, order.digest(domain), PRICE, submitter.call(market.functions.requiredStake(PRICE)),
-              now + 3_600, 8)  # fmt: skip
+              now + 3_600, 8, 600)  # fmt: skip
     receipts.append(
         submitter.transact(
             market.functions.acceptBid(
