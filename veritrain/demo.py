@@ -24,7 +24,7 @@ import httpx
 import typer
 from eth_utils import to_checksum_address
 
-from protocol.constants import FINAL_JOB_STATES, WEI_PER_TOKEN, JobState
+from protocol.constants import FINAL_JOB_STATES, WEI_PER_TOKEN, JobState, Outcome, api_name
 from protocol.errors import VeritrainError
 from protocol.tokens import format_tokens
 from veritrain.devnet import Devnet, start_devnet, veritrain_home
@@ -383,8 +383,9 @@ class MarketRun:
                 entry["winner"] = self.role_of(ev["args"]["winner"])
                 entry["loser"] = self.role_of(ev["args"]["loser"])
                 entry["slashed"] = int(ev["args"]["slashed"])
+                entry["outcome"] = api_name(Outcome(int(ev["args"]["outcome"])))
             else:
-                entry.update(seconds=None, winner=None)
+                entry.update(seconds=None, winner=None, outcome=None)
             disputes.append(entry)
         slashed_accounts: dict[str, int] = {}
         for e in stakes.events.StakeSlashed().get_logs(from_block=start):
