@@ -72,9 +72,11 @@ contract DisputeGame is IDisputeGame {
             emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
             emit DisputeQueued(disputeId, jobId, queues[jobId].length - queueHead[jobId]);
         } else {
-            job = market.beginDispute(jobId, disputeId);
-            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
+            // State first, then the market call (which reverts unless the job is in its audit window).
+            // Root and leaf count are fixed at commit, so the job read above is the one that starts.
             _start(disputeId, d, job);
+            market.beginDispute(jobId, disputeId);
+            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
         }
         stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), _params.disputeBond);
     }
@@ -113,7 +115,8 @@ contract DisputeGame is IDisputeGame {
         queueHead[jobId] = head + 1;
         Dispute storage d = disputes[next];
         emit DisputeStarted(next, jobId);
-        _start(next, d, market.beginDispute(jobId, next));
+        _start(next, d, market.getJob(jobId));
+        market.beginDispute(jobId, next);
     }
 
     /// @inheritdoc IDisputeGame

@@ -333,7 +333,7 @@ contract JobMarket is IJobMarket, EIP712 {
     }
 
     /// @inheritdoc IJobMarket
-    function beginDispute(bytes32 jobId, uint256 disputeId) external onlyGame returns (Job memory) {
+    function beginDispute(bytes32 jobId, uint256 disputeId) external onlyGame {
         Job storage job = _job(jobId);
         if (job.state != JobState.Committed) revert WrongJobState(jobId, job.state);
         if (block.timestamp >= job.auditEnd) revert AuditWindowClosed(job.auditEnd);
@@ -341,7 +341,6 @@ contract JobMarket is IJobMarket, EIP712 {
         // INVARIANT: the audit window pauses while a dispute runs (auditEnd > now here).
         job.windowLeft = job.auditEnd - uint64(block.timestamp);
         emit JobDisputed(jobId, disputeId);
-        return job;
     }
 
     /// @inheritdoc IJobMarket

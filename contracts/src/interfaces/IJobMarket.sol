@@ -198,7 +198,7 @@ interface IJobMarket {
     function expire(bytes32 jobId) external;
 
     /// @notice DisputeGame: marks the job Disputed (must be Committed, window open).
-    function beginDispute(bytes32 jobId, uint256 disputeId) external returns (Job memory);
+    function beginDispute(bytes32 jobId, uint256 disputeId) external;
     /// @notice DisputeGame: settles a dispute. If the solver lost, the job is Slashed (submitter refunded, job stake
     ///         slashed to the challenger and `arbiters`); otherwise it is Committed again and the audit window, paused
     ///         while the dispute ran, resumes with what was left of it (at least `disputeGrace`), so a stalling sybil

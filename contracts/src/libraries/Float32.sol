@@ -93,7 +93,7 @@ library Float32 {
             (uint256 mb, int256 eb) = _unpack(ay);
             uint256 n = ma << 80; // quotient >= 2^56: at least 33 bits below any rounding position
             uint256 q = n / mb;
-            if (q * mb != n) q |= 1; // sticky
+            if (n % mb != 0) q |= 1; // sticky: a nonzero remainder
             return _round(sign, q, ea - eb - 80);
         }
     }
