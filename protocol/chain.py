@@ -49,6 +49,7 @@ from web3.exceptions import (
 from web3.types import TxParams, TxReceipt
 
 from protocol.artifacts import PROTOCOL_CONTRACTS
+from protocol.blockheader import seed_header
 from protocol.deploy import ADDRESS_KEYS, Deployment
 from protocol.errors import (
     ChainMismatch,
@@ -252,6 +253,11 @@ class ChainClient:
             return self.with_retries(f"eth_call {name}", lambda: fn.call(params or None, block_identifier=block))
         except ContractLogicError as exc:
             raise self._decoded(exc) from exc
+
+    def seed_header(self, number: int) -> bytes:
+        """The RLP header of block ``number`` (checked against its hash): what ``drawAudit`` and
+        ``drawCommittee`` take to read the seed block's RANDAO value."""
+        return self.with_retries("eth_getBlock", lambda: seed_header(self.w3, number))
 
     def block_number(self) -> int:
         self.ensure_chain()

@@ -46,7 +46,8 @@ def settlement_duty(client: ChainClient, dispute_id: int, d: Any, *, mover_clock
     game = client.dispute_game
     phase = Phase(d.phase)
     if phase == Phase.AWAITING_COMMITTEE and client.block_number() > d.seedBlock:
-        return send_move(client, "draw-committee", game.functions.drawCommittee(dispute_id))
+        header = client.seed_header(int(d.seedBlock))
+        return send_move(client, "draw-committee", game.functions.drawCommittee(dispute_id, header))
     if phase == Phase.VOTING and latest_timestamp(client) >= d.revealDeadline:
         return send_move(client, "resolve", game.functions.resolve(dispute_id))
     if mover_clock_out:

@@ -2,7 +2,8 @@
 
 All hashes here are keccak256 over ``abi.encode`` of 32-byte words, as the EVM computes them:
 
-- audit seed: ``keccak256(abi.encode(blockhash(seedBlock), jobId, trajectoryRoot))``;
+- audit seed: ``keccak256(abi.encode(prevrandao(seedBlock), jobId, trajectoryRoot))``, the RANDAO value read from
+  the seed block's header (protocol/blockheader.py);
 - sample count: ``m = max(1, ceil(rateBps·n / 10000))``, capped at ``maxSampledSegments`` and at ``n``;
 - candidate ``j``: ``uint256(keccak256(abi.encode(seed, j))) % n``; the first ``m`` distinct candidates, in the
   order drawn, are the sampled segment indices.
@@ -30,9 +31,15 @@ def derive(seed: bytes, k: int) -> bytes:
     return keccak(_word(seed) + _word(k))
 
 
-def audit_seed(seed_block_hash: bytes, job_id: bytes, trajectory_root: bytes) -> bytes:
-    """The job's audit seed from the hash of its seed block (the block after the commit)."""
-    return keccak(_word(seed_block_hash) + _word(job_id) + _word(trajectory_root))
+def draw_weights_block(seed_block: int) -> int:
+    """The block whose end-of-block draw weights a draw seeded by ``seed_block`` reads (DrawSeed.weightsBlock):
+    the block before the one whose transaction fixed the seed block, so nobody adjusted them knowing the seed."""
+    return seed_block - 2
+
+
+def audit_seed(randao: bytes, job_id: bytes, trajectory_root: bytes) -> bytes:
+    """The job's audit seed from the RANDAO value of its seed block (the block after the commit)."""
+    return keccak(_word(randao) + _word(job_id) + _word(trajectory_root))
 
 
 def sample_count(n: int, rate_bps: int, max_samples: int) -> int:

@@ -37,6 +37,7 @@ from protocol.audit import (
     read_job,
 )
 from protocol.audit.record import ARBITER_TAG, BOND_TAG, UNAVAILABLE, dispute_key, to_hex
+from protocol.blockheader import seed_header
 from protocol.chain import ChainClient
 from protocol.trajectory import Trajectory
 from protocol.tx import send
@@ -66,8 +67,9 @@ def played(w3, deployment, contracts, actors, world) -> dict[str, tuple[int, byt
     out = {}
     # a lying solver; the audit is drawn first so the job audit has sampled segments to check
     job_id, leaves = new_job(w3, deployment, contracts, actors, world, n=13, lie_from=9)
-    mine_past(w3, contracts.market.functions.getJob(job_id).call().seedBlock)
-    send(w3, actors.deployer, contracts.market.functions.drawAudit(job_id))
+    seed_block = contracts.market.functions.getJob(job_id).call().seedBlock
+    mine_past(w3, seed_block)
+    send(w3, actors.deployer, contracts.market.functions.drawAudit(job_id, seed_header(w3, seed_block)))
     from dispute_scenarios import Game
 
     game = Game(job_id=job_id, leaves=leaves, bad_leaf=9)
@@ -312,8 +314,9 @@ def test_job_audit_passes_and_covers_the_draw(played, reader):
 
 def test_finalized_job_audit(w3, deployment, contracts, actors, world, reader):
     job_id, _ = new_job(w3, deployment, contracts, actors, world, n=4, lie_from=None)
-    mine_past(w3, contracts.market.functions.getJob(job_id).call().seedBlock)
-    send(w3, actors.deployer, contracts.market.functions.drawAudit(job_id))
+    seed_block = contracts.market.functions.getJob(job_id).call().seedBlock
+    mine_past(w3, seed_block)
+    send(w3, actors.deployer, contracts.market.functions.drawAudit(job_id, seed_header(w3, seed_block)))
     accounts = {a.address: a for a in (actors.challenger, *actors.verifiers)}
     assigned = contracts.market.functions.assignedVerifiers(job_id).call()
     send(w3, accounts[assigned[0]], contracts.market.functions.attest(job_id))

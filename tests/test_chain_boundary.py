@@ -35,6 +35,7 @@ from web3.logs import DISCARD
 from protocol import merkle, sampling
 from protocol.anvil import increase_time, mine_past
 from protocol.artifacts import load_artifact
+from protocol.blockheader import randao_of, seed_header
 from protocol.deploy import Deployment, load_deployment
 from protocol.eip712 import (
     BID_FIELDS,
@@ -443,12 +444,15 @@ def test_honest_job_finalizes_after_audit_window(w3, deployment, contracts, acto
     market, stakes = contracts.market, contracts.stakes
     job_id, _ = match_job(w3, deployment, contracts, actors, total_steps=24, interval=4)
     commit(w3, contracts, actors.solver, job_id, toy_leaves(INIT_ROOT, 6))
-    mine_past(w3, market.functions.getJob(job_id).call().seedBlock)
-    send(w3, actors.challenger, market.functions.drawAudit(job_id))
+    seed_block = market.functions.getJob(job_id).call().seedBlock
+    mine_past(w3, seed_block)
+    header = seed_header(w3, seed_block)
+    send(w3, actors.challenger, market.functions.drawAudit(job_id, header))
     job = market.functions.getJob(job_id).call()
-    # The Python sampler reproduces the contract's seed (from the seed block's hash) and its sample.
-    seed_block_hash = bytes(w3.eth.get_block(job.seedBlock)["hash"])
-    assert sampling.audit_seed(seed_block_hash, job_id, job.trajectoryRoot) == bytes(job.seed)
+    # The Python sampler reproduces the contract's seed (from the seed block's RANDAO value) and its sample.
+    randao = randao_of(header)
+    assert randao == bytes(w3.eth.get_block(seed_block)["mixHash"])
+    assert sampling.audit_seed(randao, job_id, job.trajectoryRoot) == bytes(job.seed)
     mp = deployment.params["market"]
     assert market.functions.sampledSegments(job_id).call() == sampling.sampled_segments(
         bytes(job.seed), 6, mp["auditRateBps"], mp["maxSampledSegments"]
@@ -521,10 +525,10 @@ def test_lying_solver_is_disputed_down_to_the_leaf_and_slashed(w3, deployment, c
     job = market.functions.getJob(job_id).call()
     assert job.state == COMMITTED
     with pytest.raises(ContractRevert) as err:  # the seed block is not mined yet
-        send(w3, actors.challenger, market.functions.drawAudit(job_id))
+        send(w3, actors.challenger, market.functions.drawAudit(job_id, b""))
     assert (err.value.name, err.value.fields) == ("SeedNotReady", {"seedBlock": job.seedBlock})
     mine_past(w3, job.seedBlock)
-    tx("drawAudit", actors.challenger, market.functions.drawAudit(job_id))
+    tx("drawAudit", actors.challenger, market.functions.drawAudit(job_id, seed_header(w3, job.seedBlock)))
 
     # the challenger replays and finds the first wrong leaf
     honest = toy_leaves(INIT_ROOT, n)
@@ -566,7 +570,7 @@ def test_lying_solver_is_disputed_down_to_the_leaf_and_slashed(w3, deployment, c
         leaves[wrong - 1],
     )
     mine_past(w3, d.seedBlock)
-    tx("drawCommittee", actors.submitter, game.functions.drawCommittee(dispute_id))
+    tx("drawCommittee", actors.submitter, game.functions.drawCommittee(dispute_id, seed_header(w3, d.seedBlock)))
     committee = game.functions.committee(dispute_id).call()
     assert 1 <= len(committee) <= deployment.params["game"]["committeeSize"]
     parties = {actors.solver.address, actors.challenger.address, actors.submitter.address}

@@ -159,8 +159,9 @@ def test_follower_sees_a_job_lifecycle_once_in_order(w3, deployment, actors, cli
             )
         )
     )
-    mine_past(w3, solver.call(market.functions.getJob(job_id)).seedBlock)
-    receipts.append(solver.transact(market.functions.drawAudit(job_id)))
+    seed_block = solver.call(market.functions.getJob(job_id)).seedBlock
+    mine_past(w3, seed_block)
+    receipts.append(solver.transact(market.functions.drawAudit(job_id, solver.seed_header(seed_block))))
     f.poll_once()
     by_address = {c.account.address: c for c in clients.values()}
     for verifier in solver.call(market.functions.assignedVerifiers(job_id)):

@@ -3,8 +3,9 @@
 Everything a verifier reads is checked before it is used:
 
 * the **sample** — the contract's ``sampledSegments`` must equal :func:`protocol.sampling.sampled_segments`
-  of the job's seed (and the seed must be ``audit_seed(blockhash(seedBlock), jobId, root)`` when that block is
-  still readable), so a broken or malicious RPC cannot steer the audit;
+  of the job's seed, and the seed must be ``audit_seed(prevrandao(seedBlock), jobId, root)`` with the RANDAO
+  value read from the seed block's header checked against its hash, so a broken or malicious RPC cannot steer
+  the audit;
 * the **leaf list** — from the solver's ``GET {uri}/leaves/{jobId}`` first, then the marketplace mirror
   ``GET {api}/jobs/{jobId}/leaves``; accepted only if it has ``N`` leaves and hashes (RFC 9162) to the committed
   trajectory root;
@@ -126,14 +127,14 @@ def check_sample(
     return mine
 
 
-def check_seed(*, seed: bytes, seed_block_hash: bytes | None, job_id: bytes, trajectory_root: bytes) -> None:
-    """Checks the job's audit seed against its seed block (skipped when the block hash is unreadable)."""
-    if seed_block_hash is None:
-        return
-    expected = audit_seed(seed_block_hash, job_id, trajectory_root)
+def check_seed(*, seed: bytes, randao: bytes, job_id: bytes, trajectory_root: bytes) -> None:
+    """Checks the job's audit seed against its seed block's RANDAO value (from the header checked against the
+    block hash). A re-armed seed block (AuditSeedRearmed) moves the block; the caller passes the final one."""
+    expected = audit_seed(randao, job_id, trajectory_root)
     if expected != seed:
-        # A re-armed seed block (AuditSeedRearmed) moves the block; the caller passes the final one.
-        raise AuditError(f"audit seed 0x{seed.hex()} is not derived from its seed block (expected 0x{expected.hex()})")
+        raise AuditError(
+            f"audit seed 0x{seed.hex()} is not derived from its seed block's RANDAO value (expected 0x{expected.hex()})"
+        )
 
 
 class Replayer(SegmentReplayer):

@@ -40,6 +40,7 @@ from typing import Any
 from eth_utils import to_checksum_address
 
 from protocol import staking
+from protocol.blockheader import randao_of
 from protocol.budget import FetchBudget
 from protocol.chain import ChainClient
 from protocol.constants import FINAL_JOB_STATES, JobState, Outcome, Phase
@@ -485,7 +486,8 @@ class VerifierNode:
             return
         if bytes(job.seed) == ZERO32:
             if block > int(job.seedBlock):
-                self._send("draw-audit", self.market.functions.drawAudit(job_id), job=job_hex)
+                header = self.client.seed_header(int(job.seedBlock))
+                self._send("draw-audit", self.market.functions.drawAudit(job_id, header), job=job_hex)
             return
         if state == JobState.COMMITTED and now >= int(job.auditEnd):
             self._send("finalize", self.market.functions.finalize(job_id), job=job_hex)
@@ -525,9 +527,8 @@ class VerifierNode:
         p = self._market_params
         chain_segments = self.client.call(self.market.functions.sampledSegments(ref.job_id))
         try:
-            seed_hash = self._block_hash(int(job.seedBlock))
-            check_seed(seed=bytes(job.seed), seed_block_hash=seed_hash, job_id=ref.job_id,
-                       trajectory_root=ref.trajectory_root)  # fmt: skip
+            randao = self._seed_randao(int(job.seedBlock))
+            check_seed(seed=bytes(job.seed), randao=randao, job_id=ref.job_id, trajectory_root=ref.trajectory_root)
             segments = check_sample(
                 seed=bytes(job.seed),
                 num_leaves=ref.num_leaves,
@@ -575,11 +576,9 @@ class VerifierNode:
         left = audit_end - latest_timestamp(self.client)
         return time.monotonic() + max(0.0, left - margin)
 
-    def _block_hash(self, number: int) -> bytes | None:
-        blk = self.client.with_retries("eth_getBlock", lambda: self.client.w3.eth.get_block(number))
-        if blk is None or self.client.block_number() - number > 255:
-            return None
-        return bytes(blk["hash"])
+    def _seed_randao(self, number: int) -> bytes:
+        """The RANDAO value of seed block ``number``, from its header checked against its hash."""
+        return randao_of(self.client.seed_header(number))
 
     def _open_dispute(self, job_hex: str, job_id: bytes, result: AuditResult) -> None:
         bad = result.bad_leaf

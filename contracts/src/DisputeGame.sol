@@ -4,6 +4,8 @@ pragma solidity 0.8.30;
 import {IDisputeGame} from "./interfaces/IDisputeGame.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
+import {BlockHeader} from "./libraries/BlockHeader.sol";
+import {DrawSeed} from "./libraries/DrawSeed.sol";
 import {RFC9162} from "./libraries/RFC9162.sol";
 import {ReservedRoots} from "./libraries/ReservedRoots.sol";
 import {SlashSplit} from "./libraries/SlashSplit.sol";
@@ -181,24 +183,25 @@ contract DisputeGame is IDisputeGame {
         d.preStateRoot = preStateRoot;
         d.phase = Phase.AwaitingCommittee;
         // INVARIANT: the committee comes from a block mined after the leaf was opened.
-        d.seedBlock = uint64(block.number) + 1;
+        d.seedBlock = DrawSeed.next();
         emit LeafOpened(disputeId, index, postStateRoot, preStateRoot);
     }
 
     // -------------------------------------------------------------- arbitration
 
     /// @inheritdoc IDisputeGame
-    function drawCommittee(uint256 disputeId) external {
+    function drawCommittee(uint256 disputeId, bytes calldata seedHeader) external {
         Dispute storage d = _dispute(disputeId);
         _requirePhase(d, disputeId, Phase.AwaitingCommittee);
         if (block.number <= d.seedBlock) revert SeedNotReady(d.seedBlock);
-        bytes32 seedHash = blockhash(d.seedBlock);
-        if (seedHash == bytes32(0)) {
-            d.seedBlock = uint64(block.number) + 1;
+        if (blockhash(d.seedBlock) == bytes32(0)) {
+            d.seedBlock = DrawSeed.next();
             emit CommitteeSeedRearmed(disputeId, d.seedBlock);
             return;
         }
-        bytes32 seed = keccak256(abi.encode(seedHash, disputeId, COMMITTEE_TAG));
+        // INVARIANT: the seed is the seed block's RANDAO value; the arbiters are drawn by the weights of a block before
+        // the seed was fixed (DrawSeed), so nobody can move stake onto the committee after seeing the seed.
+        bytes32 seed = keccak256(abi.encode(BlockHeader.randaoOf(seedHeader, d.seedBlock), disputeId, COMMITTEE_TAG));
         // INVARIANT: no party with a stake in the outcome judges it (solver, challenger, and the submitter, who is
         // refunded if the solver loses).
         address[] memory exclude = new address[](3);
@@ -208,12 +211,14 @@ contract DisputeGame is IDisputeGame {
         exclude[2] = job.submitter;
         // INVARIANT: what an arbiter risks grows with the stake its vote decides; only members able to lock it sit.
         uint256 lockAmount = arbiterLockFor(job.stake);
-        address[] memory arbiters = stakeManager.drawDistinct(seed, _params.committeeSize, exclude, lockAmount);
+        address[] memory arbiters = stakeManager.drawDistinct(
+            seed, _params.committeeSize, exclude, lockAmount, DrawSeed.weightsBlock(d.seedBlock)
+        );
         if (arbiters.length < _params.committeeSize) {
             // INVARIANT: only a full committee of R distinct members votes; a short pool waits (re-armed draw) up to
             // committeeWait after the leaf opening, then voids the job, which pays neither side.
             if (block.timestamp < uint256(d.lastMoveAt) + _params.committeeWait) {
-                d.seedBlock = uint64(block.number) + 1;
+                d.seedBlock = DrawSeed.next();
                 emit CommitteeShort(disputeId, arbiters.length, d.seedBlock);
             } else {
                 _settle(disputeId, d, Outcome.NoCommittee);

@@ -5,6 +5,8 @@ import {EIP712} from "@openzeppelin/contracts/utils/cryptography/EIP712.sol";
 import {SignatureChecker} from "@openzeppelin/contracts/utils/cryptography/SignatureChecker.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
+import {BlockHeader} from "./libraries/BlockHeader.sol";
+import {DrawSeed} from "./libraries/DrawSeed.sol";
 import {RFC9162} from "./libraries/RFC9162.sol";
 import {ReservedRoots} from "./libraries/ReservedRoots.sol";
 import {Sampling} from "./libraries/Sampling.sol";
@@ -218,32 +220,38 @@ contract JobMarket is IJobMarket, EIP712 {
         job.committedAt = now_;
         job.auditEnd = now_ + _params.auditWindow;
         // INVARIANT: the audit seed comes from a block mined after this one, unknown to the solver now.
-        job.seedBlock = uint64(block.number) + 1;
+        job.seedBlock = DrawSeed.next();
         emit JobCommitted(jobId, trajectoryRoot, numLeaves, finalStateRoot, uri, job.auditEnd, job.seedBlock);
     }
 
     // ------------------------------------------------------------------- audit
 
     /// @inheritdoc IJobMarket
-    function drawAudit(bytes32 jobId) external {
+    function drawAudit(bytes32 jobId, bytes calldata seedHeader) external {
         Job storage job = _job(jobId);
         if (job.state != JobState.Committed && job.state != JobState.Disputed) revert WrongJobState(jobId, job.state);
         if (job.seed != bytes32(0)) revert SeedAlreadyDrawn(jobId);
         if (block.number <= job.seedBlock) revert SeedNotReady(job.seedBlock);
-        bytes32 seedHash = blockhash(job.seedBlock);
-        if (seedHash == bytes32(0)) {
+        if (blockhash(job.seedBlock) == bytes32(0)) {
             // Seed block older than 256 blocks: pick the next block instead (still unknown to everyone now).
-            job.seedBlock = uint64(block.number) + 1;
+            job.seedBlock = DrawSeed.next();
             emit AuditSeedRearmed(jobId, job.seedBlock);
             return;
         }
-        bytes32 seed = keccak256(abi.encode(seedHash, jobId, job.trajectoryRoot));
+        // INVARIANT: the seed is the seed block's RANDAO value, which its builder cannot grind, and the verifiers are
+        // drawn by the weights of a block before the seed was fixed, which nobody could adjust knowing it.
+        bytes32 randao = BlockHeader.randaoOf(seedHeader, job.seedBlock);
+        bytes32 seed = keccak256(abi.encode(randao, jobId, job.trajectoryRoot));
         job.seed = seed;
         address[] memory exclude = new address[](2);
         exclude[0] = job.solver;
         exclude[1] = job.submitter;
         address[] memory verifiers = stakeManager.drawDistinct(
-            keccak256(abi.encode(seed, VERIFIER_DRAW_TAG)), _params.verifiersPerJob, exclude, 0
+            keccak256(abi.encode(seed, VERIFIER_DRAW_TAG)),
+            _params.verifiersPerJob,
+            exclude,
+            0,
+            DrawSeed.weightsBlock(job.seedBlock)
         );
         for (uint256 i = 0; i < verifiers.length; ++i) {
             assigned[jobId].push(verifiers[i]);

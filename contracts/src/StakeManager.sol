@@ -5,16 +5,17 @@ import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 import {SafeERC20} from "@openzeppelin/contracts/token/ERC20/utils/SafeERC20.sol";
 import {ReentrancyGuard} from "@openzeppelin/contracts/utils/ReentrancyGuard.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
-import {SortitionSumTree} from "./libraries/SortitionSumTree.sol";
+import {CheckpointedSumTree} from "./libraries/CheckpointedSumTree.sol";
 import {Sampling} from "./libraries/Sampling.sol";
 
 /// @title StakeManager
 /// @notice Holds solver and verifier stakes, job escrow and credits; see IStakeManager. Registered verifiers with at
-///         least `minVerifierStake` free are kept in a sortition sum tree weighted by free stake, so audit and
-///         committee draws cost O(log n) however many stakers there are.
+///         least `minVerifierStake` bonded are kept in a checkpointed sum tree weighted by bonded stake: audit and
+///         committee draws read the weights of a block mined before their seed was known, at O(log n) cost however
+///         many stakers there are.
 contract StakeManager is IStakeManager, ReentrancyGuard {
     using SafeERC20 for IERC20;
-    using SortitionSumTree for SortitionSumTree.Tree;
+    using CheckpointedSumTree for CheckpointedSumTree.Tree;
 
     /// @notice Slashed tokens that are burned go here (no key is known for it).
     address public constant BURN_ADDRESS = 0x000000000000000000000000000000000000dEaD;
@@ -41,7 +42,7 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     mapping(address account => Account) private accounts;
     mapping(address account => mapping(bytes32 key => uint256 amount)) public lockedUnder;
     mapping(bytes32 jobId => uint256 amount) public escrowOf;
-    SortitionSumTree.Tree private pool;
+    CheckpointedSumTree.Tree private pool;
 
     modifier onlyOperator() {
         if (msg.sender != market && msg.sender != game) revert NotOperator(msg.sender);
@@ -197,38 +198,54 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     // -------------------------------------------------------------------- views
 
     /// @inheritdoc IStakeManager
-    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude, uint256 minWeight)
+    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude, uint256 minWeight, uint256 asOfBlock)
         external
         view
         returns (address[] memory drawn)
     {
-        // Skipped = the excluded parties, then each member as it is drawn (picked, or too light to cover `minWeight`):
-        // every draw lands on a new eligible member. Draw k uses derive(seed, k) whatever became of draw k - 1.
+        uint48 at = _pastBlock(asOfBlock);
         uint256 e = exclude.length;
-        uint256 maxLight = minWeight == 0 ? 0 : MAX_LIGHT_DRAWS_PER_SEAT * count;
-        address[] memory skip = new address[](e + count + maxLight);
+        address[] memory skip = new address[](e + count + MAX_LIGHT_DRAWS_PER_SEAT * count);
         for (uint256 i = 0; i < e; ++i) {
             skip[i] = exclude[i];
         }
-        address[] memory picked = new address[](count);
+        return _drawSeats(seed, count, skip, e, at, minWeight);
+    }
+
+    /// @dev Skipped = the excluded parties (skip[0 .. e)), then each member as it is drawn (seated, or stepped over):
+    ///      every draw lands on a new member. Draw k uses derive(seed, k) whatever became of draw k - 1, so the
+    ///      candidates are fixed by the seed and the weights at `at`; what happened since can only step one over.
+    function _drawSeats(bytes32 seed, uint256 count, address[] memory skip, uint256 e, uint48 at, uint256 minWeight)
+        private
+        view
+        returns (address[] memory drawn)
+    {
+        drawn = new address[](count);
         uint256 n = 0;
         uint256 light = 0;
         while (n < count) {
             uint256 k = n + light;
-            address candidate = pool.drawSkipping(uint256(Sampling.derive(seed, k)), skip, e + k);
+            address candidate = pool.drawSkippingAt(uint256(Sampling.derive(seed, k)), skip, e + k, at);
             if (candidate == address(0)) break; // no eligible member left
             skip[e + k] = candidate;
-            if (pool.weightOf(candidate) < minWeight) {
-                if (++light > maxLight) break; // bounded gas: the caller sees a short draw
-                continue;
+            if (_seatable(candidate, at, minWeight)) {
+                drawn[n++] = candidate;
+            } else if (++light > MAX_LIGHT_DRAWS_PER_SEAT * count) {
+                break; // bounded gas: the caller sees a short draw
             }
-            picked[n] = candidate;
-            ++n;
         }
-        drawn = new address[](n);
-        for (uint256 i = 0; i < n; ++i) {
-            drawn[i] = picked[i];
+        // Shrink to the members seated (memory only; the unused tail is never read).
+        assembly ("memory-safe") {
+            mstore(drawn, n)
         }
+    }
+
+    /// @dev A candidate takes its seat only if its weight at `at` reached max(minWeight, 1) (topping up after the seed
+    ///      is known seats nobody), it is still a registered verifier, and it can lock `minWeight` from its free stake.
+    function _seatable(address candidate, uint48 at, uint256 minWeight) private view returns (bool) {
+        uint256 need = minWeight == 0 ? 1 : minWeight;
+        return pool.weightAt(candidate, at) >= need && pool.weightOf(candidate) != 0
+            && accounts[candidate].free >= minWeight;
     }
 
     function positionOf(address account) external view returns (Position memory) {
@@ -244,7 +261,21 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         return pool.weightOf(account);
     }
 
+    function totalDrawWeightAt(uint256 blockNumber) external view returns (uint256) {
+        return pool.totalAt(_pastBlock(blockNumber));
+    }
+
+    function drawWeightAt(address account, uint256 blockNumber) external view returns (uint256) {
+        return pool.weightAt(account, _pastBlock(blockNumber));
+    }
+
     // ----------------------------------------------------------------- internal
+
+    /// @dev Weights are final only for blocks before this one.
+    function _pastBlock(uint256 blockNumber) private view returns (uint48) {
+        if (blockNumber >= block.number) revert DrawBlockNotPast(blockNumber, block.number);
+        return uint48(blockNumber);
+    }
 
     function _release(address account, bytes32 key, uint256 amount) private {
         Account storage a = accounts[account];
@@ -274,9 +305,11 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
         emit Credited(to, amount);
     }
 
-    /// @dev Draw weight is the free stake of a registered verifier holding at least `minVerifierStake` free, else 0.
+    /// @dev Draw weight is the bonded stake (free + locked: everything still slashable or lockable, not unbonding) of
+    ///      a registered verifier holding at least `minVerifierStake` bonded, else 0. Locks and unlocks move stake
+    ///      between free and locked only, so they leave the weights (and their history) untouched.
     function _syncWeight(address account, Account storage a) private {
-        uint256 weight = (a.verifier && a.free >= minVerifierStake) ? a.free : 0;
-        pool.set(account, weight);
+        uint256 bonded = a.free + a.locked;
+        pool.set(account, (a.verifier && bonded >= minVerifierStake) ? bonded : 0);
     }
 }

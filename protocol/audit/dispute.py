@@ -18,6 +18,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from protocol import merkle
+from protocol.audit.draws import check_draw_weights, seed_randao
 from protocol.audit.record import (
     ARBITER_TAG,
     BOND_TAG,
@@ -589,7 +590,8 @@ def _clock_moves(a: DisputeAudit) -> str:
 
 @rules.rule(
     "committee.seed",
-    "the committee seed is keccak256(blockhash(seed block), disputeId, tag), seed block after the leaf",
+    "the committee seed is keccak256(prevrandao(seed block), disputeId, tag), the RANDAO value read from the seed "
+    "block's header (which hashes to its block hash), seed block after the leaf",
 )
 def _committee_seed(a: DisputeAudit) -> str:
     if a.leaf is None or (a.drawn is None and not a.events("CommitteeSeedRearmed") and not a.events("CommitteeShort")):
@@ -622,16 +624,32 @@ def _committee_seed(a: DisputeAudit) -> str:
         return f"seed block {seed_block}, committee not drawn yet"
     tx, ev = a.drawn
     require(tx.block > seed_block, f"drawn at block {tx.block}, not after its seed block {seed_block}")
-    info = a.rec.blocks.get(str(seed_block))
-    if info is None or not info.get("hash"):
-        raise Violation(f"the record lacks the hash of seed block {seed_block}")
-    expected = keccak(abi_encode(["bytes32", "uint256", "bytes32"], [from_hex(info["hash"]), a.id, COMMITTEE_TAG]))
+    randao = seed_randao(a.rec.blocks, seed_block)
+    expected = keccak(abi_encode(["bytes32", "uint256", "bytes32"], [randao, a.id, COMMITTEE_TAG]))
     require(
         ev["seed"] == to_hex(expected),
-        f"CommitteeDrawn seed {short(ev['seed'])} != keccak256(blockhash({seed_block}), {a.id}, tag) = "
+        f"CommitteeDrawn seed {short(ev['seed'])} != keccak256(prevrandao({seed_block}), {a.id}, tag) = "
         f"{short(expected)}",
     )
-    return f"seed block {seed_block} (hash {short(info['hash'])}), seed {short(expected)}"
+    return f"seed block {seed_block} (RANDAO {short(to_hex(randao))}), seed {short(expected)}"
+
+
+@rules.rule(
+    "committee.draw-weights",
+    "arbiters drawn by the draw weights at the end of seed block - 2 (before the block that fixed the seed), which "
+    "nobody could adjust knowing the seed; each weighed at least the arbiter lock then",
+)
+def _committee_weights(a: DisputeAudit) -> str:
+    if a.drawn is None:
+        return "no committee drawn (yet)"
+    draw = a.rec.committee_draw
+    if draw is None:
+        raise Violation("the record has no re-run of the draw")
+    rearms = sorted(
+        a.events("CommitteeSeedRearmed") + a.events("CommitteeShort"), key=lambda x: (x[0].block, x[0].index)
+    )
+    seed_block = int(rearms[-1][1]["seedBlock"]) if rearms else a.leaf.tx.block + 1 if a.leaf else 0
+    return check_draw_weights(draw, seed_block, a.committee, max(1, a.arbiter_lock))
 
 
 @rules.rule(

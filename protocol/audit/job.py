@@ -11,6 +11,7 @@ from eth_abi import encode as abi_encode
 from eth_utils import keccak, to_checksum_address
 
 from protocol import merkle, sampling
+from protocol.audit.draws import check_draw_weights, seed_randao
 from protocol.audit.record import VERIFIER_DRAW_TAG, JobRecord, Tx, from_hex, to_hex
 from protocol.audit.verdict import RuleSet, Verdict, Violation, require
 from protocol.constants import BPS
@@ -40,6 +41,15 @@ class JobAudit:
         found = self.events(name)
         require(len(found) <= 1, f"{len(found)} {name} events for one job")
         return found[0] if found else None
+
+    @cached_property
+    def audit_seed_block(self) -> int:
+        """The audit's seed block: the commit's, or the last re-armed one (0 before the commit)."""
+        rearms = self.events("AuditSeedRearmed")
+        if rearms:
+            return int(rearms[-1][1]["seedBlock"])
+        committed = self.one("JobCommitted")
+        return int(committed[1]["seedBlock"]) if committed else 0
 
     @cached_property
     def matched(self) -> tuple[Tx, dict[str, Any]]:
@@ -181,7 +191,9 @@ def _commit(a: JobAudit) -> str:
 
 
 @rules.rule(
-    "job.audit-draw", "audit seed from the seed block's hash; sampled segments and verifiers as the contract's rules"
+    "job.audit-draw",
+    "audit seed from the seed block's RANDAO value (its header hashes to its block hash); sampled segments and "
+    "verifiers as the contract's rules",
 )
 def _audit(a: JobAudit) -> str:
     d = a.one("AuditDrawn")
@@ -196,11 +208,10 @@ def _audit(a: JobAudit) -> str:
     for t, r in a.events("AuditSeedRearmed"):
         require(t.block > seed_block + 256, f"audit seed re-armed at {t.block} while block {seed_block} was readable")
         seed_block = int(r["seedBlock"])
+    require(seed_block == a.audit_seed_block, "the seed block moved without an AuditSeedRearmed event")
     require(tx.block > seed_block, f"audit drawn at block {tx.block}, not after seed block {seed_block}")
-    info = a.rec.blocks.get(str(seed_block))
-    if info is None or not info.get("hash"):
-        raise Violation(f"the record lacks seed block {seed_block}'s hash")
-    seed = sampling.audit_seed(from_hex(info["hash"]), from_hex(a.rec.job_id), from_hex(c["trajectoryRoot"]))
+    randao = seed_randao(a.rec.blocks, seed_block)
+    seed = sampling.audit_seed(randao, from_hex(a.rec.job_id), from_hex(c["trajectoryRoot"]))
     require(ev["seed"] == to_hex(seed), f"audit seed {ev['seed']} != recomputed {to_hex(seed)}")
     n = int(c["numLeaves"])
     segments = sampling.sampled_segments(seed, n, int(a.market["auditRateBps"]), int(a.market["maxSampledSegments"]))
@@ -219,6 +230,21 @@ def _audit(a: JobAudit) -> str:
     else:
         require(all(draw.weights.get(v, 0) > 0 for v in verifiers), "a drawn verifier had no draw weight")
     return f"seed {to_hex(seed)[:10]}…, segments {segments}, {len(verifiers)} verifier(s)"
+
+
+@rules.rule(
+    "job.draw-weights",
+    "verifiers drawn by the draw weights at the end of seed block - 2 (before the commit's block), which nobody "
+    "could adjust knowing the seed; each had weight then",
+)
+def _draw_weights(a: JobAudit) -> str:
+    d = a.one("AuditDrawn")
+    if d is None:
+        return "audit not drawn"
+    draw = a.rec.audit_draw
+    if draw is None:
+        raise Violation("the record has no re-run of the verifier draw")
+    return check_draw_weights(draw, a.audit_seed_block, [addr(v) for v in d[1]["verifiers"]], 1)
 
 
 @rules.rule("job.attestations", "only assigned verifiers attest, once each, inside the audit window")

@@ -23,10 +23,12 @@ from hexbytes import HexBytes
 from web3.exceptions import TransactionNotFound
 
 from protocol.atomic import atomic_write_json
+from protocol.blockheader import HeaderError, checked_header, randao_of
 from protocol.chain import ChainClient
 from protocol.constants import BPS
 from protocol.errors import VeritrainError
 from protocol.events import EventDecoder
+from protocol.sampling import draw_weights_block
 
 DISPUTE_FORMAT = "veritrain.audit.dispute/1"
 JOB_FORMAT = "veritrain.audit.job/1"
@@ -116,11 +118,13 @@ class Tx:
 @dataclass
 class Draw:
     """A stake-weighted draw (``StakeManager.drawDistinct``) re-run by ``eth_call`` at the block before the
-    drawing transaction. ``exact`` is true when no earlier transaction of the drawing block touched the
-    StakeManager, so that state is the one the contract drew from; ``weights`` are the drawn members' draw
-    weights in that state."""
+    drawing transaction, with the weights of block ``weights_block`` (the draw's seed block - 2, DrawSeed.sol).
+    ``exact`` is true when no earlier transaction of the drawing block touched the StakeManager, so that state
+    (which decides who is still seatable) is the one the contract drew from; ``weights`` are the members' draw
+    weights at the end of ``weights_block``."""
 
     block: int  # the state the call ran against
+    weights_block: int  # the block whose end-of-block draw weights the draw reads
     seed: str
     count: int
     exclude: list[str]
@@ -250,10 +254,17 @@ class ChainReader:
         return self._blocks[number]
 
     def block_info(self, number: int) -> dict[str, Any]:
+        """Hash, timestamp and RANDAO value of block ``number``; ``randao`` is None (and ``header_error`` says
+        why) when the header rebuilt from the node's fields does not hash to the block hash."""
         if number > self._rpc("eth_blockNumber", lambda: self.w3.eth.block_number):
-            return {"hash": None, "timestamp": None}
+            return {"hash": None, "timestamp": None, "randao": None}
         blk = self.block(number)
-        return {"hash": to_hex(blk["hash"]), "timestamp": int(blk["timestamp"])}
+        info: dict[str, Any] = {"hash": to_hex(blk["hash"]), "timestamp": int(blk["timestamp"])}
+        try:
+            info["randao"] = to_hex(randao_of(checked_header(blk)))
+        except HeaderError as exc:
+            info["randao"], info["header_error"] = None, str(exc)
+        return info
 
     def logs(self, contract: str, topic1: bytes) -> list[Any]:
         address = self.client.contract(contract).address
@@ -328,10 +339,17 @@ class ChainReader:
         return dict(self.client.deployment.addresses)
 
     def draw(
-        self, tx: Tx, seed: bytes, count: int, exclude: list[str], members: list[str], min_weight: int = 0
+        self,
+        tx: Tx,
+        seed: bytes,
+        count: int,
+        exclude: list[str],
+        members: list[str],
+        weights_block: int,
+        min_weight: int = 0,
     ) -> Draw:
-        """Re-runs ``drawDistinct(seed, count, exclude, min_weight)`` against the state before ``tx``'s block;
-        ``members`` (those the contract drew) get their draw weight in that state recorded too."""
+        """Re-runs ``drawDistinct(seed, count, exclude, min_weight, weights_block)`` against the state before
+        ``tx``'s block; ``members`` (those the contract drew) get their draw weight at ``weights_block`` recorded."""
         c = self.client
         parent = tx.block - 1
         stakes = c.stake_manager
@@ -348,14 +366,18 @@ class ChainReader:
         try:
             drawn = [
                 to_checksum_address(a)
-                for a in c.call(stakes.functions.drawDistinct(seed, count, exclude, min_weight), block=parent)
+                for a in c.call(
+                    stakes.functions.drawDistinct(seed, count, exclude, min_weight, weights_block), block=parent
+                )
             ]
         except Exception as exc:
             drawn, note = [], f"eth_call at block {parent} failed ({type(exc).__name__}: {exc})"
         weights: dict[str, int] = {}
         for who in {*drawn, *members, *exclude}:
             try:
-                weights[to_checksum_address(who)] = int(c.call(stakes.functions.drawWeightOf(who), block=parent))
+                weights[to_checksum_address(who)] = int(
+                    c.call(stakes.functions.drawWeightAt(who, weights_block), block=parent)
+                )
             except Exception:
                 pass
         if earlier and not note:
@@ -365,6 +387,7 @@ class ChainReader:
             )
         return Draw(
             block=parent,
+            weights_block=weights_block,
             seed=to_hex(seed),
             count=count,
             exclude=[to_checksum_address(a) for a in exclude],
@@ -422,7 +445,16 @@ def read_dispute(client: ChainClient, dispute_id: int) -> DisputeRecord:
         exclude = [opened[0].args["solver"], opened[0].args["challenger"], matched.args["submitter"]]
         size = int(params["game"]["committeeSize"])
         lock = arbiter_lock(params["game"], int(matched.args["stake"]))
-        draw = r.draw(drawn_tx, from_hex(ev.args["seed"]), size, exclude, list(ev.args["arbiters"]), lock)
+        seed_block = int(client.call(client.dispute_game.functions.getDispute(dispute_id)).seedBlock)
+        draw = r.draw(
+            drawn_tx,
+            from_hex(ev.args["seed"]),
+            size,
+            exclude,
+            list(ev.args["arbiters"]),
+            draw_weights_block(seed_block),
+            lock,
+        )
     unavailable = to_hex(bytes(client.call(client.dispute_game.functions.UNAVAILABLE())))
     return DisputeRecord(
         chain_id=client.deployment.chain_id,
@@ -457,7 +489,15 @@ def read_job(client: ChainClient, job_id: bytes) -> JobRecord:
         draw_seed = keccak(abi_encode(["bytes32", "bytes32"], [seed, VERIFIER_DRAW_TAG]))
         exclude = [matched.args["solver"], matched.args["submitter"]]
         verifiers = list(drawn.events_named("AuditDrawn")[0].args["verifiers"])
-        draw = r.draw(drawn, draw_seed, int(params["market"]["verifiersPerJob"]), exclude, verifiers)
+        seed_block = int(client.call(client.job_market.functions.getJob(job_id)).seedBlock)
+        draw = r.draw(
+            drawn,
+            draw_seed,
+            int(params["market"]["verifiersPerJob"]),
+            exclude,
+            verifiers,
+            draw_weights_block(seed_block),
+        )
     disputes = sorted({int(e.args["disputeId"]) for t in txs for e in t.events_named("JobDisputed", "JobMarket")})
     return JobRecord(
         chain_id=client.deployment.chain_id,

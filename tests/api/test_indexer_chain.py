@@ -22,6 +22,7 @@ from marketplace_api.main import create_app
 from marketplace_api.models import ChainEventRow, JobSnapshot
 from protocol import merkle
 from protocol.anvil import increase_time, mine_past
+from protocol.blockheader import seed_header
 from protocol.chain import ChainClient
 from protocol.eip712 import Bid, Domain, JobOrder
 from protocol.events import EventFollower
@@ -171,8 +172,9 @@ def test_job_lifecycle_indexed_equals_contract_view(w3, deployment, contracts, a
             jid, merkle.tree_root(tree), 6, leaves[-1], merkle.inclusion_path(tree, 5, 6), "http://solver.test"
         ),
     )
-    mine_past(w3, contracts.market.functions.getJob(jid).call().seedBlock)
-    send(w3, actors.challenger, contracts.market.functions.drawAudit(jid))
+    seed_block = contracts.market.functions.getJob(jid).call().seedBlock
+    mine_past(w3, seed_block)
+    send(w3, actors.challenger, contracts.market.functions.drawAudit(jid, seed_header(w3, seed_block)))
     f.poll_once()
     detail = c.get(f"/jobs/{job_id}").json()
     assert detail["status"] == "committed" and detail["trajectory"]["root"] == "0x" + merkle.tree_root(tree).hex()
@@ -341,8 +343,9 @@ def test_dispute_is_indexed_move_by_move(w3, deployment, contracts, actors, live
             job_id, merkle.tree_root(tree), n, leaves[-1], merkle.inclusion_path(tree, n - 1, n), "http://solver.test"
         ),
     )
-    mine_past(w3, jm.functions.getJob(job_id).call().seedBlock)
-    send(w3, actors.challenger, jm.functions.drawAudit(job_id))
+    seed_block = jm.functions.getJob(job_id).call().seedBlock
+    mine_past(w3, seed_block)
+    send(w3, actors.challenger, jm.functions.drawAudit(job_id, seed_header(w3, seed_block)))
 
     receipts = [send(w3, actors.challenger, game.functions.openDispute(job_id))]
     (opened,) = game.events.DisputeOpened().process_receipt(receipts[0], errors=DISCARD)
@@ -364,8 +367,9 @@ def test_dispute_is_indexed_move_by_move(w3, deployment, contracts, actors, live
             ),
         )
     )
-    mine_past(w3, game.functions.getDispute(dispute_id).call().seedBlock)
-    receipts.append(send(w3, actors.submitter, game.functions.drawCommittee(dispute_id)))
+    seed_block = game.functions.getDispute(dispute_id).call().seedBlock
+    mine_past(w3, seed_block)
+    receipts.append(send(w3, actors.submitter, game.functions.drawCommittee(dispute_id, seed_header(w3, seed_block))))
     committee = game.functions.committee(dispute_id).call()
     signers = {a.address: a for a in (actors.challenger, *actors.verifiers)}
     result, salts = step(leaves[wrong - 1]), {a: secrets.token_bytes(32) for a in committee}

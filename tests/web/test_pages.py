@@ -228,8 +228,10 @@ def _market_run(w3, deployment, contracts, actors, anvil, tmp, api, indexer, url
     )
     r = api.put(f"/jobs/{job_a}/leaves", json={"leaves": ["0x" + x.hex() for x in leaves]})
     assert r.status_code == 200, r.text
-    mine_past(w3, market.functions.getJob(jid_a).call().seedBlock)
-    client_for(actors.challenger).transact(market.functions.drawAudit(jid_a))
+    seed_block = market.functions.getJob(jid_a).call().seedBlock
+    mine_past(w3, seed_block)
+    challenger = client_for(actors.challenger)
+    challenger.transact(market.functions.drawAudit(jid_a, challenger.seed_header(seed_block)))
     signers = {a.address: a for a in (actors.challenger, *actors.verifiers)}
     assigned = market.functions.assignedVerifiers(jid_a).call()
     for v in assigned:

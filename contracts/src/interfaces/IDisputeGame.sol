@@ -166,7 +166,10 @@ interface IDisputeGame {
     function choose(uint256 disputeId, bool right) external;
     function openLeaf(uint256 disputeId, bytes32 postStateRoot, bytes32 preStateRoot, bytes32[] calldata preProof)
         external;
-    function drawCommittee(uint256 disputeId) external;
+    /// @notice Draws the committee once the seed block is mined: seed = the RANDAO value in `seedHeader` (the RLP
+    ///         header of `seedBlock`, checked against its block hash), weights = those at the end of seedBlock - 2.
+    ///         If that block's hash is no longer readable (256 blocks later) the seed block is re-armed instead.
+    function drawCommittee(uint256 disputeId, bytes calldata seedHeader) external;
     function commitVote(uint256 disputeId, bytes32 commitment) external;
     function revealVote(uint256 disputeId, bytes32 result, bytes32 salt) external;
     /// @notice Ends voting once every arbiter revealed or the reveal deadline passed.

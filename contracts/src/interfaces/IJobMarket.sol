@@ -182,9 +182,11 @@ interface IJobMarket {
         bytes32[] calldata finalProof,
         string calldata uri
     ) external;
-    /// @notice Draws the audit seed from the hash of the seed block (mined after the commit), then the assigned
-    ///         verifiers. Anyone may call it once the seed block is mined.
-    function drawAudit(bytes32 jobId) external;
+    /// @notice Draws the audit seed from the RANDAO value of the seed block (mined after the commit; `seedHeader` is
+    ///         its RLP header, checked against its block hash), then the assigned verifiers by the draw weights at the
+    ///         end of seedBlock - 2 (before the commit's block). Anyone may call it once the seed block is mined; if its
+    ///         hash is no longer readable (256 blocks later) the seed block is re-armed instead.
+    function drawAudit(bytes32 jobId, bytes calldata seedHeader) external;
     /// @notice The sampled segment indices of a committed job (requires the audit seed).
     function sampledSegments(bytes32 jobId) external view returns (uint256[] memory);
     function assignedVerifiers(bytes32 jobId) external view returns (address[] memory);

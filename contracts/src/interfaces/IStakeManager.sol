@@ -41,6 +41,8 @@ interface IStakeManager {
     error SlashExceedsLock(address account, bytes32 key, uint256 amount, uint256 locked);
     /// @notice Nothing is withdrawable now (no credit; unbonding stake, if any, matures at `releaseAt`).
     error NothingToWithdraw(uint64 releaseAt);
+    /// @notice Draw weights are read at the end of a past block only (the current block's can still change).
+    error DrawBlockNotPast(uint256 asOfBlock, uint256 currentBlock);
 
     event OperatorsBound(address market, address game);
     event Deposited(address indexed account, uint256 amount);
@@ -105,12 +107,14 @@ interface IStakeManager {
     /// @notice Market: credits `amount` of `jobId`'s escrow to `to`.
     function releaseEscrow(bytes32 jobId, address to, uint256 amount) external;
 
-    /// @notice Up to `count` distinct registered verifiers, drawn by free stake from `seed`, none in `exclude`, each
-    ///         with at least `minWeight` free stake (what it must lock). Draw `k` uses `keccak256(abi.encode(seed, k))`
-    ///         over the weight of the members not yet excluded or drawn, so each draw lands on a new member; a member
-    ///         below `minWeight` is stepped over (at most MAX_LIGHT_DRAWS_PER_SEAT · count of them). Fewer addresses
-    ///         come back only if fewer eligible members exist or that bound was reached.
-    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude, uint256 minWeight)
+    /// @notice Up to `count` distinct registered verifiers, drawn from `seed` by their draw weight (free stake) at the
+    ///         end of block `asOfBlock` (< now), none in `exclude`. Draw `k` uses `keccak256(abi.encode(seed, k))` over
+    ///         the weight then of the members not yet excluded or drawn, so each draw lands on a new member and the
+    ///         sequence of candidates is fixed by the seed and the weights then. A candidate is stepped over (at most
+    ///         MAX_LIGHT_DRAWS_PER_SEAT · count of them) unless its weight then and now are both at least
+    ///         max(minWeight, 1): topping up after the seed is known seats nobody. Fewer addresses come back only if
+    ///         fewer eligible members exist or that bound was reached.
+    function drawDistinct(bytes32 seed, uint256 count, address[] calldata exclude, uint256 minWeight, uint256 asOfBlock)
         external
         view
         returns (address[] memory drawn);
@@ -122,4 +126,8 @@ interface IStakeManager {
     function totalDrawWeight() external view returns (uint256);
     /// @notice Draw weight of `account`.
     function drawWeightOf(address account) external view returns (uint256);
+    /// @notice Total draw weight at the end of block `blockNumber` (< now).
+    function totalDrawWeightAt(uint256 blockNumber) external view returns (uint256);
+    /// @notice Draw weight of `account` at the end of block `blockNumber` (< now).
+    function drawWeightAt(address account, uint256 blockNumber) external view returns (uint256);
 }

@@ -14,6 +14,7 @@ import {
     Toy
 } from "./DisputeActors.t.sol";
 import {DisputeGame} from "../../src/DisputeGame.sol";
+import {JobMarket} from "../../src/JobMarket.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {TreeRef} from "../utils/TreeRef.sol";
@@ -113,6 +114,35 @@ contract ColludingArbiter is Actor {
     }
 }
 
+/// @notice Attack 2: waits until the seed block is mined (its RANDAO value public, so the draw can be simulated), then
+///         in one transaction stakes a sybil weight far above the whole pool, registers it, and calls the draw.
+contract Briber {
+    function stakeAndDrawCommittee(
+        IERC20 token,
+        StakeManager stakes,
+        DisputeGame game,
+        uint256 id,
+        bytes calldata header,
+        uint256 amount
+    ) external {
+        _stake(token, stakes, amount);
+        game.drawCommittee(id, header);
+    }
+
+    function stakeAndDrawAudit(IERC20 token, StakeManager stakes, JobMarket market, bytes32 jobId, bytes calldata header)
+        external
+    {
+        _stake(token, stakes, token.balanceOf(address(this)));
+        market.drawAudit(jobId, header);
+    }
+
+    function _stake(IERC20 token, StakeManager stakes, uint256 amount) private {
+        token.approve(address(stakes), amount);
+        stakes.deposit(amount);
+        stakes.setVerifier(true);
+    }
+}
+
 contract AttackActorsTest is DisputeActorsBase {
     // ====================================================== 1. sentinel leaves
 
@@ -164,6 +194,93 @@ contract AttackActorsTest is DisputeActorsBase {
                 vm.revertToState(snap);
             }
         }
+    }
+
+    // ============================================ 2. draws against live weights
+
+    /// @notice A lying solver's briber sees the committee seed, then stakes 10^6 VERI (the pool holds a few thousand)
+    ///         and calls the draw in the same transaction. Against live weights it would take every seat it can (shown
+    ///         by drawing with the weights as they stand after its deposit); the contract draws by the weights before
+    ///         the seed was fixed, so the committee is exactly the one drawn without the briber, and it sits nowhere.
+    function test_attack2_stakeAfterSeed_doesNotMoveTheCommittee() public {
+        (uint256 id,) = _disputeAwaitingCommittee();
+        IDisputeGame.Dispute memory d = game.getDispute(id);
+        vm.roll(d.seedBlock + 1);
+        bytes32 randao = _randao(d.seedBlock);
+        bytes memory header = _committeeHeader(id);
+
+        uint256 snap = vm.snapshotState();
+        game.drawCommittee(id, header);
+        address[] memory fair = game.committee(id);
+        assertEq(fair.length, gp.committeeSize);
+        vm.revertToState(snap);
+
+        Briber briber = new Briber();
+        uint256 bribe = 1_000_000 ether;
+        _fund(address(briber), bribe);
+        briber.stakeAndDrawCommittee(IERC20(address(token)), stakes, game, id, header, bribe);
+        address[] memory drawn = game.committee(id);
+        assertEq(drawn.length, fair.length);
+        for (uint256 i = 0; i < drawn.length; ++i) {
+            assertEq(drawn[i], fair[i], "the same committee, seat by seat");
+        }
+
+        assertEq(_liveDraw(id, d, randao)[0], address(briber), "with live weights the briber would have sat");
+    }
+
+    /// @dev The committee dispute `id` would get from the same seed over the weights as they stand now.
+    function _liveDraw(uint256 id, IDisputeGame.Dispute memory d, bytes32 randao) internal returns (address[] memory) {
+        bytes32 seed = keccak256(abi.encode(randao, id, keccak256("veritrain.committee")));
+        uint256 lock = game.arbiterLockFor(market.getJob(d.jobId).stake);
+        vm.roll(block.number + 1);
+        return stakes.drawDistinct(seed, gp.committeeSize, _parties(d), lock, block.number - 1);
+    }
+
+    /// @notice A lying solver's briber stakes after the audit seed is known and draws the audit in the same
+    ///         transaction, hoping to be its own auditor: the assigned verifiers are those drawn without it.
+    function test_attack2_stakeAfterAuditSeed_isNotAssigned() public {
+        bytes32 jobId = _match(8 * INTERVAL, INTERVAL);
+        _commit(jobId, Toy.trajectory(INIT_ROOT, 8));
+        vm.roll(market.getJob(jobId).seedBlock + 1);
+        bytes memory header = _auditHeader(jobId);
+
+        uint256 snap = vm.snapshotState();
+        market.drawAudit(jobId, header);
+        address[] memory fair = market.assignedVerifiers(jobId);
+        vm.revertToState(snap);
+
+        Briber briber = new Briber();
+        _fund(address(briber), 1_000_000 ether);
+        briber.stakeAndDrawAudit(IERC20(address(token)), stakes, market, jobId, header);
+        address[] memory assigned = market.assignedVerifiers(jobId);
+        assertEq(assigned.length, fair.length);
+        for (uint256 i = 0; i < assigned.length; ++i) {
+            assertEq(assigned[i], fair[i], "the same auditors");
+            assertTrue(assigned[i] != address(briber));
+        }
+    }
+
+    /// @dev A lying solver's job disputed by the honest challenger down to its wrong leaf, before the committee draw.
+    function _disputeAwaitingCommittee() internal returns (uint256 id, bytes32 jobId) {
+        SolverActor liar = new LyingSolver(solver, game, INIT_ROOT, 8, 3, NEVER);
+        HonestChallenger honest = new HonestChallenger(challenger, game, INIT_ROOT, liar.trajectory(), NEVER);
+        jobId = _match(8 * INTERVAL, INTERVAL);
+        _commit(jobId, liar.trajectory());
+        liar.publish(store);
+        _drawAudit(jobId);
+        id = honest.open(jobId);
+        for (uint256 guard = 0; game.getDispute(id).phase != IDisputeGame.Phase.AwaitingCommittee; ++guard) {
+            require(guard < 16, "descent did not end");
+            vm.warp(block.timestamp + MOVE_TIME);
+            if (game.getDispute(id).phase == IDisputeGame.Phase.AwaitingChoice) assertTrue(honest.move(id));
+            else assertTrue(liar.move(id));
+        }
+    }
+
+    /// @dev Those a committee draw excludes: solver, challenger, submitter.
+    function _parties(IDisputeGame.Dispute memory d) internal view returns (address[] memory exclude) {
+        exclude = new address[](3);
+        (exclude[0], exclude[1], exclude[2]) = (d.solver, d.challenger, market.getJob(d.jobId).submitter);
     }
 
     // ================================================= 3. squatting the slot
@@ -274,16 +391,22 @@ contract AttackActorsTest is DisputeActorsBase {
         vm.setBlockhash(d.seedBlock, keccak256("short"));
         vm.expectEmit(address(game));
         emit IDisputeGame.CommitteeShort(id, 2, uint64(block.number) + 1);
-        game.drawCommittee(id);
+        game.drawCommittee(id, _committeeHeader(id));
         assertEq(uint8(game.getDispute(id).phase), uint8(IDisputeGame.Phase.AwaitingCommittee), "no 1-1 committee");
         assertEq(game.committee(id).length, 0);
 
         vm.prank(verifiers[2]);
         stakes.setVerifier(true); // a third eligible verifier joins before the wait ends
+        // It joined in the block that fixed the re-armed seed: that draw reads the weights of the block before, so
+        // it is still short, and the joiner counts from the next re-arm.
+        d = game.getDispute(id);
+        vm.roll(d.seedBlock + 1);
+        game.drawCommittee(id, _committeeHeader(id));
+        assertEq(game.committee(id).length, 0, "a join in the fixing block does not count for that draw");
         d = game.getDispute(id);
         vm.roll(d.seedBlock + 1);
         vm.setBlockhash(d.seedBlock, keccak256("full"));
-        game.drawCommittee(id);
+        game.drawCommittee(id, _committeeHeader(id));
         address[] memory committee = game.committee(id);
         assertEq(committee.length, gp.committeeSize, "full committee");
         ColludingArbiter colluder = new ColludingArbiter(sybil, game);
@@ -312,7 +435,7 @@ contract AttackActorsTest is DisputeActorsBase {
         vm.warp(uint256(d.lastMoveAt) + gp.committeeWait);
         vm.roll(d.seedBlock + 1);
         vm.setBlockhash(d.seedBlock, keccak256("late"));
-        game.drawCommittee(id);
+        game.drawCommittee(id, _committeeHeader(id));
 
         assertEq(uint8(game.getDispute(id).outcome), uint8(IDisputeGame.Outcome.NoCommittee));
         IJobMarket.Job memory job = market.getJob(jobId);
@@ -441,7 +564,7 @@ contract AttackActorsTest is DisputeActorsBase {
         IDisputeGame.Dispute memory d = game.getDispute(id);
         vm.roll(d.seedBlock + 1);
         vm.setBlockhash(d.seedBlock, keccak256("attack5"));
-        game.drawCommittee(id);
+        game.drawCommittee(id, _committeeHeader(id));
         assertEq(game.committee(id).length, 3);
     }
 

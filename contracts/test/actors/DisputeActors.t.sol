@@ -393,7 +393,7 @@ abstract contract DisputeActorsBase is Fixture {
             } else if (phase == IDisputeGame.Phase.AwaitingCommittee) {
                 vm.roll(d.seedBlock + 1);
                 vm.setBlockhash(d.seedBlock, keccak256(abi.encode("committee", disputeId)));
-                game.drawCommittee(disputeId);
+                game.drawCommittee(disputeId, _committeeHeader(disputeId));
             } else {
                 _vote(disputeId);
             }
@@ -662,7 +662,7 @@ contract DisputeActorsTest is DisputeActorsBase {
         IDisputeGame.Dispute memory d = game.getDispute(id);
         vm.roll(d.seedBlock + 1);
         vm.setBlockhash(d.seedBlock, keccak256("silent arbiter"));
-        game.drawCommittee(id);
+        game.drawCommittee(id, _committeeHeader(id));
         address[] memory committee = game.committee(id);
         assertEq(committee.length, 3);
         Books memory before = _books();

@@ -126,7 +126,7 @@ contract DisputeGasTest is Fixture {
             vm.setBlockhash(seedBlock, keccak256("committee seed"));
         }
         g = gasleft();
-        game.drawCommittee(id);
+        game.drawCommittee(id, _committeeHeader(id));
         m.draw = g - gasleft();
         address[] memory committee = game.committee(id);
 

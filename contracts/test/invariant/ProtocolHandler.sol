@@ -214,7 +214,7 @@ contract ProtocolHandler is Fixture {
         // Within 256 blocks the seed block has a hash; older ones read as zero and re-arm the seed.
         if (block.number - job.seedBlock <= 256) vm.setBlockhash(job.seedBlock, _nonZero(blockHash));
         vm.recordLogs();
-        market.drawAudit(jobId);
+        market.drawAudit(jobId, _auditHeader(jobId));
         _done("drawAudit");
     }
 
@@ -341,7 +341,7 @@ contract ProtocolHandler is Fixture {
         if (block.number <= seedBlock) vm.roll(seedBlock + 1);
         if (block.number - seedBlock <= 256) vm.setBlockhash(seedBlock, _nonZero(blockHash));
         vm.recordLogs();
-        game.drawCommittee(id);
+        game.drawCommittee(id, _committeeHeader(id));
         _done("drawCommittee");
     }
 

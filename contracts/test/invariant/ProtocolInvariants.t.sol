@@ -200,7 +200,7 @@ contract ProtocolInvariantTest is Fixture {
             } else if (phase == IDisputeGame.Phase.AwaitingCommittee) {
                 if (block.number <= d.seedBlock) vm.roll(d.seedBlock + 1);
                 if (block.number - d.seedBlock <= 256) vm.setBlockhash(d.seedBlock, keccak256(abi.encode(id, step)));
-                game.drawCommittee(id);
+                game.drawCommittee(id, _committeeHeader(id));
                 // a short pool only re-armed the draw: its wait ends the dispute on the next draw
                 if (game.getDispute(id).phase == IDisputeGame.Phase.AwaitingCommittee) {
                     _warpAtLeast(uint256(d.lastMoveAt) + gp.committeeWait);

@@ -163,7 +163,7 @@ contract DisputeGameTest is UnitBase {
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.UnknownDispute.selector, 0));
         game.timeout(0);
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.UnknownDispute.selector, 7));
-        game.drawCommittee(7);
+        game.drawCommittee(7, "");
     }
 
     function test_reveal_revertsWhenWrongPhase() public {
@@ -407,17 +407,17 @@ contract DisputeGameTest is UnitBase {
         (bytes32 jobId,) = _committedJob(N, LIE);
         uint256 id = _openDispute(jobId);
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongPhase.selector, id, IDisputeGame.Phase.AwaitingReveal));
-        game.drawCommittee(id);
+        game.drawCommittee(id, "");
     }
 
     function test_drawCommittee_revertsWhenSeedNotReady() public {
         (,, uint256 id) = _disputeAtCommittee(N, LIE, LIE);
         uint64 sb = game.getDispute(id).seedBlock;
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.SeedNotReady.selector, sb));
-        game.drawCommittee(id);
+        game.drawCommittee(id, "");
         vm.roll(sb);
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.SeedNotReady.selector, sb));
-        game.drawCommittee(id);
+        game.drawCommittee(id, "");
     }
 
     function test_drawCommittee_rearmsWhenBlockhashUnavailable() public {
@@ -427,7 +427,7 @@ contract DisputeGameTest is UnitBase {
         uint64 rearmed = uint64(block.number) + 1;
         vm.expectEmit(address(game));
         emit IDisputeGame.CommitteeSeedRearmed(id, rearmed);
-        game.drawCommittee(id);
+        game.drawCommittee(id, _committeeHeader(id));
         assertEq(game.getDispute(id).seedBlock, rearmed);
         assertEq(uint8(_phase(id)), uint8(IDisputeGame.Phase.AwaitingCommittee));
         assertEq(_drawCommittee(id).length, gp.committeeSize);

@@ -6,6 +6,8 @@ import {JobMarket} from "../../src/JobMarket.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
 import {RFC9162} from "../../src/libraries/RFC9162.sol";
+import {BlockHeader} from "../../src/libraries/BlockHeader.sol";
+import {Headers} from "../utils/Headers.sol";
 
 contract JobMarketTest is UnitBase {
     address internal alice = makeAddr("alice");
@@ -436,13 +438,13 @@ contract JobMarketTest is UnitBase {
 
     function test_drawAudit_revertsWhenUnknownJob() public {
         vm.expectRevert(abi.encodeWithSelector(IJobMarket.UnknownJob.selector, bytes32(uint256(5))));
-        market.drawAudit(bytes32(uint256(5)));
+        market.drawAudit(bytes32(uint256(5)), "");
     }
 
     function test_drawAudit_revertsWhenNotCommitted() public {
         bytes32 jobId = _match(4, 1);
         vm.expectRevert(abi.encodeWithSelector(IJobMarket.WrongJobState.selector, jobId, IJobMarket.JobState.Matched));
-        market.drawAudit(jobId);
+        market.drawAudit(jobId, "");
     }
 
     function test_drawAudit_revertsWhenSeedNotReady() public {
@@ -450,25 +452,27 @@ contract JobMarketTest is UnitBase {
         uint64 seedBlock = market.getJob(jobId).seedBlock;
         assertEq(seedBlock, block.number + 1);
         vm.expectRevert(abi.encodeWithSelector(IJobMarket.SeedNotReady.selector, seedBlock));
-        market.drawAudit(jobId);
+        market.drawAudit(jobId, "");
         vm.roll(seedBlock); // the seed block itself is being mined: its hash is not known yet
         vm.expectRevert(abi.encodeWithSelector(IJobMarket.SeedNotReady.selector, seedBlock));
-        market.drawAudit(jobId);
+        market.drawAudit(jobId, "");
     }
 
     function test_drawAudit_revertsWhenSeedAlreadyDrawn() public {
         (bytes32 jobId,) = _committedJob(4, NO_LIE);
         _drawAudit(jobId);
         vm.expectRevert(abi.encodeWithSelector(IJobMarket.SeedAlreadyDrawn.selector, jobId));
-        market.drawAudit(jobId);
+        market.drawAudit(jobId, "");
     }
 
-    function test_drawAudit_derivesSeedFromSeedBlockHash() public {
+    function test_drawAudit_derivesSeedFromSeedBlockRandao() public {
         (bytes32 jobId, bytes32[] memory leaves) = _committedJob(16, NO_LIE);
         IJobMarket.Job memory job = market.getJob(jobId);
-        bytes32 bh = keccak256(abi.encode("blockhash", job.seedBlock));
-        bytes32 expectedSeed = keccak256(abi.encode(bh, jobId, _root(leaves, 0, 16)));
-        _drawAudit(jobId);
+        vm.roll(job.seedBlock + 1);
+        bytes32 randao = _randao(job.seedBlock);
+        bytes memory header = _header(job.seedBlock);
+        bytes32 expectedSeed = keccak256(abi.encode(randao, jobId, _root(leaves, 0, 16)));
+        market.drawAudit(jobId, header);
         assertEq(market.getJob(jobId).seed, expectedSeed);
         address[] memory assigned = market.assignedVerifiers(jobId);
         assertEq(assigned.length, mp.verifiersPerJob);
@@ -476,6 +480,32 @@ contract JobMarketTest is UnitBase {
             assertTrue(assigned[i] != solver && assigned[i] != submitter);
             assertGt(stakes.drawWeightOf(assigned[i]), 0);
         }
+    }
+
+    /// @notice Attack 8: the seed is the seed block's RANDAO value, and only that block's own header (the one that
+    ///         hashes to its block hash) is accepted: no other header, no other block's, no truncated one.
+    function test_drawAudit_acceptsOnlyTheSeedBlocksOwnHeader() public {
+        (bytes32 jobId,) = _committedJob(4, NO_LIE);
+        uint64 seedBlock = market.getJob(jobId).seedBlock;
+        vm.roll(seedBlock + 2);
+        bytes memory own = _header(seedBlock);
+        bytes memory other = _header(seedBlock + 1); // a real header, of the next block
+        bytes memory forged = Headers.encode(seedBlock, keccak256("a RANDAO value the caller likes"));
+        bytes memory cut = new bytes(own.length - 1);
+        for (uint256 i = 0; i < cut.length; ++i) {
+            cut[i] = own[i];
+        }
+        bytes[3] memory wrong = [other, forged, cut];
+        for (uint256 i = 0; i < wrong.length; ++i) {
+            vm.expectRevert(
+                abi.encodeWithSelector(
+                    BlockHeader.HeaderMismatch.selector, seedBlock, keccak256(own), keccak256(wrong[i])
+                )
+            );
+            market.drawAudit(jobId, wrong[i]);
+        }
+        market.drawAudit(jobId, own);
+        assertTrue(market.getJob(jobId).seed != bytes32(0));
     }
 
     function test_drawAudit_rearmsSeedWhenBlockhashUnavailable() public {
@@ -489,13 +519,13 @@ contract JobMarketTest is UnitBase {
         uint64 rearmed = uint64(block.number) + 1;
         vm.expectEmit(address(market));
         emit IJobMarket.AuditSeedRearmed(jobId, rearmed);
-        market.drawAudit(jobId);
+        market.drawAudit(jobId, _auditHeader(jobId));
         IJobMarket.Job memory job = market.getJob(jobId);
         assertEq(job.seedBlock, rearmed);
         assertEq(job.seed, bytes32(0));
         assertEq(market.assignedVerifiers(jobId).length, 0);
         vm.expectRevert(abi.encodeWithSelector(IJobMarket.SeedNotReady.selector, rearmed));
-        market.drawAudit(jobId);
+        market.drawAudit(jobId, "");
         _drawAudit(jobId);
         assertTrue(market.getJob(jobId).seed != bytes32(0));
     }

@@ -231,18 +231,30 @@ contract StakeManagerTest is UnitBase {
         stakes.lock(challenger, KEY, 1_001 ether);
     }
 
-    function test_lock_unlock_moveFreeStakeAndDrawWeight() public {
+    /// @notice Locks move stake between free and locked; the draw weight (bonded = free + locked) stays, and a
+    ///         slash lowers it. A member whose free stake cannot cover a seat's lock is stepped over by draws.
+    function test_lock_unlock_moveFreeStake_weightIsBondedStake() public {
         vm.prank(address(game));
         stakes.lock(challenger, KEY, 950 ether);
         assertEq(stakes.lockedUnder(challenger, KEY), 950 ether);
         assertEq(_pos(challenger).locked, 950 ether);
         assertEq(_pos(challenger).free, 50 ether);
-        assertEq(stakes.drawWeightOf(challenger), 0, "free stake below minVerifierStake");
+        assertEq(stakes.drawWeightOf(challenger), 1_000 ether, "locked stake still weighs");
+        address[] memory exclude = new address[](0);
+        address[] memory drawn = _drawSettled(keccak256("seat"), 6, exclude, 100 ether);
+        for (uint256 i = 0; i < drawn.length; ++i) {
+            assertTrue(drawn[i] != challenger, "50 free cannot lock 100: stepped over");
+        }
         vm.prank(address(market));
         stakes.unlock(challenger, KEY);
         assertEq(_pos(challenger).free, 1_000 ether);
         assertEq(_pos(challenger).locked, 0);
         assertEq(stakes.drawWeightOf(challenger), 1_000 ether);
+        vm.prank(address(game));
+        stakes.lock(challenger, KEY, 950 ether);
+        vm.prank(address(game));
+        stakes.slash(challenger, KEY, 950 ether, new address[](0), new uint256[](0));
+        assertEq(stakes.drawWeightOf(challenger), 0, "50 bonded is below minVerifierStake");
     }
 
     function test_unlock_revertsWhenNotOperator() public {
@@ -390,11 +402,83 @@ contract StakeManagerTest is UnitBase {
 
     // ------------------------------------------------------------------ draws
 
-    function test_drawDistinct_excludesAndNeverRepeats() public view {
+    /// @dev A draw by the weights as they stand now: mines a block, then reads the weights at the end of the last one.
+    function _drawSettled(bytes32 seed, uint256 count, address[] memory exclude, uint256 minWeight)
+        internal
+        returns (address[] memory)
+    {
+        vm.roll(block.number + 1);
+        return stakes.drawDistinct(seed, count, exclude, minWeight, block.number - 1);
+    }
+
+    function test_drawDistinct_currentBlockRefused() public {
+        address[] memory exclude = new address[](0);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.DrawBlockNotPast.selector, block.number, block.number));
+        stakes.drawDistinct(keccak256("s"), 1, exclude, 0, block.number);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.DrawBlockNotPast.selector, block.number, block.number));
+        stakes.drawWeightAt(challenger, block.number);
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.DrawBlockNotPast.selector, block.number + 5, block.number));
+        stakes.totalDrawWeightAt(block.number + 5);
+    }
+
+    /// @notice Attack 2 at the StakeManager: once a draw's weights block is past, no deposit, withdrawal request or
+    ///         (de)registration changes who that draw picks; only stepping a member over is possible, and only for a
+    ///         member that no longer holds what it must lock.
+    function test_drawDistinct_weightsOfPastBlockIgnoreLaterChanges() public {
+        vm.roll(block.number + 1);
+        uint256 asOf = block.number - 1;
+        address[] memory exclude = new address[](0);
+        address[][] memory before = new address[][](16);
+        for (uint256 s = 0; s < 16; ++s) {
+            before[s] = stakes.drawDistinct(keccak256(abi.encode(s)), 3, exclude, 0, asOf);
+        }
+        uint256 totalBefore = stakes.totalDrawWeightAt(asOf);
+        // Everything a briber could do after seeing the seed, in the blocks that follow.
+        address sybil = makeAddr("sybil");
+        _stake(sybil, 1_000_000 ether, true); // a whale joins
+        vm.prank(verifiers[1]);
+        stakes.requestWithdrawal(1 ether); // a member shrinks (stays eligible)
+        vm.prank(verifiers[2]);
+        stakes.setVerifier(false); // a member leaves
+        vm.prank(verifiers[2]);
+        stakes.setVerifier(true); // and comes back
+        vm.roll(block.number + 1);
+        assertEq(stakes.totalDrawWeightAt(asOf), totalBefore, "the old block's total is unchanged");
+        assertEq(stakes.drawWeightAt(sybil, asOf), 0, "the whale weighed nothing then");
+        assertGt(stakes.totalDrawWeight(), totalBefore, "it does now");
+        for (uint256 s = 0; s < 16; ++s) {
+            address[] memory again = stakes.drawDistinct(keccak256(abi.encode(s)), 3, exclude, 0, asOf);
+            assertEq(again.length, before[s].length);
+            for (uint256 i = 0; i < again.length; ++i) {
+                assertEq(again[i], before[s][i], "the same members, in the same order");
+            }
+        }
+    }
+
+    /// @notice A member drawn by its old weight that has since left (or no longer covers minWeight) is stepped over,
+    ///         so the draw never seats someone who cannot lock; the other seats keep their candidates.
+    function test_drawDistinct_memberWhoLeftSinceIsSteppedOver() public {
+        vm.roll(block.number + 1);
+        uint256 asOf = block.number - 1;
+        address[] memory exclude = new address[](0);
+        address[] memory before = stakes.drawDistinct(keccak256("leave"), 3, exclude, 0, asOf);
+        vm.prank(before[0]);
+        stakes.setVerifier(false);
+        vm.roll(block.number + 1);
+        address[] memory again = stakes.drawDistinct(keccak256("leave"), 3, exclude, 0, asOf);
+        assertEq(again.length, 3);
+        for (uint256 i = 0; i < again.length; ++i) {
+            assertTrue(again[i] != before[0], "the leaver is not seated");
+        }
+        assertEq(again[0], before[1], "the next candidates move up");
+        assertEq(again[1], before[2]);
+    }
+
+    function test_drawDistinct_excludesAndNeverRepeats() public {
         address[] memory exclude = new address[](2);
         (exclude[0], exclude[1]) = (challenger, verifiers[0]);
         for (uint256 s = 0; s < 32; ++s) {
-            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 4, exclude, 0);
+            address[] memory drawn = _drawSettled(keccak256(abi.encode(s)), 4, exclude, 0);
             assertEq(drawn.length, 4, "every draw lands on an eligible verifier");
             for (uint256 i = 0; i < drawn.length; ++i) {
                 assertFalse(_contains(exclude, drawn[i]));
@@ -411,14 +495,14 @@ contract StakeManagerTest is UnitBase {
         address[] memory exclude = new address[](1);
         exclude[0] = challenger;
         for (uint256 s = 0; s < 8; ++s) {
-            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 5, exclude, 0);
+            address[] memory drawn = _drawSettled(keccak256(abi.encode(s)), 5, exclude, 0);
             assertEq(drawn.length, 5, "all five other verifiers");
             for (uint256 i = 0; i < drawn.length; ++i) {
                 assertTrue(drawn[i] != challenger);
             }
         }
         // and asking for more than exist returns exactly the eligible ones
-        assertEq(stakes.drawDistinct(keccak256("more"), 9, exclude, 0).length, 5);
+        assertEq(_drawSettled(keccak256("more"), 9, exclude, 0).length, 5);
     }
 
     function test_drawDistinct_returnsFewerWhenPoolSmall() public {
@@ -426,19 +510,19 @@ contract StakeManagerTest is UnitBase {
             _leavePool(verifiers[i]);
         }
         address[] memory exclude = new address[](0);
-        address[] memory drawn = stakes.drawDistinct(keccak256("s"), 3, exclude, 0);
+        address[] memory drawn = _drawSettled(keccak256("s"), 3, exclude, 0);
         assertEq(drawn.length, 1);
         assertEq(drawn[0], challenger);
         _leavePool(challenger);
-        assertEq(stakes.drawDistinct(keccak256("s"), 3, exclude, 0).length, 0);
+        assertEq(_drawSettled(keccak256("s"), 3, exclude, 0).length, 0);
     }
 
     /// @notice Members whose weight is below `minWeight` (they could not lock it) are stepped over, never drawn.
-    function test_drawDistinct_skipsMembersBelowMinWeight() public view {
+    function test_drawDistinct_skipsMembersBelowMinWeight() public {
         address[] memory exclude = new address[](0);
         uint256 heavy = stakes.positionOf(challenger).free; // the challenger holds more than any verifier
         for (uint256 s = 0; s < 16; ++s) {
-            address[] memory drawn = stakes.drawDistinct(keccak256(abi.encode(s)), 3, exclude, heavy);
+            address[] memory drawn = _drawSettled(keccak256(abi.encode(s)), 3, exclude, heavy);
             assertEq(drawn.length, 1, "only one member can cover minWeight");
             assertEq(drawn[0], challenger);
         }

@@ -118,8 +118,7 @@ abstract contract UnitBase is Fixture {
     function _drawCommittee(uint256 id) internal returns (address[] memory arbiters) {
         uint64 sb = game.getDispute(id).seedBlock;
         vm.roll(sb + 1);
-        vm.setBlockhash(sb, keccak256(abi.encode("committee", sb)));
-        game.drawCommittee(id);
+        game.drawCommittee(id, _header(sb));
         arbiters = game.committee(id);
     }
 

@@ -9,6 +9,7 @@ import {DisputeGame} from "../../src/DisputeGame.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
+import {Headers} from "./Headers.sol";
 import {TreeRef} from "./TreeRef.sol";
 
 /// @notice Deploys the whole protocol with contracts/params/default.json (the same file protocol/deploy.py reads) and
@@ -194,10 +195,31 @@ abstract contract Fixture is Test {
 
     /// @notice Mines past the audit seed block and draws the audit.
     function _drawAudit(bytes32 jobId) internal {
-        IJobMarket.Job memory job = market.getJob(jobId);
-        vm.roll(job.seedBlock + 1);
-        vm.setBlockhash(job.seedBlock, keccak256(abi.encode("blockhash", job.seedBlock)));
-        market.drawAudit(jobId);
+        vm.roll(market.getJob(jobId).seedBlock + 1);
+        market.drawAudit(jobId, _auditHeader(jobId));
+    }
+
+    /// @notice The RLP header of block `number`; if the block's hash is readable now (one of the last 256 blocks),
+    ///         the chain's blockhash of it becomes the header's hash. Its RANDAO value derives from the hash the test
+    ///         chose for that block before (vm.setBlockhash), so tests that vary it still vary the seed.
+    function _header(uint256 number) internal returns (bytes memory header) {
+        header = Headers.encode(number, _randao(number));
+        if (number < block.number && block.number - number <= 256) vm.setBlockhash(number, keccak256(header));
+    }
+
+    /// @notice The RANDAO value _header(number) puts in block `number`'s header (call it before _header).
+    function _randao(uint256 number) internal view returns (bytes32) {
+        return keccak256(abi.encode("randao", number, blockhash(number)));
+    }
+
+    /// @notice The header of `jobId`'s audit seed block (see _header).
+    function _auditHeader(bytes32 jobId) internal returns (bytes memory) {
+        return _header(market.getJob(jobId).seedBlock);
+    }
+
+    /// @notice The header of dispute `id`'s committee seed block (see _header).
+    function _committeeHeader(uint256 id) internal returns (bytes memory) {
+        return _header(game.getDispute(id).seedBlock);
     }
 }
 
