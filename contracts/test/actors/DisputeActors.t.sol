@@ -321,7 +321,7 @@ abstract contract DisputeActorsBase is Fixture {
         uint256 burned;
     }
 
-    function setUp() public override {
+    function setUp() public virtual override {
         super.setUp();
         store = new BlobStore();
         store.put(INIT_ROOT); // C_init is part of the public spec
