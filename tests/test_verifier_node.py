@@ -23,6 +23,7 @@ from fastapi import FastAPI, HTTPException
 
 from protocol import merkle
 from protocol.anvil import increase_time, mine
+from protocol.audit.record import dispute_bond_for
 from protocol.blobserver import blob_router
 from protocol.blobstore import LocalBlobStore
 from protocol.chain import ChainClient
@@ -292,7 +293,9 @@ def test_accuse_adversary_disputes_honest_work_and_loses_its_bond(
     d = contracts.game.functions.getDispute(did).call()
     assert d.outcome == SOLVER_WON  # ... played it to a leaf, and the committee's replay sided with the solver
     assert side_choices(contracts, did) == merkle.leaf_depth(int(d.lo), N)
-    bond = deployment.params["game"]["disputeBond"]
+    bond = contracts.game.functions.getDispute(did).call().bond
+    job = contracts.market.functions.getJob(job_id).call()
+    assert bond == dispute_bond_for(deployment.params["game"], job.stake, job.price)
     after = balances(contracts, addrs)
     assert before[accuser.me] - after[accuser.me] == int(bond)
     assert after[actors.solver.address] >= before[actors.solver.address]  # no honest stake lost (paid + bond share)
