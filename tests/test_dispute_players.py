@@ -81,7 +81,9 @@ def test_honest_solver_wrongly_challenged_wins_the_bond(w3, deployment, contract
     d = play(w3, contracts, game, players)
     assert d.outcome == SOLVER_WON and game.rounds() == merkle.leaf_depth(accused, n) == 3
     event = resolved_event(contracts, game.dispute_id)
-    bond = int(contracts.game.functions.params().call().disputeBond)
+    bond = int(contracts.game.functions.getDispute(game.dispute_id).call().bond)
+    job = contracts.market.functions.getJob(game.job_id).call()
+    assert bond == contracts.game.functions.disputeBondFor(job.stake, job.price).call()
     assert (event["winner"], event["loser"], event["slashed"]) == (
         actors.solver.address,
         actors.challenger.address,
@@ -215,7 +217,7 @@ def test_queued_challenge_gets_its_turn_and_a_superseded_one_its_bond(w3, deploy
     assert Challenger(client_for(late)).step(third, 0) == "drop-superseded"
     assert game.getDispute(third).call().outcome == Outcome.SUPERSEDED
     late_after = contracts.stakes.functions.positionOf(late.address).call()
-    bond = int(game.params().call().disputeBond)
+    bond = int(game.getDispute(third).call().bond)
     assert (late_after.free - late_before.free, late_before.locked - late_after.locked) == (bond, bond)
 
     reader = client_for(actors.deployer)

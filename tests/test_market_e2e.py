@@ -32,6 +32,7 @@ import pytest
 from market_world import FullAuditRun
 
 from protocol import merkle
+from protocol.audit.record import dispute_bond_for
 from protocol.paths import repo_root
 from veritrain.market import JobState
 
@@ -247,9 +248,12 @@ def test_honest_work_never_loses_stake_and_accuse_loses_its_bond(market):
     honest_jobs = {j.job_id for j in run.jobs if j.adversary is None}
     lost_on_honest = [e for e in accused if "0x" + bytes(e["args"]["jobId"]).hex() in honest_jobs]
     assert len(lost_on_honest) >= len(honest_jobs)  # it disputed every honest job and lost each time
-    bond = int(params["game"]["disputeBond"])
-    assert all(int(e["args"]["slashed"]) == bond for e in accused)
-    assert report.slashed_accounts.get(accuse, 0) == bond * len(accused)
+    bonds = []
+    for e in accused:
+        job = chain.job_market.functions.getJob(e["args"]["jobId"]).call()
+        bonds.append(dispute_bond_for(params["game"], job.stake, job.price))
+    assert [int(e["args"]["slashed"]) for e in accused] == bonds
+    assert report.slashed_accounts.get(accuse, 0) == sum(bonds)
 
 
 def test_verifier_killed_mid_descent_restarts_and_still_wins(market):

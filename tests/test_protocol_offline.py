@@ -92,9 +92,11 @@ def test_params_are_matched_to_constructors_by_name(forge_build):
     broken = {**params, "market": {**params["market"], "auditWindw": 1}}
     with pytest.raises(DeploymentError, match="auditWindw"):
         _constructor_args(market, {"stakeManager": "0x" + "11" * 20}, "market", broken)
-    missing = {**params, "game": {k: v for k, v in params["game"].items() if k != "disputeBond"}}
-    with pytest.raises(DeploymentError, match="disputeBond"):
-        _constructor_args(load_artifact("DisputeGame"), {"jobMarket": "0x1", "stakeManager": "0x2"}, "game", missing)
+    game, deps = load_artifact("DisputeGame"), {"jobMarket": "0x1", "stakeManager": "0x2"}
+    for key in ("disputeBond", "disputeBondBps"):
+        missing = {**params, "game": {k: v for k, v in params["game"].items() if k != key}}
+        with pytest.raises(DeploymentError, match=rf"\b{key}\b"):
+            _constructor_args(game, deps, "game", missing)
 
 
 def test_revert_decoder_decodes_custom_errors_offline(forge_build):

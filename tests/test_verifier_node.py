@@ -23,6 +23,7 @@ from fastapi import FastAPI, HTTPException
 
 from protocol import merkle
 from protocol.anvil import increase_time, mine
+from protocol.audit.record import dispute_bond_for
 from protocol.blobserver import blob_router
 from protocol.blobstore import LocalBlobStore
 from protocol.chain import ChainClient
@@ -292,10 +293,35 @@ def test_accuse_adversary_disputes_honest_work_and_loses_its_bond(
     d = contracts.game.functions.getDispute(did).call()
     assert d.outcome == SOLVER_WON  # ... played it to a leaf, and the committee's replay sided with the solver
     assert side_choices(contracts, did) == merkle.leaf_depth(int(d.lo), N)
-    bond = deployment.params["game"]["disputeBond"]
+    bond = contracts.game.functions.getDispute(did).call().bond
+    job = contracts.market.functions.getJob(job_id).call()
+    assert bond == dispute_bond_for(deployment.params["game"], job.stake, job.price)
     after = balances(contracts, addrs)
     assert before[accuser.me] - after[accuser.me] == int(bond)
     assert after[actors.solver.address] >= before[actors.solver.address]  # no honest stake lost (paid + bond share)
     assert accuser.metrics.disputes.value(outcome="lost") == 1
+    for n in nodes:
+        n.close()
+
+
+def test_challenger_without_free_stake_for_the_bond_does_not_send_the_challenge(
+    anvil, w3, deployment, contracts, actors, trained, server, world, caplog
+):
+    # last in the module: the accuser keeps only the minimum verifier stake free, below this job's bond
+    result, _ = trained
+    job_id = commit_job(anvil, w3, deployment, contracts, actors, trained, server, result.leaves)
+    job = contracts.market.functions.getJob(job_id).call()
+    bond = dispute_bond_for(deployment.params["game"], job.stake, job.price)
+    accuser_account = world["accounts"][0]
+    free = contracts.stakes.functions.positionOf(accuser_account.address).call().free
+    keep = int(deployment.params["stake"]["minVerifierStake"])
+    assert keep < bond <= free
+    client_for(anvil, deployment, accuser_account).transact(contracts.stakes.functions.requestWithdrawal(free - keep))
+    nodes = [world["node"](accuser_account, adversary="accuse")] + [world["node"](a) for a in world["accounts"][1:]]
+    caplog.set_level("ERROR", logger="verifier.node")
+    drive(w3, contracts, job_id, nodes, world["defender"], until=lambda j: j.state == FINALIZED)
+    assert not contracts.game.events.DisputeOpened().get_logs(from_block=0, argument_filters={"jobId": job_id})
+    unfunded = [r for r in caplog.records if r.getMessage() == "dispute-unfunded"]
+    assert unfunded and (unfunded[0].bond, unfunded[0].free) == (bond, keep)
     for n in nodes:
         n.close()

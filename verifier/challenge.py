@@ -36,6 +36,14 @@ class Challenger:
     def dispute(self, dispute_id: int) -> Any:
         return self.client.call(self.game.functions.getDispute(dispute_id))
 
+    def bond_for(self, job_id: bytes) -> int:
+        """The bond a challenge of ``job_id`` locks (``disputeBondFor`` of its stake and price)."""
+        job = self.client.call(self.client.job_market.functions.getJob(job_id))
+        return int(self.client.call(self.game.functions.disputeBondFor(int(job.stake), int(job.price))))
+
+    def free_stake(self) -> int:
+        return int(self.client.call(self.client.stake_manager.functions.positionOf(self.client.address)).free)
+
     def open(self, job_id: bytes) -> int:
         """Opens a dispute on ``job_id`` (locking the bond) and returns its id. Idempotent: if this
         challenger's dispute on the job is still running, its id is returned and nothing is sent."""

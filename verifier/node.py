@@ -582,6 +582,10 @@ class VerifierNode:
 
     def _open_dispute(self, job_hex: str, job_id: bytes, result: AuditResult) -> None:
         bad = result.bad_leaf
+        bond, free = self.challenger.bond_for(job_id), self.challenger.free_stake()
+        if free < bond:  # the bond grows with the job (disputeBondFor): say so instead of sending a doomed tx
+            log_event(log, "dispute-unfunded", logging.ERROR, job=job_hex, bond=bond, free=free, bad_leaf=bad)
+            return
         try:
             dispute_id = self.challenger.open(job_id)
         except ContractRevert as exc:

@@ -43,8 +43,9 @@ contract DisputeGame is IDisputeGame {
                 || params_.arbiterStake > stakeManager_.minVerifierStake() || params_.clockBudget == 0
                 || params_.commitPeriod == 0 || params_.revealPeriod == 0 || params_.committeeSize == 0
                 || params_.committeeWait == 0 || params_.arbiterStakeBps > SlashSplit.BPS
-                || params_.wrongVoteSlashBps > SlashSplit.BPS || params_.committeeSize % 2 == 0
-                || params_.clockBudget > type(uint48).max || params_.disputeBond > type(uint128).max
+                || params_.wrongVoteSlashBps > SlashSplit.BPS || params_.disputeBondBps > SlashSplit.BPS
+                || params_.committeeSize % 2 == 0 || params_.clockBudget > type(uint48).max
+                || params_.disputeBond > type(uint128).max
         ) revert InvalidParams();
         market = market_;
         stakeManager = stakeManager_;
@@ -66,21 +67,26 @@ contract DisputeGame is IDisputeGame {
         d.jobId = jobId;
         d.challenger = msg.sender;
         d.solver = job.solver;
-        d.bond = uint128(_params.disputeBond);
+        // INVARIANT: the bond grows with what the dispute decides, so griefing an honest job with a captured
+        // committee loses money in expectation for an attacker with up to a third of the draw weight (parameters.md).
+        uint256 bond = disputeBondFor(job.stake, job.price);
+        if (bond > type(uint128).max) revert BondTooLarge(bond);
+        // forge-lint: disable-next-line(unsafe-typecast)
+        d.bond = uint128(bond); // fits, checked above
         if (job.state == IJobMarket.JobState.Disputed) {
             // INVARIANT: a challenge filed while another runs waits its turn in filing order; nobody can jump it.
             d.phase = Phase.Queued;
             queues[jobId].push(disputeId);
-            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
+            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, bond);
             emit DisputeQueued(disputeId, jobId, queues[jobId].length - queueHead[jobId]);
         } else {
             // State first, then the market call (which reverts unless the job is in its audit window).
             // Root and leaf count are fixed at commit, so the job read above is the one that starts.
             _start(disputeId, d, job);
             market.beginDispute(jobId, disputeId);
-            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, _params.disputeBond);
+            emit DisputeOpened(disputeId, jobId, msg.sender, job.solver, bond);
         }
-        stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), _params.disputeBond);
+        stakeManager.lock(msg.sender, _key(BOND_TAG, disputeId), bond);
     }
 
     /// @inheritdoc IDisputeGame
@@ -415,6 +421,12 @@ contract DisputeGame is IDisputeGame {
     function arbiterLockFor(uint256 jobStake) public view returns (uint256) {
         uint256 proportional = jobStake * _params.arbiterStakeBps / SlashSplit.BPS;
         return proportional > _params.arbiterStake ? proportional : _params.arbiterStake;
+    }
+
+    /// @inheritdoc IDisputeGame
+    function disputeBondFor(uint256 jobStake, uint256 price) public view returns (uint256) {
+        uint256 proportional = (jobStake + price) * _params.disputeBondBps / SlashSplit.BPS;
+        return proportional > _params.disputeBond ? proportional : _params.disputeBond;
     }
 
     function _majority(Dispute storage d) private view returns (Outcome) {

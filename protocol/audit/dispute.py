@@ -28,6 +28,7 @@ from protocol.audit.record import (
     DisputeRecord,
     Tx,
     arbiter_lock,
+    dispute_bond_for,
     dispute_key,
     from_hex,
     to_hex,
@@ -391,7 +392,8 @@ def _opened(a: DisputeAudit) -> str:
     require(tx.sender == a.challenger, f"the opening tx was sent by {tx.sender}, the event names {a.challenger}")
     require(a.challenger != a.solver, "the solver challenged its own job")
     bond = int(ev["bond"])
-    require(bond == int(a.game["disputeBond"]), f"bond {bond} != disputeBond {a.game['disputeBond']}")
+    want = dispute_bond_for(a.game, int(a.matched["stake"]), int(a.matched["price"]))
+    require(bond == want, f"bond {bond} != disputeBondFor(job stake, price) = {want}")
     key = to_hex(dispute_key(BOND_TAG, a.id))
     locks = [e.args for e in tx.events_named("StakeLocked", "StakeManager")]
     require(

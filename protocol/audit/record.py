@@ -420,6 +420,12 @@ def arbiter_lock(game: dict[str, Any], job_stake: int) -> int:
     return max(int(game["arbiterStake"]), job_stake * int(game["arbiterStakeBps"]) // BPS)
 
 
+def dispute_bond_for(game: dict[str, Any], job_stake: int, price: int) -> int:
+    """The bond a challenger locks to dispute a job of ``job_stake`` and ``price``: max(disputeBond, (job stake +
+    price) · disputeBondBps / 10 000) (``DisputeGame.disputeBondFor``; docs/parameters.md sizes it)."""
+    return max(int(game["disputeBond"]), (job_stake + price) * int(game["disputeBondBps"]) // BPS)
+
+
 def read_dispute(client: ChainClient, dispute_id: int) -> DisputeRecord:
     """Builds the record of dispute ``dispute_id`` from the chain."""
     r = ChainReader(client)

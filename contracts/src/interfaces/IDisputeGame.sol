@@ -38,7 +38,7 @@ interface IDisputeGame {
     }
 
     struct Params {
-        uint256 disputeBond; // challenger's bond, locked from its free stake
+        uint256 disputeBond; // floor of the challenger's bond, locked from its free stake
         uint256 arbiterStake; // floor of what each drawn arbiter locks (forfeited if it does not reveal)
         uint64 clockBudget; // seconds each party may spend on its own moves, in total
         uint64 commitPeriod; // seconds arbiters have to commit after the draw
@@ -47,6 +47,7 @@ interface IDisputeGame {
         uint64 committeeWait; // seconds after the leaf opening a short pool (< R eligible) only re-arms the draw
         uint16 arbiterStakeBps; // each arbiter locks max(arbiterStake, job stake · this / 10_000)
         uint16 wrongVoteSlashBps; // share of its lock a revealed vote against the final majority loses
+        uint16 disputeBondBps; // bond = max(disputeBond, (job stake + price) · this / 10_000) (docs/parameters.md)
     }
 
     struct Dispute {
@@ -117,6 +118,8 @@ interface IDisputeGame {
     error VotingNotOver(uint256 disputeId);
     /// @notice A queued dispute can be dropped only once the job is Slashed or Voided (it would start otherwise).
     error JobNotSettled(bytes32 jobId);
+    /// @notice The job's bond (`disputeBondFor`) does not fit the dispute record's 128 bits.
+    error BondTooLarge(uint256 bond);
 
     event DisputeOpened(
         uint256 indexed disputeId, bytes32 indexed jobId, address indexed challenger, address solver, uint256 bond
@@ -150,6 +153,10 @@ interface IDisputeGame {
     function params() external view returns (Params memory);
     /// @notice What each arbiter locks in a dispute over a job stake of `jobStake`.
     function arbiterLockFor(uint256 jobStake) external view returns (uint256);
+    /// @notice The bond a challenger locks to dispute a job of stake `jobStake` and price `price`: what a dispute
+    ///         decides (the stake, and the price refunded to the submitter when the solver loses) times
+    ///         `disputeBondBps`, at least `disputeBond`.
+    function disputeBondFor(uint256 jobStake, uint256 price) external view returns (uint256);
 
     /// @notice Files a challenge with the bond. If no dispute runs on the job it starts now (the job must be Committed
     ///         with its audit window open); if one runs, it is queued and starts, in filing order, when the disputes

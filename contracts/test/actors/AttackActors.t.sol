@@ -306,7 +306,8 @@ contract AttackActorsTest is DisputeActorsBase {
         uint256 squat = sybil.open(jobId);
         uint256 honestId = honest.open(jobId);
         assertEq(uint8(game.getDispute(honestId).phase), uint8(IDisputeGame.Phase.Queued), "honest challenge queued");
-        assertEq(stakes.lockedUnder(challenger, _bondKey(honestId)), gp.disputeBond, "its bond is locked");
+        uint256 bond = game.disputeBondFor(market.getJob(jobId).stake, PRICE);
+        assertEq(stakes.lockedUnder(challenger, _bondKey(honestId)), bond, "its bond is locked");
 
         // The liar answers, its sybil stalls; long after the original window end, the sybil settles its own
         // dispute (SolverWon on its clock) and re-files, in one transaction.
@@ -332,7 +333,7 @@ contract AttackActorsTest is DisputeActorsBase {
         uint256 stake = market.getJob(jobId).stake;
         Books memory a = _books();
         assertEq(a.challenger.claimable, before.challenger.claimable + stake * mp.slashWinnerBps / BPS, "paid");
-        assertEq(a.challenger.locked, before.challenger.locked - gp.disputeBond, "honest bond returned");
+        assertEq(a.challenger.locked, before.challenger.locked - bond, "honest bond returned");
         assertEq(a.solver.locked, before.solver.locked - stake, "liar's stake slashed");
 
         // The queued sybil dispute can only be dropped (bond back, no reward); the first bond is gone.
@@ -340,7 +341,7 @@ contract AttackActorsTest is DisputeActorsBase {
         game.dropSuperseded(honestId);
         game.dropSuperseded(squat2);
         assertEq(uint8(game.getDispute(squat2).outcome), uint8(IDisputeGame.Outcome.Superseded));
-        assertEq(stakes.positionOf(address(sybil)).free, 1_000 ether - gp.disputeBond, "the squat cost one bond");
+        assertEq(stakes.positionOf(address(sybil)).free, 1_000 ether - bond, "the squat cost one bond");
         assertEq(stakes.positionOf(address(sybil)).locked, 0);
     }
 
@@ -442,7 +443,8 @@ contract AttackActorsTest is DisputeActorsBase {
         assertEq(uint8(job.state), uint8(IJobMarket.JobState.Voided), "job final, not reopened");
         assertEq(stakes.positionOf(solver).claimable, solverBefore.claimable, "liar not paid");
         assertEq(stakes.positionOf(solver).free, solverBefore.free + job.stake, "stake unlocked");
-        assertEq(stakes.positionOf(challenger).free, challengerBefore.free + gp.disputeBond, "bond returned");
+        uint256 bond = game.disputeBondFor(job.stake, job.price);
+        assertEq(stakes.positionOf(challenger).free, challengerBefore.free + bond, "bond returned");
         assertEq(stakes.positionOf(submitter).claimable, submitterBefore.claimable + PRICE, "submitter refunded");
         assertEq(stakes.escrowOf(jobId), 0);
         vm.expectRevert(abi.encodeWithSelector(IJobMarket.WrongJobState.selector, jobId, IJobMarket.JobState.Voided));

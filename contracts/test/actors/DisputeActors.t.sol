@@ -321,7 +321,7 @@ abstract contract DisputeActorsBase is Fixture {
         uint256 burned;
     }
 
-    function setUp() public override {
+    function setUp() public virtual override {
         super.setUp();
         store = new BlobStore();
         store.put(INIT_ROOT); // C_init is part of the public spec
@@ -480,7 +480,7 @@ abstract contract DisputeActorsBase is Fixture {
         assertEq(uint8(r.outcome), uint8(IDisputeGame.Outcome.SolverWon), "solver won");
         IJobMarket.Job memory job = market.getJob(jobId);
         assertEq(uint8(job.state), uint8(IJobMarket.JobState.Committed), "job back to Committed");
-        uint256 bond = gp.disputeBond;
+        uint256 bond = game.disputeBondFor(job.stake, job.price);
         uint256 majority = r.timedOut ? 0 : r.committee.length;
         uint256 winnerShare = bond * mp.slashWinnerBps / BPS;
         uint256 arbiterShare = majority == 0 ? 0 : bond * mp.slashArbiterBps / BPS / majority;
@@ -800,7 +800,7 @@ contract DisputeActorsTest is DisputeActorsBase {
         vm.warp(job.auditEnd);
         market.finalize(jobId);
         IStakeManager.Position memory after_ = stakes.positionOf(solver);
-        uint256 bondShare = gp.disputeBond * mp.slashWinnerBps / BPS;
+        uint256 bondShare = game.disputeBondFor(job.stake, job.price) * mp.slashWinnerBps / BPS;
         uint256 pay = PRICE - PRICE * mp.auditFeeBps / BPS;
         assertEq(after_.claimable, before.solver.claimable + bondShare + pay, "bond share + price - fee budget");
         assertEq(after_.locked, before.solver.locked - job.stake, "job stake unlocked");

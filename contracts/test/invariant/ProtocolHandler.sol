@@ -273,9 +273,11 @@ contract ProtocolHandler is Fixture {
             _commitJob(jobId, lieSeed, uint8((lieSeed >> 128) % 3));
         }
         address c = address(0);
+        IJobMarket.Job memory job = market.getJob(jobId);
+        uint256 bond = game.disputeBondFor(job.stake, job.price);
         for (uint256 k = 0; k < challengerList.length; ++k) {
             address candidate = challengerList[(challengerSeed % challengerList.length + k) % challengerList.length];
-            if (stakes.positionOf(candidate).free >= gp.disputeBond) {
+            if (stakes.positionOf(candidate).free >= bond) {
                 c = candidate;
                 break;
             }

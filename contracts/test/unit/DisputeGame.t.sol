@@ -28,6 +28,12 @@ contract DisputeGameTest is UnitBase {
         }
     }
 
+    /// @dev The bond a challenge of `jobId` locks (DisputeGame.disputeBondFor of its stake and price).
+    function _bond(bytes32 jobId) internal view returns (uint256) {
+        IJobMarket.Job memory job = market.getJob(jobId);
+        return game.disputeBondFor(job.stake, job.price);
+    }
+
     function _same(bytes32 r, uint256 n) internal pure returns (bytes32[] memory results) {
         results = new bytes32[](n);
         for (uint256 i = 0; i < n; ++i) {
@@ -45,7 +51,7 @@ contract DisputeGameTest is UnitBase {
     }
 
     function test_constructor_revertsWhenParamsInvalid() public {
-        IDisputeGame.Params[] memory bad = new IDisputeGame.Params[](10);
+        IDisputeGame.Params[] memory bad = new IDisputeGame.Params[](11);
         for (uint256 i = 0; i < bad.length; ++i) {
             bad[i] = gp;
         }
@@ -59,6 +65,7 @@ contract DisputeGameTest is UnitBase {
         bad[7].committeeSize = 4; // even: ties
         bad[8].clockBudget = uint64(type(uint48).max) + 1;
         bad[9].disputeBond = uint256(type(uint128).max) + 1;
+        bad[10].disputeBondBps = 10_001;
         for (uint256 i = 0; i < bad.length; ++i) {
             vm.expectRevert(IDisputeGame.InvalidParams.selector);
             new DisputeGame(market, stakes, bad[i]);
@@ -69,8 +76,10 @@ contract DisputeGameTest is UnitBase {
 
     function test_openDispute_locksBondAndStartsAtRoot() public {
         (bytes32 jobId, bytes32[] memory leaves) = _committedJob(N, LIE);
+        uint256 bond = _bond(jobId);
+        assertEq(bond, (2 * PRICE + PRICE) * gp.disputeBondBps / 10_000, "bps of stake + price above the floor");
         vm.expectEmit(address(game));
-        emit IDisputeGame.DisputeOpened(1, jobId, challenger, solver, gp.disputeBond);
+        emit IDisputeGame.DisputeOpened(1, jobId, challenger, solver, bond);
         uint256 id = _openDispute(jobId);
         assertEq(id, 1);
         assertEq(game.disputeCount(), 1);
@@ -86,9 +95,9 @@ contract DisputeGameTest is UnitBase {
         assertEq(d.numLeaves, N);
         assertEq(d.solverClock, gp.clockBudget);
         assertEq(d.challengerClock, gp.clockBudget);
-        assertEq(d.bond, gp.disputeBond);
-        assertEq(stakes.lockedUnder(challenger, _bondKey(id)), gp.disputeBond);
-        assertEq(_pos(challenger).free, 1_000 ether - gp.disputeBond);
+        assertEq(d.bond, bond);
+        assertEq(stakes.lockedUnder(challenger, _bondKey(id)), bond);
+        assertEq(_pos(challenger).free, 1_000 ether - bond);
         assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Disputed));
     }
 
@@ -130,7 +139,7 @@ contract DisputeGameTest is UnitBase {
         assertEq(uint8(game.getDispute(second).phase), uint8(IDisputeGame.Phase.Queued));
         assertEq(game.activeDisputeOf(jobId), first);
         assertEq(game.latestDisputeOf(jobId), second);
-        assertEq(stakes.positionOf(verifiers[0]).locked, gp.disputeBond, "bond locked while queued");
+        assertEq(stakes.positionOf(verifiers[0]).locked, _bond(jobId), "bond locked while queued");
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongPhase.selector, second, IDisputeGame.Phase.Queued));
         game.timeout(second);
     }
@@ -147,11 +156,20 @@ contract DisputeGameTest is UnitBase {
     function test_openDispute_revertsWhenBondAboveFreeStake() public {
         (bytes32 jobId,) = _committedJob(N, LIE);
         _stake(alice, 10 ether, false);
+        uint256 bond = _bond(jobId);
         vm.prank(alice);
-        vm.expectRevert(
-            abi.encodeWithSelector(IStakeManager.InsufficientFreeStake.selector, alice, gp.disputeBond, 10 ether)
-        );
+        vm.expectRevert(abi.encodeWithSelector(IStakeManager.InsufficientFreeStake.selector, alice, bond, 10 ether));
         game.openDispute(jobId);
+    }
+
+    function test_disputeBondFor_isBpsOfStakePlusPriceWithFloor() public view {
+        uint256 bps = gp.disputeBondBps;
+        assertEq(game.disputeBondFor(0, 0), gp.disputeBond, "floor");
+        uint256 atFloor = gp.disputeBond * 10_000 / bps;
+        assertEq(game.disputeBondFor(atFloor - 1 ether, 1 ether), gp.disputeBond, "floor up to the break-even");
+        assertEq(game.disputeBondFor(2_000 ether, 1_000 ether), 3_000 ether * bps / 10_000);
+        assertEq(game.disputeBondFor(2_000 ether, 0), 2_000 ether * bps / 10_000, "price counts too");
+        assertGt(game.disputeBondFor(2_000 ether, 1_000 ether), game.disputeBondFor(2_000 ether, 0));
     }
 
     // ---------------------------------------------------------------- descent
@@ -705,16 +723,17 @@ contract DisputeGameTest is UnitBase {
         for (uint256 i = 0; i < 3; ++i) {
             _revealVote(id, arbiters[i], result);
         }
-        uint256 each = gp.disputeBond * mp.slashArbiterBps / 10_000 / 3;
+        uint256 bond = _bond(jobId);
+        uint256 each = bond * mp.slashArbiterBps / 10_000 / 3;
         assertEq(uint8(_outcome(id)), uint8(IDisputeGame.Outcome.SolverWon));
         assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Committed));
         assertEq(market.getJob(jobId).auditEnd, auditEnd, "window was still long enough");
-        assertEq(_pos(solver).claimable, gp.disputeBond / 2);
+        assertEq(_pos(solver).claimable, bond / 2);
         for (uint256 i = 0; i < 3; ++i) {
             assertEq(_pos(arbiters[i]).claimable, each);
         }
-        assertEq(token.balanceOf(DEAD), gp.disputeBond - gp.disputeBond / 2 - 3 * each);
-        assertEq(_pos(challenger).free, 1_000 ether - gp.disputeBond);
+        assertEq(token.balanceOf(DEAD), bond - bond / 2 - 3 * each);
+        assertEq(_pos(challenger).free, 1_000 ether - bond);
         assertEq(_pos(challenger).locked, 0);
         assertEq(stakes.lockedUnder(solver, jobId), 2 * PRICE, "job stake still locked");
         // the job can be disputed again, and finalized after the window
@@ -899,9 +918,10 @@ contract DisputeGameTest is UnitBase {
         IJobMarket.Job memory job = market.getJob(jobId);
         assertEq(uint8(job.state), uint8(IJobMarket.JobState.Committed));
         assertEq(job.auditEnd, block.timestamp + job.windowLeft);
-        assertEq(_pos(solver).claimable, gp.disputeBond / 2);
-        assertEq(_pos(challenger).free, 1_000 ether - gp.disputeBond);
-        assertEq(token.balanceOf(DEAD), gp.disputeBond / 2);
+        uint256 bond = game.disputeBondFor(job.stake, job.price);
+        assertEq(_pos(solver).claimable, bond / 2);
+        assertEq(_pos(challenger).free, 1_000 ether - bond);
+        assertEq(token.balanceOf(DEAD), bond / 2);
     }
 
     function test_timeout_revertsWhenWrongPhase() public {

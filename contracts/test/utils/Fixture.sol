@@ -61,7 +61,8 @@ abstract contract Fixture is Test {
             committeeSize: uint8(vm.parseJsonUint(json, ".game.committeeSize")),
             committeeWait: uint64(vm.parseJsonUint(json, ".game.committeeWait")),
             arbiterStakeBps: uint16(vm.parseJsonUint(json, ".game.arbiterStakeBps")),
-            wrongVoteSlashBps: uint16(vm.parseJsonUint(json, ".game.wrongVoteSlashBps"))
+            wrongVoteSlashBps: uint16(vm.parseJsonUint(json, ".game.wrongVoteSlashBps")),
+            disputeBondBps: uint16(vm.parseJsonUint(json, ".game.disputeBondBps"))
         });
         token = new VeriToken(address(this));
         stakes = new StakeManager(
