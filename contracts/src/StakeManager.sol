@@ -244,8 +244,9 @@ contract StakeManager is IStakeManager, ReentrancyGuard {
     ///      is known seats nobody), it is still a registered verifier, and it can lock `minWeight` from its free stake.
     function _seatable(address candidate, uint48 at, uint256 minWeight) private view returns (bool) {
         uint256 need = minWeight == 0 ? 1 : minWeight;
-        return pool.weightAt(candidate, at) >= need && pool.weightOf(candidate) != 0
-            && accounts[candidate].free >= minWeight;
+        return
+            pool.weightAt(candidate, at) >= need && pool.weightOf(candidate) != 0
+                && accounts[candidate].free >= minWeight;
     }
 
     function positionOf(address account) external view returns (Position memory) {

@@ -129,9 +129,13 @@ contract Briber {
         game.drawCommittee(id, header);
     }
 
-    function stakeAndDrawAudit(IERC20 token, StakeManager stakes, JobMarket market, bytes32 jobId, bytes calldata header)
-        external
-    {
+    function stakeAndDrawAudit(
+        IERC20 token,
+        StakeManager stakes,
+        JobMarket market,
+        bytes32 jobId,
+        bytes calldata header
+    ) external {
         _stake(token, stakes, token.balanceOf(address(this)));
         market.drawAudit(jobId, header);
     }

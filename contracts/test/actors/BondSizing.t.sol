@@ -201,7 +201,7 @@ contract BondSizingTest is DisputeActorsBase {
         if (m > t.maxM) t.maxM = m;
         vm.roll(d.seedBlock + 1);
         vm.setBlockhash(d.seedBlock, keccak256(abi.encode("bond sizing", i)));
-        game.drawCommittee(disputeId);
+        game.drawCommittee(disputeId, _committeeHeader(disputeId));
     }
 
     /// @dev The attacker's seats in the drawn committee; it captures with a majority.
@@ -292,7 +292,9 @@ contract BondSizingTest is DisputeActorsBase {
         (exclude[0], exclude[1], exclude[2]) = (job.solver, challenger, job.submitter);
         uint256 lock = game.arbiterLockFor(job.stake);
         for (uint256 s = 0; s < n; ++s) {
-            address[] memory c = stakes.drawDistinct(keccak256(abi.encode("seed", s)), gp.committeeSize, exclude, lock);
+            address[] memory c = stakes.drawDistinct(
+                keccak256(abi.encode("seed", s)), gp.committeeSize, exclude, lock, block.number - 1
+            );
             uint256 seats = 0;
             for (uint256 i = 0; i < c.length; ++i) {
                 if (address(sybilOf[c[i]]) != address(0)) ++seats;
