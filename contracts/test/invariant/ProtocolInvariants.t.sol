@@ -115,7 +115,7 @@ contract ProtocolInvariantTest is Fixture {
 
     /// @notice (c) Every account's locked stake is exactly the sum of its locks under the keys the protocol uses (job
     ///         stakes, dispute bonds, arbiter stakes), each lock matches the state of its job or dispute, and the draw
-    ///         weights are the registered verifiers' free stake.
+    ///         weights are the registered verifiers' bonded (free + locked) stake.
     function invariant_locksMatchKnownKeys() public view {
         _assertLocks();
     }
@@ -259,8 +259,9 @@ contract ProtocolInvariantTest is Fixture {
             }
             IStakeManager.Position memory p = stakes.positionOf(a);
             assertEq(p.locked, sum, "locked = sum of known locks");
-            uint256 weight = p.verifier && p.free >= stakes.minVerifierStake() ? p.free : 0;
-            assertEq(stakes.drawWeightOf(a), weight, "draw weight = free stake of a registered verifier");
+            uint256 bonded = p.free + p.locked;
+            uint256 weight = p.verifier && bonded >= stakes.minVerifierStake() ? bonded : 0;
+            assertEq(stakes.drawWeightOf(a), weight, "draw weight = bonded stake of a registered verifier");
             totalWeight += weight;
         }
         assertEq(stakes.totalDrawWeight(), totalWeight, "total draw weight");
