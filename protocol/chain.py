@@ -62,7 +62,7 @@ from protocol.errors import (
     VeritrainError,
 )
 from protocol.revert import RevertDecoder, default_decoder
-from protocol.tx import GAS_MARGIN_DEN, GAS_MARGIN_NUM, GAS_PAD
+from protocol.tx import gas_limit
 
 log = logging.getLogger("veritrain.chain")
 T = TypeVar("T")
@@ -343,22 +343,21 @@ class ChainClient:
 
     def _build(self, fn: Any, sender: str, nonce: int, value: int, gas: int | None, preflight: bool) -> TxParams:
         params: dict[str, Any] = {"from": sender, "nonce": nonce, "value": value}
-        if gas is not None:
-            params["gas"] = gas
         name = getattr(fn, "fn_name", "constructor")
         try:
             if gas is not None and preflight and hasattr(fn, "call"):
                 call_params = {"from": sender, "value": value, "gas": gas}
                 self.with_retries(f"eth_call {name} (preflight)", lambda: fn.call(call_params))
-            tx = self.with_retries(f"build {name} (estimate gas, fees)", lambda: fn.build_transaction(params))
+            if gas is None:
+                gas = self.with_retries(f"estimate gas of {name}", lambda: gas_limit(fn, params))
+            params["gas"] = gas
+            tx = self.with_retries(f"build {name} (fees)", lambda: fn.build_transaction(params))
         except ContractLogicError as exc:
             raise self._decoded(exc) from exc
         except Web3RPCError as exc:  # not a revert: e.g. no ETH for gas
             raise TransactionRejected(
                 f"the node at {self.rpc_url} refused to prepare {name} from {sender}: {_rpc_message(exc)}"
             ) from exc
-        if gas is None:
-            tx["gas"] = int(tx["gas"]) * GAS_MARGIN_NUM // GAS_MARGIN_DEN + GAS_PAD
         return tx
 
     def _lookup(self, tx_hash: bytes) -> bool:

@@ -19,11 +19,21 @@ from protocol.errors import TransactionFailed
 from protocol.revert import RevertDecoder, default_decoder
 
 DEFAULT_RECEIPT_TIMEOUT = 120.0
-#: Gas limit = estimate · 5/4 + 10 000. eth_estimateGas runs in the context of the latest mined block, but the
-#: transaction is mined in a later one: a move that stores ``block.timestamp``-derived values (the dispute
-#: chess clocks, ``lastMoveAt``) estimates a no-op SSTORE when the timestamp has not changed and then needs
-#: thousands more gas when mined a second later. With the bare estimate such moves ran out of gas on anvil.
+#: Gas limit = estimate · 5/4 + 10 000, the estimate made against the *pending* block (:func:`gas_limit`). A
+#: transaction is mined in a later block than the latest one: estimated in the latest block's context, a move
+#: that stores ``block.timestamp``-derived values (the dispute chess clocks, ``lastMoveAt``) estimates a no-op
+#: SSTORE when the timestamp has not changed, and a draw-weight change estimates updating this block's
+#: checkpoints in place where the mined transaction appends new ones (20 k gas each, up to log2(pool) of them:
+#: setVerifier estimated 127 k and used 189 k on anvil). Estimated against the pending block, both take the
+#: dearer path; the margin covers the timestamp case.
 GAS_MARGIN_NUM, GAS_MARGIN_DEN, GAS_PAD = 5, 4, 10_000
+
+
+def gas_limit(fn: Any, params: dict[str, Any]) -> int:
+    """The gas limit for ``fn`` (a bound contract function or constructor) sent with ``params``: its
+    ``eth_estimateGas`` against the pending block, plus the margin above."""
+    estimate = fn.estimate_gas({k: v for k, v in params.items() if k != "nonce"}, block_identifier="pending")
+    return int(estimate) * GAS_MARGIN_NUM // GAS_MARGIN_DEN + GAS_PAD
 
 
 def send(
@@ -47,17 +57,14 @@ def send(
         "nonce": w3.eth.get_transaction_count(account.address, "pending"),
         "value": value,
     }
-    if gas is not None:
-        params["gas"] = gas
     try:
+        params["gas"] = gas if gas is not None else gas_limit(fn, params)
         tx = fn.build_transaction(params)
     except ContractLogicError as exc:
         decoded = (decoder or default_decoder()).from_exception(exc)
         if decoded is None:
             raise
         raise decoded from exc
-    if gas is None:
-        tx["gas"] = int(tx["gas"]) * GAS_MARGIN_NUM // GAS_MARGIN_DEN + GAS_PAD
     signed = account.sign_transaction(tx)
     tx_hash = w3.eth.send_raw_transaction(signed.raw_transaction)
     receipt = w3.eth.wait_for_transaction_receipt(tx_hash, timeout=timeout)

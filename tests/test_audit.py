@@ -277,7 +277,7 @@ def test_committee_fallback_when_the_draw_state_is_not_the_previous_block(record
     assert verdict.ok and "exact re-draw impossible" in {c.rule: c.detail for c in verdict.checks}["committee.members"]
     member = event_of(txs_with(data, "CommitteeDrawn")[0], "CommitteeDrawn")["arbiters"][1]
     draw["weights"][member] = 0
-    assert first_violation(data) == "committee.members"
+    assert first_violation(data) == "committee.draw-weights"
     # exact re-draw disagreeing with the contract's draw
     data = doctored(records["cheater-slashed"])
     data["committee_draw"]["drawn"].reverse()
@@ -287,8 +287,19 @@ def test_committee_fallback_when_the_draw_state_is_not_the_previous_block(record
 def test_forged_committee_seed_fails(records):
     data = doctored(records["cheater-slashed"])
     (number,) = [k for k in data["blocks"]]
-    data["blocks"][number]["hash"] = to_hex(keccak(text="another block"))
+    data["blocks"][number]["randao"] = to_hex(keccak(text="another RANDAO value"))
     assert first_violation(data) == "committee.seed"
+    # a header the RPC node served that does not hash to the block hash proves no RANDAO value
+    data = doctored(records["cheater-slashed"])
+    data["blocks"][number]["randao"], data["blocks"][number]["header_error"] = None, "hashes to 0x00"
+    assert first_violation(data) == "committee.seed"
+
+
+def test_draw_with_weights_of_another_block_fails(records):
+    """A re-run that read the weights of any block but seedBlock - 2 is no proof the draw was fair."""
+    data = doctored(records["cheater-slashed"])
+    data["committee_draw"]["weights_block"] += 1
+    assert first_violation(data) == "committee.draw-weights"
 
 
 # --------------------------------------------------------------------------------------------- job audits
@@ -306,6 +317,14 @@ def test_job_audit_passes_and_covers_the_draw(played, reader):
     drawn = next(t for t in data["txs"] if any(e["name"] == "AuditDrawn" for e in t["events"]))
     event_of(drawn, "AuditDrawn")["segments"][0] ^= 1
     assert audit_job(JobRecord.from_json(data)).first_violation.rule == "job.audit-draw"
+    assert "by the weights at the end of block" in detail["job.draw-weights"]
+    for doctor in ("weights_block", "weights"):
+        data = copy.deepcopy(rec.to_json())
+        if doctor == "weights_block":
+            data["audit_draw"]["weights_block"] -= 1  # re-run against weights that could have moved after the seed
+        else:
+            data["audit_draw"]["weights"] = {}  # the assigned verifiers weighed nothing then
+        assert audit_job(JobRecord.from_json(data)).first_violation.rule == "job.draw-weights", doctor
     data = copy.deepcopy(rec.to_json())
     match = next(t for t in data["txs"] if t["function"] == "acceptBid")
     match["args"]["bidSig"], match["args"]["orderSig"] = match["args"]["orderSig"], match["args"]["bidSig"]
