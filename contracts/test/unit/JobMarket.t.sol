@@ -600,6 +600,23 @@ contract JobMarketTest is UnitBase {
         market.attest(jobId);
     }
 
+    /// @notice Issue 14 item 9: a dispute pauses the audit window, so an assigned verifier can still attest after the
+    ///         stale `auditEnd` has passed while the dispute runs (the check used to read that stale end).
+    function test_attest_duringDispute_afterStaleAuditEnd() public {
+        (bytes32 jobId,) = _committedJob(4, NO_LIE);
+        _drawAudit(jobId);
+        address[] memory assigned = market.assignedVerifiers(jobId);
+        uint64 auditEnd = market.getJob(jobId).auditEnd;
+        vm.warp(auditEnd - 10);
+        _openDispute(jobId);
+        assertEq(uint8(_state(jobId)), uint8(IJobMarket.JobState.Disputed));
+        vm.warp(auditEnd + 100); // the window is paused: 10 s of it are left
+        assertEq(market.getJob(jobId).windowLeft, 10);
+        vm.prank(assigned[0]);
+        market.attest(jobId);
+        assertTrue(market.hasAttested(jobId, assigned[0]));
+    }
+
     function test_attest_revertsWhenNotAssignedVerifier() public {
         (bytes32 jobId,) = _committedJob(4, NO_LIE);
         _drawAudit(jobId);
