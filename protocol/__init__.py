@@ -11,7 +11,7 @@ Everything every node needs to speak the same bytes as the contracts:
 - :mod:`protocol.revert`    custom-error revert data → error name and arguments
 - :mod:`protocol.tx`        sign locally, send, wait, decode reverts
 - :mod:`protocol.atomic`    atomic file writes (temp file + rename)
-- :mod:`protocol.deploy`    deploy and bind the four contracts; deployment JSON
+- :mod:`protocol.deploy`    deploy and bind the five contracts; deployment JSON
 - :mod:`protocol.anvil`     a local anvil devnet as a context manager
 
 Nothing here imports ``solver``, ``verifier`` or ``marketplace_api``.

@@ -17,8 +17,8 @@ from eth_typing import ABI
 from protocol.errors import ArtifactMissing
 from protocol.paths import forge_out_dir
 
-#: The four contracts protocol/deploy.py deploys, in deployment order.
-PROTOCOL_CONTRACTS = ("VeriToken", "StakeManager", "JobMarket", "DisputeGame")
+#: The five contracts protocol/deploy.py deploys, in deployment order.
+PROTOCOL_CONTRACTS = ("VeriToken", "StakeManager", "JobMarket", "StatePublisher", "DisputeGame")
 
 
 @dataclass(frozen=True)

@@ -175,9 +175,13 @@ class ChainClient:
     def dispute_game(self) -> Contract:
         return self.contracts["DisputeGame"]
 
+    @property
+    def state_publisher(self) -> Contract:
+        return self.contracts["StatePublisher"]
+
     def contract(self, name: str) -> Contract:
-        """``VeriToken``, ``StakeManager``, ``JobMarket``, ``DisputeGame`` (or the deployment-JSON keys
-        ``token``, ``stakeManager``, ``jobMarket``, ``disputeGame``)."""
+        """``VeriToken``, ``StakeManager``, ``JobMarket``, ``StatePublisher``, ``DisputeGame`` (or the keys
+        ``token``, ``stakeManager``, ``jobMarket``, ``statePublisher``, ``disputeGame``)."""
         by_key = {key: contract for contract, key in ADDRESS_KEYS.items()}
         return self.contracts[by_key.get(name, name)]
 

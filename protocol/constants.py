@@ -49,6 +49,7 @@ class Phase(IntEnum):
     VOTING = 5  # arbiters: commit, then reveal
     RESOLVED = 6
     QUEUED = 7  # filed while another dispute on the job ran: starts in filing order when those before it end
+    AWAITING_DATA = 8  # availability challenge, solver: publish the named leaf on the StatePublisher
 
 
 class Outcome(IntEnum):
@@ -60,6 +61,7 @@ class Outcome(IntEnum):
     NO_DECISION = 3  # the committee produced no majority: bond returned, job reopened
     SUPERSEDED = 4  # still queued when an earlier dispute slashed or voided the job: bond returned, never played
     NO_COMMITTEE = 5  # fewer than R eligible arbiters until committeeWait: job voided, nobody paid or slashed
+    PUBLISHED = 6  # availability challenge answered: the leaf is on chain, job reopened, the solver earns a fee
 
 
 class VoteStatus(IntEnum):

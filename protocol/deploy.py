@@ -1,4 +1,4 @@
-"""Deploy the protocol (VeriToken → StakeManager → JobMarket → DisputeGame), bind it, record it.
+"""Deploy the protocol (VeriToken → StakeManager → JobMarket → StatePublisher → DisputeGame), bind it, record it.
 
 Constructor arguments come from ``contracts/params/default.json`` (the file the forge fixture reads too),
 matched to the constructors by parameter name through the artifacts' ABIs, so the Python side holds no copy
@@ -34,12 +34,19 @@ ADDRESS_KEYS = {
     "VeriToken": "token",
     "StakeManager": "stakeManager",
     "JobMarket": "jobMarket",
+    "StatePublisher": "statePublisher",
     "DisputeGame": "disputeGame",
 }
 #: Constructor parameter (trailing ``_`` removed) → the address it takes, when not a contract key above.
-_ADDRESS_ALIASES = {"market": "jobMarket", "owner": "deployer"}
+_ADDRESS_ALIASES = {"market": "jobMarket", "owner": "deployer", "publisher": "statePublisher"}
 #: Which params section feeds which contract's non-address constructor arguments.
-_PARAM_SECTIONS = {"VeriToken": None, "StakeManager": "stake", "JobMarket": "market", "DisputeGame": "game"}
+_PARAM_SECTIONS = {
+    "VeriToken": None,
+    "StakeManager": "stake",
+    "JobMarket": "market",
+    "StatePublisher": None,
+    "DisputeGame": "game",
+}
 
 
 @dataclass(frozen=True)
@@ -47,14 +54,14 @@ class Deployment:
     """Where one protocol deployment lives."""
 
     chain_id: int
-    addresses: dict[str, str]  # token / stakeManager / jobMarket / disputeGame
+    addresses: dict[str, str]  # token / stakeManager / jobMarket / statePublisher / disputeGame
     start_block: int
     deployer: str
     params: dict[str, Any] = field(default_factory=dict)
     path: Path | None = field(default=None, compare=False)
 
     def address_of(self, contract_name: str) -> str:
-        """Address of ``VeriToken``, ``StakeManager``, ``JobMarket`` or ``DisputeGame``."""
+        """Address of ``VeriToken``, ``StakeManager``, ``JobMarket``, ``StatePublisher`` or ``DisputeGame``."""
         return self.addresses[ADDRESS_KEYS[contract_name]]
 
     def contract(self, w3: Web3, contract_name: str, *, decode_tuples: bool = True) -> Contract:
@@ -180,7 +187,7 @@ def deploy(
     out_path: str | Path | None = None,
     write: bool = True,
 ) -> Deployment:
-    """Deploys and binds the four contracts from ``deployer``; writes the deployment JSON to ``out_path``
+    """Deploys and binds the five contracts from ``deployer``; writes the deployment JSON to ``out_path``
     (default :func:`default_deployment_path`) unless ``write`` is false. The artifacts must be built
     (:func:`protocol.build.ensure_forge_build`)."""
     params = load_params(params_path)

@@ -152,7 +152,7 @@ class _Restart(Exception):
 
 
 class EventFollower:
-    """Follows all events of the deployment's four contracts into ``handler`` (see the module docs)."""
+    """Follows all events of the deployment's five contracts into ``handler`` (see the module docs)."""
 
     def __init__(
         self,

@@ -157,7 +157,7 @@ def commit(w3, contracts, solver, job_id: bytes, leaves: list[bytes]) -> dict:
 def test_deployment_is_wired_and_recorded(w3, dev, deployment, contracts):
     assert deployment.path is not None and load_deployment(deployment.path) == deployment
     on_disk = json.loads(Path(deployment.path).read_text())
-    assert set(on_disk["addresses"]) == {"token", "stakeManager", "jobMarket", "disputeGame"}
+    assert set(on_disk["addresses"]) == {"token", "stakeManager", "jobMarket", "statePublisher", "disputeGame"}
     assert on_disk["chainId"] == w3.eth.chain_id == 31337
     assert on_disk["deployer"] == dev[0].address
     assert 0 < on_disk["startBlock"] <= w3.eth.block_number

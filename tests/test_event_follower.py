@@ -376,8 +376,9 @@ def test_new_follower_instance_continues_from_the_cursor(w3, deployment, dev, cl
         follower(minter, path, Recorder()).poll_once()
 
 
-def test_decoder_covers_every_event_of_the_four_contracts(clients):
+def test_decoder_covers_every_event_of_the_five_contracts(clients):
     decoder = EventDecoder(clients["deployer"])
-    assert len(decoder.addresses) == 4
+    assert len(decoder.addresses) == 5
     names = {e["name"] for c in clients["deployer"].contracts.values() for e in c.abi if e.get("type") == "event"}
     assert {"JobMatched", "JobCommitted", "DisputeOpened", "DisputeResolved", "Deposited", "Transfer"} <= names
+    assert {"AvailabilityRequested", "StateBytes", "StatePublished"} <= names

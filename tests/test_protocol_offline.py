@@ -67,7 +67,8 @@ def test_deployment_json_roundtrip_and_errors(tmp_path):
             "token": "0x5fbdb2315678afecb367f032d93f642f64180aa3",
             "stakeManager": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512",
             "jobMarket": "0x9fE46736679d2D9a65F0992F2272dE9f3c7fa6e0",
-            "disputeGame": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
+            "statePublisher": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
+            "disputeGame": "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9",
         },
         start_block=1,
         deployer="0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
@@ -92,8 +93,8 @@ def test_params_are_matched_to_constructors_by_name(forge_build):
     broken = {**params, "market": {**params["market"], "auditWindw": 1}}
     with pytest.raises(DeploymentError, match="auditWindw"):
         _constructor_args(market, {"stakeManager": "0x" + "11" * 20}, "market", broken)
-    game, deps = load_artifact("DisputeGame"), {"jobMarket": "0x1", "stakeManager": "0x2"}
-    for key in ("disputeBond", "disputeBondBps"):
+    game, deps = load_artifact("DisputeGame"), {"jobMarket": "0x1", "stakeManager": "0x2", "statePublisher": "0x3"}
+    for key in ("disputeBond", "disputeBondBps", "availabilityFeeBps"):
         missing = {**params, "game": {k: v for k, v in params["game"].items() if k != key}}
         with pytest.raises(DeploymentError, match=rf"\b{key}\b"):
             _constructor_args(game, deps, "game", missing)

@@ -193,7 +193,8 @@ def api_benchmark(orders: int = 2000, concurrency: int = 8, database_url: str | 
         "version": 1, "chainId": 31337, "startBlock": 1, "deployer": "0xf39Fd6e51aad88F6F4ce6aB8827279cffFb92266",
         "addresses": {"token": "0x5FbDB2315678afecb367f032d93F642f64180aa3",
                       "stakeManager": "0xe7f1725E7734CE288F8367e1Bb143E90bb3F0512", "jobMarket": market,
-                      "disputeGame": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9"},
+                      "statePublisher": "0xCf7Ed3AccA5a467e9e704C703E8D87F634fB0Fc9",
+                      "disputeGame": "0xDc64a140Aa3E981100a9becA4E685f962f0cF6C9"},
         "params": load_params()}))  # fmt: skip
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

@@ -4,6 +4,7 @@ pragma solidity 0.8.30;
 import {IDisputeGame} from "./interfaces/IDisputeGame.sol";
 import {IJobMarket} from "./interfaces/IJobMarket.sol";
 import {IStakeManager} from "./interfaces/IStakeManager.sol";
+import {IStatePublisher} from "./interfaces/IStatePublisher.sol";
 import {BlockHeader} from "./libraries/BlockHeader.sol";
 import {DrawSeed} from "./libraries/DrawSeed.sol";
 import {RFC9162} from "./libraries/RFC9162.sol";
@@ -22,6 +23,7 @@ contract DisputeGame is IDisputeGame {
 
     IJobMarket public immutable market;
     IStakeManager public immutable stakeManager;
+    IStatePublisher public immutable publisher;
     uint256 private immutable winnerBps;
     uint256 private immutable arbiterBps;
     Params private _params;
@@ -36,19 +38,23 @@ contract DisputeGame is IDisputeGame {
     mapping(bytes32 jobId => uint256[]) private queues;
     mapping(bytes32 jobId => uint256) private queueHead;
 
-    constructor(IJobMarket market_, IStakeManager stakeManager_, Params memory params_) {
-        if (address(market_) == address(0) || address(stakeManager_) == address(0)) revert ZeroAddress();
+    constructor(IJobMarket market_, IStakeManager stakeManager_, IStatePublisher publisher_, Params memory params_) {
+        if (address(market_) == address(0) || address(stakeManager_) == address(0) || address(publisher_) == address(0))
+        {
+            revert ZeroAddress();
+        }
         if (
             params_.disputeBond == 0 || params_.arbiterStake == 0
                 || params_.arbiterStake > stakeManager_.minVerifierStake() || params_.clockBudget == 0
                 || params_.commitPeriod == 0 || params_.revealPeriod == 0 || params_.committeeSize == 0
                 || params_.committeeWait == 0 || params_.arbiterStakeBps > SlashSplit.BPS
                 || params_.wrongVoteSlashBps > SlashSplit.BPS || params_.disputeBondBps > SlashSplit.BPS
-                || params_.committeeSize % 2 == 0 || params_.clockBudget > type(uint48).max
-                || params_.disputeBond > type(uint128).max
+                || params_.availabilityFeeBps > SlashSplit.BPS || params_.committeeSize % 2 == 0
+                || params_.clockBudget > type(uint48).max || params_.disputeBond > type(uint128).max
         ) revert InvalidParams();
         market = market_;
         stakeManager = stakeManager_;
+        publisher = publisher_;
         IJobMarket.Params memory mp = market_.params();
         winnerBps = mp.slashWinnerBps;
         arbiterBps = mp.slashArbiterBps;
@@ -59,14 +65,30 @@ contract DisputeGame is IDisputeGame {
 
     /// @inheritdoc IDisputeGame
     function openDispute(bytes32 jobId) external returns (uint256 disputeId) {
+        return _open(jobId, false, 0);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function requestAvailability(bytes32 jobId, uint64 leaf) external returns (uint256 disputeId) {
+        return _open(jobId, true, leaf);
+    }
+
+    function _open(bytes32 jobId, bool availability, uint64 leaf) private returns (uint256 disputeId) {
         disputeId = ++disputeCount;
         IJobMarket.Job memory job = market.getJob(jobId);
         if (msg.sender == job.solver) revert SolverCannotChallenge();
+        if (availability) {
+            if (leaf >= job.numLeaves) revert NoSuchLeaf(leaf, job.numLeaves);
+            if (publisher.publishedAt(jobId, leaf) != 0) revert LeafAlreadyPublished(jobId, leaf);
+            emit AvailabilityRequested(disputeId, jobId, leaf);
+        }
         latestDisputeOf[jobId] = disputeId;
         Dispute storage d = disputes[disputeId];
         d.jobId = jobId;
         d.challenger = msg.sender;
         d.solver = job.solver;
+        d.availability = availability;
+        d.lo = leaf;
         // INVARIANT: the bond grows with what the dispute decides, so griefing an honest job with a captured
         // committee loses money in expectation for an attacker with up to a third of the draw weight (parameters.md).
         uint256 bond = disputeBondFor(job.stake, job.price);
@@ -102,17 +124,30 @@ contract DisputeGame is IDisputeGame {
         stakeManager.unlock(d.challenger, _key(BOND_TAG, disputeId));
     }
 
-    /// @dev Starts the descent of `d` on `job` (now Disputed): clocks run from this block.
+    /// @dev Starts the descent (or the availability challenge) of `d` on `job` (now Disputed): clocks run from now.
     function _start(uint256 disputeId, Dispute storage d, IJobMarket.Job memory job) private {
         activeDisputeOf[d.jobId] = disputeId;
         d.node = job.trajectoryRoot;
         d.lastMoveAt = uint64(block.timestamp);
-        // A one-leaf trajectory has no descent: the root is the leaf.
-        d.phase = job.numLeaves == 1 ? Phase.AwaitingLeaf : Phase.AwaitingReveal;
         d.solverClock = uint48(_params.clockBudget);
         d.challengerClock = uint48(_params.clockBudget);
-        d.hi = job.numLeaves;
         d.numLeaves = job.numLeaves;
+        if (d.availability) {
+            d.phase = Phase.AwaitingData;
+            d.hi = d.lo + 1;
+            return;
+        }
+        // A one-leaf trajectory has no descent: the root is the leaf.
+        d.phase = job.numLeaves == 1 ? Phase.AwaitingLeaf : Phase.AwaitingReveal;
+        d.hi = job.numLeaves;
+    }
+
+    /// @inheritdoc IDisputeGame
+    function confirmPublished(uint256 disputeId) external {
+        Dispute storage d = _dispute(disputeId);
+        _requirePhase(d, disputeId, Phase.AwaitingData);
+        if (publisher.publishedAt(d.jobId, d.lo) == 0) revert NotPublished(d.jobId, d.lo);
+        _settle(disputeId, d, Outcome.Published);
     }
 
     /// @dev After a dispute on `jobId` ended without slashing it: the next queued dispute, if any, starts now.
@@ -298,7 +333,9 @@ contract DisputeGame is IDisputeGame {
     function timeout(uint256 disputeId) external {
         Dispute storage d = _dispute(disputeId);
         Phase phase = d.phase;
-        if (phase == Phase.AwaitingReveal || phase == Phase.AwaitingLeaf) {
+        if (phase == Phase.AwaitingData && publisher.publishedAt(d.jobId, d.lo) != 0) {
+            _settle(disputeId, d, Outcome.Published); // published, just not confirmed: the solver answered
+        } else if (phase == Phase.AwaitingReveal || phase == Phase.AwaitingLeaf || phase == Phase.AwaitingData) {
             uint256 expiresAt = uint256(d.lastMoveAt) + d.solverClock;
             if (block.timestamp <= expiresAt) revert ClockNotExpired(disputeId, expiresAt);
             _settle(disputeId, d, Outcome.ChallengerWon);
@@ -370,6 +407,13 @@ contract DisputeGame is IDisputeGame {
             (address[] memory to, uint256[] memory amounts) =
                 SlashSplit.split(bond, solver, majority, winnerBps, arbiterBps);
             stakeManager.slash(challenger, bondKey, bond, to, amounts);
+        } else if (outcome == Outcome.Published && _params.availabilityFeeBps != 0) {
+            // The challenger asked for the data: it pays the solver's calldata; the rest of the bond is unlocked.
+            uint256 fee = bond * _params.availabilityFeeBps / SlashSplit.BPS;
+            address[] memory to = new address[](1);
+            uint256[] memory amounts = new uint256[](1);
+            (to[0], amounts[0]) = (solver, fee);
+            stakeManager.slash(challenger, bondKey, fee, to, amounts);
         } else {
             stakeManager.unlock(challenger, bondKey);
         }

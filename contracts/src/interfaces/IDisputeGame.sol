@@ -19,7 +19,8 @@ interface IDisputeGame {
         AwaitingCommittee, // anyone: draw the committee once the seed block is mined
         Voting, // arbiters: commit, then reveal
         Resolved,
-        Queued // filed while another dispute on the job ran: starts, in filing order, when the ones before it end
+        Queued, // filed while another dispute on the job ran: starts, in filing order, when the ones before it end
+        AwaitingData // availability challenge, solver: publish leaf `lo` on the StatePublisher before its clock ends
     }
 
     enum Outcome {
@@ -28,7 +29,8 @@ interface IDisputeGame {
         ChallengerWon,
         NoDecision, // the committee produced no majority: bond returned, job reopened
         Superseded, // still queued when an earlier dispute slashed or voided the job: bond returned, never played
-        NoCommittee // fewer than R eligible arbiters until committeeWait: job voided, nobody paid or slashed
+        NoCommittee, // fewer than R eligible arbiters until committeeWait: job voided, nobody paid or slashed
+        Published // availability challenge answered: the leaf is on chain, the job reopens, the solver earns a fee
     }
 
     enum VoteStatus {
@@ -48,6 +50,7 @@ interface IDisputeGame {
         uint16 arbiterStakeBps; // each arbiter locks max(arbiterStake, job stake · this / 10_000)
         uint16 wrongVoteSlashBps; // share of its lock a revealed vote against the final majority loses
         uint16 disputeBondBps; // bond = max(disputeBond, (job stake + price) · this / 10_000) (docs/parameters.md)
+        uint16 availabilityFeeBps; // share of the bond an answered availability challenge pays the solver
     }
 
     struct Dispute {
@@ -61,6 +64,7 @@ interface IDisputeGame {
         uint64 lastMoveAt;
         Phase phase;
         Outcome outcome;
+        bool availability; // an availability challenge of leaf `lo`, not a descent
         address solver;
         uint48 solverClock; // seconds left
         uint48 challengerClock;
@@ -120,12 +124,20 @@ interface IDisputeGame {
     error JobNotSettled(bytes32 jobId);
     /// @notice The job's bond (`disputeBondFor`) does not fit the dispute record's 128 bits.
     error BondTooLarge(uint256 bond);
+    /// @notice An availability challenge names a leaf the trajectory does not have.
+    error NoSuchLeaf(uint64 leaf, uint64 numLeaves);
+    /// @notice The challenged leaf is not published (yet).
+    error NotPublished(bytes32 jobId, uint64 leaf);
+    /// @notice The leaf is on chain already (StatePublisher): read it there, no challenge needed.
+    error LeafAlreadyPublished(bytes32 jobId, uint64 leaf);
 
     event DisputeOpened(
         uint256 indexed disputeId, bytes32 indexed jobId, address indexed challenger, address solver, uint256 bond
     );
     /// @notice Another dispute on the job is running: this one waits at `position` (1 = next) of the job's queue.
     event DisputeQueued(uint256 indexed disputeId, bytes32 indexed jobId, uint256 position);
+    /// @notice Dispute `disputeId` is an availability challenge: the solver must publish leaf `leaf`.
+    event AvailabilityRequested(uint256 indexed disputeId, bytes32 indexed jobId, uint64 leaf);
     /// @notice A queued dispute started (its clocks run from now) because the one before it ended.
     event DisputeStarted(uint256 indexed disputeId, bytes32 indexed jobId);
     event ChildrenRevealed(uint256 indexed disputeId, uint64 lo, uint64 hi, bytes32 left, bytes32 right);
@@ -163,6 +175,14 @@ interface IDisputeGame {
     ///         before it end without slashing the job (inside the settling transaction, so nobody can slip in a new
     ///         dispute between them). The audit window stays paused while the queue is not empty.
     function openDispute(bytes32 jobId) external returns (uint256 disputeId);
+    /// @notice An availability challenge: like `openDispute` (same bond, same queue, the window paused), but instead
+    ///         of a descent the solver must publish leaf `leaf`'s state bytes on the StatePublisher before its clock
+    ///         runs out. Published (`confirmPublished`, or `timeout` finding it published): the job reopens with at
+    ///         least `disputeGrace` for the challenger to replay it, and `availabilityFeeBps` of the bond pays the
+    ///         solver for the calldata. Not published in time: the solver loses the job stake as in a lost dispute.
+    function requestAvailability(bytes32 jobId, uint64 leaf) external returns (uint256 disputeId);
+    /// @notice Ends an availability challenge whose leaf is published (anyone may call it).
+    function confirmPublished(uint256 disputeId) external;
     /// @notice A queued dispute whose job an earlier dispute slashed or voided: its bond is returned (Superseded).
     function dropSuperseded(uint256 disputeId) external;
     /// @notice The dispute running on `jobId` (0 if none).
@@ -181,7 +201,8 @@ interface IDisputeGame {
     function revealVote(uint256 disputeId, bytes32 result, bytes32 salt) external;
     /// @notice Ends voting once every arbiter revealed or the reveal deadline passed.
     function resolve(uint256 disputeId) external;
-    /// @notice The party to move ran out of clock: it loses.
+    /// @notice The party to move ran out of clock: it loses (an availability challenge whose leaf is published by
+    ///         then ends Published instead).
     function timeout(uint256 disputeId) external;
 
     /// @notice sha256(result ‖ salt ‖ arbiter), the commitment an arbiter posts.

@@ -43,11 +43,11 @@ library CheckpointedSumTree {
         }
         uint256 old = tree.weights[member].latest();
         if (weight == old) return;
-        tree.weights[member].push(now_, uint208(weight));
+        _record(tree.weights[member], now_, weight);
         uint256 cap = tree.capacity.latest();
         for (uint256 i = slot; i <= cap; i += _lowbit(i)) {
             uint256 sum = tree.sums[i].latest();
-            tree.sums[i].push(now_, uint208(weight > old ? sum + (weight - old) : sum - (old - weight)));
+            _record(tree.sums[i], now_, weight > old ? sum + (weight - old) : sum - (old - weight));
         }
     }
 
@@ -57,8 +57,8 @@ library CheckpointedSumTree {
         while (slot > cap) {
             uint256 total_ = cap == 0 ? 0 : tree.sums[cap].latest();
             cap = cap == 0 ? 1 : cap * 2;
-            tree.sums[cap].push(now_, uint208(total_));
-            tree.capacity.push(now_, uint208(cap));
+            _record(tree.sums[cap], now_, total_);
+            _record(tree.capacity, now_, cap);
         }
     }
 
@@ -170,6 +170,14 @@ library CheckpointedSumTree {
         if (!exists) return 0;
         if (key <= at) return value;
         return trace.upperLookupRecent(at);
+    }
+
+    /// @dev Appends the trace's checkpoint for block `at` (overwrites it within the same block). Values fit 208 bits:
+    ///      weights are checked in `set`, and sums of them are bounded by the token supply held by the StakeManager.
+    function _record(Checkpoints.Trace208 storage trace, uint48 at, uint256 value) private {
+        // push returns the (previous, new) values, both known here.
+        // slither-disable-next-line unused-return
+        trace.push(at, uint208(value));
     }
 
     function _seen(address[] memory list, uint256 n, address who) private pure returns (bool) {

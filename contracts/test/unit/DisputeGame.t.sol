@@ -6,6 +6,7 @@ import {DisputeGame} from "../../src/DisputeGame.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
+import {IStatePublisher} from "../../src/interfaces/IStatePublisher.sol";
 import {RFC9162} from "../../src/libraries/RFC9162.sol";
 
 contract DisputeGameTest is UnitBase {
@@ -45,13 +46,15 @@ contract DisputeGameTest is UnitBase {
 
     function test_constructor_revertsWhenZeroAddress() public {
         vm.expectRevert(IDisputeGame.ZeroAddress.selector);
-        new DisputeGame(IJobMarket(address(0)), stakes, gp);
+        new DisputeGame(IJobMarket(address(0)), stakes, publisher, gp);
         vm.expectRevert(IDisputeGame.ZeroAddress.selector);
-        new DisputeGame(market, IStakeManager(address(0)), gp);
+        new DisputeGame(market, IStakeManager(address(0)), publisher, gp);
+        vm.expectRevert(IDisputeGame.ZeroAddress.selector);
+        new DisputeGame(market, stakes, IStatePublisher(address(0)), gp);
     }
 
     function test_constructor_revertsWhenParamsInvalid() public {
-        IDisputeGame.Params[] memory bad = new IDisputeGame.Params[](11);
+        IDisputeGame.Params[] memory bad = new IDisputeGame.Params[](12);
         for (uint256 i = 0; i < bad.length; ++i) {
             bad[i] = gp;
         }
@@ -66,9 +69,10 @@ contract DisputeGameTest is UnitBase {
         bad[8].clockBudget = uint64(type(uint48).max) + 1;
         bad[9].disputeBond = uint256(type(uint128).max) + 1;
         bad[10].disputeBondBps = 10_001;
+        bad[11].availabilityFeeBps = 10_001;
         for (uint256 i = 0; i < bad.length; ++i) {
             vm.expectRevert(IDisputeGame.InvalidParams.selector);
-            new DisputeGame(market, stakes, bad[i]);
+            new DisputeGame(market, stakes, publisher, bad[i]);
         }
     }
 

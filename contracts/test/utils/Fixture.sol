@@ -6,6 +6,7 @@ import {VeriToken} from "../../src/VeriToken.sol";
 import {StakeManager} from "../../src/StakeManager.sol";
 import {JobMarket} from "../../src/JobMarket.sol";
 import {DisputeGame} from "../../src/DisputeGame.sol";
+import {StatePublisher} from "../../src/StatePublisher.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
@@ -19,6 +20,7 @@ abstract contract Fixture is Test {
     StakeManager internal stakes;
     JobMarket internal market;
     DisputeGame internal game;
+    StatePublisher internal publisher;
     IJobMarket.Params internal mp;
     IDisputeGame.Params internal gp;
 
@@ -62,7 +64,8 @@ abstract contract Fixture is Test {
             committeeWait: uint64(vm.parseJsonUint(json, ".game.committeeWait")),
             arbiterStakeBps: uint16(vm.parseJsonUint(json, ".game.arbiterStakeBps")),
             wrongVoteSlashBps: uint16(vm.parseJsonUint(json, ".game.wrongVoteSlashBps")),
-            disputeBondBps: uint16(vm.parseJsonUint(json, ".game.disputeBondBps"))
+            disputeBondBps: uint16(vm.parseJsonUint(json, ".game.disputeBondBps")),
+            availabilityFeeBps: uint16(vm.parseJsonUint(json, ".game.availabilityFeeBps"))
         });
         token = new VeriToken(address(this));
         stakes = new StakeManager(
@@ -71,7 +74,8 @@ abstract contract Fixture is Test {
             vm.parseJsonUint(json, ".stake.minVerifierStake")
         );
         market = new JobMarket(stakes, mp);
-        game = new DisputeGame(market, stakes, gp);
+        publisher = new StatePublisher(market);
+        game = new DisputeGame(market, stakes, publisher, gp);
         stakes.bind(address(market), address(game));
         market.bindGame(address(game));
 
