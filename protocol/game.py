@@ -40,11 +40,16 @@ def latest_timestamp(client: ChainClient) -> int:
 
 
 def settlement_duty(client: ChainClient, dispute_id: int, d: Any, *, mover_clock_out: bool) -> str | None:
-    """The permissionless moves anyone may make on dispute ``d``: ``drawCommittee`` once its seed block is
+    """The permissionless moves anyone may make on dispute ``d``: ``confirmPublished`` once the leaf an
+    availability challenge names is on the StatePublisher, ``drawCommittee`` once its seed block is
     mined, ``resolve`` after the reveal deadline, and ``timeout`` when ``mover_clock_out`` (the caller has
     checked that the party to move is the *other* one and its clock ran out). Returns the move sent, if any."""
     game = client.dispute_game
     phase = Phase(d.phase)
+    if phase == Phase.AWAITING_DATA and client.call(
+        client.state_publisher.functions.publishedAt(bytes(d.jobId), int(d.lo))
+    ):
+        return send_move(client, "confirm-published", game.functions.confirmPublished(dispute_id))
     if phase == Phase.AWAITING_COMMITTEE and client.block_number() > d.seedBlock:
         header = client.seed_header(int(d.seedBlock))
         return send_move(client, "draw-committee", game.functions.drawCommittee(dispute_id, header))

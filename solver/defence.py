@@ -21,6 +21,7 @@ from typing import Any
 from protocol.chain import ChainClient
 from protocol.constants import Phase
 from protocol.game import clock_out, send_move, settlement_duty
+from protocol.publication import publish_leaf
 from protocol.trajectory import Trajectory
 
 log = logging.getLogger("veritrain.solver.defence")
@@ -30,7 +31,8 @@ class DisputeDefender:
     """Plays the solver's side of disputes on its jobs.
 
     ``trajectory_for(job_id)`` returns the solver's own :class:`Trajectory` of that job (the one whose root
-    it committed). ``init_root_for(job_id)`` returns the job's ``C_init``; by default it is read from the
+    it committed); ``state_bytes_for(state_root)`` the canonical bytes of one of its checkpoints (to answer an
+    availability challenge). ``init_root_for(job_id)`` returns the job's ``C_init``; by default it is read from the
     job on chain (``JobMarket.getJob(jobId).initStateRoot``).
     """
 
@@ -39,9 +41,11 @@ class DisputeDefender:
         client: ChainClient,
         trajectory_for: Callable[[bytes], Trajectory],
         init_root_for: Callable[[bytes], bytes] | None = None,
+        state_bytes_for: Callable[[bytes], bytes] | None = None,
     ) -> None:
         self.client = client
         self.trajectory_for = trajectory_for
+        self.state_bytes_for = state_bytes_for
         self.init_root_for = init_root_for or self._init_root_on_chain
         self.game = client.dispute_game
 
@@ -69,6 +73,8 @@ class DisputeDefender:
             return send_move(self.client, "reveal", self.game.functions.reveal(dispute_id, left, right))
         if phase == Phase.AWAITING_LEAF:
             return self._open_leaf(dispute_id, d)
+        if phase == Phase.AWAITING_DATA:
+            return self._publish(dispute_id, d)
         challenger_out = phase == Phase.AWAITING_CHOICE and clock_out(self.client, d, challenger_moves=True)
         return settlement_duty(self.client, dispute_id, d, mover_clock_out=challenger_out) or "wait"
 
@@ -89,6 +95,21 @@ class DisputeDefender:
         pre = traj.pre_state_root(index, self.init_root_for(bytes(d.jobId)))
         proof = traj.proof(index - 1, n) if index > 0 else []
         return send_move(self.client, "open-leaf", self.game.functions.openLeaf(dispute_id, post, pre, proof))
+
+    def _publish(self, dispute_id: int, d: Any) -> str:
+        """Answers an availability challenge: publishes leaf ``lo``'s state bytes on the StatePublisher (resuming
+        what an earlier run fed), then confirms, which reopens the job and pays the solver the fee."""
+        if self.state_bytes_for is None:
+            raise ValueError(f"dispute {dispute_id} asks for leaf {int(d.lo)}'s bytes, and this defender has none")
+        traj = self._trajectory(d)
+        index, n = int(d.lo), int(d.numLeaves)
+        sent = publish_leaf(
+            self.client, bytes(d.jobId), index, self.state_bytes_for(traj.leaf(index)), traj.proof(index, n)
+        )
+        log.info(
+            "published leaf %d of job 0x%s (%d bytes) for dispute %d", index, bytes(d.jobId).hex(), sent, dispute_id
+        )
+        return send_move(self.client, "publish", self.game.functions.confirmPublished(dispute_id))
 
     def withdraw_if_owed(self) -> int:
         """Withdraws the solver's claimable credits (payments, slash shares), if any; returns the amount."""

@@ -119,7 +119,9 @@ class SolverNode:
         self.store = LocalBlobStore(self.data_dir / "blobs")
         self.api = httpx.Client(base_url=cfg.api.rstrip("/"), timeout=15.0)
         self.api_blobs = HttpBlobClient(cfg.api, retries=2)
-        self.defender = DisputeDefender(self.client, self._trajectory_for, self._init_root_for)
+        self.defender = DisputeDefender(
+            self.client, self._trajectory_for, self._init_root_for, lambda root: self.store.get(root, "state")
+        )
         self.follower = EventFollower(
             self.client, self.data_dir / "events-cursor.json", handler=self, confirmations=cfg.confirmations
         )

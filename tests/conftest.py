@@ -60,12 +60,13 @@ def deployment(w3: Web3, dev: list[LocalAccount], tmp_path_factory: pytest.TempP
 
 @pytest.fixture(scope="module")
 def contracts(w3: Web3, deployment: Deployment) -> SimpleNamespace:
-    """web3 contract objects: ``token``, ``stakes``, ``market``, ``game``."""
+    """web3 contract objects: ``token``, ``stakes``, ``market``, ``game``, ``publisher``."""
     return SimpleNamespace(
         token=deployment.contract(w3, "VeriToken"),
         stakes=deployment.contract(w3, "StakeManager"),
         market=deployment.contract(w3, "JobMarket"),
         game=deployment.contract(w3, "DisputeGame"),
+        publisher=deployment.contract(w3, "StatePublisher"),
     )
 
 

@@ -80,6 +80,6 @@ class Challenger:
             right = bad_leaf >= lo + merkle.split_point(hi - lo)
             label = "choose-right" if right else "choose-left"
             return send_move(self.client, label, self.game.functions.choose(dispute_id, right))
-        solver_moves = phase in (Phase.AWAITING_REVEAL, Phase.AWAITING_LEAF)
+        solver_moves = phase in (Phase.AWAITING_REVEAL, Phase.AWAITING_LEAF, Phase.AWAITING_DATA)
         solver_out = solver_moves and clock_out(self.client, d, challenger_moves=False)
         return settlement_duty(self.client, dispute_id, d, mover_clock_out=solver_out) or "wait"

@@ -636,7 +636,7 @@ class VerifierNode:
         mover_out = False
         if phase == Phase.AWAITING_CHOICE:
             mover_out = clock_out(self.client, d, challenger_moves=True)
-        elif phase in (Phase.AWAITING_REVEAL, Phase.AWAITING_LEAF):
+        elif phase in (Phase.AWAITING_REVEAL, Phase.AWAITING_LEAF, Phase.AWAITING_DATA):
             mover_out = clock_out(self.client, d, challenger_moves=False)
         move = settlement_duty(self.client, dispute_id, d, mover_clock_out=mover_out)
         if move and move != "wait":
@@ -654,6 +654,7 @@ class VerifierNode:
                 Outcome.NO_DECISION: "no-decision",
                 Outcome.SUPERSEDED: "superseded",
                 Outcome.NO_COMMITTEE: "no-committee",
+                Outcome.PUBLISHED: "published",
             }.get(Outcome(int(d.outcome)), "unknown")
             self.metrics.disputes.inc(outcome=outcome)
             log_event(log, "dispute-resolved", dispute=dispute_id, outcome=outcome)

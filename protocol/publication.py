@@ -1,0 +1,119 @@
+"""Checkpoints published on chain: the answer to an availability challenge (``contracts/src/StatePublisher.sol``).
+
+A solver challenged to make leaf ``i`` available (``DisputeGame.requestAvailability``, phase ``AwaitingData``)
+publishes that checkpoint's canonical state bytes in the calldata of ``StatePublisher.publish`` calls; the
+contract checks that they hash (DESIGN §3, chunked RFC 9162 root) to leaf ``i`` of the committed trajectory.
+Everyone then reads the bytes back from those transactions: each call emits ``StateBytes(jobId, leaf,
+publisher, offset, length)``, the last one ``StatePublished(jobId, leaf, publisher, root)``.
+
+:func:`publish_leaf` is resumable (it continues from what this publisher already fed, so a solver killed
+mid-publication goes on where it stopped); :func:`read_published` trusts nothing from the RPC node: it
+rebuilds the bytes from the transactions' calldata and checks their state root against the published root,
+which the contract checked against the trajectory.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from eth_utils import to_checksum_address
+
+from protocol.chain import ChainClient
+from protocol.state import chunked_root
+
+CHUNK = 4096
+#: Bytes per publish transaction: 128 KiB of calldata is about 2.1 M gas, well inside a block.
+PIECE = 32 * CHUNK
+
+
+class PublicationError(ValueError):
+    """Published bytes could not be read back, or do not hash to the published root."""
+
+
+def publish_leaf(
+    client: ChainClient, job_id: bytes, leaf: int, data: bytes, proof: list[bytes], piece: int = PIECE
+) -> int:
+    """Publishes ``data`` (leaf ``leaf``'s state bytes) from ``client``'s account, ``piece`` bytes per
+    transaction, the last with ``proof`` (the leaf's inclusion proof in the trajectory). Returns the bytes sent
+    now (0 if the leaf was published already, by anyone)."""
+    if piece <= 0 or piece % CHUNK:
+        raise ValueError(f"piece must be a positive multiple of {CHUNK}, got {piece}")
+    pub = client.state_publisher
+    if int(client.call(pub.functions.publishedAt(job_id, leaf))):
+        return 0
+    offset = int(client.call(pub.functions.bytesFed(job_id, leaf, client.address)))
+    if offset > len(data) or offset % CHUNK:
+        # Fed by an earlier run of something else under this key: start over.
+        client.transact(pub.functions.restart(job_id, leaf))
+        offset = 0
+    sent = 0
+    while True:
+        end = min(len(data), offset + piece)
+        last = end == len(data)
+        client.transact(pub.functions.publish(job_id, leaf, data[offset:end], last, proof if last else []))
+        sent += end - offset
+        offset = end
+        if last:
+            return sent
+
+
+def read_published(client: ChainClient, job_id: bytes, leaf: int, from_block: int | None = None) -> bytes | None:
+    """The published state bytes of leaf ``leaf`` of ``job_id``, rebuilt from calldata and checked against the
+    published root; None if it is not published."""
+    pub = client.state_publisher
+    start = client.deployment.start_block if from_block is None else from_block
+    done = client.with_retries(
+        "eth_getLogs StatePublished",
+        lambda: pub.events.StatePublished().get_logs(
+            argument_filters={"jobId": job_id, "leaf": leaf}, from_block=start
+        ),
+    )
+    if not done:
+        return None
+    publisher = to_checksum_address(done[0]["args"]["publisher"])
+    root = bytes(done[0]["args"]["root"])
+    pieces = client.with_retries(
+        "eth_getLogs StateBytes",
+        lambda: pub.events.StateBytes().get_logs(
+            argument_filters={"jobId": job_id, "leaf": leaf, "publisher": publisher},
+            from_block=start,
+            to_block=int(done[0]["blockNumber"]),
+        ),
+    )
+    # What the contract's hasher absorbed: walking back from the publishing transaction's piece, each time the
+    # latest earlier piece that ends where the chain starts, down to offset 0 (pieces fed before a restart, the
+    # only others there can be, are older than every piece of the run that completed).
+    final_tx = bytes(done[0]["transactionHash"])
+    ordered = sorted(pieces, key=lambda ev: (int(ev["blockNumber"]), int(ev["logIndex"])))
+    finals = [i for i, ev in enumerate(ordered) if bytes(ev["transactionHash"]) == final_tx]
+    if not finals:
+        raise PublicationError(f"no StateBytes event in the transaction that published leaf {leaf}")
+    chain = [ordered[finals[-1]]]
+    for ev in reversed(ordered[: finals[-1]]):
+        start = int(chain[-1]["args"]["offset"])
+        if start == 0:
+            break
+        if int(ev["args"]["offset"]) + int(ev["args"]["length"]) == start:
+            chain.append(ev)
+    if int(chain[-1]["args"]["offset"]) != 0:
+        raise PublicationError(f"the pieces of leaf {leaf} of job 0x{job_id.hex()} do not reach back to byte 0")
+    data = bytearray()
+    for ev in reversed(chain):
+        tx = client.with_retries(
+            "eth_getTransactionByHash", lambda ev=ev: client.w3.eth.get_transaction(ev["transactionHash"])
+        )
+        data += _publish_data(pub, tx, job_id, leaf)
+    got = chunked_root([bytes(data)], threads=False)
+    if got != root:
+        raise PublicationError(
+            f"the calldata of leaf {leaf}'s publication hashes to 0x{got.hex()}, not the published root "
+            f"0x{root.hex()}: the RPC node served other transactions"
+        )
+    return bytes(data)
+
+
+def _publish_data(pub: Any, tx: Any, job_id: bytes, leaf: int) -> bytes:
+    fn, args = pub.decode_function_input(tx["input"])
+    if fn.fn_name != "publish" or bytes(args["jobId"]) != job_id or int(args["leaf"]) != leaf:
+        raise PublicationError(f"transaction 0x{bytes(tx['hash']).hex()} is not a publish of leaf {leaf}")
+    return bytes(args["data"])

@@ -1,0 +1,129 @@
+"""Availability challenges on a real chain (issue 15): a staker names a committed leaf it could not fetch; the
+solver's DisputeDefender publishes that checkpoint's bytes on the StatePublisher (resuming after a crash mid-way)
+and confirms, the job reopens and everyone reads the bytes back from calldata, checked against the committed
+root; a solver that does not answer loses its stake on its clock."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+from dispute_scenarios import make_world, new_job
+from web3.logs import DISCARD
+
+from protocol.anvil import increase_time
+from protocol.constants import JobState, Outcome, Phase
+from protocol.publication import CHUNK, PublicationError, publish_leaf, read_published
+from protocol.state import chunked_root
+from protocol.trajectory import Trajectory
+from solver.defence import DisputeDefender
+from verifier.challenge import Challenger
+
+pytestmark = pytest.mark.chain
+
+N, LEAF = 5, 3
+
+
+@pytest.fixture(scope="module")
+def world(anvil, w3, deployment, contracts, actors, tmp_path_factory):
+    return make_world(anvil, w3, deployment, contracts, actors, tmp_path_factory.mktemp("availability"))
+
+
+def _states(n: int) -> list[bytes]:
+    # several publish pieces each (two of 32 chunks and a short rest), distinct per leaf
+    return [os.urandom(2 * 32 * CHUNK + 1000 + i) for i in range(n)]
+
+
+def _job(w3, deployment, contracts, actors, world, states):
+    leaves = [chunked_root([s], threads=False) for s in states]
+    job_id, _ = new_job(w3, deployment, contracts, actors, world, n=len(states), lie_from=None, leaves=leaves)
+    by_root = dict(zip(leaves, states, strict=True))
+    client_for, _ = world
+    defender = DisputeDefender(client_for(actors.solver), lambda job: Trajectory.in_memory(leaves), None, by_root.get)
+    return job_id, leaves, defender
+
+
+def _request(contracts, world, actors, job_id, leaf) -> int:
+    client_for, _ = world
+    challenger = client_for(actors.challenger)
+    receipt = challenger.transact(contracts.game.functions.requestAvailability(job_id, leaf))
+    (ev,) = contracts.game.events.AvailabilityRequested().process_receipt(receipt, errors=DISCARD)
+    return int(ev["args"]["disputeId"])
+
+
+def test_solver_publishes_resuming_after_a_crash_and_everyone_reads_it_back(w3, deployment, contracts, actors, world):
+    states = _states(N)
+    job_id, leaves, defender = _job(w3, deployment, contracts, actors, world, states)
+    dispute_id = _request(contracts, world, actors, job_id, LEAF)
+    d = contracts.game.functions.getDispute(dispute_id).call()
+    assert (d.phase, d.lo, d.availability) == (Phase.AWAITING_DATA, LEAF, True)
+    assert contracts.market.functions.getJob(job_id).call().state == JobState.DISPUTED
+
+    # the solver feeds the first piece and is killed
+    client_for, _ = world
+    solver = client_for(actors.solver)
+    pub = contracts.publisher
+    traj = Trajectory.in_memory(leaves)
+    solver.transact(pub.functions.publish(job_id, LEAF, states[LEAF][: 32 * CHUNK], False, []))
+    assert pub.functions.bytesFed(job_id, LEAF, actors.solver.address).call() == 32 * CHUNK
+    assert read_published(solver, job_id, LEAF) is None, "nothing is published until the last piece"
+
+    # a fresh defender (the restarted process) resumes from what the chain says it fed, and confirms
+    assert defender.step(dispute_id) == "publish"
+    d = contracts.game.functions.getDispute(dispute_id).call()
+    assert (d.phase, d.outcome) == (Phase.RESOLVED, Outcome.PUBLISHED)
+    assert contracts.market.functions.getJob(job_id).call().state == JobState.COMMITTED, "the job reopened"
+    got = read_published(client_for(actors.verifiers[0]), job_id, LEAF)
+    assert got == states[LEAF], "the bytes come back exactly, from calldata"
+    assert publish_leaf(solver, job_id, LEAF, states[LEAF], traj.proof(LEAF, N)) == 0, "published once"
+    bond = contracts.game.functions.disputeBondFor(
+        contracts.market.functions.getJob(job_id).call().stake, contracts.market.functions.getJob(job_id).call().price
+    ).call()
+    (resolved,) = contracts.game.events.DisputeResolved().get_logs(
+        argument_filters={"disputeId": dispute_id}, from_block=deployment.start_block
+    )
+    assert resolved["args"]["outcome"] == Outcome.PUBLISHED
+    fee = bond * deployment.params["game"]["availabilityFeeBps"] // 10_000
+    credited = [
+        e
+        for e in contracts.stakes.events.Credited().get_logs(from_block=resolved["blockNumber"])
+        if e["args"]["account"] == actors.solver.address
+    ]
+    assert [int(e["args"]["amount"]) for e in credited] == [fee], "the solver earned the fee for its calldata"
+
+
+def test_a_solver_that_does_not_publish_is_slashed_on_its_clock(w3, deployment, contracts, actors, world):
+    states = _states(N)
+    job_id, _, _ = _job(w3, deployment, contracts, actors, world, states)
+    dispute_id = _request(contracts, world, actors, job_id, 1)
+    client_for, _ = world
+    challenger = Challenger(client_for(actors.challenger))
+    assert challenger.step(dispute_id, 1) == "wait"
+    increase_time(w3, int(deployment.params["game"]["clockBudget"]) + 1)
+    assert challenger.step(dispute_id, 1) == "timeout"
+    d = contracts.game.functions.getDispute(dispute_id).call()
+    assert d.outcome == Outcome.CHALLENGER_WON
+    assert contracts.market.functions.getJob(job_id).call().state == JobState.SLASHED
+
+
+def test_reader_refuses_calldata_that_is_not_the_published_leaf(w3, deployment, contracts, actors, world):
+    """An RPC node lying about a publish transaction's input is caught by the root check."""
+    states = _states(N)
+    job_id, _, defender = _job(w3, deployment, contracts, actors, world, states)
+    dispute_id = _request(contracts, world, actors, job_id, 0)
+    assert defender.step(dispute_id) == "publish"
+    client_for, _ = world
+    reader = client_for(actors.verifiers[1])
+    real = reader.w3.eth.get_transaction
+
+    def forged(tx_hash):
+        tx = dict(real(tx_hash))
+        fn, args = contracts.publisher.decode_function_input(tx["input"])
+        data = bytes(args["data"])
+        args["data"] = bytes([data[0] ^ 1]) + data[1:]
+        tx["input"] = contracts.publisher.encode_abi("publish", args=list(args.values()))
+        return tx
+
+    reader.w3.eth.get_transaction = forged  # type: ignore[method-assign]
+    with pytest.raises(PublicationError, match="not the published root"):
+        read_published(reader, job_id, 0)
