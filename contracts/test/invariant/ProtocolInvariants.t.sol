@@ -156,8 +156,9 @@ abstract contract ProtocolInvariantSuite is Fixture {
     ///         every job reaches a final state (Finalized, Slashed, Expired, Voided, its queued disputes all Resolved)
     ///         both on the fastest path, where only permissionless calls drive it (expire, finalize, timeout,
     ///         drawCommittee, resolve, dropSuperseded, each as soon as it can succeed), and on the slowest, where each
-    ///         party makes every move at the last second of its clock and no arbiter votes, so every dispute runs its
-    ///         full course and ends without a decision. Either way it is final no later than
+    ///         party makes every move at the last second of its clock, the committee is drawn at the last second
+    ///         before its wait would void the job, and no arbiter votes, so every dispute runs its full course and
+    ///         ends without a decision. Either way it is final no later than
     ///           Matched:   max(now, deadline)
     ///           Committed: max(now, auditEnd)
     ///           Disputed:  E + q·D + max(windowLeft, disputeGrace), with q the disputes queued behind the running
@@ -277,7 +278,8 @@ abstract contract ProtocolInvariantSuite is Fixture {
     }
 
     /// @dev Drives job `jobId` to a final state without new commitments or challenges: by permissionless calls only,
-    ///      or (`slow`) with the parties moving at the last second of their clocks and no votes.
+    ///      or (`slow`) with the parties moving at the last second of their clocks, the committee drawn as late as
+    ///      possible and no votes.
     function _driveJob(bytes32 jobId, bool slow) internal {
         for (uint256 step = 0; step < 256; ++step) {
             IJobMarket.Job memory job = market.getJob(jobId);
@@ -302,9 +304,11 @@ abstract contract ProtocolInvariantSuite is Fixture {
     }
 
     /// @dev The party to move in dispute `id`'s descent moves at the last second of its clock; false when it is not
-    ///      a descent phase or the clock ran out already.
+    ///      a descent phase or the clock ran out already. A committee still to draw waits for the last second before
+    ///      the short-pool wait ends (then the caller draws).
     function _lateMove(uint256 id) internal returns (bool) {
         IDisputeGame.Dispute memory d = game.getDispute(id);
+        if (d.phase == IDisputeGame.Phase.AwaitingCommittee) _warpAtLeast(uint256(d.lastMoveAt) + gp.committeeWait - 1);
         bool choice = d.phase == IDisputeGame.Phase.AwaitingChoice;
         if (!choice && d.phase != IDisputeGame.Phase.AwaitingReveal && d.phase != IDisputeGame.Phase.AwaitingLeaf) {
             return false;
