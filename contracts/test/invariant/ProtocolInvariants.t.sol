@@ -308,7 +308,9 @@ abstract contract ProtocolInvariantSuite is Fixture {
     ///      the short-pool wait ends (then the caller draws).
     function _lateMove(uint256 id) internal returns (bool) {
         IDisputeGame.Dispute memory d = game.getDispute(id);
-        if (d.phase == IDisputeGame.Phase.AwaitingCommittee) _warpAtLeast(uint256(d.lastMoveAt) + gp.committeeWait - 1);
+        if (d.phase == IDisputeGame.Phase.AwaitingCommittee) {
+            _warpAtLeast(uint256(d.lastMoveAt) + gp.committeeWait - 1);
+        }
         bool choice = d.phase == IDisputeGame.Phase.AwaitingChoice;
         if (!choice && d.phase != IDisputeGame.Phase.AwaitingReveal && d.phase != IDisputeGame.Phase.AwaitingLeaf) {
             return false;
@@ -423,5 +425,112 @@ abstract contract ProtocolInvariantSuite is Fixture {
 contract ProtocolInvariantTest is ProtocolInvariantSuite {
     function _newHandler(address solver2) internal override returns (ProtocolHandler) {
         return new ProtocolHandler(token, stakes, market, game, submitter, solver, solver2, challenger, verifiers);
+    }
+
+    /// @notice Conservation with every actor active in one run: one scripted sequence of handler actions in which
+    ///         both solvers work, honestly and lying, one stalls; the submitter stakes and withdraws; challengers open
+    ///         running and queued disputes, win, lose and get dropped; arbiters vote the replay or UNAVAILABLE or do not
+    ///         reveal, and the wrong one and the silent one are slashed; verifiers attest; jobs are finalized, slashed and expired. Every action of the
+    ///         handler fires, and (a) and (c) hold after each phase of it. (A fuzz run of bounded depth rarely reaches
+    ///         all of them at once, so this is the run that does.)
+    function test_conservationWithEveryActorActive() public {
+        handler.deposit(0, 10 ether); // the submitter stakes
+        handler.setVerifier((uint256(1) << 128) + 1);
+        handler.requestWithdrawal(0, 5 ether);
+        for (uint256 j = 0; j < 5; ++j) {
+            handler.matchJob(4, PRICE, j); // 8 leaves, solvers alternate
+        }
+        handler.commit(0, 0, 0); // job 0: honest, audited and attested
+        handler.commit(1, 3, 1); // job 1: lies from leaf 3 on
+        handler.commit(2, 0, 0); // job 2: honest, wins its dispute
+        handler.commit(3, 0, 0); // job 3: honest, but its solver stalls in the dispute
+        handler.drawAudit(0, keccak256("audit"));
+        handler.attest(0, 0);
+        handler.openDispute(1, 0, 0); // dispute 1 on job 1
+        handler.openDispute(1, 1, 0); // dispute 2 queued behind it
+        handler.openDispute(2, 0, 0); // dispute 3 on job 2
+        handler.openDispute(3, 0, 0); // dispute 4 on job 3
+        assertEq(uint8(game.getDispute(2).phase), uint8(IDisputeGame.Phase.Queued), "queued");
+        _assertConservation(true);
+
+        _descend(1);
+        _descend(3);
+        _seat(1);
+        _seat(3);
+        address silent = game.committee(1)[0];
+        address wrong = game.committee(3)[0];
+        uint256 wrongBefore = _bonded(wrong);
+        for (uint256 i = 0; i < gp.committeeSize; ++i) {
+            handler.commitVote(0, i, 0); // the replay, which convicts the lie
+            handler.commitVote(2, i, i == 0 ? 2 : 0); // one UNAVAILABLE against the honest majority
+        }
+        vm.warp(game.getDispute(3).commitDeadline);
+        for (uint256 i = 0; i < gp.committeeSize; ++i) {
+            if (i > 0) handler.revealVote(0, i); // dispute 1's first arbiter never reveals: resolve ends it
+            handler.revealVote(2, i); // the last reveal ends dispute 3
+        }
+        assertEq(uint8(game.getDispute(3).outcome), uint8(IDisputeGame.Outcome.SolverWon), "honest solver won");
+        uint256 lock = game.getDispute(3).arbiterLock;
+        assertEq(_bonded(wrong), wrongBefore - lock * gp.wrongVoteSlashBps / BPS, "wrong vote slashed");
+        uint256 silentBefore = _bonded(silent);
+        handler.resolve(0, true);
+        assertEq(_bonded(silent), silentBefore - game.getDispute(1).arbiterLock, "silent arbiter loses its lock");
+        assertEq(uint8(market.getJob(handler.jobIds(1)).state), uint8(IJobMarket.JobState.Slashed), "liar slashed");
+        handler.advanceDispute(1, 0); // drops the queued dispute on the slashed job
+        assertEq(uint8(game.getDispute(2).outcome), uint8(IDisputeGame.Outcome.Superseded), "queued one dropped");
+        _assertConservation(true);
+        _assertLocks();
+
+        handler.timeout(3, true); // job 3's solver never reveals
+        handler.finalize(0, true);
+        handler.finalize(2, true);
+        handler.expire(4, true);
+        vm.warp(block.timestamp + 7 days);
+        handler.withdraw(0);
+        handler.warp(1, 1);
+
+        IJobMarket.JobState[5] memory want = [
+            IJobMarket.JobState.Finalized,
+            IJobMarket.JobState.Slashed,
+            IJobMarket.JobState.Finalized,
+            IJobMarket.JobState.Slashed,
+            IJobMarket.JobState.Expired
+        ];
+        for (uint256 j = 0; j < 5; ++j) {
+            assertEq(uint8(market.getJob(handler.jobIds(j)).state), uint8(want[j]), "job outcome");
+        }
+        for (uint256 i = 0; i < handler.actionCount(); ++i) {
+            string memory name = handler.actionName(i);
+            assertGt(handler.calls(name), 0, name);
+        }
+        assertGt(handler.ghost_burned(), 0, "something was burned");
+        assertGt(handler.ghost_withdrawn(), 0, "something was withdrawn");
+        _assertConservation(true);
+        _assertLocks();
+    }
+
+    function _bonded(address a) internal view returns (uint256) {
+        return stakes.positionOf(a).free + stakes.positionOf(a).locked + stakes.positionOf(a).claimable;
+    }
+
+    /// @dev Plays dispute `id`'s descent at once: the solver reveals its committed tree, the challenger steers to the
+    ///      first wrong leaf (or at random for an honest trajectory), the solver opens the leaf.
+    function _descend(uint256 id) internal {
+        for (uint256 k = 0; k < 16; ++k) {
+            IDisputeGame.Phase phase = game.getDispute(id).phase;
+            if (phase == IDisputeGame.Phase.AwaitingReveal) handler.reveal(id - 1);
+            else if (phase == IDisputeGame.Phase.AwaitingChoice) handler.choose(id - 1, 1);
+            else if (phase == IDisputeGame.Phase.AwaitingLeaf) handler.openLeaf(id - 1);
+            else break;
+        }
+        assertEq(uint8(game.getDispute(id).phase), uint8(IDisputeGame.Phase.AwaitingCommittee), "leaf opened");
+    }
+
+    /// @dev Draws dispute `id`'s committee (a draw short of distinct members re-arms; try the next seed).
+    function _seat(uint256 id) internal {
+        for (uint256 k = 0; k < 8 && game.getDispute(id).phase == IDisputeGame.Phase.AwaitingCommittee; ++k) {
+            handler.drawCommittee(id - 1, keccak256(abi.encode(id, k)));
+        }
+        assertEq(uint8(game.getDispute(id).phase), uint8(IDisputeGame.Phase.Voting), "committee seated");
     }
 }
