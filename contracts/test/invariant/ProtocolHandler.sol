@@ -52,6 +52,8 @@ contract ProtocolHandler is Fixture {
     /// @dev JobFinalized + JobSlashed + JobExpired events per job.
     mapping(bytes32 jobId => uint256) public ghost_settlements;
     mapping(bytes32 jobId => uint256) public ghost_feesPaid;
+    /// @dev Tokens the handler minted to each address (the only way tokens enter an actor's hands from outside).
+    mapping(address who => uint256) public ghost_mintedTo;
     mapping(string action => uint256) public calls;
     string[] internal actionNames;
 
@@ -176,7 +178,10 @@ contract ProtocolHandler is Fixture {
         vm.recordLogs();
         uint256 free = stakes.positionOf(s).free;
         if (free < stake) _depositFor(s, stake - free);
-        if (token.balanceOf(submitter) < price) token.mint(submitter, price);
+        if (token.balanceOf(submitter) < price) {
+            ghost_mintedTo[submitter] += price;
+            token.mint(submitter, price);
+        }
 
         IJobMarket.JobOrder memory o = _order(n * INTERVAL, INTERVAL);
         bytes32 h = market.hashOrder(o);
@@ -237,7 +242,7 @@ contract ProtocolHandler is Fixture {
         (bool found, bytes32 jobId) = _pickJob(jobSeed, _bit(uint8(IJobMarket.JobState.Committed)));
         if (!found) return;
         uint64 auditEnd = market.getJob(jobId).auditEnd;
-        if (warpToEnd && block.timestamp < auditEnd) vm.warp(auditEnd);
+        if (warpToEnd && block.timestamp < auditEnd) _warpTo(auditEnd);
         if (block.timestamp < auditEnd) return;
         vm.recordLogs();
         market.finalize(jobId);
@@ -248,8 +253,9 @@ contract ProtocolHandler is Fixture {
         (bool found, bytes32 jobId) = _pickJob(jobSeed, _bit(uint8(IJobMarket.JobState.Matched)));
         if (!found) return;
         uint64 deadline = market.getJob(jobId).deadline;
-        if (warpToDeadline && block.timestamp < deadline) vm.warp(deadline);
-        if (block.timestamp < deadline) return;
+        if (warpToDeadline && block.timestamp < deadline) _warpTo(deadline);
+        // a live solver may have committed on the way (HonestSolverHandler)
+        if (block.timestamp < deadline || market.getJob(jobId).state != IJobMarket.JobState.Matched) return;
         vm.recordLogs();
         market.expire(jobId);
         _done("expire");
@@ -347,7 +353,7 @@ contract ProtocolHandler is Fixture {
         _done("drawCommittee");
     }
 
-    /// @dev kind 0–1: honest replay of the opened segment; 2: UNAVAILABLE; 3: an arbitrary root.
+    /// @dev A drawn arbiter commits a vote of `kind` (see _voteResult).
     function commitVote(uint256 disputeSeed, uint256 arbiterSeed, uint8 kind) external {
         (bool found, uint256 id) = _pickDispute(disputeSeed, _bit(uint8(IDisputeGame.Phase.Voting)));
         if (!found) return;
@@ -357,7 +363,7 @@ contract ProtocolHandler is Fixture {
         address a = committee[arbiterSeed % committee.length];
         if (game.voteOf(id, a).status != IDisputeGame.VoteStatus.None) return;
         kind %= 4;
-        bytes32 result = kind < 2 ? toyStep(d.preStateRoot) : kind == 2 ? game.UNAVAILABLE() : bytes32(arbiterSeed);
+        bytes32 result = _voteResult(d, kind, arbiterSeed);
         bytes32 salt = keccak256(abi.encode(arbiterSeed, id));
         voteResult[id][a] = result;
         voteSalt[id][a] = salt;
@@ -388,7 +394,7 @@ contract ProtocolHandler is Fixture {
         (bool found, uint256 id) = _pickDispute(disputeSeed, _bit(uint8(IDisputeGame.Phase.Voting)));
         if (!found) return;
         uint48 revealDeadline = game.getDispute(id).revealDeadline;
-        if (warpToEnd && block.timestamp < revealDeadline) vm.warp(revealDeadline);
+        if (warpToEnd && block.timestamp < revealDeadline) _warpTo(revealDeadline);
         if (block.timestamp < revealDeadline) return;
         vm.recordLogs();
         game.resolve(id);
@@ -402,11 +408,15 @@ contract ProtocolHandler is Fixture {
                 | _bit(uint8(IDisputeGame.Phase.AwaitingLeaf))
         );
         if (!found) return;
+        uint256 expiresAt = _moverExpiry(game.getDispute(id));
+        if (warpPastClock && block.timestamp <= expiresAt) _warpTo(expiresAt + 1);
+        // a live solver may have moved on the way (HonestSolverHandler): the clock that runs now decides
         IDisputeGame.Dispute memory d = game.getDispute(id);
-        uint256 clock = d.phase == IDisputeGame.Phase.AwaitingChoice ? d.challengerClock : d.solverClock;
-        uint256 expiresAt = uint256(d.lastMoveAt) + clock;
-        if (warpPastClock && block.timestamp <= expiresAt) vm.warp(expiresAt + 1);
-        if (block.timestamp <= expiresAt) return;
+        if (
+            d.phase != IDisputeGame.Phase.AwaitingReveal && d.phase != IDisputeGame.Phase.AwaitingChoice
+                && d.phase != IDisputeGame.Phase.AwaitingLeaf
+        ) return;
+        if (block.timestamp <= _moverExpiry(d)) return;
         vm.recordLogs();
         game.timeout(id);
         _done("timeout");
@@ -451,7 +461,7 @@ contract ProtocolHandler is Fixture {
     }
 
     function warp(uint256 secs, uint256 blocks) external {
-        vm.warp(block.timestamp + bound(secs, 1, 6 hours));
+        _warpTo(block.timestamp + bound(secs, 1, 6 hours));
         vm.roll(block.number + bound(blocks, 1, 300));
         ++calls["warp"];
     }
@@ -484,7 +494,29 @@ contract ProtocolHandler is Fixture {
 
     // =============================================================== internal
 
+    /// @dev Every warp of an action goes through here, so a handler with live parties can let them move first.
+    function _warpTo(uint256 t) internal virtual {
+        vm.warp(t);
+    }
+
+    /// @dev kind 0–1: honest replay of the opened segment; 2: UNAVAILABLE; 3: an arbitrary root.
+    function _voteResult(IDisputeGame.Dispute memory d, uint8 kind, uint256 arbiterSeed)
+        internal
+        view
+        virtual
+        returns (bytes32)
+    {
+        return kind < 2 ? toyStep(d.preStateRoot) : kind == 2 ? game.UNAVAILABLE() : bytes32(arbiterSeed);
+    }
+
+    /// @dev When the clock of whoever is to move in a descent phase runs out (a timeout is possible after it).
+    function _moverExpiry(IDisputeGame.Dispute memory d) internal pure returns (uint256) {
+        uint256 clock = d.phase == IDisputeGame.Phase.AwaitingChoice ? d.challengerClock : d.solverClock;
+        return uint256(d.lastMoveAt) + clock;
+    }
+
     function _depositFor(address a, uint256 amount) internal {
+        ghost_mintedTo[a] += amount;
         token.mint(a, amount);
         vm.startPrank(a);
         token.approve(address(stakes), type(uint256).max);
@@ -492,7 +524,7 @@ contract ProtocolHandler is Fixture {
         vm.stopPrank();
     }
 
-    function _commitJob(bytes32 jobId, uint256 lie, uint8 mode) internal {
+    function _commitJob(bytes32 jobId, uint256 lie, uint8 mode) internal virtual {
         IJobMarket.Job memory job = market.getJob(jobId);
         uint256 n = job.numLeaves;
         lie = bound(lie, 0, n - 1);

@@ -9,26 +9,25 @@ import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
 
-/// @notice Protocol-wide invariants under random sequences of ProtocolHandler actions (handler pattern): tokens are
-///         conserved, no job is both paid and refunded, every lock is accounted for under a known key, and every
-///         dispute can still be driven to a resolution from wherever it stands.
-/// @dev Every handler action checks its preconditions before calling, so a revert means a call that should have worked
-///      did not (an escrow that cannot be paid out, children the contract hashes differently, ...): this suite runs
-///      with fail-on-revert, unlike the project default.
-/// forge-config: default.invariant.fail-on-revert = true
-/// forge-config: ci.invariant.fail-on-revert = true
-contract ProtocolInvariantTest is Fixture {
+/// @notice Protocol-wide invariants under random sequences of handler actions (handler pattern): tokens are conserved,
+///         no job is both paid and refunded, every lock is accounted for under a known key, every dispute can still be
+///         driven to a resolution from wherever it stands, and every job to a final state within a bound. The suites
+///         below run them with different handlers (who may do what).
+abstract contract ProtocolInvariantSuite is Fixture {
     uint256 internal constant BPS = 10_000;
     address internal constant BURN = 0x000000000000000000000000000000000000dEaD;
 
     ProtocolHandler internal handler;
+
+    /// @dev Deploys the suite's handler over the fixture's protocol (solver2 is staked already).
+    function _newHandler(address solver2) internal virtual returns (ProtocolHandler);
 
     function setUp() public override {
         super.setUp();
         address solver2 = vm.addr(0xB0B2);
         vm.label(solver2, "solver2");
         _stake(solver2, 1_000 ether, false);
-        handler = new ProtocolHandler(token, stakes, market, game, submitter, solver, solver2, challenger, verifiers);
+        handler = _newHandler(solver2);
         token.transferOwnership(address(handler));
 
         // Actions that move jobs and disputes forward are listed more than once: the fuzzer picks selectors
@@ -153,6 +152,43 @@ contract ProtocolInvariantTest is Fixture {
         }
     }
 
+    /// @notice (e) No job stays undecided past a bound. From any reachable state, with no new commitment or challenge,
+    ///         every job reaches a final state (Finalized, Slashed, Expired, Voided, its queued disputes all Resolved)
+    ///         both on the fastest path, where only permissionless calls drive it (expire, finalize, timeout,
+    ///         drawCommittee, resolve, dropSuperseded, each as soon as it can succeed), and on the slowest, where each
+    ///         party makes every move at the last second of its clock, the committee is drawn at the last second
+    ///         before its wait would void the job, and no arbiter votes, so every dispute runs its full course and
+    ///         ends without a decision. Either way it is final no later than
+    ///           Matched:   max(now, deadline)
+    ///           Committed: max(now, auditEnd)
+    ///           Disputed:  E + q·D + max(windowLeft, disputeGrace), with q the disputes queued behind the running
+    ///                      one, W = committeeWait + commitPeriod + revealPeriod, D = 2·clockBudget + W (one whole
+    ///                      dispute), and E when the running dispute ends:
+    ///                        descent:             max(now, lastMoveAt + solverClock + challengerClock + W)
+    ///                        awaiting committee:  max(now, lastMoveAt + committeeWait) + commitPeriod + revealPeriod
+    ///                        voting:              max(now, revealDeadline)
+    function invariant_everyJobEndsWithinBound() public {
+        uint256 n = handler.jobCount();
+        for (uint256 j = 0; j < n; ++j) {
+            bytes32 jobId = handler.jobIds(j);
+            if (_isFinal(market.getJob(jobId).state)) continue;
+            uint256 bound = _endBound(jobId);
+            // the paths differ only in disputes
+            uint256 paths = market.getJob(jobId).state == IJobMarket.JobState.Disputed ? 2 : 1;
+            for (uint256 slow = 0; slow < paths; ++slow) {
+                uint256 snap = vm.snapshotState();
+                _driveJob(jobId, slow == 1);
+                assertTrue(_isFinal(market.getJob(jobId).state), "job final");
+                assertLe(block.timestamp, bound, "job final within its bound");
+                for (uint256 id = 1; id <= game.disputeCount(); ++id) {
+                    if (game.getDispute(id).jobId != jobId) continue;
+                    assertEq(uint8(game.getDispute(id).phase), uint8(IDisputeGame.Phase.Resolved), "disputes resolved");
+                }
+                vm.revertToState(snap);
+            }
+        }
+    }
+
     /// @notice Shows how often each action did something in the run (forge test -vv), to keep an eye on coverage.
     function afterInvariant() external view {
         string memory line = "";
@@ -210,6 +246,82 @@ contract ProtocolInvariantTest is Fixture {
                 game.resolve(id);
             }
         }
+    }
+
+    /// @dev The bound of invariant_everyJobEndsWithinBound for a job that is not final.
+    function _endBound(bytes32 jobId) internal view returns (uint256) {
+        IJobMarket.Job memory job = market.getJob(jobId);
+        if (job.state == IJobMarket.JobState.Matched) return _atLeastNow(job.deadline);
+        if (job.state == IJobMarket.JobState.Committed) return _atLeastNow(job.auditEnd);
+        uint256 votes = uint256(gp.commitPeriod) + gp.revealPeriod;
+        uint256 wait = gp.committeeWait + votes;
+        IDisputeGame.Dispute memory d = game.getDispute(game.activeDisputeOf(jobId));
+        uint256 end;
+        if (d.phase == IDisputeGame.Phase.Voting) {
+            end = _atLeastNow(d.revealDeadline);
+        } else if (d.phase == IDisputeGame.Phase.AwaitingCommittee) {
+            end = _atLeastNow(uint256(d.lastMoveAt) + gp.committeeWait) + votes;
+        } else {
+            end = _atLeastNow(uint256(d.lastMoveAt) + d.solverClock + d.challengerClock + wait);
+        }
+        uint256 window = job.windowLeft > mp.disputeGrace ? job.windowLeft : mp.disputeGrace;
+        return end + game.queuedDisputes(jobId).length * (2 * uint256(gp.clockBudget) + wait) + window;
+    }
+
+    function _atLeastNow(uint256 t) internal view returns (uint256) {
+        return t > block.timestamp ? t : block.timestamp;
+    }
+
+    function _isFinal(IJobMarket.JobState s) internal pure returns (bool) {
+        return s == IJobMarket.JobState.Finalized || s == IJobMarket.JobState.Slashed
+            || s == IJobMarket.JobState.Expired || s == IJobMarket.JobState.Voided;
+    }
+
+    /// @dev Drives job `jobId` to a final state without new commitments or challenges: by permissionless calls only,
+    ///      or (`slow`) with the parties moving at the last second of their clocks, the committee drawn as late as
+    ///      possible and no votes.
+    function _driveJob(bytes32 jobId, bool slow) internal {
+        for (uint256 step = 0; step < 256; ++step) {
+            IJobMarket.Job memory job = market.getJob(jobId);
+            if (job.state == IJobMarket.JobState.Matched) {
+                _warpAtLeast(job.deadline);
+                market.expire(jobId);
+            } else if (job.state == IJobMarket.JobState.Committed) {
+                _warpAtLeast(job.auditEnd);
+                market.finalize(jobId);
+            } else if (job.state == IJobMarket.JobState.Disputed) {
+                uint256 id = game.activeDisputeOf(jobId);
+                if (!slow || !_lateMove(id)) _driveStep(id, step);
+            } else {
+                uint256[] memory queued = game.queuedDisputes(jobId);
+                // the list keeps entries dropped before (Resolved, Superseded): only the Queued ones remain to drop
+                for (uint256 i = 0; i < queued.length; ++i) {
+                    if (game.getDispute(queued[i]).phase == IDisputeGame.Phase.Queued) game.dropSuperseded(queued[i]);
+                }
+                return;
+            }
+        }
+    }
+
+    /// @dev The party to move in dispute `id`'s descent moves at the last second of its clock; false when it is not
+    ///      a descent phase or the clock ran out already. A committee still to draw waits for the last second before
+    ///      the short-pool wait ends (then the caller draws).
+    function _lateMove(uint256 id) internal returns (bool) {
+        IDisputeGame.Dispute memory d = game.getDispute(id);
+        if (d.phase == IDisputeGame.Phase.AwaitingCommittee) {
+            _warpAtLeast(uint256(d.lastMoveAt) + gp.committeeWait - 1);
+        }
+        bool choice = d.phase == IDisputeGame.Phase.AwaitingChoice;
+        if (!choice && d.phase != IDisputeGame.Phase.AwaitingReveal && d.phase != IDisputeGame.Phase.AwaitingLeaf) {
+            return false;
+        }
+        uint256 expiresAt = uint256(d.lastMoveAt) + (choice ? d.challengerClock : d.solverClock);
+        if (block.timestamp > expiresAt) return false;
+        vm.warp(expiresAt);
+        if (choice) handler.choose(id - 1, uint256(keccak256(abi.encode(id, d.lo, d.hi))));
+        else if (d.phase == IDisputeGame.Phase.AwaitingReveal) handler.reveal(id - 1);
+        else handler.openLeaf(id - 1);
+        return true;
     }
 
     function _warpAtLeast(uint256 t) internal {
@@ -300,5 +412,125 @@ contract ProtocolInvariantTest is Fixture {
                 );
             }
         }
+    }
+}
+
+/// @notice The protocol invariants with every actor hostile at will: solvers lie (from or at a random leaf) and stall,
+///         challengers steer at random and time out, arbiters vote the replay, UNAVAILABLE or anything.
+/// @dev Every handler action checks its preconditions before calling, so a revert means a call that should have worked
+///      did not (an escrow that cannot be paid out, children the contract hashes differently, ...): this suite runs
+///      with fail-on-revert, unlike the project default.
+/// forge-config: default.invariant.fail-on-revert = true
+/// forge-config: ci.invariant.fail-on-revert = true
+contract ProtocolInvariantTest is ProtocolInvariantSuite {
+    function _newHandler(address solver2) internal override returns (ProtocolHandler) {
+        return new ProtocolHandler(token, stakes, market, game, submitter, solver, solver2, challenger, verifiers);
+    }
+
+    /// @notice Conservation with every actor active in one run: one scripted sequence of handler actions in which
+    ///         both solvers work, honestly and lying, one stalls; the submitter stakes and withdraws; challengers open
+    ///         running and queued disputes, win, lose and get dropped; arbiters vote the replay or UNAVAILABLE or do not
+    ///         reveal, and the wrong one and the silent one are slashed; verifiers attest; jobs are finalized, slashed and expired. Every action of the
+    ///         handler fires, and (a) and (c) hold after each phase of it. (A fuzz run of bounded depth rarely reaches
+    ///         all of them at once, so this is the run that does.)
+    function test_conservationWithEveryActorActive() public {
+        handler.deposit(0, 10 ether); // the submitter stakes
+        handler.setVerifier((uint256(1) << 128) + 1);
+        handler.requestWithdrawal(0, 5 ether);
+        for (uint256 j = 0; j < 5; ++j) {
+            handler.matchJob(4, PRICE, j); // 8 leaves, solvers alternate
+        }
+        handler.commit(0, 0, 0); // job 0: honest, audited and attested
+        handler.commit(1, 3, 1); // job 1: lies from leaf 3 on
+        handler.commit(2, 0, 0); // job 2: honest, wins its dispute
+        handler.commit(3, 0, 0); // job 3: honest, but its solver stalls in the dispute
+        handler.drawAudit(0, keccak256("audit"));
+        handler.attest(0, 0);
+        handler.openDispute(1, 0, 0); // dispute 1 on job 1
+        handler.openDispute(1, 1, 0); // dispute 2 queued behind it
+        handler.openDispute(2, 0, 0); // dispute 3 on job 2
+        handler.openDispute(3, 0, 0); // dispute 4 on job 3
+        assertEq(uint8(game.getDispute(2).phase), uint8(IDisputeGame.Phase.Queued), "queued");
+        _assertConservation(true);
+
+        _descend(1);
+        _descend(3);
+        _seat(1);
+        _seat(3);
+        address silent = game.committee(1)[0];
+        address wrong = game.committee(3)[0];
+        uint256 wrongBefore = _bonded(wrong);
+        for (uint256 i = 0; i < gp.committeeSize; ++i) {
+            handler.commitVote(0, i, 0); // the replay, which convicts the lie
+            handler.commitVote(2, i, i == 0 ? 2 : 0); // one UNAVAILABLE against the honest majority
+        }
+        vm.warp(game.getDispute(3).commitDeadline);
+        for (uint256 i = 0; i < gp.committeeSize; ++i) {
+            if (i > 0) handler.revealVote(0, i); // dispute 1's first arbiter never reveals: resolve ends it
+            handler.revealVote(2, i); // the last reveal ends dispute 3
+        }
+        assertEq(uint8(game.getDispute(3).outcome), uint8(IDisputeGame.Outcome.SolverWon), "honest solver won");
+        uint256 lock = game.getDispute(3).arbiterLock;
+        assertEq(_bonded(wrong), wrongBefore - lock * gp.wrongVoteSlashBps / BPS, "wrong vote slashed");
+        uint256 silentBefore = _bonded(silent);
+        handler.resolve(0, true);
+        assertEq(_bonded(silent), silentBefore - game.getDispute(1).arbiterLock, "silent arbiter loses its lock");
+        assertEq(uint8(market.getJob(handler.jobIds(1)).state), uint8(IJobMarket.JobState.Slashed), "liar slashed");
+        handler.advanceDispute(1, 0); // drops the queued dispute on the slashed job
+        assertEq(uint8(game.getDispute(2).outcome), uint8(IDisputeGame.Outcome.Superseded), "queued one dropped");
+        _assertConservation(true);
+        _assertLocks();
+
+        handler.timeout(3, true); // job 3's solver never reveals
+        handler.finalize(0, true);
+        handler.finalize(2, true);
+        handler.expire(4, true);
+        vm.warp(block.timestamp + 7 days);
+        handler.withdraw(0);
+        handler.warp(1, 1);
+
+        IJobMarket.JobState[5] memory want = [
+            IJobMarket.JobState.Finalized,
+            IJobMarket.JobState.Slashed,
+            IJobMarket.JobState.Finalized,
+            IJobMarket.JobState.Slashed,
+            IJobMarket.JobState.Expired
+        ];
+        for (uint256 j = 0; j < 5; ++j) {
+            assertEq(uint8(market.getJob(handler.jobIds(j)).state), uint8(want[j]), "job outcome");
+        }
+        for (uint256 i = 0; i < handler.actionCount(); ++i) {
+            string memory name = handler.actionName(i);
+            assertGt(handler.calls(name), 0, name);
+        }
+        assertGt(handler.ghost_burned(), 0, "something was burned");
+        assertGt(handler.ghost_withdrawn(), 0, "something was withdrawn");
+        _assertConservation(true);
+        _assertLocks();
+    }
+
+    function _bonded(address a) internal view returns (uint256) {
+        return stakes.positionOf(a).free + stakes.positionOf(a).locked + stakes.positionOf(a).claimable;
+    }
+
+    /// @dev Plays dispute `id`'s descent at once: the solver reveals its committed tree, the challenger steers to the
+    ///      first wrong leaf (or at random for an honest trajectory), the solver opens the leaf.
+    function _descend(uint256 id) internal {
+        for (uint256 k = 0; k < 16; ++k) {
+            IDisputeGame.Phase phase = game.getDispute(id).phase;
+            if (phase == IDisputeGame.Phase.AwaitingReveal) handler.reveal(id - 1);
+            else if (phase == IDisputeGame.Phase.AwaitingChoice) handler.choose(id - 1, 1);
+            else if (phase == IDisputeGame.Phase.AwaitingLeaf) handler.openLeaf(id - 1);
+            else break;
+        }
+        assertEq(uint8(game.getDispute(id).phase), uint8(IDisputeGame.Phase.AwaitingCommittee), "leaf opened");
+    }
+
+    /// @dev Draws dispute `id`'s committee (a draw short of distinct members re-arms; try the next seed).
+    function _seat(uint256 id) internal {
+        for (uint256 k = 0; k < 8 && game.getDispute(id).phase == IDisputeGame.Phase.AwaitingCommittee; ++k) {
+            handler.drawCommittee(id - 1, keccak256(abi.encode(id, k)));
+        }
+        assertEq(uint8(game.getDispute(id).phase), uint8(IDisputeGame.Phase.Voting), "committee seated");
     }
 }
