@@ -14,6 +14,7 @@ which the contract checked against the trajectory.
 
 from __future__ import annotations
 
+from functools import partial
 from typing import Any
 
 from eth_utils import to_checksum_address
@@ -99,9 +100,8 @@ def read_published(client: ChainClient, job_id: bytes, leaf: int, from_block: in
         raise PublicationError(f"the pieces of leaf {leaf} of job 0x{job_id.hex()} do not reach back to byte 0")
     data = bytearray()
     for ev in reversed(chain):
-        tx = client.with_retries(
-            "eth_getTransactionByHash", lambda ev=ev: client.w3.eth.get_transaction(ev["transactionHash"])
-        )
+        tx_hash = ev["transactionHash"]
+        tx = client.with_retries("eth_getTransactionByHash", partial(client.w3.eth.get_transaction, tx_hash))
         data += _publish_data(pub, tx, job_id, leaf)
     got = chunked_root([bytes(data)], threads=False)
     if got != root:

@@ -368,8 +368,13 @@ contract DisputeGame is IDisputeGame {
         uint256[] storage q = queues[jobId];
         uint256 head = queueHead[jobId];
         ids = new uint256[](q.length - head);
-        for (uint256 i = 0; i < ids.length; ++i) {
-            ids[i] = q[head + i];
+        uint256 n = 0;
+        for (uint256 i = head; i < q.length; ++i) {
+            // entries dropped as Superseded after a slash stay in the array, resolved
+            if (disputes[q[i]].phase == Phase.Queued) ids[n++] = q[i];
+        }
+        assembly ("memory-safe") {
+            mstore(ids, n)
         }
     }
 

@@ -343,8 +343,10 @@ contract AttackActorsTest is DisputeActorsBase {
         // The queued sybil dispute can only be dropped (bond back, no reward); the first bond is gone.
         vm.expectRevert(abi.encodeWithSelector(IDisputeGame.WrongPhase.selector, honestId, IDisputeGame.Phase.Resolved));
         game.dropSuperseded(honestId);
+        assertEq(game.queuedDisputes(jobId).length, 1, "the sybil's second dispute waits, superseded");
         game.dropSuperseded(squat2);
         assertEq(uint8(game.getDispute(squat2).outcome), uint8(IDisputeGame.Outcome.Superseded));
+        assertEq(game.queuedDisputes(jobId).length, 0, "a dropped dispute is no longer listed as queued");
         assertEq(stakes.positionOf(address(sybil)).free, 1_000 ether - bond, "the squat cost one bond");
         assertEq(stakes.positionOf(address(sybil)).locked, 0);
     }
