@@ -5,6 +5,8 @@ root; a solver that does not answer loses its stake on its clock."""
 
 from __future__ import annotations
 
+import copy
+import json
 import os
 
 import pytest
@@ -12,6 +14,8 @@ from dispute_scenarios import make_world, new_job
 from web3.logs import DISCARD
 
 from protocol.anvil import increase_time
+from protocol.audit import audit_dispute, read_dispute
+from protocol.audit.record import DisputeRecord
 from protocol.constants import JobState, Outcome, Phase
 from protocol.publication import CHUNK, PublicationError, publish_leaf, read_published
 from protocol.state import chunked_root
@@ -90,6 +94,25 @@ def test_solver_publishes_resuming_after_a_crash_and_everyone_reads_it_back(w3, 
         if e["args"]["account"] == actors.solver.address
     ]
     assert [int(e["args"]["amount"]) for e in credited] == [fee], "the solver earned the fee for its calldata"
+    record = read_dispute(client_for(actors.deployer), dispute_id)
+    verdict = audit_dispute(record)
+    assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
+    assert "published at block" in {c.rule: c.detail for c in verdict.checks}["availability.published"]
+    # the auditor re-checks the publication from chain data: calldata that does not hash to the root, a root
+    # that is not the named leaf, or no publication at all (then the contract's Published is wrong)
+    for doctor, rule in (
+        ("bytes", "availability.published"),
+        ("root", "availability.published"),
+        (None, "outcome.majority"),
+    ):
+        data = copy.deepcopy(record.to_json())
+        if doctor == "bytes":
+            data["publication"]["bytes_root"] = data["publication"]["root"][:-1] + "0"
+        elif doctor == "root":
+            data["publication"]["root"] = "0x" + "11" * 32
+        else:
+            data["publication"] = None
+        assert audit_dispute(DisputeRecord.from_json(data)).first_violation.rule == rule, doctor
 
 
 def test_a_solver_that_does_not_publish_is_slashed_on_its_clock(w3, deployment, contracts, actors, world):
@@ -104,6 +127,8 @@ def test_a_solver_that_does_not_publish_is_slashed_on_its_clock(w3, deployment, 
     d = contracts.game.functions.getDispute(dispute_id).call()
     assert d.outcome == Outcome.CHALLENGER_WON
     assert contracts.market.functions.getJob(job_id).call().state == JobState.SLASHED
+    verdict = audit_dispute(read_dispute(client_for(actors.deployer), dispute_id))
+    assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
 
 
 def test_reader_refuses_calldata_that_is_not_the_published_leaf(w3, deployment, contracts, actors, world):

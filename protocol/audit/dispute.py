@@ -37,7 +37,7 @@ from protocol.audit.verdict import RuleSet, Verdict, Violation, require
 from protocol.constants import BPS, Outcome, api_name
 
 SOLVER_WON, CHALLENGER_WON, NO_DECISION = Outcome.SOLVER_WON, Outcome.CHALLENGER_WON, Outcome.NO_DECISION
-SUPERSEDED, NO_COMMITTEE = Outcome.SUPERSEDED, Outcome.NO_COMMITTEE
+SUPERSEDED, NO_COMMITTEE, PUBLISHED = Outcome.SUPERSEDED, Outcome.NO_COMMITTEE, Outcome.PUBLISHED
 
 
 def _outcome_name(value: int) -> str:
@@ -184,6 +184,12 @@ class DisputeAudit:
         return out
 
     @cached_property
+    def availability_leaf(self) -> int | None:
+        """The leaf an availability challenge names; None for a descent."""
+        found = self.events("AvailabilityRequested")
+        return int(found[0][1]["leaf"]) if found else None
+
+    @cached_property
     def leaf(self) -> Move | None:
         found = [m for m in self.moves if m.kind == "openLeaf"]
         return found[0] if found else None
@@ -231,6 +237,9 @@ class DisputeAudit:
 
     def descent(self) -> dict[str, Any]:
         """Replays the descent from the events: node, [lo, hi), siblings (top-down), phase to move next."""
+        if self.availability_leaf is not None:  # no descent: the solver owes the named leaf's bytes
+            i = self.availability_leaf
+            return {"node": self.root, "lo": i, "hi": i + 1, "siblings": [], "phase": "data"}
         node, lo, hi = self.root, 0, self.n
         phase = "leaf" if self.n == 1 else "reveal"
         siblings: list[bytes] = []
@@ -295,7 +304,13 @@ class DisputeAudit:
             s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), int(self.opened[1]["bond"])))
             return s
         # outcome
-        if end_tx.events_named("VoteRevealed") or end_tx.function in ("resolve", "revealVote"):
+        pub = self.rec.publication
+        if self.availability_leaf is not None:
+            if pub is not None and (pub["block"], pub["timestamp"]) <= (end_tx.block, end_tx.timestamp):
+                outcome, reason = PUBLISHED, f"leaf {self.availability_leaf} published at block {pub['block']}"
+            else:
+                outcome, reason = CHALLENGER_WON, f"the solver did not publish leaf {self.availability_leaf} in time"
+        elif end_tx.events_named("VoteRevealed") or end_tx.function in ("resolve", "revealVote"):
             post = self.leaf.event["postStateRoot"] if self.leaf else None
             for_solver = sum(1 for _, r in self.reveals if r["result"] == post)
             against = len(self.reveals) - for_solver
@@ -358,8 +373,12 @@ class DisputeAudit:
                 slash(a, a_key, penalty, list(majority), [each] * len(majority))
             else:
                 s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake))
+        fee = bond * int(self.game["availabilityFeeBps"]) // BPS
         if outcome == SOLVER_WON:
             slash(challenger, bond_key, bond, *split(bond, solver))
+        elif outcome == PUBLISHED and fee:  # the challenger pays the solver's calldata, the rest is unlocked
+            s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), bond - fee))
+            slash(challenger, bond_key, fee, [solver], [fee])
         else:
             s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), bond))
         if outcome == NO_COMMITTEE:
@@ -752,6 +771,30 @@ def _vote_deadlines(a: DisputeAudit) -> str:
     return f"reveal period [{commit_deadline}, {reveal_deadline})"
 
 
+@rules.rule(
+    "availability.published",
+    "an availability challenge ends Published only if the named leaf's bytes are on chain: the published root is "
+    "that leaf of the committed trajectory (inclusion proof from the calldata) and the calldata hashes to it",
+)
+def _published(a: DisputeAudit) -> str:
+    if a.availability_leaf is None:
+        return "not an availability challenge"
+    pub, i = a.rec.publication, a.availability_leaf
+    if pub is None:
+        return f"leaf {i} not published"
+    root = from_hex(pub["root"])
+    proof = [from_hex(p) for p in pub["proof"]]
+    require(
+        merkle.verify_inclusion(a.root, merkle.leaf_hash(root), i, a.n, proof),
+        f"the published root {short(pub['root'])} is not leaf {i} of the committed trajectory",
+    )
+    require(
+        pub.get("bytes_root") == pub["root"],
+        f"the publishing calldata does not hash to the published root: {pub.get('bytes_error', pub.get('bytes_root'))}",
+    )
+    return f"leaf {i} ({short(pub['root'])}) published at block {pub['block']} by {short(pub['publisher'])}"
+
+
 @rules.rule("clock.timeout", "a timeout only after the party to move spent its whole clock")
 def _timeout(a: DisputeAudit) -> str:
     if a.resolved is None:
@@ -760,7 +803,9 @@ def _timeout(a: DisputeAudit) -> str:
     if tx.function != "timeout":
         return f"ended by {tx.function}, not by a timeout"
     d, c = a.descent(), a.clocks()
-    require(d["phase"] in ("reveal", "leaf", "choose"), f"timeout in phase {d['phase']}, where no clock runs")
+    if d["phase"] == "data" and a.expected_settlement().outcome == PUBLISHED:
+        return "a timeout that found the leaf published: it ends Published, no clock needed"
+    require(d["phase"] in ("reveal", "leaf", "choose", "data"), f"timeout in phase {d['phase']}, where no clock runs")
     who = "challenger" if d["phase"] == "choose" else "solver"
     expires = c["last"] + c["clock"][who]
     require(

@@ -28,7 +28,9 @@ from protocol.chain import ChainClient
 from protocol.constants import BPS
 from protocol.errors import VeritrainError
 from protocol.events import EventDecoder
+from protocol.publication import PublicationError, read_published
 from protocol.sampling import draw_weights_block
+from protocol.state import chunked_root
 
 DISPUTE_FORMAT = "veritrain.audit.dispute/1"
 JOB_FORMAT = "veritrain.audit.job/1"
@@ -187,6 +189,10 @@ class DisputeRecord:
     committee_draw: Draw | None = None
     unavailable: str = to_hex(UNAVAILABLE)
     format: str = DISPUTE_FORMAT
+    #: For an availability challenge whose leaf is on the StatePublisher: the StatePublished event (block,
+    #: timestamp, root), the inclusion proof from the publishing calldata, and the state root of the bytes rebuilt
+    #: from all the publishing calldata (``bytes_root``; ``bytes_error`` when they could not be read back).
+    publication: dict[str, Any] | None = None
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -426,6 +432,38 @@ def dispute_bond_for(game: dict[str, Any], job_stake: int, price: int) -> int:
     return max(int(game["disputeBond"]), (job_stake + price) * int(game["disputeBondBps"]) // BPS)
 
 
+def read_publication(client: ChainClient, job_id: bytes, leaf: int, start_block: int) -> dict[str, Any] | None:
+    """What the chain holds of leaf ``leaf``'s publication (see ``DisputeRecord.publication``), None if none."""
+    pub = client.state_publisher
+    done = client.with_retries(
+        "eth_getLogs StatePublished",
+        lambda: pub.events.StatePublished().get_logs(
+            argument_filters={"jobId": job_id, "leaf": leaf}, from_block=start_block
+        ),
+    )
+    if not done:
+        return None
+    ev = done[0]
+    tx = client.with_retries("eth_getTransactionByHash", lambda: client.w3.eth.get_transaction(ev["transactionHash"]))
+    _, args = pub.decode_function_input(tx["input"])
+    block = client.with_retries("eth_getBlockByNumber", lambda: client.w3.eth.get_block(ev["blockNumber"]))
+    out: dict[str, Any] = {
+        "leaf": leaf,
+        "block": int(ev["blockNumber"]),
+        "timestamp": int(block["timestamp"]),
+        "publisher": to_checksum_address(ev["args"]["publisher"]),
+        "root": to_hex(bytes(ev["args"]["root"])),
+        "tx": to_hex(bytes(ev["transactionHash"])),
+        "proof": [to_hex(bytes(p)) for p in args["proof"]],
+    }
+    try:
+        data = read_published(client, job_id, leaf, start_block)
+        out["bytes_root"] = to_hex(chunked_root([data or b""], threads=False))
+    except PublicationError as exc:
+        out["bytes_root"], out["bytes_error"] = None, str(exc)
+    return out
+
+
 def read_dispute(client: ChainClient, dispute_id: int) -> DisputeRecord:
     """Builds the record of dispute ``dispute_id`` from the chain."""
     r = ChainReader(client)
@@ -462,6 +500,8 @@ def read_dispute(client: ChainClient, dispute_id: int) -> DisputeRecord:
             lock,
         )
     unavailable = to_hex(bytes(client.call(client.dispute_game.functions.UNAVAILABLE())))
+    asked = [e for t in txs for e in t.events_named("AvailabilityRequested", "DisputeGame")]
+    publication = read_publication(client, job_id, int(asked[0].args["leaf"]), r.start_block) if asked else None
     return DisputeRecord(
         chain_id=client.deployment.chain_id,
         contracts=r.contracts(),
@@ -473,6 +513,7 @@ def read_dispute(client: ChainClient, dispute_id: int) -> DisputeRecord:
         blocks=blocks,
         committee_draw=draw,
         unavailable=unavailable,
+        publication=publication,
     )
 
 
