@@ -207,7 +207,7 @@ contract AttackActorsTest is DisputeActorsBase {
     ///         by drawing with the weights as they stand after its deposit); the contract draws by the weights before
     ///         the seed was fixed, so the committee is exactly the one drawn without the briber, and it sits nowhere.
     function test_attack2_stakeAfterSeed_doesNotMoveTheCommittee() public {
-        (uint256 id,) = _disputeAwaitingCommittee();
+        (uint256 id,) = _disputeAwaitingCommittee(PRICE);
         IDisputeGame.Dispute memory d = game.getDispute(id);
         vm.roll(d.seedBlock + 1);
         bytes32 randao = _randao(d.seedBlock);
@@ -265,10 +265,10 @@ contract AttackActorsTest is DisputeActorsBase {
     }
 
     /// @dev A lying solver's job disputed by the honest challenger down to its wrong leaf, before the committee draw.
-    function _disputeAwaitingCommittee() internal returns (uint256 id, bytes32 jobId) {
+    function _disputeAwaitingCommittee(uint256 price) internal returns (uint256 id, bytes32 jobId) {
         SolverActor liar = new LyingSolver(solver, game, INIT_ROOT, 8, 3, NEVER);
         HonestChallenger honest = new HonestChallenger(challenger, game, INIT_ROOT, liar.trajectory(), NEVER);
-        jobId = _match(8 * INTERVAL, INTERVAL);
+        jobId = _matchAt(8 * INTERVAL, price);
         _commit(jobId, liar.trajectory());
         liar.publish(store);
         _drawAudit(jobId);
@@ -556,19 +556,7 @@ contract AttackActorsTest is DisputeActorsBase {
             vm.prank(verifiers[i]);
             stakes.setVerifier(false);
         }
-        SolverActor liar = new LyingSolver(solver, game, INIT_ROOT, 8, 3, NEVER);
-        HonestChallenger honest = new HonestChallenger(challenger, game, INIT_ROOT, liar.trajectory(), NEVER);
-        jobId = _matchAt(8 * INTERVAL, price);
-        _commit(jobId, liar.trajectory());
-        liar.publish(store);
-        _drawAudit(jobId);
-        id = honest.open(jobId);
-        for (uint256 guard = 0; game.getDispute(id).phase != IDisputeGame.Phase.AwaitingCommittee; ++guard) {
-            require(guard < 16, "descent did not end");
-            vm.warp(block.timestamp + MOVE_TIME);
-            if (game.getDispute(id).phase == IDisputeGame.Phase.AwaitingChoice) assertTrue(honest.move(id));
-            else assertTrue(liar.move(id));
-        }
+        (id, jobId) = _disputeAwaitingCommittee(price);
         IDisputeGame.Dispute memory d = game.getDispute(id);
         vm.roll(d.seedBlock + 1);
         vm.setBlockhash(d.seedBlock, keccak256("attack5"));
