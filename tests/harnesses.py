@@ -11,7 +11,7 @@ from web3 import Web3
 from protocol.artifacts import load_artifact
 from protocol.tx import send
 
-HARNESSES = ("RFC9162Harness", "ChunkedStateRootHarness", "SamplingHarness", "Float32Harness")
+HARNESSES = ("RFC9162Harness", "ChunkedStateRootHarness", "SamplingHarness", "Float32Harness", "PhiloxHarness")
 
 
 def deploy_harness(w3: Web3, account: LocalAccount, name: str) -> Any:
