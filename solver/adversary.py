@@ -36,6 +36,8 @@ The adversaries:
 ``trickle``   lies like ``noise`` and serves every blob and leaf list at a few bytes a second.
 ``hang``      lies like ``noise``; its server accepts every connection and never sends a byte.
 ``bomb``      lies like ``noise``; its server answers every request with an endless body.
+``baitswitch`` lies like ``noise``, withholds every pre-state from everyone, and publishes one on chain only when
+              an availability challenge names it (then the verifier replays it and disputes the lie).
 
 The last three mirror their data honestly, so a verifier that gives up on the solver in time finds it on the
 marketplace mirror; together with ``withhold`` they are what DESIGN §8.5 calls evidence against the solver
@@ -141,6 +143,9 @@ class Adversary:
 
     #: How the solver's checkpoint server answers reads (``None``: honestly; see :mod:`solver.server`).
     serve_mode: str | None = None
+    #: Whether an availability challenge of a withheld checkpoint is answered (its bytes published on chain); a
+    #: withholder that also refuses that loses its stake on its clock.
+    publishes_withheld = False
 
 
 class Honest(Adversary):
@@ -311,6 +316,21 @@ class Bomb(_LyingServer):
     serve_mode = "bomb"
 
 
+class BaitSwitch(Noise):
+    """Lies like ``noise`` and withholds every pre-state checkpoint from everyone (no server, no mirror), but
+    publishes one on chain when an availability challenge names it: it hopes a verifier disputes a segment it
+    could not check, then serves that pre-state to the committee, which finds the segment honest."""
+
+    name = "baitswitch"
+    publishes_withheld = True
+
+    def describe(self) -> str:
+        return f"baitswitch (withholds every pre-state, publishes when challenged; {super().describe()})"
+
+    def withheld(self, job_id: bytes, init_root: bytes, leaves: Sequence[bytes]) -> set[bytes]:
+        return set(leaves[:-1])  # every checkpoint but the final model (C_init is the submitter's)
+
+
 class Stall(Adversary):
     """Honest training and commitment; never answers a dispute."""
 
@@ -369,6 +389,7 @@ ADVERSARIES: dict[str, type[Adversary]] = {
     "trickle": Trickle,
     "hang": Hang,
     "bomb": Bomb,
+    "baitswitch": BaitSwitch,
     "noclip": NoClip,
     "constlr": ConstLR,
     "unfreeze": Unfreeze,

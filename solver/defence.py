@@ -41,7 +41,7 @@ class DisputeDefender:
         client: ChainClient,
         trajectory_for: Callable[[bytes], Trajectory],
         init_root_for: Callable[[bytes], bytes] | None = None,
-        state_bytes_for: Callable[[bytes], bytes] | None = None,
+        state_bytes_for: Callable[[bytes], bytes | None] | None = None,
     ) -> None:
         self.client = client
         self.trajectory_for = trajectory_for
@@ -57,7 +57,7 @@ class DisputeDefender:
 
     def step(self, dispute_id: int) -> str:
         """Makes the one move the solver owes in ``dispute_id`` now, if any. Returns what it did:
-        ``"reveal"``, ``"open-leaf"``, ``"timeout"``, ``"draw-committee"``, ``"resolve"``, or one of
+        ``"reveal"``, ``"open-leaf"``, ``"publish"``, ``"timeout"``, ``"draw-committee"``, ``"resolve"``, or one of
         :data:`IDLE` (``"wait"``, ``"resolved"``, ``"not-party"``)."""
         d = self.dispute(dispute_id)
         phase = Phase(d.phase)
@@ -103,9 +103,10 @@ class DisputeDefender:
             raise ValueError(f"dispute {dispute_id} asks for leaf {int(d.lo)}'s bytes, and this defender has none")
         traj = self._trajectory(d)
         index, n = int(d.lo), int(d.numLeaves)
-        sent = publish_leaf(
-            self.client, bytes(d.jobId), index, self.state_bytes_for(traj.leaf(index)), traj.proof(index, n)
-        )
+        data = self.state_bytes_for(traj.leaf(index))
+        if data is None:
+            return "withhold"  # an adversary's choice: it loses on its clock
+        sent = publish_leaf(self.client, bytes(d.jobId), index, data, traj.proof(index, n))
         log.info(
             "published leaf %d of job 0x%s (%d bytes) for dispute %d", index, bytes(d.jobId).hex(), sent, dispute_id
         )

@@ -119,9 +119,7 @@ class SolverNode:
         self.store = LocalBlobStore(self.data_dir / "blobs")
         self.api = httpx.Client(base_url=cfg.api.rstrip("/"), timeout=15.0)
         self.api_blobs = HttpBlobClient(cfg.api, retries=2)
-        self.defender = DisputeDefender(
-            self.client, self._trajectory_for, self._init_root_for, lambda root: self.store.get(root, "state")
-        )
+        self.defender = DisputeDefender(self.client, self._trajectory_for, self._init_root_for, self._challenged_bytes)
         self.follower = EventFollower(
             self.client, self.data_dir / "events-cursor.json", handler=self, confirmations=cfg.confirmations
         )
@@ -627,6 +625,12 @@ class SolverNode:
     def _is_withheld(self, address: str) -> bool:
         return address.lower() in self._withheld
 
+    def _challenged_bytes(self, root: bytes) -> bytes | None:
+        """A checkpoint's bytes for an availability challenge, or None where the adversary withholds it."""
+        if self._is_withheld("0x" + root.hex()) and not self.adversary.publishes_withheld:
+            return None
+        return self.store.get(root, "state")
+
     # ------------------------------------------------------------------------------------- job duties
 
     def job_duties(self) -> None:
@@ -764,6 +768,11 @@ class SolverNode:
                 continue
             for _ in range(4):  # at most a few moves in a row (a reveal, then maybe a settlement duty)
                 move = self.defender.step(dispute_id)
+                if move == "withhold":
+                    if f"withhold-{dispute_id}" not in self.warned:
+                        self.warned.add(f"withhold-{dispute_id}")
+                        log_event(log, "availability-refused", logging.WARNING, dispute_id=dispute_id, job_id=job_id)
+                    break
                 if move in ("wait", "resolved", "not-party"):
                     break
                 log_event(log, "dispute-move", dispute_id=dispute_id, job_id=job_id, move=move)

@@ -6,7 +6,9 @@ game, the honest jobs running alongside finalize, and no verifier process dies o
 The three lying servers mirror their data honestly: the verifiers give up on them within their fetch budget
 (:mod:`protocol.budget`) and read the marketplace mirror; ``malformed`` is caught from the mirror too, as
 ``invalid`` evidence (its checkpoint hashes to the committed leaf and is no state of the job, so the dispute
-goes to the leaf that committed it). One market run for all four keeps the suite short on two cores.
+goes to the leaf that committed it). ``baitswitch`` withholds every pre-state from everyone and publishes one on
+chain only when an availability challenge names it: the verifiers challenge, read what it publishes, replay, and
+dispute the lie; no honest challenger loses a bond to it. One market run for all keeps the suite short on two cores.
 """
 
 from __future__ import annotations
@@ -23,9 +25,16 @@ from protocol.constants import WEI_PER_TOKEN
 pytestmark = pytest.mark.chain
 
 STEPS, INTERVAL = 24, 4  # N = 6 leaves, every one audited
-SOLVERS = {"solver0": None, "solver1": "malformed", "solver2": "trickle", "solver3": "hang", "solver4": "bomb"}
+SOLVERS = {
+    "solver0": None,
+    "solver1": "malformed",
+    "solver2": "trickle",
+    "solver3": "hang",
+    "solver4": "bomb",
+    "account17": "baitswitch",
+}
 VERIFIERS = {f"verifier{i}": None for i in range(5)}
-JOB_PLAN = ["solver0", "solver1", "solver2", "solver3", "solver4", "solver0"]
+JOB_PLAN = ["solver0", "solver1", "solver2", "solver3", "solver4", "account17", "solver0"]
 #: Peak resident memory a verifier process may reach (torch + numba + the engine are ~0.5 GB of it).
 RSS_BOUND = 1536 << 20
 
@@ -40,7 +49,13 @@ def market(tmp_path_factory):
     home = tmp_path_factory.mktemp("hostile")
     params = full_audit_params(home / "params.json", auditWindow=90)
     run = FullAuditRun(
-        home / "run", params, VERIFIERS, solvers=SOLVERS, steps=STEPS, interval=INTERVAL, price=20 * WEI_PER_TOKEN
+        home / "run",
+        params,
+        VERIFIERS,
+        solvers=SOLVERS,
+        steps=STEPS,
+        interval=INTERVAL,
+        price=20 * WEI_PER_TOKEN,
     )
     with run:
         for i, role in enumerate(JOB_PLAN):
@@ -59,9 +74,12 @@ def market(tmp_path_factory):
 def test_every_hostile_solver_is_slashed_and_honest_jobs_finalize(market):
     report = market["report"]
     by_adversary = {j["adversary"]: j for j in report.jobs if j["adversary"]}
-    assert set(by_adversary) == {"malformed", "trickle", "hang", "bomb"}
+    assert set(by_adversary) == {"malformed", "trickle", "hang", "bomb", "baitswitch"}
     for name, job in by_adversary.items():
         assert job["outcome"] == "slashed" and job["slashed"], (name, job)
+    bait = by_adversary["baitswitch"]["id"]
+    on_bait = [d for d in report.disputes if d["job"] == bait]
+    assert not any(d["outcome"] == "solver_won" for d in on_bait), on_bait  # no challenger lost a bond to it
     honest = [j for j in report.jobs if j["adversary"] is None]
     assert len(honest) == 2 and all(j["outcome"] == "finalized" and j["paid"] for j in honest), honest
     assert not report.problems(), report.problems()

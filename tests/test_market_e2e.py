@@ -33,6 +33,7 @@ from market_world import FullAuditRun
 
 from protocol import merkle
 from protocol.audit.record import dispute_bond_for
+from protocol.constants import Outcome
 from protocol.paths import repo_root
 from veritrain.market import JobState
 
@@ -208,10 +209,14 @@ def test_every_descent_takes_the_leaf_depth_in_rounds(market):
     for entry in report.disputes:
         d = game.functions.getDispute(entry["id"]).call()
         assert d.phase == 6  # every dispute ended
-        if d.hi - d.lo == 1:  # reached a leaf: rounds == that leaf's depth in the RFC 9162 tree
+        if d.availability:  # a challenge to publish a withheld leaf: no descent (the withholder did not publish)
+            assert entry["rounds"] == 0 and d.outcome == CHALLENGER_WON, entry
+        elif d.outcome == Outcome.SUPERSEDED:  # queued behind a dispute that slashed the job: never played
+            assert entry["rounds"] == 0, entry
+        elif d.hi - d.lo == 1:  # reached a leaf: rounds == that leaf's depth in the RFC 9162 tree
             assert entry["rounds"] == merkle.leaf_depth(int(d.lo), N) <= math.ceil(math.log2(N)), entry
-        else:  # ended on a chess clock before the leaf: only the stalling solver does that
-            assert d.solver == stall and d.outcome == CHALLENGER_WON, entry
+        else:  # ended on a chess clock before the leaf: the stalling solver, or a challenger out of its clock
+            assert (d.solver == stall and d.outcome == CHALLENGER_WON) or d.outcome == SOLVER_WON, entry
 
 
 def test_honest_work_never_loses_stake_and_accuse_loses_its_bond(market):

@@ -58,6 +58,15 @@ class Challenger:
         log.info("opened dispute %d on job 0x%s", dispute_id, job_id.hex())
         return dispute_id
 
+    def request_availability(self, job_id: bytes, leaf: int) -> int:
+        """Challenges the solver of ``job_id`` to publish leaf ``leaf`` on chain (the bond locked, as for a
+        dispute) and returns the challenge's dispute id."""
+        receipt = self.client.transact(self.game.functions.requestAvailability(job_id, leaf))
+        (event,) = self.game.events.AvailabilityRequested().process_receipt(receipt, errors=DISCARD)
+        dispute_id = int(event["args"]["disputeId"])
+        log.info("asked for leaf %d of job 0x%s (dispute %d)", leaf, job_id.hex(), dispute_id)
+        return dispute_id
+
     def step(self, dispute_id: int, bad_leaf: int) -> str:
         """Makes the move the challenger owes now, if any. Returns ``"choose-left"``, ``"choose-right"``,
         ``"timeout"``, ``"draw-committee"``, ``"resolve"``, ``"drop-superseded"`` or one of :data:`IDLE`."""

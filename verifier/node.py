@@ -49,9 +49,19 @@ from protocol.events import ChainEvent, EventFollower
 from protocol.game import clock_out, latest_timestamp, settlement_duty
 from protocol.metrics import Registry
 from protocol.node import log_event
+from protocol.publication import read_published
 from protocol.replay import AuditError, Evidence, JobRef, Sources, Unavailable
 from verifier.arbiter import Arbiter, ReplayPending
-from verifier.audit import MISMATCH, AuditResult, Replayer, accuse_leaf, check_sample, check_seed
+from verifier.audit import (
+    MISMATCH,
+    TIMEOUT,
+    UNAVAILABLE,
+    AuditResult,
+    Replayer,
+    accuse_leaf,
+    check_sample,
+    check_seed,
+)
 from verifier.challenge import Challenger
 
 log = logging.getLogger("veritrain.verifier.node")
@@ -88,6 +98,13 @@ CREATE TABLE IF NOT EXISTS jobs (
     attested INTEGER NOT NULL DEFAULT 0,
     disputed INTEGER NOT NULL DEFAULT 0,  -- this node opened a dispute on the job (once per job)
     done INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE IF NOT EXISTS availability (  -- leaves this node challenged a solver to publish
+    job_id TEXT NOT NULL,
+    leaf INTEGER NOT NULL,
+    dispute_id INTEGER NOT NULL,
+    read INTEGER NOT NULL DEFAULT 0,  -- its published bytes were read into the cache and the audit re-run
+    PRIMARY KEY (job_id, leaf)
 );
 CREATE TABLE IF NOT EXISTS disputes (
     dispute_id INTEGER PRIMARY KEY,
@@ -328,7 +345,8 @@ class VerifierNode:
                 "INSERT OR IGNORE INTO disputes (dispute_id, job_id, challenger, block, bad_leaf) VALUES (?,?,?,?,?)",
                 (int(a["disputeId"]), job_hex, a["challenger"], block, bad),
             )
-            if mine:
+            # an availability challenge is no accusation: this node may still dispute the job once it has the data
+            if mine and not self.client.call(self.game.functions.getDispute(int(a["disputeId"]))).availability:
                 self.db.execute("UPDATE jobs SET disputed = 1 WHERE job_id = ?", (job_hex,))
         elif ev.name == "CommitteeDrawn":
             if self.me in [to_checksum_address(x) for x in a["arbiters"]]:
@@ -516,7 +534,76 @@ class VerifierNode:
             return  # one dispute per job by this node; someone else's dispute runs; or too late
         if result.bad_leaf is None:
             return  # nothing but segments this node could not check in time: no evidence, no dispute
+        if self._ask_availability(job_hex, job_id, result):
+            return
         self._open_dispute(job_hex, job_id, result)
+
+    def _leaf_asked_by_anyone(self, job_id: bytes, leaf: int) -> bool:
+        """Whether an availability challenge of ``leaf`` is running or queued on the job (by any challenger)."""
+        ids = [int(self.client.call(self.game.functions.activeDisputeOf(job_id)))]
+        ids += [int(i) for i in self.client.call(self.game.functions.queuedDisputes(job_id))]
+        for i in ids:
+            if i:
+                d = self.client.call(self.game.functions.getDispute(i))
+                if d.availability and int(d.lo) == leaf and Phase(d.phase) != Phase.RESOLVED:
+                    return True
+        return False
+
+    def _ask_availability(self, job_hex: str, job_id: bytes, result: AuditResult) -> bool:
+        """Withheld data counts against the solver, never against this node: when the segment to accuse could not
+        be fetched (its pre-state, leaf ``s - 1``), the solver is first challenged to publish that leaf on chain
+        (``requestAvailability``), one leaf at a time. Once published, the bytes go into the local cache and the
+        audit runs again, so a dispute is staked on a replay, never on a segment this node could not check (a
+        bait-and-switch solver that serves a pre-state only once a dispute opens it gains nothing); unanswered,
+        the challenge slashes the solver. Returns True while that path is taken (nothing else to do now)."""
+        bad = result.bad_leaf
+        if bad is None or bad == 0 or result.segments.get(bad) not in (UNAVAILABLE, TIMEOUT):
+            return False
+        leaf = bad - 1
+        with self._db_lock:
+            asked = self.db.execute(
+                "SELECT read FROM availability WHERE job_id = ? AND leaf = ?", (job_hex, leaf)
+            ).fetchone()
+        if asked is not None and asked["read"]:
+            return False  # its published bytes were at hand and the segment is still unavailable: dispute it
+        if int(self.client.call(self.client.state_publisher.functions.publishedAt(job_id, leaf))):
+            data = read_published(self.client, job_id, leaf)
+            if data is None:
+                return False
+            self.sources.cache.put_state(data)
+            with self._db_lock:
+                self.db.execute(
+                    "INSERT INTO availability (job_id, leaf, dispute_id, read) VALUES (?, ?, 0, 1) "
+                    "ON CONFLICT(job_id, leaf) DO UPDATE SET read = 1",
+                    (job_hex, leaf),
+                )
+            self._update_job(job_hex, audit=None)  # audit again, the pre-state now at hand
+            log_event(log, "availability-read", job=job_hex, leaf=leaf, bytes=len(data))
+            return True
+        if asked is not None or self._leaf_asked_by_anyone(job_id, leaf):
+            return True  # a challenge of that leaf runs or waits: the solver publishes, or loses on its clock
+        bond, free = self.challenger.bond_for(job_id), self.challenger.free_stake()
+        if free < bond:
+            log_event(log, "availability-unfunded", logging.ERROR, job=job_hex, bond=bond, free=free, leaf=leaf)
+            return True
+        try:
+            dispute_id = self.challenger.request_availability(job_id, leaf)
+        except ContractRevert as exc:
+            if exc.name in RACES:
+                return True
+            raise
+        with self._db_lock:
+            self.db.execute(
+                "INSERT INTO disputes (dispute_id, job_id, challenger, block, bad_leaf) VALUES (?,?,?,?,?) "
+                "ON CONFLICT(dispute_id) DO UPDATE SET bad_leaf = excluded.bad_leaf",
+                (dispute_id, job_hex, self.me, self.client.block_number(), bad),
+            )
+            self.db.execute(
+                "INSERT OR IGNORE INTO availability (job_id, leaf, dispute_id) VALUES (?, ?, ?)",
+                (job_hex, leaf, dispute_id),
+            )
+        log_event(log, "availability-requested", job=job_hex, dispute=dispute_id, leaf=leaf)
+        return True
 
     def _audit_result(self, row: sqlite3.Row, job: Any, plan: str) -> AuditResult | None:
         """The persisted audit result, or None while the replay runs (it is started here if needed)."""

@@ -91,7 +91,8 @@ def solver(
         str | None,
         typer.Option(
             "--adversary",
-            help="TEST/DEMO ONLY: cheat as fake, noise, lazy, withhold, stall, noclip, constlr or unfreeze.",
+            help="TEST/DEMO ONLY: cheat as one of solver/adversary.py (fake, noise, lazy, withhold, stall, malformed, "
+            "trickle, hang, bomb, baitswitch, noclip, constlr, unfreeze).",
         ),
     ] = None,
     adversary_param: Annotated[
