@@ -392,7 +392,7 @@ contract AttackActorsTest is DisputeActorsBase {
     ///         (`CommitteeShort`, re-armed) until R members exist; when one more honest verifier joins, the full
     ///         committee outvotes the sybil and the liar is slashed.
     function test_attack6_shortPool_waitsForFullCommittee_liarStillLoses() public {
-        (address sybil,, uint256 id, bytes32 jobId) = _shortPoolDispute();
+        (address sybil, uint256 id, bytes32 jobId) = _shortPoolDispute();
         IDisputeGame.Dispute memory d = game.getDispute(id);
         vm.roll(d.seedBlock + 1);
         vm.setBlockhash(d.seedBlock, keccak256("short"));
@@ -434,7 +434,7 @@ contract AttackActorsTest is DisputeActorsBase {
     ///         Voided. The liar (who may have caused the shortage) is not paid; no one is slashed; the submitter gets
     ///         the price back and the challenger its bond. No reopen loop: the job is final.
     function test_attack6_poolShortUntilWait_voidsJob_liarNotPaid() public {
-        (,, uint256 id, bytes32 jobId) = _shortPoolDispute();
+        (, uint256 id, bytes32 jobId) = _shortPoolDispute();
         IStakeManager.Position memory solverBefore = stakes.positionOf(solver);
         IStakeManager.Position memory challengerBefore = stakes.positionOf(challenger);
         IStakeManager.Position memory submitterBefore = stakes.positionOf(submitter);
@@ -459,26 +459,13 @@ contract AttackActorsTest is DisputeActorsBase {
 
     /// @dev Only verifiers[0] (honest) and verifiers[1] (the liar's sybil) stay in the pool; a lying solver is
     ///      disputed by the honest challenger down to its wrong leaf.
-    function _shortPoolDispute() internal returns (address sybil, SolverActor liar, uint256 id, bytes32 jobId) {
+    function _shortPoolDispute() internal returns (address sybil, uint256 id, bytes32 jobId) {
         sybil = verifiers[1];
         for (uint256 i = 2; i < verifiers.length; ++i) {
             vm.prank(verifiers[i]);
             stakes.setVerifier(false);
         }
-        uint256 n = 8;
-        liar = new LyingSolver(solver, game, INIT_ROOT, n, 3, NEVER);
-        HonestChallenger honest = new HonestChallenger(challenger, game, INIT_ROOT, liar.trajectory(), NEVER);
-        jobId = _match(uint64(n) * INTERVAL, INTERVAL);
-        _commit(jobId, liar.trajectory());
-        liar.publish(store);
-        _drawAudit(jobId);
-        id = honest.open(jobId);
-        for (uint256 guard = 0; game.getDispute(id).phase != IDisputeGame.Phase.AwaitingCommittee; ++guard) {
-            require(guard < 16, "descent did not end");
-            vm.warp(block.timestamp + MOVE_TIME);
-            if (game.getDispute(id).phase == IDisputeGame.Phase.AwaitingChoice) assertTrue(honest.move(id));
-            else assertTrue(liar.move(id));
-        }
+        (id, jobId) = _disputeAwaitingCommittee(PRICE);
     }
 
     // ================================================= 4. last-second acceptance
