@@ -58,33 +58,40 @@ def publish_leaf(
             return sent
 
 
+def published_event(client: ChainClient, job_id: bytes, leaf: int, from_block: int | None = None) -> Any | None:
+    """The ``StatePublished`` event of leaf ``leaf`` of ``job_id`` (there is at most one), or None."""
+    start = client.deployment.start_block if from_block is None else from_block
+    done = client.with_retries(
+        "eth_getLogs StatePublished",
+        lambda: client.state_publisher.events.StatePublished().get_logs(
+            argument_filters={"jobId": job_id, "leaf": leaf}, from_block=start
+        ),
+    )
+    return done[0] if done else None
+
+
 def read_published(client: ChainClient, job_id: bytes, leaf: int, from_block: int | None = None) -> bytes | None:
     """The published state bytes of leaf ``leaf`` of ``job_id``, rebuilt from calldata and checked against the
     published root; None if it is not published."""
     pub = client.state_publisher
     start = client.deployment.start_block if from_block is None else from_block
-    done = client.with_retries(
-        "eth_getLogs StatePublished",
-        lambda: pub.events.StatePublished().get_logs(
-            argument_filters={"jobId": job_id, "leaf": leaf}, from_block=start
-        ),
-    )
-    if not done:
+    event = published_event(client, job_id, leaf, start)
+    if event is None:
         return None
-    publisher = to_checksum_address(done[0]["args"]["publisher"])
-    root = bytes(done[0]["args"]["root"])
+    publisher = to_checksum_address(event["args"]["publisher"])
+    root = bytes(event["args"]["root"])
     pieces = client.with_retries(
         "eth_getLogs StateBytes",
         lambda: pub.events.StateBytes().get_logs(
             argument_filters={"jobId": job_id, "leaf": leaf, "publisher": publisher},
             from_block=start,
-            to_block=int(done[0]["blockNumber"]),
+            to_block=int(event["blockNumber"]),
         ),
     )
     # What the contract's hasher absorbed: walking back from the publishing transaction's piece, each time the
     # latest earlier piece that ends where the chain starts, down to offset 0 (pieces fed before a restart, the
     # only others there can be, are older than every piece of the run that completed).
-    final_tx = bytes(done[0]["transactionHash"])
+    final_tx = bytes(event["transactionHash"])
     ordered = sorted(pieces, key=lambda ev: (int(ev["blockNumber"]), int(ev["logIndex"])))
     finals = [i for i, ev in enumerate(ordered) if bytes(ev["transactionHash"]) == final_tx]
     if not finals:

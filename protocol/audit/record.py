@@ -28,7 +28,7 @@ from protocol.chain import ChainClient
 from protocol.constants import BPS
 from protocol.errors import VeritrainError
 from protocol.events import EventDecoder
-from protocol.publication import PublicationError, read_published
+from protocol.publication import PublicationError, published_event, read_published
 from protocol.sampling import draw_weights_block
 from protocol.state import chunked_root
 
@@ -435,15 +435,9 @@ def dispute_bond_for(game: dict[str, Any], job_stake: int, price: int) -> int:
 def read_publication(client: ChainClient, job_id: bytes, leaf: int, start_block: int) -> dict[str, Any] | None:
     """What the chain holds of leaf ``leaf``'s publication (see ``DisputeRecord.publication``), None if none."""
     pub = client.state_publisher
-    done = client.with_retries(
-        "eth_getLogs StatePublished",
-        lambda: pub.events.StatePublished().get_logs(
-            argument_filters={"jobId": job_id, "leaf": leaf}, from_block=start_block
-        ),
-    )
-    if not done:
+    ev = published_event(client, job_id, leaf, start_block)
+    if ev is None:
         return None
-    ev = done[0]
     tx = client.with_retries("eth_getTransactionByHash", lambda: client.w3.eth.get_transaction(ev["transactionHash"]))
     _, args = pub.decode_function_input(tx["input"])
     block = client.with_retries("eth_getBlockByNumber", lambda: client.w3.eth.get_block(ev["blockNumber"]))
