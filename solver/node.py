@@ -629,6 +629,8 @@ class SolverNode:
         """A checkpoint's bytes for an availability challenge, or None where the adversary withholds it."""
         if self._is_withheld("0x" + root.hex()) and not self.adversary.publishes_withheld:
             return None
+        if not self.store.has(root, "state"):
+            return None  # a made-up leaf (the fake adversary) has no bytes to publish: it loses on its clock
         return self.store.get(root, "state")
 
     # ------------------------------------------------------------------------------------- job duties

@@ -187,8 +187,8 @@ def test_lying_servers_trickle_hang_and_bomb(spec, dataset, tmp_path):
 
 def test_adversary_names():
     assert set(ADVERSARIES) == {
-        "fake", "noise", "lazy", "withhold", "stall", "malformed", "trickle", "hang", "bomb", "noclip", "constlr",
-        "unfreeze",
+        "fake", "noise", "lazy", "withhold", "stall", "malformed", "trickle", "hang", "bomb", "baitswitch", "noclip",
+        "constlr", "unfreeze",
     }  # fmt: skip
     assert make_adversary(None).honest and not make_adversary("lazy").honest
     assert make_adversary("noise", segment=2).target(JOB, N) == 2

@@ -374,6 +374,8 @@ class MarketRun:
                 "job": "0x" + bytes(opened["args"]["jobId"]).hex(),
                 "challenger": self.role_of(opened["args"]["challenger"]),
                 "rounds": rounds,
+                # an availability challenge (publish a named leaf) has no descent
+                "availability": bool(game.functions.getDispute(did).call().availability),
                 "gas": gas,
                 "transactions": len(txs),
             }
