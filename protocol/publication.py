@@ -10,6 +10,9 @@ publisher, offset, length)``, the last one ``StatePublished(jobId, leaf, publish
 mid-publication goes on where it stopped); :func:`read_published` trusts nothing from the RPC node: it
 rebuilds the bytes from the transactions' calldata and checks their state root against the published root,
 which the contract checked against the trajectory.
+
+An answered challenge (outcome ``Published``) holds ``availabilityFeeBps`` of the challenger's bond until the job
+ends; :func:`settle_fees` then pays it to the solver, or back to the challenger if the job ended slashed.
 """
 
 from __future__ import annotations
@@ -18,8 +21,11 @@ from functools import partial
 from typing import Any
 
 from eth_utils import to_checksum_address
+from web3.logs import DISCARD
 
 from protocol.chain import ChainClient
+from protocol.constants import Outcome
+from protocol.errors import ContractRevert
 from protocol.state import chunked_root
 
 CHUNK = 4096
@@ -56,6 +62,32 @@ def publish_leaf(
         offset = end
         if last:
             return sent
+
+
+def settle_fees(client: ChainClient, job_id: bytes) -> list[tuple[int, str, int]]:
+    """Settles the fees still held by the answered availability challenges of ``job_id`` (which has ended), from
+    ``client``'s account (anyone may). Returns (dispute id, recipient, fee) for each fee settled now."""
+    game = client.dispute_game
+    asked = client.with_retries(
+        "eth_getLogs AvailabilityRequested",
+        lambda: game.events.AvailabilityRequested().get_logs(
+            argument_filters={"jobId": job_id}, from_block=client.deployment.start_block
+        ),
+    )
+    done: list[tuple[int, str, int]] = []
+    for ev in asked:
+        dispute_id = int(ev["args"]["disputeId"])
+        if Outcome(client.call(game.functions.getDispute(dispute_id)).outcome) != Outcome.PUBLISHED:
+            continue
+        try:
+            receipt = client.transact(game.functions.settleAvailabilityFee(dispute_id))
+        except ContractRevert as exc:
+            if exc.name == "NoFeeHeld":
+                continue  # settled already (by anyone), or a zero fee
+            raise
+        for settled in game.events.AvailabilityFeeSettled().process_receipt(receipt, errors=DISCARD):
+            done.append((dispute_id, to_checksum_address(settled["args"]["to"]), int(settled["args"]["fee"])))
+    return done
 
 
 def published_event(client: ChainClient, job_id: bytes, leaf: int, from_block: int | None = None) -> Any | None:

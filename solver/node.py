@@ -54,6 +54,7 @@ from protocol.events import ChainEvent, EventFollower
 from protocol.game import latest_timestamp
 from protocol.metrics import Registry
 from protocol.node import HttpService, log_event, parse_listen
+from protocol.publication import settle_fees
 from protocol.repro import KERNEL_SET_VERSION
 from protocol.spec import ExactMode, JobSpec, SpecError, WeightsInit, parse_spec
 from protocol.state import TrainingState, canonical_json, deserialize, state_root
@@ -720,6 +721,12 @@ class SolverNode:
 
     def _ended(self, row, state: int) -> None:
         outcome = {FINALIZED: "finalized", SLASHED: "slashed", EXPIRED: "expired", VOIDED: "voided"}[state]
+        if state in (FINALIZED, VOIDED):  # no lie proven: the fees held by answered availability challenges are ours
+            try:
+                for dispute_id, _, fee in settle_fees(self.client, row.job_bytes):
+                    log_event(log, "availability-fee", job_id=row.job_id, dispute_id=dispute_id, fee_wei=str(fee))
+            except ContractRevert as exc:
+                log_event(log, "availability-fee-not-settled", logging.ERROR, job_id=row.job_id, error=str(exc))
         self.db.update_job(row.job_id, status="done", outcome=outcome)
         level = logging.INFO if state == FINALIZED else logging.ERROR
         log_event(log, "job-ended", level, job_id=row.job_id, outcome=outcome)

@@ -1,7 +1,8 @@
 """Availability challenges on a real chain (issue 15): a staker names a committed leaf it could not fetch; the
 solver's DisputeDefender publishes that checkpoint's bytes on the StatePublisher (resuming after a crash mid-way)
 and confirms, the job reopens and everyone reads the bytes back from calldata, checked against the committed
-root; a solver that does not answer loses its stake on its clock."""
+root; a solver that does not answer loses its stake on its clock. The fee an answered challenge holds is paid
+to the solver once the job finalizes, and back to the challenger when the job ends slashed."""
 
 from __future__ import annotations
 
@@ -17,7 +18,7 @@ from protocol.anvil import increase_time
 from protocol.audit import audit_dispute, read_dispute
 from protocol.audit.record import DisputeRecord
 from protocol.constants import JobState, Outcome, Phase
-from protocol.publication import CHUNK, PublicationError, publish_leaf, read_published
+from protocol.publication import CHUNK, PublicationError, publish_leaf, read_published, settle_fees
 from protocol.state import chunked_root
 from protocol.trajectory import Trajectory
 from solver.defence import DisputeDefender
@@ -88,26 +89,42 @@ def test_solver_publishes_resuming_after_a_crash_and_everyone_reads_it_back(w3, 
     )
     assert resolved["args"]["outcome"] == Outcome.PUBLISHED
     fee = bond * deployment.params["game"]["availabilityFeeBps"] // 10_000
-    credited = [
-        e
-        for e in contracts.stakes.events.Credited().get_logs(from_block=resolved["blockNumber"])
-        if e["args"]["account"] == actors.solver.address
-    ]
-    assert [int(e["args"]["amount"]) for e in credited] == [fee], "the solver earned the fee for its calldata"
+    assert fee > 0
+    locked = contracts.stakes.functions.positionOf(actors.challenger.address).call().locked
+    assert locked >= fee, "the fee is held until the job ends"
+    with pytest.raises(Exception, match="JobNotEnded"):
+        settle_fees(solver, job_id)  # whether the solver lied is not known yet
+
+    increase_time(
+        w3, int(contracts.market.functions.getJob(job_id).call().auditEnd) - w3.eth.get_block("latest")["timestamp"] + 1
+    )
+    solver.transact(contracts.market.functions.finalize(job_id))
+    claimable = contracts.stakes.functions.positionOf(actors.solver.address).call().claimable
+    assert settle_fees(solver, job_id) == [(dispute_id, actors.solver.address, fee)]
+    assert contracts.stakes.functions.positionOf(actors.solver.address).call().claimable == claimable + fee
+    assert settle_fees(solver, job_id) == [], "settled once"
     record = read_dispute(client_for(actors.deployer), dispute_id)
     verdict = audit_dispute(record)
     assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
-    assert "published at block" in {c.rule: c.detail for c in verdict.checks}["availability.published"]
+    details = {c.rule: c.detail for c in verdict.checks}
+    assert "published at block" in details["availability.published"]
+    assert details["availability.fee"] == f"fee {fee} to the solver", details
     # the auditor re-checks the publication from chain data: calldata that does not hash to the root, a root
     # that is not the named leaf, or no publication at all (then the contract's Published is wrong)
     for doctor, rule in (
         ("bytes", "availability.published"),
         ("root", "availability.published"),
         (None, "outcome.majority"),
+        ("fee", "availability.fee"),
     ):
         data = copy.deepcopy(record.to_json())
         if doctor == "bytes":
             data["publication"]["bytes_root"] = data["publication"]["root"][:-1] + "0"
+        elif doctor == "fee":  # the fee paid back to the challenger although the job finalized
+            for tx in data["txs"]:
+                for ev in tx["events"]:
+                    if ev["name"] == "AvailabilityFeeSettled":
+                        ev["args"]["to"] = actors.challenger.address
         elif doctor == "root":
             data["publication"]["root"] = "0x" + "11" * 32
         else:
@@ -116,10 +133,15 @@ def test_solver_publishes_resuming_after_a_crash_and_everyone_reads_it_back(w3, 
 
 
 def test_a_solver_that_does_not_publish_is_slashed_on_its_clock(w3, deployment, contracts, actors, world):
+    """Bait and switch: the solver answers one challenge, then withholds another leaf: it loses the job, and the
+    fee the answered challenge held goes back to the challenger."""
     states = _states(N)
-    job_id, _, _ = _job(w3, deployment, contracts, actors, world, states)
-    dispute_id = _request(contracts, world, actors, job_id, 1)
+    job_id, _, defender = _job(w3, deployment, contracts, actors, world, states)
+    answered = _request(contracts, world, actors, job_id, 2)
+    assert defender.step(answered) == "publish"
     client_for, _ = world
+    before = contracts.stakes.functions.positionOf(actors.challenger.address).call()
+    dispute_id = _request(contracts, world, actors, job_id, 1)
     challenger = Challenger(client_for(actors.challenger))
     assert challenger.step(dispute_id, 1) == "wait"
     increase_time(w3, int(deployment.params["game"]["clockBudget"]) + 1)
@@ -129,6 +151,13 @@ def test_a_solver_that_does_not_publish_is_slashed_on_its_clock(w3, deployment, 
     assert contracts.market.functions.getJob(job_id).call().state == JobState.SLASHED
     verdict = audit_dispute(read_dispute(client_for(actors.deployer), dispute_id))
     assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
+    (settled,) = settle_fees(client_for(actors.challenger), job_id)
+    assert settled[:2] == (answered, actors.challenger.address)
+    after = contracts.stakes.functions.positionOf(actors.challenger.address).call()
+    assert (after.free, after.locked) == (before.free + settled[2], before.locked - settled[2]), "the fee came back"
+    verdict = audit_dispute(read_dispute(client_for(actors.deployer), answered))
+    assert verdict.ok, json.dumps(verdict.to_json(), indent=1)
+    assert "to the challenger" in {c.rule: c.detail for c in verdict.checks}["availability.fee"]
 
 
 def test_reader_refuses_calldata_that_is_not_the_published_leaf(w3, deployment, contracts, actors, world):

@@ -49,7 +49,7 @@ from protocol.events import ChainEvent, EventFollower
 from protocol.game import clock_out, latest_timestamp, settlement_duty
 from protocol.metrics import Registry
 from protocol.node import log_event
-from protocol.publication import read_published
+from protocol.publication import PublicationError, read_published, settle_fees
 from protocol.replay import AuditError, Evidence, JobRef, Sources, Unavailable
 from verifier.arbiter import Arbiter, ReplayPending
 from verifier.audit import (
@@ -498,6 +498,8 @@ class VerifierNode:
         job = self.client.call(self.market.functions.getJob(job_id))
         state = int(job.state)
         if state in FINAL_JOB_STATES:
+            if state == JobState.SLASHED:
+                self._reclaim_fees(job_hex, job_id)
             self._update_job(job_hex, done=1)
             return
         if state not in (JobState.COMMITTED, JobState.DISPUTED):
@@ -538,6 +540,28 @@ class VerifierNode:
             return
         self._open_dispute(job_hex, job_id, result)
 
+    def _read_published(self, job_id: bytes, leaf: int) -> int | None:
+        """Reads leaf ``leaf``'s bytes published on chain (an answered availability challenge) into the local
+        cache, checked against the committed leaf; returns their size, None if the leaf is not published."""
+        if not int(self.client.call(self.client.state_publisher.functions.publishedAt(job_id, leaf))):
+            return None
+        data = read_published(self.client, job_id, leaf)
+        if data is None:
+            return None
+        self.sources.cache.put_state(data)
+        return len(data)
+
+    def _reclaim_fees(self, job_hex: str, job_id: bytes) -> None:
+        """The job ended slashed: the fees this node's answered availability challenges held go back to it."""
+        with self._db_lock:
+            asked = self.db.execute(
+                "SELECT 1 FROM availability WHERE job_id = ? AND dispute_id != 0", (job_hex,)
+            ).fetchone()
+        if asked is None:
+            return
+        for dispute_id, to, fee in settle_fees(self.client, job_id):
+            log_event(log, "availability-fee", job=job_hex, dispute=dispute_id, to=to, fee=fee)
+
     def _leaf_asked_by_anyone(self, job_id: bytes, leaf: int) -> bool:
         """Whether an availability challenge of ``leaf`` is running or queued on the job (by any challenger)."""
         ids = [int(self.client.call(self.game.functions.activeDisputeOf(job_id)))]
@@ -566,11 +590,8 @@ class VerifierNode:
             ).fetchone()
         if asked is not None and asked["read"]:
             return False  # its published bytes were at hand and the segment is still unavailable: dispute it
-        if int(self.client.call(self.client.state_publisher.functions.publishedAt(job_id, leaf))):
-            data = read_published(self.client, job_id, leaf)
-            if data is None:
-                return False
-            self.sources.cache.put_state(data)
+        size = self._read_published(job_id, leaf)
+        if size is not None:
             with self._db_lock:
                 self.db.execute(
                     "INSERT INTO availability (job_id, leaf, dispute_id, read) VALUES (?, ?, 0, 1) "
@@ -578,7 +599,7 @@ class VerifierNode:
                     (job_hex, leaf),
                 )
             self._update_job(job_hex, audit=None)  # audit again, the pre-state now at hand
-            log_event(log, "availability-read", job=job_hex, leaf=leaf, bytes=len(data))
+            log_event(log, "availability-read", job=job_hex, leaf=leaf, bytes=size)
             return True
         if asked is not None or self._leaf_asked_by_anyone(job_id, leaf):
             return True  # a challenge of that leaf runs or waits: the solver publishes, or loses on its clock
@@ -770,6 +791,16 @@ class VerifierNode:
             job = self.client.call(self.market.functions.getJob(_bx(job_hex)))
             ref = self._job_ref(row, job)
             d = self.client.call(self.game.functions.getDispute(dispute_id))
+            if int(d.lo) > 0 and not self.sources.cache.has(pre_root, "state"):
+                # a pre-state the solver serves nobody may be on chain (an availability challenge made it publish)
+                try:
+                    size = self._read_published(ref.job_id, int(d.lo) - 1)
+                except PublicationError as exc:
+                    log_event(log, "arbitration-publication-unreadable", logging.WARNING, dispute=dispute_id,
+                              error=str(exc))  # fmt: skip
+                else:
+                    if size is not None:
+                        log_event(log, "arbitration-pre-state-from-chain", dispute=dispute_id, bytes=size)
             # the vote must be committed before commitDeadline: downloads stop just before it (2 s, or a tenth of
             # the time left if less, for the commit transaction), so a slow or huge blob costs an UNAVAILABLE vote,
             # never the arbiter stake

@@ -20,6 +20,7 @@ contract DisputeGame is IDisputeGame {
     bytes32 private constant BOND_TAG = keccak256("veritrain.dispute.bond");
     bytes32 private constant ARBITER_TAG = keccak256("veritrain.dispute.arbiter");
     bytes32 private constant COMMITTEE_TAG = keccak256("veritrain.committee");
+    bytes32 private constant FEE_TAG = keccak256("veritrain.dispute.availability-fee");
 
     IJobMarket public immutable market;
     IStakeManager public immutable stakeManager;
@@ -148,6 +149,29 @@ contract DisputeGame is IDisputeGame {
         _requirePhase(d, disputeId, Phase.AwaitingData);
         if (publisher.publishedAt(d.jobId, d.lo) == 0) revert NotPublished(d.jobId, d.lo);
         _settle(disputeId, d, Outcome.Published);
+    }
+
+    /// @inheritdoc IDisputeGame
+    function settleAvailabilityFee(uint256 disputeId) external {
+        Dispute storage d = _dispute(disputeId);
+        bytes32 key = _key(FEE_TAG, disputeId);
+        address challenger = d.challenger;
+        uint256 fee = stakeManager.lockedUnder(challenger, key);
+        if (fee == 0) revert NoFeeHeld(disputeId);
+        bytes32 jobId = d.jobId;
+        IJobMarket.JobState state = market.getJob(jobId).state;
+        if (state == IJobMarket.JobState.Committed || state == IJobMarket.JobState.Disputed) revert JobNotEnded(jobId);
+        if (state == IJobMarket.JobState.Slashed) {
+            emit AvailabilityFeeSettled(disputeId, jobId, challenger, fee);
+            stakeManager.unlock(challenger, key);
+        } else {
+            address solver = d.solver;
+            emit AvailabilityFeeSettled(disputeId, jobId, solver, fee);
+            address[] memory to = new address[](1);
+            uint256[] memory amounts = new uint256[](1);
+            (to[0], amounts[0]) = (solver, fee);
+            stakeManager.slash(challenger, key, fee, to, amounts);
+        }
     }
 
     /// @dev After a dispute on `jobId` ended without slashing it: the next queued dispute, if any, starts now.
@@ -412,16 +436,10 @@ contract DisputeGame is IDisputeGame {
             (address[] memory to, uint256[] memory amounts) =
                 SlashSplit.split(bond, solver, majority, winnerBps, arbiterBps);
             stakeManager.slash(challenger, bondKey, bond, to, amounts);
-        } else if (outcome == Outcome.Published && _params.availabilityFeeBps != 0) {
-            // The challenger asked for the data: it pays the solver's calldata; the rest of the bond is unlocked.
-            uint256 fee = bond * _params.availabilityFeeBps / SlashSplit.BPS;
-            address[] memory to = new address[](1);
-            uint256[] memory amounts = new uint256[](1);
-            (to[0], amounts[0]) = (solver, fee);
-            stakeManager.slash(challenger, bondKey, fee, to, amounts);
         } else {
             stakeManager.unlock(challenger, bondKey);
         }
+        if (outcome == Outcome.Published) _holdFee(disputeId, challenger, bond);
         activeDisputeOf[jobId] = 0;
         if (outcome == Outcome.NoCommittee) {
             market.voidDispute(jobId);
@@ -429,6 +447,13 @@ contract DisputeGame is IDisputeGame {
         }
         market.settleDispute(jobId, outcome == Outcome.ChallengerWon, challenger, majority);
         if (outcome != Outcome.ChallengerWon) _startNext(jobId);
+    }
+
+    /// @dev The challenger asked for the data: the fee for the solver's calldata stays locked until the job ends
+    ///      (settleAvailabilityFee), paid to the solver unless the job ends Slashed; the rest of the bond is free now.
+    function _holdFee(uint256 disputeId, address challenger, uint256 bond) private {
+        uint256 fee = bond * _params.availabilityFeeBps / SlashSplit.BPS;
+        if (fee != 0) stakeManager.lock(challenger, _key(FEE_TAG, disputeId), fee);
     }
 
     /// @dev Majority arbiters are unlocked. A revealed vote against the decided outcome loses `wrongVoteSlashBps` of

@@ -24,6 +24,7 @@ from protocol.audit.record import (
     BOND_TAG,
     BURN_ADDRESS,
     COMMITTEE_TAG,
+    FEE_TAG,
     UNAVAILABLE,
     DisputeRecord,
     Tx,
@@ -200,6 +201,15 @@ class DisputeAudit:
         require(len(found) <= 1, f"dispute {self.id} was resolved {len(found)} times")
         return found[0] if found else None
 
+    @property
+    def availability_fee(self) -> int:
+        """What a Published availability challenge holds for the solver's calldata: availabilityFeeBps of the bond."""
+        return int(self.opened[1]["bond"]) * int(self.game["availabilityFeeBps"]) // BPS
+
+    @property
+    def fee_key(self) -> bytes:
+        return dispute_key(FEE_TAG, self.id)
+
     @cached_property
     def drawn(self) -> tuple[Tx, dict[str, Any]] | None:
         found = self.events("CommitteeDrawn")
@@ -373,14 +383,12 @@ class DisputeAudit:
                 slash(a, a_key, penalty, list(majority), [each] * len(majority))
             else:
                 s.stake_events.append(("StakeUnlocked", a, to_hex(a_key), a_stake))
-        fee = bond * int(self.game["availabilityFeeBps"]) // BPS
         if outcome == SOLVER_WON:
             slash(challenger, bond_key, bond, *split(bond, solver))
-        elif outcome == PUBLISHED and fee:  # the challenger pays the solver's calldata, the rest is unlocked
-            s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), bond - fee))
-            slash(challenger, bond_key, fee, [solver], [fee])
         else:
             s.stake_events.append(("StakeUnlocked", challenger, to_hex(bond_key), bond))
+        if outcome == PUBLISHED and self.availability_fee:  # held until the job ends (rule availability.fee)
+            s.stake_events.append(("StakeLocked", challenger, to_hex(self.fee_key), self.availability_fee))
         if outcome == NO_COMMITTEE:
             s.job_event = ("JobVoided", price)
             if price:
@@ -895,8 +903,8 @@ def _settle_stakes(a: DisputeAudit) -> str:
             got.append(
                 ("StakeSlashed", addr(e.args["account"]), e.args["key"], int(e.args["amount"]), int(e.args["burned"]))
             )
-        elif e.name == "StakeUnlocked":
-            got.append(("StakeUnlocked", addr(e.args["account"]), e.args["key"], int(e.args["amount"])))
+        elif e.name in ("StakeUnlocked", "StakeLocked"):
+            got.append((e.name, addr(e.args["account"]), e.args["key"], int(e.args["amount"])))
     missing = Counter(s.stake_events) - Counter(got)
     extra = Counter(got) - Counter(s.stake_events)
     require(
@@ -918,6 +926,41 @@ def _settle_credits(a: DisputeAudit) -> str:
         not missing and not extra, f"credits differ from the rules: missing {list(missing)}, unexpected {list(extra)}"
     )
     return f"{len(got)} credit(s), {sum(x for _, x in got)} in all"
+
+
+@rules.rule(
+    "availability.fee",
+    "a Published availability challenge's fee is held until the job ends, then paid to the solver unless the job "
+    "ended Slashed (then it goes back to the challenger): a solver that withholds data and lies earns nothing by it",
+)
+def _availability_fee(a: DisputeAudit) -> str:
+    settled = a.events("AvailabilityFeeSettled")
+    held = a.resolved is not None and a.expected_settlement().outcome == PUBLISHED and a.availability_fee > 0
+    if not held:
+        require(not settled, "a fee was settled although the dispute held none")
+        return "no fee held"
+    if not settled:
+        return f"fee {a.availability_fee} held until the job ends"
+    require(len(settled) == 1, f"the fee was settled {len(settled)} times")
+    tx, ev = settled[0]
+    ends = [
+        (t, e.name)
+        for t in a.rec.job_txs
+        for e in t.events
+        if e.contract == "JobMarket" and e.name in ("JobFinalized", "JobSlashed", "JobVoided")
+    ]
+    require(ends, "the fee was settled but the job has not ended")
+    end_tx, end = ends[0]
+    require((end_tx.block, end_tx.index) < (tx.block, tx.index), "the fee was settled before the job ended")
+    want = a.challenger if end == "JobSlashed" else a.solver
+    fee, key = a.availability_fee, to_hex(a.fee_key)
+    got = f"{ev['to']} ({ev['fee']})"
+    require(addr(ev["to"]) == want and int(ev["fee"]) == fee, f"fee settled to {got}, expected {want} ({fee})")
+    stake = [(e.name, addr(e.args["account"]), e.args["key"], int(e.args["amount"])) for e in tx.events
+             if e.contract == "StakeManager" and e.name in ("StakeUnlocked", "StakeSlashed")]  # fmt: skip
+    expected = ("StakeUnlocked" if end == "JobSlashed" else "StakeSlashed", a.challenger, key, fee)
+    require(stake == [expected], f"the settling transaction moved stake {stake}, expected {[expected]}")
+    return f"fee {fee} to the {'challenger (the job ended slashed)' if end == 'JobSlashed' else 'solver'}"
 
 
 @rules.rule("settle.burn", "the rest of every slash is burned (token transfer to the burn address)")

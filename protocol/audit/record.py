@@ -39,6 +39,7 @@ JOB_FORMAT = "veritrain.audit.job/1"
 # these give against the StakeLocked events of a real dispute).
 BOND_TAG = keccak(text="veritrain.dispute.bond")  # DisputeGame.BOND_TAG
 ARBITER_TAG = keccak(text="veritrain.dispute.arbiter")  # DisputeGame.ARBITER_TAG
+FEE_TAG = keccak(text="veritrain.dispute.availability-fee")  # DisputeGame.FEE_TAG
 COMMITTEE_TAG = keccak(text="veritrain.committee")  # DisputeGame.COMMITTEE_TAG
 VERIFIER_DRAW_TAG = keccak(text="veritrain.verifiers")  # JobMarket.VERIFIER_DRAW_TAG
 UNAVAILABLE = keccak(text="veritrain.UNAVAILABLE")  # DisputeGame.UNAVAILABLE
@@ -50,7 +51,8 @@ class AuditReadError(VeritrainError, RuntimeError):
 
 
 def dispute_key(tag: bytes, dispute_id: int) -> bytes:
-    """keccak256(abi.encode(tag, disputeId)): the StakeManager lock key of a dispute's bond / arbiter stakes."""
+    """keccak256(abi.encode(tag, disputeId)): the StakeManager lock key of a dispute's bond / arbiter stakes /
+    held availability fee."""
     return keccak(abi_encode(["bytes32", "uint256"], [tag, dispute_id]))
 
 

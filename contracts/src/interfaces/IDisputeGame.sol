@@ -130,6 +130,10 @@ interface IDisputeGame {
     error NotPublished(bytes32 jobId, uint64 leaf);
     /// @notice The leaf is on chain already (StatePublisher): read it there, no challenge needed.
     error LeafAlreadyPublished(bytes32 jobId, uint64 leaf);
+    /// @notice `settleAvailabilityFee`: the dispute holds no fee (not a Published availability challenge, or settled).
+    error NoFeeHeld(uint256 disputeId);
+    /// @notice `settleAvailabilityFee`: the job is still open, so whether its solver lied is not known yet.
+    error JobNotEnded(bytes32 jobId);
 
     event DisputeOpened(
         uint256 indexed disputeId, bytes32 indexed jobId, address indexed challenger, address solver, uint256 bond
@@ -138,6 +142,9 @@ interface IDisputeGame {
     event DisputeQueued(uint256 indexed disputeId, bytes32 indexed jobId, uint256 position);
     /// @notice Dispute `disputeId` is an availability challenge: the solver must publish leaf `leaf`.
     event AvailabilityRequested(uint256 indexed disputeId, bytes32 indexed jobId, uint64 leaf);
+    /// @notice A held availability fee went to `to`: the solver of a job that ended without a proven lie, else back to
+    ///         the challenger.
+    event AvailabilityFeeSettled(uint256 indexed disputeId, bytes32 indexed jobId, address indexed to, uint256 fee);
     /// @notice A queued dispute started (its clocks run from now) because the one before it ended.
     event DisputeStarted(uint256 indexed disputeId, bytes32 indexed jobId);
     event ChildrenRevealed(uint256 indexed disputeId, uint64 lo, uint64 hi, bytes32 left, bytes32 right);
@@ -178,11 +185,16 @@ interface IDisputeGame {
     /// @notice An availability challenge: like `openDispute` (same bond, same queue, the window paused), but instead
     ///         of a descent the solver must publish leaf `leaf`'s state bytes on the StatePublisher before its clock
     ///         runs out. Published (`confirmPublished`, or `timeout` finding it published): the job reopens with at
-    ///         least `disputeGrace` for the challenger to replay it, and `availabilityFeeBps` of the bond pays the
-    ///         solver for the calldata. Not published in time: the solver loses the job stake as in a lost dispute.
+    ///         least `disputeGrace` for the challenger to replay it, and `availabilityFeeBps` of the bond stays locked
+    ///         as the fee for the solver's calldata (see `settleAvailabilityFee`). Not published in time: the solver
+    ///         loses the job stake as in a lost dispute.
     function requestAvailability(bytes32 jobId, uint64 leaf) external returns (uint256 disputeId);
     /// @notice Ends an availability challenge whose leaf is published (anyone may call it).
     function confirmPublished(uint256 disputeId) external;
+    /// @notice Once the job has ended, pays the fee held by a Published availability challenge (anyone may call it):
+    ///         to the solver unless the job ended Slashed, else back to the challenger — withholding data and then
+    ///         lying earns a cheater nothing, while answering a griefing challenge is paid.
+    function settleAvailabilityFee(uint256 disputeId) external;
     /// @notice A queued dispute whose job an earlier dispute slashed or voided: its bond is returned (Superseded).
     function dropSuperseded(uint256 disputeId) external;
     /// @notice The dispute running on `jobId` (0 if none).

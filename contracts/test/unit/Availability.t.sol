@@ -8,7 +8,8 @@ import {IStatePublisher} from "../../src/interfaces/IStatePublisher.sol";
 import {ChunkedStateRoot} from "../../src/libraries/ChunkedStateRoot.sol";
 
 /// @notice Availability challenges (issue 15): a staker names a leaf; the solver publishes its state bytes on the
-///         StatePublisher before its clock runs out (the job reopens, the solver earns a fee) or loses its stake.
+///         StatePublisher before its clock runs out (the job reopens; a fee for its calldata is held until the job
+///         ends: the solver's if it ends without a proven lie, else the challenger's again) or loses its stake.
 ///         Leaves here are real chunked state roots of byte strings, so publication is checked byte for byte.
 contract AvailabilityTest is UnitBase {
     uint64 internal constant N = 6;
@@ -61,9 +62,10 @@ contract AvailabilityTest is UnitBase {
         }
     }
 
-    function test_request_pausesWindow_publish_reopensJob_feePaid() public {
+    function test_request_pausesWindow_publish_reopensJob_feeHeldThenPaid() public {
         uint256 bond = game.disputeBondFor(market.getJob(jobId).stake, PRICE);
         uint256 challengerFree = _pos(challenger).free;
+        uint256 lockedBefore = _pos(challenger).locked;
         uint256 id = _request(LEAF);
         IDisputeGame.Dispute memory d = game.getDispute(id);
         assertEq(uint8(d.phase), uint8(IDisputeGame.Phase.AwaitingData));
@@ -82,8 +84,45 @@ contract AvailabilityTest is UnitBase {
         assertEq(uint8(job.state), uint8(IJobMarket.JobState.Committed), "reopened");
         assertGe(job.auditEnd, block.timestamp + mp.disputeGrace, "time to replay what was published");
         uint256 fee = bond * gp.availabilityFeeBps / 10_000;
-        assertEq(_pos(challenger).free, challengerFree - fee, "the challenger paid the fee, the rest came back");
-        assertEq(_pos(solver).claimable, fee, "the solver is paid for its calldata");
+        assertEq(_pos(challenger).free, challengerFree - fee, "the fee is held, the rest came back");
+        assertEq(_pos(challenger).locked, lockedBefore + fee);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.JobNotEnded.selector, jobId));
+        game.settleAvailabilityFee(id); // whether the solver lied is not known yet
+
+        vm.warp(job.auditEnd + 1);
+        market.finalize(jobId);
+        uint256 solverClaimable = _pos(solver).claimable; // paid for the job
+        vm.expectEmit(address(game));
+        emit IDisputeGame.AvailabilityFeeSettled(id, jobId, solver, fee);
+        game.settleAvailabilityFee(id);
+        assertEq(_pos(solver).claimable, solverClaimable + fee, "an honest solver is paid for its calldata");
+        assertEq(_pos(challenger).locked, lockedBefore);
+        assertEq(_pos(challenger).free, challengerFree - fee);
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NoFeeHeld.selector, id));
+        game.settleAvailabilityFee(id);
+    }
+
+    /// @notice Bait and switch: the solver publishes one leaf when asked, then loses the job (here on its clock in a
+    ///         second challenge): the held fee goes back to the challenger, the cheater earns nothing from it.
+    function test_jobEndsSlashed_feeBackToTheChallenger() public {
+        uint256 challengerFree = _pos(challenger).free;
+        uint256 lockedBefore = _pos(challenger).locked;
+        uint256 first = _request(LEAF);
+        _publish(solver, LEAF);
+        game.confirmPublished(first);
+        vm.prank(verifiers[0]);
+        uint256 second = game.requestAvailability(jobId, LEAF + 1);
+        vm.warp(block.timestamp + gp.clockBudget + 1);
+        game.timeout(second);
+        assertEq(uint8(market.getJob(jobId).state), uint8(IJobMarket.JobState.Slashed));
+        vm.expectRevert(abi.encodeWithSelector(IDisputeGame.NoFeeHeld.selector, second));
+        game.settleAvailabilityFee(second); // a lost challenge holds no fee
+        uint256 solverClaimable = _pos(solver).claimable;
+        vm.prank(verifiers[1]); // anyone may settle it
+        game.settleAvailabilityFee(first);
+        assertEq(_pos(challenger).free, challengerFree, "the whole bond came back");
+        assertEq(_pos(challenger).locked, lockedBefore);
+        assertEq(_pos(solver).claimable, solverClaimable, "nothing to the cheater");
     }
 
     function test_notPublishedInTime_solverSlashed() public {
