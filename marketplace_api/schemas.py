@@ -435,6 +435,12 @@ class DisputeDetail(DisputeSummary):
     moves: list[DisputeMove]
     last_move_at: int = Field(description="chain time (s) of the last move; the party on turn spends from here")
     leaf_index: int | None = Field(description="the disputed leaf (0-based), once the descent reached it")
+    availability_leaf: int | None = Field(
+        None, description="an availability challenge: the leaf whose state bytes the solver must publish on chain"
+    )
+    fee_settled: DisputeMove | None = Field(
+        None, description="AvailabilityFeeSettled: where the fee a Published availability challenge held went"
+    )
     votes_for_solver: int
     votes_for_challenger: int
     commit_deadline: int

@@ -240,11 +240,16 @@ def dispute_detail(session: Session, dispute_id: int) -> DisputeDetail | None:
         a: VotePublic(arbiter=a, commitment=None, result=None, committed_in_tx=None, revealed_in_tx=None)
         for a in committee
     }
-    leaf_index = None
+    leaf_index = availability_leaf = None
+    fee_settled = None
     resolved_in: str | None = None
     for m in moves:
         if m.name == "LeafOpened":
             leaf_index = int(m.args["index"])
+        elif m.name == "AvailabilityRequested":
+            availability_leaf = int(m.args["leaf"])
+        elif m.name == "AvailabilityFeeSettled":
+            fee_settled = m
         elif m.name == "VoteCommitted" and m.args.get("arbiter") in votes:
             v = votes[m.args["arbiter"]]
             v.commitment, v.committed_in_tx = m.args["commitment"], m.tx_hash
@@ -271,6 +276,8 @@ def dispute_detail(session: Session, dispute_id: int) -> DisputeDetail | None:
         moves=moves,
         last_move_at=last.last_move_at,
         leaf_index=leaf_index,
+        availability_leaf=availability_leaf,
+        fee_settled=fee_settled,
         votes_for_solver=int(last.data.get("votesForSolver", 0)),
         votes_for_challenger=int(last.data.get("votesForChallenger", 0)),
         commit_deadline=int(last.data.get("commitDeadline", 0)),

@@ -479,3 +479,48 @@ def test_replay_says_which_side_told_the_truth(w3, deployment, contracts, actors
     assert res.exit_code == 0, res.output
     assert json.loads(res.output)["replay"]["truthful"] == "unknown"
     assert "UNAVAILABLE" in json.loads(res.output)["replay"]["detail"]
+
+
+def test_replay_reads_a_pre_state_nobody_serves_from_its_chain_publication(
+    w3, deployment, contracts, actors, world, reader, engine_job, tmp_path
+):
+    """The solver's server keeps the spec but withholds the pre-state: off-chain the replay cannot be done; once
+    the pre-state is published on chain (an availability challenge's answer), ``--replay`` reads it from there."""
+    from fastapi import FastAPI
+
+    from protocol.audit.replay import replay_dispute
+    from protocol.blobserver import blob_router
+    from protocol.blobstore import HttpBlobClient, LocalBlobStore
+    from protocol.node import HttpService
+    from protocol.publication import publish_leaf
+
+    spec, result, url = engine_job
+    leaves = list(result.leaves)
+    rec = opened_leaf_record(w3, deployment, contracts, actors, world, reader, engine_job, leaves=leaves, bad_leaf=3)
+    with HttpBlobClient(url) as full:
+        pre_state = full.get(leaves[2], "state")
+    spec_only = LocalBlobStore(tmp_path / "spec-only")
+    spec_only.put(spec.canonical_json())
+    app = FastAPI()
+    app.include_router(blob_router(spec_only))
+    service = HttpService(app).start()
+    try:
+        data = rec.to_json()
+        for t in data["job_txs"]:
+            for e in t["events"]:
+                if e["name"] == "JobCommitted":
+                    e["args"]["uri"] = service.url
+        withheld = DisputeRecord.from_json(data)
+        r = replay_dispute(withheld, client=reader)
+        assert (r.index, r.truthful) == (3, "unknown"), r
+
+        client_for, _ = world
+        job_id = bytes.fromhex(rec.job_id[2:])
+        proof = Trajectory.in_memory(leaves).proof(2, len(leaves))
+        assert publish_leaf(client_for(actors.verifiers[0]), job_id, 2, pre_state, proof) == len(pre_state)
+        assert replay_dispute(withheld).truthful == "unknown", "without a chain client nothing is read from it"
+        r = replay_dispute(withheld, client=reader)
+        assert (r.index, r.truthful, r.replayed) == (3, "solver", to_hex(leaves[3])), r
+        assert "chain publication" in r.detail
+    finally:
+        service.stop()

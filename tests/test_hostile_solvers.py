@@ -8,12 +8,15 @@ The three lying servers mirror their data honestly: the verifiers give up on the
 ``invalid`` evidence (its checkpoint hashes to the committed leaf and is no state of the job, so the dispute
 goes to the leaf that committed it). ``baitswitch`` withholds every pre-state from everyone and publishes one on
 chain only when an availability challenge names it: the verifiers challenge, read what it publishes, replay, and
-dispute the lie; no honest challenger loses a bond to it. One market run for all keeps the suite short on two cores.
+dispute the lie; no honest challenger loses a bond to it. It lies in segment 4 of 6 (pinned), so the verifiers
+must ask for leaves 0..3 in turn before they can check the lying segment, and the fees those answered challenges
+held go back to them when the job ends slashed. One market run for all keeps the suite short on two cores.
 """
 
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import httpx
@@ -35,8 +38,30 @@ SOLVERS = {
 }
 VERIFIERS = {f"verifier{i}": None for i in range(5)}
 JOB_PLAN = ["solver0", "solver1", "solver2", "solver3", "solver4", "account17", "solver0"]
+#: baitswitch lies late: every earlier pre-state must be asked for and published before the lie can be checked.
+BAIT_SEGMENT = 4
 #: Peak resident memory a verifier process may reach (torch + numba + the engine are ~0.5 GB of it).
 RSS_BOUND = 1536 << 20
+
+
+def _fees_back(run: FullAuditRun, report, timeout: float = 60.0) -> list[tuple[int, str, str]]:
+    """(dispute, recipient, challenger) of each AvailabilityFeeSettled on the bait job, once every answered
+    challenge of it is settled (the verifiers reclaim them when they see the job slashed), or when ``timeout`` ends."""
+    game = run.user.chain.dispute_game
+    bait = next(j["id"] for j in report.jobs if j["adversary"] == "baitswitch")
+    published = {d["id"]: d["challenger"] for d in report.disputes if d["job"] == bait and d["outcome"] == "published"}
+    deadline = time.monotonic() + timeout
+    while True:
+        logs = game.events.AvailabilityFeeSettled().get_logs(
+            argument_filters={"jobId": bytes.fromhex(bait[2:])}, from_block=run.user.chain.deployment.start_block
+        )
+        got = [
+            (int(e["args"]["disputeId"]), run.role_of(e["args"]["to"]), published.get(int(e["args"]["disputeId"]), ""))
+            for e in logs
+        ]
+        if len(got) >= len(published) or time.monotonic() > deadline:
+            return got
+        time.sleep(1.0)
 
 
 def _peak_rss(pid: int) -> int:
@@ -56,6 +81,7 @@ def market(tmp_path_factory):
         steps=STEPS,
         interval=INTERVAL,
         price=20 * WEI_PER_TOKEN,
+        adversary_params={"baitswitch": (f"segment={BAIT_SEGMENT}",)},
     )
     with run:
         for i, role in enumerate(JOB_PLAN):
@@ -68,7 +94,8 @@ def market(tmp_path_factory):
         metrics = {}
         for role in VERIFIERS:
             metrics[role] = httpx.get(run.nodes[role].info["metrics_url"], timeout=10).text
-        yield {"report": report, "alive": alive, "rss": rss, "metrics": metrics}
+        fees = _fees_back(run, report)
+        yield {"report": report, "alive": alive, "rss": rss, "metrics": metrics, "fees": fees}
 
 
 def test_every_hostile_solver_is_slashed_and_honest_jobs_finalize(market):
@@ -80,9 +107,18 @@ def test_every_hostile_solver_is_slashed_and_honest_jobs_finalize(market):
     bait = by_adversary["baitswitch"]["id"]
     on_bait = [d for d in report.disputes if d["job"] == bait]
     assert not any(d["outcome"] == "solver_won" for d in on_bait), on_bait  # no challenger lost a bond to it
+    asked = [d for d in on_bait if d["availability"]]
+    assert any(d["outcome"] == "published" for d in asked), on_bait  # the late lie needed published pre-states
+    assert any(d["outcome"] == "challenger_won" for d in on_bait), on_bait
     honest = [j for j in report.jobs if j["adversary"] is None]
     assert len(honest) == 2 and all(j["outcome"] == "finalized" and j["paid"] for j in honest), honest
     assert not report.problems(), report.problems()
+
+
+def test_a_bait_and_switch_liar_keeps_no_availability_fee(market):
+    fees = market["fees"]
+    assert fees, "no answered availability challenge was settled"
+    assert all(to == challenger for _, to, challenger in fees), fees  # each fee back to the one who asked
 
 
 def test_no_verifier_dies_or_outgrows_its_memory_bound(market):

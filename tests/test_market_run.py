@@ -108,13 +108,18 @@ def test_pages_show_the_run(market, artifacts_dir: Path):
         for j in report.jobs:
             assert badges(by_job[j["id"]]) == [j["outcome"]], j
         shot(page, shots, "jobs")
-        # a dropped queue entry never descended; an availability challenge (publish a leaf) has no descent to draw
-        played = [d for d in report.disputes if d["outcome"] != "superseded" and not d["availability"]]
+        played = [d for d in report.disputes if d["outcome"] != "superseded"]  # a dropped queue entry never descended
         assert played
         for d in played:
             disputed = run.user.chain.call(game.functions.getDispute(d["id"]))
             n = int(chain_job(run.user, d["job"]).numLeaves)
             open_page(page, f"{api}/ui/dispute.html?id={d['id']}", f"dispute-{d['id']}", load_times)
+            if d["availability"]:  # publish a named leaf: no descent to draw, the leaf and what became of it
+                assert page.inner_text("[data-testid=availability-leaf]") == f"availability of leaf {disputed.lo}"
+                status = page.inner_text("[data-testid=availability-status]")
+                assert status.startswith("Published" if d["outcome"] == "published" else "Not published"), status
+                shot(page, shots, f"dispute-{d['id']}")
+                continue
             leaf = int(page.inner_text("[data-testid=leaf-index]").split()[1])
             assert leaf == int(disputed.lo)  # the leaf the descent reached on chain
             depth = merkle.leaf_depth(leaf, n)

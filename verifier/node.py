@@ -336,7 +336,12 @@ class VerifierNode:
                 "UPDATE jobs SET uri = ?, commit_block = ? WHERE job_id = ?", (a["uri"], block, _hx(a["jobId"]))
             )
         elif ev.name in ("JobFinalized", "JobSlashed", "JobExpired", "JobVoided"):
-            self.db.execute("UPDATE jobs SET done = 1 WHERE job_id = ?", (_hx(a["jobId"]),))
+            job_hex = _hx(a["jobId"])
+            asked = self.db.execute(
+                "SELECT 1 FROM availability WHERE job_id = ? AND dispute_id != 0", (job_hex,)
+            ).fetchone()
+            if ev.name != "JobSlashed" or asked is None:  # else the job duty reclaims the held fees, then ends it
+                self.db.execute("UPDATE jobs SET done = 1 WHERE job_id = ?", (job_hex,))
         elif ev.name == "DisputeOpened":
             job_hex = _hx(a["jobId"])
             mine = a["challenger"] == self.me

@@ -131,6 +131,7 @@ def dispute(
     from protocol.audit import AuditReadError, DisputeRecord, audit_dispute, load_record, read_dispute, save_record
     from protocol.errors import VeritrainError
 
+    client = None  # a record file is audited offline: no chain publication is read then
     try:
         if record is not None:
             rec = load_record(record)
@@ -139,7 +140,8 @@ def dispute(
             if rec.dispute_id != dispute_id:
                 raise AuditReadError(f"{record} is the record of dispute {rec.dispute_id}, not {dispute_id}")
         else:
-            rec = read_dispute(_client(rpc, deployment), dispute_id)
+            client = _client(rpc, deployment)
+            rec = read_dispute(client, dispute_id)
         if export is not None:
             save_record(rec, export)
     except (VeritrainError, OSError) as exc:
@@ -156,7 +158,7 @@ def dispute(
         try:
             from veritrain.devnet import devnet_endpoints
 
-            result = replay_dispute(rec, api or devnet_endpoints()[1])
+            result = replay_dispute(rec, api or devnet_endpoints()[1], client=client)
         except (VeritrainError, ValueError) as exc:
             _fail_read(f"replay failed: {exc}", as_json)
         extra["replay"] = result.to_json()

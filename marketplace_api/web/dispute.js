@@ -137,15 +137,20 @@ VT.page("Disputes", async (main) => {
   const turn =
     d.phase === "awaiting_reveal" || d.phase === "awaiting_leaf" ? "solver" : d.phase === "awaiting_choice" ? "challenger" : null;
 
+  const avail = d.availability_leaf !== null && d.availability_leaf !== undefined;
   const summary = VT.kv([
     ["job", VT.link.job(d.job_id, d.job_id)],
     ["solver", [VT.link.staker(d.solver, d.solver), resolved && resolved.args.loser === d.solver ? [" ", VT.badge("slashed")] : null]],
     ["challenger", [VT.link.staker(d.challenger, d.challenger), resolved && resolved.args.loser === d.challenger ? [" ", VT.badge("slashed")] : null]],
     ["bond", VT.token(d.bond)],
     ["leaves", `N = ${d.num_leaves}; game at [${d.lo}, ${d.hi})`],
-    ["disputed leaf", d.leaf_index === null ? "not reached" : h("strong", { dataset: { testid: "leaf-index" } }, `leaf ${d.leaf_index} (segment ${d.leaf_index})`)],
-    ["descent", h("span", { dataset: { testid: "step-count" } }, `${steps.length} step${steps.length === 1 ? "" : "s"}`)],
-    ["pre-state / claimed post-state", d.leaf_index === null ? "–" : [VT.hash(d.pre_state_root), " → ", VT.hash(d.post_state_root)]],
+    ...(avail
+      ? [["challenge", h("strong", { dataset: { testid: "availability-leaf" } }, `availability of leaf ${d.availability_leaf}`)]]
+      : [
+          ["disputed leaf", d.leaf_index === null ? "not reached" : h("strong", { dataset: { testid: "leaf-index" } }, `leaf ${d.leaf_index} (segment ${d.leaf_index})`)],
+          ["descent", h("span", { dataset: { testid: "step-count" } }, `${steps.length} step${steps.length === 1 ? "" : "s"}`)],
+          ["pre-state / claimed post-state", d.leaf_index === null ? "–" : [VT.hash(d.pre_state_root), " → ", VT.hash(d.post_state_root)]],
+        ]),
     ["clocks left", `solver ${VT.seconds(d.solver_clock)} · challenger ${VT.seconds(d.challenger_clock)}${turn ? ` · ${turn} to move since ${VT.time(d.last_move_at)}` : ""}`],
   ]);
 
@@ -217,10 +222,28 @@ VT.page("Disputes", async (main) => {
       ]
     : h("p", { class: "muted" }, `not resolved (${d.phase.replace(/_/g, " ")})`);
 
+  const fee = d.fee_settled;
+  const availability = h(
+    "div",
+    { dataset: { testid: "availability" } },
+    h("p", {}, `The challenger could not fetch leaf ${d.availability_leaf}'s checkpoint, so the solver had to publish its state bytes on chain (StatePublisher calldata, checked against the committed leaf) before its clock ran out. `),
+    h(
+      "p",
+      { dataset: { testid: "availability-status" } },
+      d.outcome === "published"
+        ? ["Published: the job reopened for a replay. ", fee ? ["The held fee of ", VT.token(fee.args.fee), " went to ", VT.link.staker(fee.args.to), fee.args.to === d.solver ? " (the solver: no lie proven)" : " (back to the challenger: the job ended slashed)", " ", VT.tx(fee.tx_hash)] : "A fee for the calldata is held until the job ends: the solver's unless the job ends slashed."]
+        : d.outcome === "challenger_won"
+          ? "Not published in time: the solver lost the job stake."
+          : d.outcome === "superseded"
+            ? "Never started: an earlier dispute settled the job."
+            : `Waiting for the solver (${d.phase.replace(/_/g, " ")}).`,
+    ),
+  );
+
   main.replaceChildren(
     h("h1", {}, `Dispute #${d.dispute_id}`, VT.badge(d.phase), d.outcome !== "none" ? VT.badge(d.outcome) : null),
     h("div", { class: "grid row-gap" }, VT.card("Summary", summary), VT.card("Outcome", outcome)),
-    VT.card("Descent through the trajectory tree", tree),
+    avail ? VT.card("Availability challenge", availability) : VT.card("Descent through the trajectory tree", tree),
     VT.card("Moves (each one transaction; clocks as left after its block)", h("div", { class: "scroll-x" }, moves)),
     VT.card("Committee", votes),
   );

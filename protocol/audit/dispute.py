@@ -949,7 +949,7 @@ def _availability_fee(a: DisputeAudit) -> str:
         for e in t.events
         if e.contract == "JobMarket" and e.name in ("JobFinalized", "JobSlashed", "JobVoided")
     ]
-    require(ends, "the fee was settled but the job has not ended")
+    require(bool(ends), "the fee was settled but the job has not ended")
     end_tx, end = ends[0]
     require((end_tx.block, end_tx.index) < (tx.block, tx.index), "the fee was settled before the job ended")
     want = a.challenger if end == "JobSlashed" else a.solver
