@@ -7,6 +7,7 @@ mines blocks or moves the clock when nobody had a move to make.
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -34,8 +35,9 @@ SOLVER_WON, CHALLENGER_WON = 1, 2
 
 
 def toy_step(pre: bytes) -> bytes:
-    """The forge Fixture's toy transition: keccak256(abi.encode("step", pre))."""
-    return keccak(abi_encode(["string", "bytes32"], ["step", pre]))
+    """The forge Fixture's toy transition: the state root of abi.encode("step", pre) (one short chunk, DESIGN §3:
+    sha256(0x00 ‖ bytes)), so a toy state can be published on chain."""
+    return hashlib.sha256(b"\x00" + abi_encode(["string", "bytes32"], ["step", pre])).digest()
 
 
 def toy_leaves(init: bytes, n: int, lie_from: int | None = None) -> list[bytes]:

@@ -12,7 +12,8 @@ import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 /// @notice ProtocolHandler in a world whose solvers are all honest and live, everyone else as hostile as before.
 ///         Solvers commit only honest trajectories, and before the deadline: no warp passes a Matched job's deadline
 ///         or an honest solver's clock while it is the solver's turn before the solver has made its move (it may
-///         still move late, spending its clock, through the reveal/openLeaf/commit actions). Challengers challenge
+///         still move late, spending its clock, through the reveal/openLeaf/publish/commit actions); it answers every
+///         availability challenge with its leaf's bytes. Challengers challenge
 ///         honest jobs, steer at random, stall and time out; submitters and verifiers act as in ProtocolHandler.
 ///         Arbiters vote the honest replay of the opened segment or do not reveal at all: this is the honest-majority
 ///         assumption of the committee. An arbiter majority voting against the replay is the economic case priced by
@@ -64,6 +65,7 @@ contract HonestSolverHandler is ProtocolHandler {
             if (t <= uint256(d.lastMoveAt) + d.solverClock) continue;
             if (d.phase == IDisputeGame.Phase.AwaitingReveal) this.reveal(id - 1);
             else if (d.phase == IDisputeGame.Phase.AwaitingLeaf) this.openLeaf(id - 1);
+            else if (d.phase == IDisputeGame.Phase.AwaitingData) this.publish(id - 1); // every honest leaf publishes
         }
         super._warpTo(t);
     }

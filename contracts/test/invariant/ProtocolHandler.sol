@@ -7,6 +7,7 @@ import {VeriToken} from "../../src/VeriToken.sol";
 import {StakeManager} from "../../src/StakeManager.sol";
 import {JobMarket} from "../../src/JobMarket.sol";
 import {DisputeGame} from "../../src/DisputeGame.sol";
+import {StatePublisher} from "../../src/StatePublisher.sol";
 import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {IDisputeGame} from "../../src/interfaces/IDisputeGame.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
@@ -25,6 +26,7 @@ contract ProtocolHandler is Fixture {
     /// @dev DisputeGame's private lock-key tags (keccak256(abi.encode(tag, disputeId))).
     bytes32 internal constant BOND_TAG = keccak256("veritrain.dispute.bond");
     bytes32 internal constant ARBITER_TAG = keccak256("veritrain.dispute.arbiter");
+    bytes32 internal constant FEE_TAG = keccak256("veritrain.dispute.availability-fee");
 
     /// @dev Everyone who can hold tokens, stake or credits.
     address[] public actors;
@@ -52,6 +54,9 @@ contract ProtocolHandler is Fixture {
     /// @dev JobFinalized + JobSlashed + JobExpired events per job.
     mapping(bytes32 jobId => uint256) public ghost_settlements;
     mapping(bytes32 jobId => uint256) public ghost_feesPaid;
+    /// @dev AvailabilityFeeSettled: where each dispute's held fee went (address(0) while held or never held).
+    mapping(uint256 disputeId => address) public ghost_feeTo;
+    mapping(uint256 disputeId => uint256) public ghost_feeSettlements;
     /// @dev Tokens the handler minted to each address (the only way tokens enter an actor's hands from outside).
     mapping(address who => uint256) public ghost_mintedTo;
     mapping(string action => uint256) public calls;
@@ -72,6 +77,7 @@ contract ProtocolHandler is Fixture {
         stakes = stakes_;
         market = market_;
         game = game_;
+        publisher = StatePublisher(address(game_.publisher()));
         mp = market_.params();
         gp = game_.params();
         submitter = submitter_;
@@ -96,7 +102,7 @@ contract ProtocolHandler is Fixture {
             poolCandidates.push(verifiers_[i]);
             challengerList.push(verifiers_[i]);
         }
-        string[21] memory names = [
+        string[24] memory names = [
             "deposit",
             "requestWithdrawal",
             "withdraw",
@@ -117,7 +123,10 @@ contract ProtocolHandler is Fixture {
             "resolve",
             "timeout",
             "warp",
-            "dropSuperseded"
+            "dropSuperseded",
+            "requestAvailability",
+            "publish",
+            "settleAvailabilityFee"
         ];
         for (uint256 i = 0; i < names.length; ++i) {
             actionNames.push(names[i]);
@@ -278,21 +287,67 @@ contract ProtocolHandler is Fixture {
             if (!found) return;
             _commitJob(jobId, lieSeed, uint8((lieSeed >> 128) % 3));
         }
-        address c = address(0);
-        IJobMarket.Job memory job = market.getJob(jobId);
-        uint256 bond = game.disputeBondFor(job.stake, job.price);
-        for (uint256 k = 0; k < challengerList.length; ++k) {
-            address candidate = challengerList[(challengerSeed % challengerList.length + k) % challengerList.length];
-            if (stakes.positionOf(candidate).free >= bond) {
-                c = candidate;
-                break;
-            }
-        }
+        address c = _pickChallenger(jobId, challengerSeed);
         if (c == address(0)) return;
         vm.recordLogs();
         vm.prank(c);
         game.openDispute(jobId);
         _done("openDispute");
+    }
+
+    /// @dev An availability challenge of a random unpublished leaf of a committed job in its audit window (queued
+    ///      behind a running dispute on a Disputed one).
+    function requestAvailability(uint256 jobSeed, uint256 leafSeed, uint256 challengerSeed) external {
+        (bool found, bytes32 jobId) =
+            _pickJob(jobSeed, _bit(uint8(IJobMarket.JobState.Committed)) | _bit(uint8(IJobMarket.JobState.Disputed)));
+        if (!found) return;
+        IJobMarket.Job memory job = market.getJob(jobId);
+        if (job.state == IJobMarket.JobState.Committed && block.timestamp >= job.auditEnd) return;
+        uint64 leaf = uint64(leafSeed % job.numLeaves);
+        if (publisher.publishedAt(jobId, leaf) != 0) return;
+        address c = _pickChallenger(jobId, challengerSeed);
+        if (c == address(0)) return;
+        vm.recordLogs();
+        vm.prank(c);
+        game.requestAvailability(jobId, leaf);
+        _done("requestAvailability");
+    }
+
+    /// @dev The solver answers an availability challenge: publishes the toy state bytes of the named leaf and confirms.
+    ///      Only a leaf that is the toy transition of the one before has such bytes: a lie cannot be published (the
+    ///      solver then loses on its clock). Returns whether it published.
+    function publish(uint256 disputeSeed) external returns (bool) {
+        (bool found, uint256 id) = _pickDispute(disputeSeed, _bit(uint8(IDisputeGame.Phase.AwaitingData)));
+        if (!found) return false;
+        IDisputeGame.Dispute memory d = game.getDispute(id);
+        if (block.timestamp > _moverExpiry(d)) return false; // too late to answer
+        bytes32[] memory leaves = leavesOf[d.jobId];
+        bytes32 pre = d.lo == 0 ? market.getJob(d.jobId).initStateRoot : leaves[d.lo - 1];
+        if (toyStep(pre) != leaves[d.lo]) return false;
+        vm.recordLogs();
+        if (publisher.publishedAt(d.jobId, d.lo) == 0) {
+            vm.prank(d.solver);
+            publisher.publish(d.jobId, d.lo, toyState(pre), true, _path(leaves, d.lo, 0, leaves.length));
+        } // else answered already, for an earlier challenge of the same leaf
+        game.confirmPublished(id);
+        _done("publish");
+        return true;
+    }
+
+    /// @dev Settles the fee a Published availability challenge holds, once its job has ended (anyone may).
+    function settleAvailabilityFee(uint256 disputeSeed) external {
+        uint256 n = game.disputeCount();
+        for (uint256 k = 0; k < n; ++k) {
+            uint256 id = (disputeSeed % (n == 0 ? 1 : n) + k) % n + 1;
+            IDisputeGame.Dispute memory d = game.getDispute(id);
+            if (stakes.lockedUnder(d.challenger, feeKey(id)) == 0) continue;
+            IJobMarket.JobState s = market.getJob(d.jobId).state;
+            if (s == IJobMarket.JobState.Committed || s == IJobMarket.JobState.Disputed) continue;
+            vm.recordLogs();
+            game.settleAvailabilityFee(id);
+            _done("settleAvailabilityFee");
+            return;
+        }
     }
 
     /// @dev The solver reveals the children of the current node from the leaves it committed.
@@ -405,7 +460,7 @@ contract ProtocolHandler is Fixture {
         (bool found, uint256 id) = _pickDispute(
             disputeSeed,
             _bit(uint8(IDisputeGame.Phase.AwaitingReveal)) | _bit(uint8(IDisputeGame.Phase.AwaitingChoice))
-                | _bit(uint8(IDisputeGame.Phase.AwaitingLeaf))
+                | _bit(uint8(IDisputeGame.Phase.AwaitingLeaf)) | _bit(uint8(IDisputeGame.Phase.AwaitingData))
         );
         if (!found) return;
         uint256 expiresAt = _moverExpiry(game.getDispute(id));
@@ -414,7 +469,7 @@ contract ProtocolHandler is Fixture {
         IDisputeGame.Dispute memory d = game.getDispute(id);
         if (
             d.phase != IDisputeGame.Phase.AwaitingReveal && d.phase != IDisputeGame.Phase.AwaitingChoice
-                && d.phase != IDisputeGame.Phase.AwaitingLeaf
+                && d.phase != IDisputeGame.Phase.AwaitingLeaf && d.phase != IDisputeGame.Phase.AwaitingData
         ) return;
         if (block.timestamp <= _moverExpiry(d)) return;
         vm.recordLogs();
@@ -427,7 +482,8 @@ contract ProtocolHandler is Fixture {
     function advanceDispute(uint256 disputeSeed, uint256 moveSeed) external {
         uint256 open = _bit(uint8(IDisputeGame.Phase.AwaitingReveal)) | _bit(uint8(IDisputeGame.Phase.AwaitingChoice))
             | _bit(uint8(IDisputeGame.Phase.AwaitingLeaf)) | _bit(uint8(IDisputeGame.Phase.AwaitingCommittee))
-            | _bit(uint8(IDisputeGame.Phase.Voting)) | _bit(uint8(IDisputeGame.Phase.Queued));
+            | _bit(uint8(IDisputeGame.Phase.Voting)) | _bit(uint8(IDisputeGame.Phase.Queued))
+            | _bit(uint8(IDisputeGame.Phase.AwaitingData));
         (bool found, uint256 id) = _pickDispute(disputeSeed, open);
         if (!found) return;
         for (uint256 k = 0; k < 6; ++k) {
@@ -438,6 +494,8 @@ contract ProtocolHandler is Fixture {
                 this.choose(id - 1, moveSeed >> k);
             } else if (d.phase == IDisputeGame.Phase.AwaitingLeaf) {
                 this.openLeaf(id - 1);
+            } else if (d.phase == IDisputeGame.Phase.AwaitingData) {
+                if (!this.publish(id - 1)) return;
             } else if (d.phase == IDisputeGame.Phase.AwaitingCommittee) {
                 this.drawCommittee(id - 1, keccak256(abi.encode(moveSeed, k)));
             } else if (d.phase == IDisputeGame.Phase.Queued) {
@@ -484,6 +542,10 @@ contract ProtocolHandler is Fixture {
         return actionNames[i];
     }
 
+    function feeKey(uint256 disputeId) public pure returns (bytes32) {
+        return keccak256(abi.encode(FEE_TAG, disputeId));
+    }
+
     function bondKey(uint256 disputeId) public pure returns (bytes32) {
         return keccak256(abi.encode(BOND_TAG, disputeId));
     }
@@ -513,6 +575,17 @@ contract ProtocolHandler is Fixture {
     function _moverExpiry(IDisputeGame.Dispute memory d) internal pure returns (uint256) {
         uint256 clock = d.phase == IDisputeGame.Phase.AwaitingChoice ? d.challengerClock : d.solverClock;
         return uint256(d.lastMoveAt) + clock;
+    }
+
+    /// @dev The first staker from a random offset, other than the job's solver, that can post the bond of `jobId`.
+    function _pickChallenger(bytes32 jobId, uint256 seed) internal view returns (address) {
+        IJobMarket.Job memory job = market.getJob(jobId);
+        uint256 bond = game.disputeBondFor(job.stake, job.price);
+        for (uint256 k = 0; k < challengerList.length; ++k) {
+            address candidate = challengerList[(seed % challengerList.length + k) % challengerList.length];
+            if (candidate != job.solver && stakes.positionOf(candidate).free >= bond) return candidate;
+        }
+        return address(0);
     }
 
     function _depositFor(address a, uint256 amount) internal {
@@ -616,6 +689,10 @@ contract ProtocolHandler is Fixture {
                 ) {
                     ++ghost_settlements[l.topics[1]];
                 }
+            } else if (l.emitter == address(game) && t0 == IDisputeGame.AvailabilityFeeSettled.selector) {
+                uint256 id = uint256(l.topics[1]);
+                ghost_feeTo[id] = address(uint160(uint256(l.topics[3])));
+                ++ghost_feeSettlements[id];
             }
         }
     }

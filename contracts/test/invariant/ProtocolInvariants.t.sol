@@ -32,7 +32,7 @@ abstract contract ProtocolInvariantSuite is Fixture {
 
         // Actions that move jobs and disputes forward are listed more than once: the fuzzer picks selectors
         // uniformly, and a run of depth 64 should reach committees and resolutions, not only deposits.
-        bytes4[] memory selectors = new bytes4[](28);
+        bytes4[] memory selectors = new bytes4[](31);
         selectors[0] = ProtocolHandler.deposit.selector;
         selectors[1] = ProtocolHandler.requestWithdrawal.selector;
         selectors[2] = ProtocolHandler.withdraw.selector;
@@ -61,6 +61,9 @@ abstract contract ProtocolInvariantSuite is Fixture {
         selectors[25] = ProtocolHandler.commit.selector;
         selectors[26] = ProtocolHandler.attest.selector;
         selectors[27] = ProtocolHandler.drawAudit.selector;
+        selectors[28] = ProtocolHandler.requestAvailability.selector;
+        selectors[29] = ProtocolHandler.publish.selector;
+        selectors[30] = ProtocolHandler.settleAvailabilityFee.selector;
         targetSelector(StdInvariant.FuzzSelector({addr: address(handler), selectors: selectors}));
         targetContract(address(handler));
     }
@@ -227,7 +230,10 @@ abstract contract ProtocolInvariantSuite is Fixture {
         {
             IDisputeGame.Dispute memory d = game.getDispute(id);
             IDisputeGame.Phase phase = d.phase;
-            if (phase == IDisputeGame.Phase.AwaitingReveal || phase == IDisputeGame.Phase.AwaitingLeaf) {
+            if (
+                phase == IDisputeGame.Phase.AwaitingReveal || phase == IDisputeGame.Phase.AwaitingLeaf
+                    || phase == IDisputeGame.Phase.AwaitingData
+            ) {
                 _warpAtLeast(uint256(d.lastMoveAt) + d.solverClock + 1);
                 game.timeout(id);
             } else if (phase == IDisputeGame.Phase.AwaitingChoice) {
@@ -312,12 +318,15 @@ abstract contract ProtocolInvariantSuite is Fixture {
             _warpAtLeast(uint256(d.lastMoveAt) + gp.committeeWait - 1);
         }
         bool choice = d.phase == IDisputeGame.Phase.AwaitingChoice;
-        if (!choice && d.phase != IDisputeGame.Phase.AwaitingReveal && d.phase != IDisputeGame.Phase.AwaitingLeaf) {
-            return false;
-        }
+        bool data = d.phase == IDisputeGame.Phase.AwaitingData;
+        if (
+            !choice && !data && d.phase != IDisputeGame.Phase.AwaitingReveal
+                && d.phase != IDisputeGame.Phase.AwaitingLeaf
+        ) return false;
         uint256 expiresAt = uint256(d.lastMoveAt) + (choice ? d.challengerClock : d.solverClock);
         if (block.timestamp > expiresAt) return false;
         vm.warp(expiresAt);
+        if (data) return handler.publish(id - 1); // a lie has no bytes: then its clock runs out
         if (choice) handler.choose(id - 1, uint256(keccak256(abi.encode(id, d.lo, d.hi))));
         else if (d.phase == IDisputeGame.Phase.AwaitingReveal) handler.reveal(id - 1);
         else handler.openLeaf(id - 1);
@@ -355,6 +364,31 @@ abstract contract ProtocolInvariantSuite is Fixture {
         assertEq(handler.ghost_burned(), burned, "burns as reported");
     }
 
+    /// @dev A fee is held only by a Published availability challenge, until it is settled once, after the job's end:
+    ///      to the solver unless the job ended Slashed, then back to the challenger.
+    function _assertFee(uint256 id, IDisputeGame.Dispute memory d) internal view {
+        uint256 held = stakes.lockedUnder(d.challenger, handler.feeKey(id));
+        uint256 fee = uint256(d.bond) * gp.availabilityFeeBps / BPS;
+        bool published = d.availability && d.outcome == IDisputeGame.Outcome.Published;
+        uint256 settlements = handler.ghost_feeSettlements(id);
+        assertLe(settlements, 1, "a fee is settled at most once");
+        if (!published || fee == 0) {
+            assertEq(held, 0, "only a Published availability challenge holds a fee");
+            assertEq(settlements, 0, "nothing to settle");
+            return;
+        }
+        assertEq(held, settlements == 0 ? fee : 0, "the fee is held until it is settled");
+        if (settlements == 1) {
+            IJobMarket.JobState s = market.getJob(d.jobId).state;
+            assertTrue(_isFinal(s), "settled only once the job ended");
+            assertEq(
+                handler.ghost_feeTo(id),
+                s == IJobMarket.JobState.Slashed ? d.challenger : d.solver,
+                "to the solver unless the job ended slashed"
+            );
+        }
+    }
+
     function _assertLocks() internal view {
         uint256 nActors = handler.actorCount();
         uint256 nJobs = handler.jobCount();
@@ -367,7 +401,8 @@ abstract contract ProtocolInvariantSuite is Fixture {
                 sum += stakes.lockedUnder(a, handler.jobIds(j));
             }
             for (uint256 id = 1; id <= nDisputes; ++id) {
-                sum += stakes.lockedUnder(a, handler.bondKey(id)) + stakes.lockedUnder(a, handler.arbiterKey(id));
+                sum += stakes.lockedUnder(a, handler.bondKey(id)) + stakes.lockedUnder(a, handler.arbiterKey(id))
+                + stakes.lockedUnder(a, handler.feeKey(id));
             }
             IStakeManager.Position memory p = stakes.positionOf(a);
             assertEq(p.locked, sum, "locked = sum of known locks");
@@ -403,6 +438,7 @@ abstract contract ProtocolInvariantSuite is Fixture {
             if (open && d.phase != IDisputeGame.Phase.Queued) {
                 assertEq(game.activeDisputeOf(d.jobId), id, "one running dispute per job");
             }
+            _assertFee(id, d);
             address[] memory committee = game.committee(id);
             for (uint256 k = 0; k < committee.length; ++k) {
                 assertEq(
@@ -481,8 +517,15 @@ contract ProtocolInvariantTest is ProtocolInvariantSuite {
         _assertConservation(true);
         _assertLocks();
 
+        handler.requestAvailability(0, 2, 0); // dispute 5: job 0's leaf 2, answered
+        assertTrue(handler.publish(4), "the honest solver publishes");
+        assertEq(uint8(game.getDispute(5).outcome), uint8(IDisputeGame.Outcome.Published));
+        _assertLocks(); // the fee is held
+
         handler.timeout(3, true); // job 3's solver never reveals
         handler.finalize(0, true);
+        handler.settleAvailabilityFee(0);
+        assertEq(handler.ghost_feeTo(5), market.getJob(handler.jobIds(0)).solver, "the fee paid to the honest solver");
         handler.finalize(2, true);
         handler.expire(4, true);
         vm.warp(block.timestamp + 7 days);

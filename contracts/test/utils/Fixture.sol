@@ -171,8 +171,15 @@ abstract contract Fixture is Test {
         }
     }
 
+    /// @notice The toy state after `pre`: its canonical bytes (one short chunk), which an honest solver publishes when
+    ///         an availability challenge names its leaf.
+    function toyState(bytes32 pre) internal pure returns (bytes memory) {
+        return abi.encode("step", pre);
+    }
+
+    /// @notice The toy transition: the state root of toyState(pre) (DESIGN §3; one short chunk: H(0x00 ‖ bytes)).
     function toyStep(bytes32 pre) internal pure returns (bytes32) {
-        return keccak256(abi.encode("step", pre));
+        return sha256(abi.encodePacked(bytes1(0x00), toyState(pre)));
     }
 
     /// @notice RFC 9162 root of leaf entries [lo, hi) (see TreeRef).
