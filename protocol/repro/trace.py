@@ -1,0 +1,302 @@
+"""The trace of one optimizer step in exact mode: what the dispute descends through below a segment.
+
+A training step in exact mode is a fixed sequence of tensor operations. Run on the reference path
+(``backend("reference")``: the four order-fixed primitives and the fmath functions as elementwise torch
+operations, the same bits as every other path), every floating-point operation of the step — forward,
+backward, clipping, the optimizer update, batch selection — is one ATen operation. :func:`trace_step` records
+them with an op-level hook (a ``TorchDispatchMode``), not a second implementation of the model: record ``t`` is
+
+    (operation, input references, structural arguments, output dtypes and shapes)   ← the *structure*
+    (float scalar arguments, output commitments)                                   ← the *values*
+
+* operation — the ATen overload (``aten.add.Tensor``);
+* input references — ``r<k>.<j>`` output ``j`` of record ``k``; ``s:<name>`` a tensor of the pre-state
+  (``param/…``, ``optim/…``, as in the canonical state, DESIGN §3); ``x:<k>`` the ``k``-th external input (a
+  tensor the step did not compute: the dataset, the batch indices, constants), whose dtype, shape and
+  commitment are listed in :attr:`Trace.externals`;
+* structural arguments — the canonical JSON of every argument that is not a tensor and not a float: ints,
+  bools, dtypes, dims, sizes (float scalars such as the learning rate are values: they may change from step to
+  step without changing the program);
+* output commitment — the RFC 9162 root over the output's bytes (C order, little-endian) in ``LEAF_BYTES``-byte
+  leaves (the last one short), so one element can later be proven with a short inclusion path; ``UNDEFINED``
+  (32 zero bytes) for an allocation whose contents are only written by a later record.
+
+The **program** of a step is the list of structure hashes; its RFC 9162 root (:attr:`Trace.program_root`)
+depends only on the spec (and, where an optimizer creates its buffers on the first step, on whether the step is
+the first): no weight, gradient, example or learning rate enters it. The **trace root** is the root over the
+record hashes (structure and values). :attr:`Trace.final` names the record output each state tensor holds after
+the step. Reads that leave the tensor world (``.item()``) are counted in :attr:`Trace.reads`: they must never
+steer the computation, or the program would depend on values.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import struct
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+from protocol import merkle
+
+TRACE_FORMAT = "veritrain.trace/1"
+#: Bytes per leaf of an output commitment: eight float32 elements.
+LEAF_BYTES = 32
+#: Operations that neither compute nor move values (autograd and profiler bookkeeping): not records.
+_SKIP = frozenset({"aten.detach.default", "aten.lift_fresh.default", "aten.alias.default"})
+_READS = frozenset({"aten._local_scalar_dense.default", "aten.item.default"})
+#: Operations whose output has no defined contents (an allocation written later): committed as UNDEFINED.
+UNDEFINED_OUTPUT = frozenset(
+    {"aten.empty.memory_format", "aten.empty_strided.default", "aten.new_empty_strided.default",
+     "aten.new_empty.default", "aten.empty_like.default"}
+)  # fmt: skip
+#: The commitment of an output with no defined contents.
+UNDEFINED = bytes(32)
+
+__all__ = ["LEAF_BYTES", "TRACE_FORMAT", "UNDEFINED", "Record", "Trace", "TraceError", "commitment", "trace_step"]
+
+
+class TraceError(RuntimeError):
+    """The step could not be traced (an operation the trace format does not cover)."""
+
+
+def commitment(t: torch.Tensor) -> bytes:
+    """RFC 9162 root over the bytes of ``t`` (C order, little-endian) in ``LEAF_BYTES``-byte leaves."""
+    data = t.detach().to("cpu").contiguous().numpy().tobytes()
+    sha = hashlib.sha256
+    leaves = [sha(merkle.LEAF_PREFIX + data[i : i + LEAF_BYTES]).digest() for i in range(0, len(data), LEAF_BYTES)]
+    return merkle.rfc9162_root(leaves)
+
+
+_TENSOR = object()  # where a tensor argument goes in a kept call
+
+
+def _copy(t: torch.Tensor) -> torch.Tensor:
+    """A copy of ``t`` with a copy of its whole storage: same offset, sizes and strides."""
+    with torch.utils._python_dispatch._disable_current_modes():
+        storage = t.untyped_storage().clone()
+        return torch.empty(0, dtype=t.dtype).set_(storage, t.storage_offset(), t.shape, t.stride())
+
+
+def _canonical(x: Any) -> Any:
+    """The JSON form of a structural argument (floats are kept apart by the caller)."""
+    if isinstance(x, bool | int | str) or x is None:
+        return x
+    if isinstance(x, torch.dtype):
+        return str(x)
+    if isinstance(x, torch.device):
+        return "device"  # where it runs is not part of the program
+    if isinstance(x, torch.memory_format | torch.layout):
+        return str(x)
+    if isinstance(x, list | tuple):
+        return [_canonical(v) for v in x]
+    raise TraceError(f"an argument of type {type(x).__name__} ({x!r}) has no trace form")
+
+
+@dataclass(frozen=True)
+class Record:
+    """One operation of a traced step (see the module docstring)."""
+
+    index: int
+    op: str
+    inputs: tuple[str, ...]
+    args: str  # canonical JSON of the structural arguments, tensors as "T", floats as "F"
+    outputs: tuple[tuple[str, tuple[int, ...]], ...]  # (dtype, shape) of each output
+    floats: tuple[float, ...]  # float scalar arguments, in argument order
+    commitments: tuple[bytes, ...]  # one per output
+
+    def structure(self) -> dict[str, Any]:
+        return {
+            "op": self.op,
+            "inputs": list(self.inputs),
+            "args": self.args,
+            "outputs": [[d, list(s)] for d, s in self.outputs],
+            "floats": len(self.floats),
+        }
+
+    def structure_hash(self) -> bytes:
+        return hashlib.sha256(json.dumps(self.structure(), sort_keys=True, separators=(",", ":")).encode()).digest()
+
+    def record_hash(self) -> bytes:
+        """sha256(structure hash ‖ float64 bits of each float ‖ each output commitment)."""
+        floats = b"".join(struct.pack("<d", f) for f in self.floats)
+        return hashlib.sha256(self.structure_hash() + floats + b"".join(self.commitments)).digest()
+
+
+@dataclass
+class Trace:
+    """The records of one step, its external inputs and where each state tensor ends."""
+
+    step: int
+    records: list[Record]
+    externals: list[tuple[str, tuple[int, ...], bytes]]  # (dtype, shape, commitment)
+    final: dict[str, str]  # state tensor name → the reference holding it after the step
+    reads: int
+    #: With ``keep_values``: the value of every reference, in its storage layout (views keep their offsets and
+    #: strides), and each record's call, so that a record can be evaluated again from its inputs alone.
+    values: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
+    calls: list[tuple[Any, Any, list[Any]]] = field(default_factory=list, repr=False)
+
+    @property
+    def program_root(self) -> bytes:
+        return merkle.rfc9162_root([merkle.leaf_hash(r.structure_hash()) for r in self.records])
+
+    @property
+    def root(self) -> bytes:
+        return merkle.rfc9162_root([merkle.leaf_hash(r.record_hash()) for r in self.records])
+
+    def evaluate(self, index: int) -> list[torch.Tensor]:
+        """Record ``index`` computed again from the values its input references name (``keep_values`` traces):
+        what a checker of one record does, and a test that the references are right and complete."""
+        if not self.calls:
+            raise TraceError("this trace kept no values: trace_step(..., keep_values=True)")
+        r = self.records[index]
+        func, spec, leaves = self.calls[index]
+        refs = iter(r.inputs)
+        # inputs are copied with their storage, so an in-place record writes the copy, never the trace's values
+        flat = [_copy(self.values[next(refs)]) if x is _TENSOR else x for x in leaves]
+        args, kwargs = tree_unflatten(flat, spec)
+        out = func(*args, **kwargs)
+        if func._schema.name.endswith("_") and args:
+            return [a for a in tree_flatten(args[0])[0] if isinstance(a, torch.Tensor)]
+        if "out" in kwargs:
+            return [a for a in tree_flatten(kwargs["out"])[0] if isinstance(a, torch.Tensor)]
+        return [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+
+    def ops(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for r in self.records:
+            out[r.op] = out.get(r.op, 0) + 1
+        return out
+
+
+class _Recorder(TorchDispatchMode):
+    def __init__(self, state: Mapping[str, torch.Tensor], keep_values: bool) -> None:
+        super().__init__()
+        self.records: list[Record] = []
+        self.externals: list[tuple[str, tuple[int, ...], bytes]] = []
+        self.reads = 0
+        self.keep_values = keep_values
+        self.values: dict[str, torch.Tensor] = {}
+        self.calls: list[tuple[Any, Any, list[Any]]] = []
+        #: The value a tensor holds is named by where it lives (storage, offset, sizes, strides, dtype); an in-place
+        #: write rebinds it (and forgets every other view of that storage); the tensors are kept alive so no storage
+        #: is reused.
+        self._refs: dict[tuple, str] = {}
+        self._alive: list[torch.Tensor] = []
+        for name, t in state.items():
+            self._bind(t, f"s:{name}", keep_values)
+
+    @staticmethod
+    def _key(t: torch.Tensor) -> tuple:
+        return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
+
+    def _bind(self, t: torch.Tensor, ref: str, keep: bool = True) -> None:
+        self._refs[self._key(t)] = ref
+        self._alive.append(t)
+        if keep and self.keep_values:
+            self.values[ref] = _copy(t)
+
+    def ref_of(self, t: torch.Tensor) -> str:
+        ref = self._refs.get(self._key(t))
+        if ref is not None:
+            return ref
+        # not computed by the step: an external input (dataset, indices, a constant made outside the trace)
+        with torch.utils._python_dispatch._disable_current_modes():
+            c = commitment(t)
+            ref = f"x:{len(self.externals)}"
+            self.externals.append((str(t.dtype), tuple(t.shape), c))
+            self._bind(t, ref)
+        return ref
+
+    def __torch_dispatch__(self, func: Any, types: Any, args: Any = (), kwargs: Any = None) -> Any:
+        kwargs = kwargs or {}
+        name = str(func)
+        if name.startswith("profiler."):
+            return func(*args, **kwargs)
+        if name in _SKIP:  # an alias of its input, same storage and geometry: the same reference
+            return func(*args, **kwargs)
+        if name in _READS:
+            self.reads += 1
+            return func(*args, **kwargs)
+        flat, spec = tree_flatten((args, kwargs))
+        inputs: list[str] = []
+        floats: list[float] = []
+        shape_args: list[Any] = []
+        for a in flat:
+            if isinstance(a, torch.Tensor):
+                inputs.append(self.ref_of(a))
+                shape_args.append("T")
+            elif isinstance(a, float):
+                floats.append(a)
+                shape_args.append("F")
+            else:
+                shape_args.append(_canonical(a))
+        out = func(*args, **kwargs)
+        # an in-place operation (ATen's convention: the name ends in "_", it writes its first argument) or an out=
+        # variant returns what it wrote: those tensors now hold this record's outputs
+        written: list[torch.Tensor] = []
+        if func._schema.name.endswith("_") and args:
+            written = [a for a in tree_flatten(args[0])[0] if isinstance(a, torch.Tensor)]
+        elif "out" in kwargs:
+            written = [a for a in tree_flatten(kwargs["out"])[0] if isinstance(a, torch.Tensor)]
+        outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)] if not written else written
+        index = len(self.records)
+        if self.keep_values:
+            self.calls.append((func, spec, [_TENSOR if isinstance(a, torch.Tensor) else a for a in flat]))
+        with torch.utils._python_dispatch._disable_current_modes():
+            for w in written:
+                ptr = w.untyped_storage().data_ptr()
+                self._refs = {k: v for k, v in self._refs.items() if k[0] != ptr}
+            commits = tuple(UNDEFINED if name in UNDEFINED_OUTPUT else commitment(o) for o in outs)
+            for j, o in enumerate(outs):
+                self._bind(o, f"r{index}.{j}")
+        self.records.append(
+            Record(
+                index=index,
+                op=name,
+                inputs=tuple(inputs),
+                args=json.dumps(shape_args, separators=(",", ":")),
+                outputs=tuple((str(o.dtype), tuple(o.shape)) for o in outs),
+                floats=tuple(floats),
+                commitments=commits,
+            )
+        )
+        return out
+
+    def final_refs(self, state: Mapping[str, torch.Tensor]) -> dict[str, str]:
+        return {name: self.ref_of(t) for name, t in state.items()}
+
+
+def _state_tensors(trainer: Any) -> dict[str, torch.Tensor]:
+    """The live tensors of the trainer's state, by canonical state name (see ``Trainer.state``)."""
+    out: dict[str, torch.Tensor] = {}
+    for name, p in trainer.named_params:
+        out[f"param/{name}"] = p
+        for key, v in trainer.opt.state.get(p, {}).items():
+            if isinstance(v, torch.Tensor):
+                out[f"optim/{name}/{key}"] = v
+    return out
+
+
+def trace_step(trainer: Any, keep_values: bool = False) -> Trace:
+    """Runs the trainer's next optimizer step on the reference path and returns its trace; the trainer advances by
+    one step exactly as ``train_steps(1)`` (same bits). ``keep_values`` keeps every reference's value."""
+    from protocol.repro import backend
+
+    step = trainer.step
+    if step is None:
+        raise TraceError("the trainer has no state yet: call init() or load()")
+    state = _state_tensors(trainer)
+    rec = _Recorder(state, keep_values)
+    with backend("reference"), rec:
+        trainer.train_steps(1)
+    after = _state_tensors(trainer)  # the optimizer may have created its buffers in this step
+    final = rec.final_refs(after)
+    return Trace(step=step, records=rec.records, externals=rec.externals, final=final, reads=rec.reads,
+                 values=rec.values, calls=rec.calls)  # fmt: skip
