@@ -21,9 +21,12 @@ them with an op-level hook (a ``TorchDispatchMode``), not a second implementatio
   leaves (the last one short), so one element can later be proven with a short inclusion path; ``UNDEFINED``
   (32 zero bytes) for an allocation whose contents are only written by a later record.
 
-The **program** of a step is the list of structure hashes; its RFC 9162 root (:attr:`Trace.program_root`)
-depends only on the spec (and, where an optimizer creates its buffers on the first step, on whether the step is
-the first): no weight, gradient, example or learning rate enters it. The **trace root** is the root over the
+The **program** of a step is the list of structure hashes; its RFC 9162 root (:attr:`Trace.program_root`) is
+meant to depend only on the spec (and, where an optimizer creates its buffers on the first step, on whether the
+step is the first): no weight, gradient, example or learning rate enters it. That holds for the MLP and CNN
+examples (tests/test_trace.py); the reference ``index_add_rows`` (an embedding's backward) loops over data-
+dependent occurrence ranks, so a model with an embedding is not value-independent until that primitive is one
+record. The **trace root** is the root over the
 record hashes (structure and values). :attr:`Trace.final` names the record output each state tensor holds after
 the step. Reads that leave the tensor world (``.item()``) are counted in :attr:`Trace.reads`: they must never
 steer the computation, or the program would depend on values.
