@@ -1,4 +1,4 @@
-"""Availability challenges on a real chain (issue 15): a staker names a committed leaf it could not fetch; the
+"""Availability challenges on a real chain: a staker names a committed leaf it could not fetch; the
 solver's DisputeDefender publishes that checkpoint's bytes on the StatePublisher (resuming after a crash mid-way)
 and confirms, the job reopens and everyone reads the bytes back from calldata, checked against the committed
 root; a solver that does not answer loses its stake on its clock. The fee an answered challenge holds is paid

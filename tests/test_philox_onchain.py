@@ -1,7 +1,7 @@
 """The on-chain Philox4x32-10 and its streams (contracts/src/libraries/Philox.sol, through PhiloxHarness on anvil)
 equal protocol/engine/rng.py word for word: Random123's known answers, random counters and keys, the stream tag
 (SHA-256 of purpose and index), stream words across block boundaries, uniforms' 53-bit mantissas and sort keys.
-Stage 2 of the committee-free exact-mode settlement (issue 16)."""
+Stage 2 of the committee-free exact-mode settlement."""
 
 from __future__ import annotations
 

@@ -5,7 +5,7 @@ pragma solidity 0.8.30;
 /// @notice The training engine's counter-based generator on-chain (protocol/engine/rng.py, the protocol text):
 ///         Philox4x32-10 (Salmon et al., SC'11, the Random123 reference) and the stream it defines, so an exact-mode
 ///         dispute can recompute any random value a step used (a dropout draw, an initial weight's uniform, an
-///         example's sort key) from the job seed alone. Stage 2 of the committee-free settlement (issue 16).
+///         example's sort key) from the job seed alone. Stage 2 of the committee-free settlement.
 /// @dev Words are uint32 values held in uint256; products of two u32 fit 64 bits, so nothing overflows.
 library Philox {
     uint256 private constant M0 = 0xD2511F53;

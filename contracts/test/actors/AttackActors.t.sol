@@ -22,8 +22,8 @@ import {StakeManager} from "../../src/StakeManager.sol";
 import {IStakeManager} from "../../src/interfaces/IStakeManager.sol";
 import {IERC20} from "@openzeppelin/contracts/token/ERC20/IERC20.sol";
 
-// The attacks of issue 14, each played by an attacker actor against the deployed protocol: every one must fail or
-// lose the attacker money.
+// The attacks an adversarial review found on the contracts, each played by an attacker actor against the deployed
+// protocol: every one must fail or lose the attacker money.
 
 /// @notice Attack 1: commits the reserved UNAVAILABLE value as leaf `at` and withholds the real pre-state (leaf
 ///         `at`-1), hoping the honest arbiters' "unavailable" votes match its opened leaf.

@@ -7,7 +7,7 @@ import {IJobMarket} from "../../src/interfaces/IJobMarket.sol";
 import {IStatePublisher} from "../../src/interfaces/IStatePublisher.sol";
 import {ChunkedStateRoot} from "../../src/libraries/ChunkedStateRoot.sol";
 
-/// @notice Availability challenges (issue 15): a staker names a leaf; the solver publishes its state bytes on the
+/// @notice Availability challenges: a staker names a leaf; the solver publishes its state bytes on the
 ///         StatePublisher before its clock runs out (the job reopens; a fee for its calldata is held until the job
 ///         ends: the solver's if it ends without a proven lie, else the challenger's again) or loses its stake.
 ///         Leaves here are real chunked state roots of byte strings, so publication is checked byte for byte.

@@ -1,4 +1,4 @@
-"""Bids carry the signed ``workTime`` (issue 14: a bid can be accepted only while now + workTime <= deadline).
+"""Bids carry the signed ``workTime`` (a bid can be accepted only while now + workTime <= deadline).
 
 Revision ID: 0002
 Revises: 0001
