@@ -11,7 +11,7 @@ from protocol.engine.data import load_dataset
 from protocol.engine.examples import load_example, shortened
 from protocol.engine.runner import Trainer
 from protocol.repro import set_threads
-from protocol.repro.trace import UNDEFINED, commitment, trace_step
+from protocol.repro.trace import PRIMITIVE_INDEX_ADD_ROWS, UNDEFINED, commitment, trace_step
 from protocol.state import state_root
 
 
@@ -97,3 +97,17 @@ def test_every_record_is_computed_again_from_its_inputs(spec):
                 assert ref in pre, ref
             else:
                 assert ref.startswith("x:") and int(ref[2:]) < len(trace.externals), ref
+
+
+def test_a_language_model_step_is_one_program_whatever_its_tokens():
+    """Embedding, attention, GELU, AdamW and dropout: the scatter-add of the embedding's backward is one record
+    (its reference expansion loops over the tokens' occurrence ranks), so the program does not depend on the batch."""
+    lm = load_example("tiny_lm")
+    model = lm.model.model_copy(update={"context": 16, "d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32})
+    spec = shortened(lm.model_copy(update={"model": model, "batch_size": 4}), 4, 1)
+    t = _trainer(spec)
+    steps = [trace_step(t) for _ in range(3)]
+    assert steps[1].program_root == steps[2].program_root
+    assert steps[1].root != steps[2].root
+    scatter = [r for r in steps[1].records if r.op == PRIMITIVE_INDEX_ADD_ROWS]
+    assert scatter and all(r.outputs[0][1][0] == model.vocab_size for r in scatter)

@@ -56,6 +56,7 @@ from verifier.audit import (
     MISMATCH,
     TIMEOUT,
     UNAVAILABLE,
+    UNCHECKED,
     AuditResult,
     Replayer,
     accuse_leaf,
@@ -286,6 +287,9 @@ class VerifierNode:
         self._market_params = client.call(self.market.functions.params())
         self.worker = ReplayWorker()
         self._tasks: dict[tuple[str, Any], Future] = {}
+        #: The audit window end each audit was started against: a job that reopened since (a dispute ended
+        #: without slashing it) has new time for the segments the audit could not check before its deadline.
+        self._audited_against: dict[str, int] = {}
         self._arbiters: dict[int, Arbiter] = {}
         self._staked = False
         self._last_withdraw = 0.0
@@ -527,6 +531,7 @@ class VerifierNode:
             log_event(log, "audit-plan", job=job_hex, plan=plan)
         if plan in ("skip", "failed"):
             return
+        self._retry_unchecked(row, job)
         result = self._audit_result(row, job, plan)
         if result is None:
             return
@@ -631,6 +636,24 @@ class VerifierNode:
         log_event(log, "availability-requested", job=job_hex, dispute=dispute_id, leaf=leaf)
         return True
 
+    def _retry_unchecked(self, row: sqlite3.Row, job: Any) -> None:
+        """An audit that ran out of time on some segments and found no evidence elsewhere is run again once the
+        job's window has moved (it reopened after a dispute, or this node restarted): the window never closes on
+        a segment nobody checked while there is time to check it."""
+        job_hex = row["job_id"]
+        if row["audit"] is None or int(job.state) != JobState.COMMITTED:
+            return
+        result = AuditResult.from_json(json.loads(row["audit"]))
+        if UNCHECKED not in result.segments.values() or result.bad_leaf is not None:
+            return
+        if self._audited_against.get(job_hex) == int(job.auditEnd):
+            return
+        if latest_timestamp(self.client) >= int(job.auditEnd):
+            return
+        self._update_job(job_hex, audit=None)
+        unchecked = sorted(i for i, v in result.segments.items() if v == UNCHECKED)
+        log_event(log, "re-audit", job=job_hex, unchecked=unchecked, audit_end=int(job.auditEnd))
+
     def _audit_result(self, row: sqlite3.Row, job: Any, plan: str) -> AuditResult | None:
         """The persisted audit result, or None while the replay runs (it is started here if needed)."""
         job_hex = row["job_id"]
@@ -654,6 +677,8 @@ class VerifierNode:
             self._update_job(job_hex, plan="failed")
             return None
         deadline = self._evidence_deadline(int(job.auditEnd))
+        if ("audit", job_hex) not in self._tasks:
+            self._audited_against[job_hex] = int(job.auditEnd)
         fut = self._task(("audit", job_hex), self.replayer.audit, ref, segments, self.worker.run_urgent, deadline)
         if not fut.done():
             return None

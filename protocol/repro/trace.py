@@ -23,13 +23,13 @@ them with an op-level hook (a ``TorchDispatchMode``), not a second implementatio
 
 The **program** of a step is the list of structure hashes; its RFC 9162 root (:attr:`Trace.program_root`) is
 meant to depend only on the spec (and, where an optimizer creates its buffers on the first step, on whether the
-step is the first): no weight, gradient, example or learning rate enters it. That holds for the MLP and CNN
-examples (tests/test_trace.py); the reference ``index_add_rows`` (an embedding's backward) loops over data-
-dependent occurrence ranks, so a model with an embedding is not value-independent until that primitive is one
-record. The **trace root** is the root over the
-record hashes (structure and values). :attr:`Trace.final` names the record output each state tensor holds after
-the step. Reads that leave the tensor world (``.item()``) are counted in :attr:`Trace.reads`: they must never
-steer the computation, or the program would depend on values.
+step is the first): no weight, gradient, example or learning rate enters it. The one primitive whose reference
+expansion depends on the data — ``index_add_rows`` (an embedding's backward) loops over the occurrence ranks of
+the batch's indices and selects rows by masks — is therefore one record, ``veritrain.index_add_rows`` (its order:
+ascending ``n``, DESIGN §4); a dispute over it will descend through its partial sums. The **trace root** is
+the root over the record hashes (structure and values). :attr:`Trace.final` names the record output each state
+tensor holds after the step. Reads that leave the tensor world (``.item()``) are counted in :attr:`Trace.reads`:
+they must never steer the computation, or the program would depend on values.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from __future__ import annotations
 import hashlib
 import json
 import struct
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,8 @@ UNDEFINED_OUTPUT = frozenset(
 )  # fmt: skip
 #: The commitment of an output with no defined contents.
 UNDEFINED = bytes(32)
+#: The record of the order-fixed scatter-add of rows (``kernels.index_add_rows``): one record, whatever the indices.
+PRIMITIVE_INDEX_ADD_ROWS = "veritrain.index_add_rows"
 
 __all__ = ["LEAF_BYTES", "TRACE_FORMAT", "UNDEFINED", "Record", "Trace", "TraceError", "commitment", "trace_step"]
 
@@ -84,6 +86,17 @@ def _copy(t: torch.Tensor) -> torch.Tensor:
     with torch.utils._python_dispatch._disable_current_modes():
         storage = t.untyped_storage().clone()
         return torch.empty(0, dtype=t.dtype).set_(storage, t.storage_offset(), t.shape, t.stride())
+
+
+def _written(func: Any, args: Any, kwargs: Any) -> list[torch.Tensor]:
+    """What an in-place operation (ATen's convention: the name ends in "_", it writes its first argument) or an
+    ``out=`` variant wrote: those tensors are its outputs. Empty for any other operation."""
+    schema = getattr(func, "_schema", None)
+    if schema is not None and schema.name.endswith("_") and args:
+        return [a for a in tree_flatten(args[0])[0] if isinstance(a, torch.Tensor)]
+    if "out" in kwargs:
+        return [a for a in tree_flatten(kwargs["out"])[0] if isinstance(a, torch.Tensor)]
+    return []
 
 
 def _canonical(x: Any) -> Any:
@@ -165,11 +178,7 @@ class Trace:
         flat = [_copy(self.values[next(refs)]) if x is _TENSOR else x for x in leaves]
         args, kwargs = tree_unflatten(flat, spec)
         out = func(*args, **kwargs)
-        if func._schema.name.endswith("_") and args:
-            return [a for a in tree_flatten(args[0])[0] if isinstance(a, torch.Tensor)]
-        if "out" in kwargs:
-            return [a for a in tree_flatten(kwargs["out"])[0] if isinstance(a, torch.Tensor)]
-        return [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+        return _written(func, args, kwargs) or [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
 
     def ops(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -227,6 +236,18 @@ class _Recorder(TorchDispatchMode):
         if name in _READS:
             self.reads += 1
             return func(*args, **kwargs)
+        return self.record(name, func, args, kwargs)
+
+    def primitive(self, name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+        """``func`` as one record named ``name`` (its inner operations are not recorded)."""
+
+        def run(*args: Any, **kwargs: Any) -> Any:
+            return self.record(name, func, args, kwargs, inner=False)
+
+        return run
+
+    def record(self, name: str, func: Any, args: Any, kwargs: Any, inner: bool = True) -> Any:
+        """Runs ``func`` and appends its record; ``inner=False`` runs it unrecorded inside."""
         flat, spec = tree_flatten((args, kwargs))
         inputs: list[str] = []
         floats: list[float] = []
@@ -240,14 +261,12 @@ class _Recorder(TorchDispatchMode):
                 shape_args.append("F")
             else:
                 shape_args.append(_canonical(a))
-        out = func(*args, **kwargs)
-        # an in-place operation (ATen's convention: the name ends in "_", it writes its first argument) or an out=
-        # variant returns what it wrote: those tensors now hold this record's outputs
-        written: list[torch.Tensor] = []
-        if func._schema.name.endswith("_") and args:
-            written = [a for a in tree_flatten(args[0])[0] if isinstance(a, torch.Tensor)]
-        elif "out" in kwargs:
-            written = [a for a in tree_flatten(kwargs["out"])[0] if isinstance(a, torch.Tensor)]
+        if inner:
+            out = func(*args, **kwargs)
+        else:
+            with torch.utils._python_dispatch._disable_current_modes():
+                out = func(*args, **kwargs)
+        written = _written(func, args, kwargs)
         outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)] if not written else written
         index = len(self.records)
         if self.keep_values:
@@ -295,10 +314,19 @@ def trace_step(trainer: Any, keep_values: bool = False) -> Trace:
     step = trainer.step
     if step is None:
         raise TraceError("the trainer has no state yet: call init() or load()")
+    from protocol.repro import kernels
+
     state = _state_tensors(trainer)
     rec = _Recorder(state, keep_values)
-    with backend("reference"), rec:
-        trainer.train_steps(1)
+    original = kernels.index_add_rows
+    # The reference scatter-add loops over the occurrence ranks of the batch's indices and selects rows by masks:
+    # its expansion would make the program depend on the data, so it is one record (ascending n, DESIGN §4).
+    kernels.index_add_rows = rec.primitive(PRIMITIVE_INDEX_ADD_ROWS, original)
+    try:
+        with backend("reference"), rec:
+            trainer.train_steps(1)
+    finally:
+        kernels.index_add_rows = original
     after = _state_tensors(trainer)  # the optimizer may have created its buffers in this step
     final = rec.final_refs(after)
     return Trace(step=step, records=rec.records, externals=rec.externals, final=final, reads=rec.reads,
