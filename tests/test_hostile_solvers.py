@@ -81,7 +81,9 @@ def market(tmp_path_factory):
         steps=STEPS,
         interval=INTERVAL,
         price=20 * WEI_PER_TOKEN,
-        adversary_params={"baitswitch": (f"segment={BAIT_SEGMENT}",)},
+        # malformed pinned too: its checkpoint must be a pre-state some audited segment loads (the last segment's
+        # leaf is nobody's pre-state, so no replay would report it "invalid")
+        adversary_params={"baitswitch": (f"segment={BAIT_SEGMENT}",), "malformed": ("segment=2",)},
     )
     with run:
         for i, role in enumerate(JOB_PLAN):
