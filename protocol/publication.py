@@ -151,6 +151,18 @@ def read_published(client: ChainClient, job_id: bytes, leaf: int, from_block: in
     return bytes(data)
 
 
+def read_published_into(cache: Any, client: ChainClient, job_id: bytes, leaf: int) -> int | None:
+    """Reads leaf ``leaf``'s published bytes (checked as :func:`read_published`) into the blob store ``cache``;
+    returns their size, None if the leaf is not published (a cheap ``publishedAt`` call decides that first)."""
+    if not int(client.call(client.state_publisher.functions.publishedAt(job_id, leaf))):
+        return None
+    data = read_published(client, job_id, leaf)
+    if data is None:
+        return None
+    cache.put_state(data)
+    return len(data)
+
+
 def _publish_data(pub: Any, tx: Any, job_id: bytes, leaf: int) -> bytes:
     fn, args = pub.decode_function_input(tx["input"])
     if fn.fn_name != "publish" or bytes(args["jobId"]) != job_id or int(args["leaf"]) != leaf:

@@ -49,7 +49,7 @@ from protocol.events import ChainEvent, EventFollower
 from protocol.game import clock_out, latest_timestamp, settlement_duty
 from protocol.metrics import Registry
 from protocol.node import log_event
-from protocol.publication import PublicationError, read_published, settle_fees
+from protocol.publication import PublicationError, read_published_into, settle_fees
 from protocol.replay import AuditError, Evidence, JobRef, Sources, Unavailable
 from verifier.arbiter import Arbiter, ReplayPending
 from verifier.audit import (
@@ -341,10 +341,8 @@ class VerifierNode:
             )
         elif ev.name in ("JobFinalized", "JobSlashed", "JobExpired", "JobVoided"):
             job_hex = _hx(a["jobId"])
-            asked = self.db.execute(
-                "SELECT 1 FROM availability WHERE job_id = ? AND dispute_id != 0", (job_hex,)
-            ).fetchone()
-            if ev.name != "JobSlashed" or asked is None:  # else the job duty reclaims the held fees, then ends it
+            if ev.name != "JobSlashed" or not self._asked_availability(job_hex):
+                # else the job duty reclaims the held fees, then ends it
                 self.db.execute("UPDATE jobs SET done = 1 WHERE job_id = ?", (job_hex,))
         elif ev.name == "DisputeOpened":
             job_hex = _hx(a["jobId"])
@@ -550,24 +548,19 @@ class VerifierNode:
             return
         self._open_dispute(job_hex, job_id, result)
 
-    def _read_published(self, job_id: bytes, leaf: int) -> int | None:
-        """Reads leaf ``leaf``'s bytes published on chain (an answered availability challenge) into the local
-        cache, checked against the committed leaf; returns their size, None if the leaf is not published."""
-        if not int(self.client.call(self.client.state_publisher.functions.publishedAt(job_id, leaf))):
-            return None
-        data = read_published(self.client, job_id, leaf)
-        if data is None:
-            return None
-        self.sources.cache.put_state(data)
-        return len(data)
+    def _asked_availability(self, job_hex: str) -> bool:
+        """Whether this node filed an availability challenge on the job (so it may hold a fee to take back)."""
+        with self._db_lock:
+            return (
+                self.db.execute(
+                    "SELECT 1 FROM availability WHERE job_id = ? AND dispute_id != 0", (job_hex,)
+                ).fetchone()
+                is not None
+            )
 
     def _reclaim_fees(self, job_hex: str, job_id: bytes) -> None:
         """The job ended slashed: the fees this node's answered availability challenges held go back to it."""
-        with self._db_lock:
-            asked = self.db.execute(
-                "SELECT 1 FROM availability WHERE job_id = ? AND dispute_id != 0", (job_hex,)
-            ).fetchone()
-        if asked is None:
+        if not self._asked_availability(job_hex):
             return
         for dispute_id, to, fee in settle_fees(self.client, job_id):
             log_event(log, "availability-fee", job=job_hex, dispute=dispute_id, to=to, fee=fee)
@@ -600,7 +593,7 @@ class VerifierNode:
             ).fetchone()
         if asked is not None and asked["read"]:
             return False  # its published bytes were at hand and the segment is still unavailable: dispute it
-        size = self._read_published(job_id, leaf)
+        size = read_published_into(self.sources.cache, self.client, job_id, leaf)
         if size is not None:
             with self._db_lock:
                 self.db.execute(
@@ -824,7 +817,7 @@ class VerifierNode:
             if int(d.lo) > 0 and not self.sources.cache.has(pre_root, "state"):
                 # a pre-state the solver serves nobody may be on chain (an availability challenge made it publish)
                 try:
-                    size = self._read_published(ref.job_id, int(d.lo) - 1)
+                    size = read_published_into(self.sources.cache, self.client, ref.job_id, int(d.lo) - 1)
                 except PublicationError as exc:
                     log_event(log, "arbitration-publication-unreadable", logging.WARNING, dispute=dispute_id,
                               error=str(exc))  # fmt: skip

@@ -17,7 +17,7 @@ from typing import Any
 from protocol.audit.dispute import DisputeAudit
 from protocol.audit.record import DisputeRecord, from_hex, to_hex
 from protocol.chain import ChainClient
-from protocol.publication import PublicationError, read_published
+from protocol.publication import PublicationError, read_published_into
 from protocol.replay import AuditError, JobRef, SegmentReplayer, Sources, Unavailable
 
 
@@ -60,13 +60,12 @@ def replay_dispute(
         published = ""
         if client is not None and index > 0:
             try:
-                data = read_published(client, job.job_id, index - 1)
+                size = read_published_into(sources.cache, client, job.job_id, index - 1)
             except PublicationError as exc:
                 published = f"; its chain publication could not be read: {exc}"
             else:
-                if data is not None:
-                    sources.cache.put_state(data)
-                    published = f" (pre-state read from its chain publication, {len(data)} bytes)"
+                if size is not None:
+                    published = f" (pre-state read from its chain publication, {size} bytes)"
         try:
             replayed = to_hex(SegmentReplayer(sources, device).replay(job, from_hex(pre), index))
         except (Unavailable, AuditError) as exc:
