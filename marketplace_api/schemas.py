@@ -477,7 +477,10 @@ class StakerPublic(BaseModel):
     slashes: list[EventPublic]
     record: SolverRecord
     locks: list[LockPublic] = Field(description="stake locked now, per key (job stake, dispute bond, arbiter stake)")
-    slashed_total: U256 = Field(description="sum of every StakeSlashed amount of this account")
+    slashed_total: U256 = Field(
+        description="sum of every StakeSlashed amount of this account but availability fees it paid to solvers "
+        "that published what it asked for (a price, not a slash)"
+    )
 
 
 class StakerSummary(BaseModel):

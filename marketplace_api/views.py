@@ -24,6 +24,7 @@ from marketplace_api.schemas import (
     VotePublic,
 )
 from protocol.artifacts import event_enum_args
+from protocol.audit.record import FEE_TAG, dispute_key
 from protocol.constants import Outcome, Phase, api_names, enum_name
 from protocol.errors import ArtifactMissing
 
@@ -327,13 +328,29 @@ def current_locks(session: Session, account: str) -> list[LockPublic]:
     return locks
 
 
+def fee_keys(session: Session) -> set[str]:
+    """The lock keys of availability fees settled to a solver or back (``AvailabilityFeeSettled``): a
+    StakeSlashed under one is the fee a challenger paid for data the solver published, not a slash."""
+    rows = session.scalars(select(ChainEventRow.args).where(ChainEventRow.name == "AvailabilityFeeSettled"))
+    return {"0x" + dispute_key(FEE_TAG, int(a["disputeId"])).hex() for a in rows}
+
+
+def is_slash(e: ChainEventRow | EventPublic, fees: set[str]) -> bool:
+    """Whether ``e`` is a StakeSlashed that punished (not an availability fee paid under one of ``fees``)."""
+    return e.name == "StakeSlashed" and str(e.args["key"]).lower() not in fees
+
+
 def slash_totals(session: Session, accounts: list[str] | None = None) -> dict[str, tuple[int, int]]:
-    """``account -> (number of slashes, total slashed)`` over every indexed StakeSlashed."""
+    """``account -> (number of slashes, total slashed)`` over every indexed StakeSlashed but availability
+    fees (:func:`fee_keys`)."""
     q = select(ChainEventRow.account, ChainEventRow.args).where(ChainEventRow.name == "StakeSlashed")
     if accounts is not None:
         q = q.where(ChainEventRow.account.in_(accounts))
+    fees = fee_keys(session)
     out: dict[str, tuple[int, int]] = {}
     for account, args in session.execute(q):
+        if str(args["key"]).lower() in fees:
+            continue
         n, total = out.get(account, (0, 0))
         out[account] = (n + 1, total + int(args["amount"]))
     return out

@@ -664,11 +664,17 @@ class HttpBlobClient:
             if budget is not None and budget.expired():
                 raise BudgetExhausted(f"{what} from {self.base_url}: not tried, no time left before its deadline")
             tries += 1
+            started = time.monotonic()
             try:
                 return attempt()
             except _Retry as exc:
                 last = exc
             except httpx.TimeoutException as exc:
+                if budget is not None and budget.late(started):
+                    raise BudgetExhausted(
+                        f"{what} from {self.base_url}: given less than a fair {budget.fair_s():.1f} s before its "
+                        f"deadline ({type(exc).__name__}): the reader was late"
+                    ) from exc
                 if budget is not None:  # a stalled server under a deadline: not worth another try
                     raise BlobTimeout(f"{what} from {self.base_url} stalled ({type(exc).__name__})") from exc
                 last = exc

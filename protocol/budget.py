@@ -21,7 +21,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, replace
 
-from protocol.errors import BlobTimeout, BlobTooLarge
+from protocol.errors import BlobTimeout, BlobTooLarge, BudgetExhausted
 
 #: Slowest a hostile-party download may average once the grace period is over (bytes/s): 256 KiB/s moves a
 #: 100 MB checkpoint in under 7 minutes; an honest server on any real link is orders of magnitude faster.
@@ -63,6 +63,16 @@ class FetchBudget:
     def expired(self) -> bool:
         return self.remaining() <= 0.0
 
+    def fair_s(self) -> float:
+        """The least time a download under this budget must be given before its not finishing says anything
+        about its server: the grace period plus the byte cap at the minimum rate."""
+        return self.grace_s + self.max_bytes / self.min_rate
+
+    def late(self, started: float) -> bool:
+        """Whether a download started at ``started`` (monotonic) had less than :meth:`fair_s` before the
+        deadline: if it does not finish, the reader was late, not the server (no evidence against it)."""
+        return self.deadline is not None and self.deadline - started < self.fair_s()
+
     def timeout(self, default: float) -> float:
         """A per-operation timeout that cannot outlive the deadline (at least 10 ms, so httpx accepts it)."""
         return max(0.01, min(default, self.remaining()))
@@ -73,6 +83,11 @@ class FetchBudget:
             raise BlobTooLarge(f"{what} runs over {self.max_bytes} bytes, more than it can be")
         now = time.monotonic()
         if self.deadline is not None and now > self.deadline:
+            if self.late(started):
+                raise BudgetExhausted(
+                    f"{what} was given {self.deadline - started:.1f} s, less than the {self.fair_s():.1f} s a fair "
+                    f"download takes ({received} bytes received): the reader was late"
+                )
             raise BlobTimeout(f"{what} did not finish before its deadline ({received} bytes received)")
         elapsed = now - started
         if elapsed > self.grace_s and received / elapsed < self.min_rate:

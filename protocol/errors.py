@@ -102,7 +102,8 @@ class BlobTimeout(BlobUnavailable, TimeoutError):
 
 
 class BudgetExhausted(BlobTimeout):
-    """A download was not even tried: its deadline had passed (the reader was late, not the server)."""
+    """A download was not tried, or not given a fair time (:meth:`protocol.budget.FetchBudget.late`), before its
+    deadline: the reader was late, not the server, so it is no evidence against the server."""
 
 
 class RpcUnavailable(VeritrainError, ConnectionError):

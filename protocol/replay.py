@@ -192,12 +192,17 @@ class Sources:
         """A JSON document from ``url`` within ``budget`` (streamed: the byte cap and the deadline hold)."""
         started = time.monotonic()
         body = bytearray()
-        with self.http.stream("GET", url, timeout=httpx.Timeout(budget.timeout(self.timeout))) as r:
-            if r.status_code != 200:
-                raise BlobUnavailable(f"HTTP {r.status_code}")
-            for chunk in r.iter_bytes():
-                body += chunk
-                budget.check(len(body), started, what)
+        try:
+            with self.http.stream("GET", url, timeout=httpx.Timeout(budget.timeout(self.timeout))) as r:
+                if r.status_code != 200:
+                    raise BlobUnavailable(f"HTTP {r.status_code}")
+                for chunk in r.iter_bytes():
+                    body += chunk
+                    budget.check(len(body), started, what)
+        except httpx.TimeoutException as exc:
+            if budget.late(started):
+                raise BudgetExhausted(f"{what}: given less than a fair {budget.fair_s():.1f} s ({exc})") from exc
+            raise
         try:
             return json.loads(body)
         except RecursionError:
@@ -224,6 +229,10 @@ class Sources:
                 continue
             try:
                 leaves = _parse_leaves(self._get_json(url, part, f"leaf list of {job.hex_id} from {url}"))
+            except BudgetExhausted as exc:  # this node was late: no evidence against the source
+                skipped += 1
+                tried.append(f"{url}: {exc}")
+                continue
             except (BlobTimeout, BlobTooLarge, httpx.TimeoutException) as exc:
                 timeouts += 1
                 tried.append(f"{url}: {type(exc).__name__}: {exc}")

@@ -27,10 +27,10 @@ from protocol.budget import FetchBudget
 from protocol.engine import EngineError, load_dataset
 from protocol.engine.examples import load_example, shortened
 from protocol.engine.runner import Trainer, initial_state
-from protocol.errors import BlobTimeout, BlobTooLarge, BlobUnavailable
+from protocol.errors import BlobError, BlobTimeout, BlobTooLarge, BlobUnavailable, BudgetExhausted
 from protocol.metrics import Registry
 from protocol.node import HttpService
-from protocol.replay import Evidence, JobRef, Sources, Unavailable
+from protocol.replay import Evidence, JobRef, Sources, Unavailable, _fetch_evidence
 from protocol.state import StateFormatError, deserialize, read_layout, serialize_bytes, state_root
 from solver.server import create_server_app
 
@@ -183,6 +183,30 @@ def test_the_mirror_gets_its_turn_after_a_hostile_solver(servers, mode, job, tmp
     assert time.monotonic() - t0 < 8.0
     solver.close()
     mirror.close()
+
+
+@pytest.mark.parametrize("mode", ["trickle", "hang"])
+def test_a_download_given_less_than_a_fair_time_is_no_evidence_against_its_server(servers, mode, job, tmp_path):
+    """A reader that was late (its deadline left the server less than the grace period plus the blob's cap at
+    the minimum rate) learns nothing from the server not finishing: ``unchecked``, never ``timeout`` (which
+    would cost an honest solver an availability challenge, or its challenger the fee). Given a fair time, the
+    same stalled server is ``timeout``."""
+    address, started, _ = servers
+    cap = len(job[3]) + 4096
+    for seconds, min_rate, evidence, error in (
+        (0.5, 16 * 1024, Evidence.UNCHECKED, BudgetExhausted),  # fair: 1 s + cap / 16 KiB/s > 0.5 s
+        (2.5, 1 << 20, Evidence.TIMEOUT, BlobTimeout),  # fair: 1 s + cap / 1 MiB/s < 2.5 s
+    ):
+        budget = FetchBudget.within(seconds, max_bytes=cap, min_rate=min_rate, grace_s=1.0)
+        assert budget.late(time.monotonic()) is (evidence is Evidence.UNCHECKED)
+        cache = LocalBlobStore(tmp_path / f"cache-{mode}-{seconds}")
+        with HttpBlobClient(started[mode].url, timeout=10.0, retries=0) as client:
+            reader = MirroredBlobReader([cache, client], cache=cache)
+            with pytest.raises(BlobError) as err:
+                reader.get(address, "state", budget=budget)
+        (_, cause) = err.value.attempts[-1]  # type: ignore[attr-defined]  # the server, after the cache
+        assert type(cause) is error, (mode, seconds, cause)
+        assert _fetch_evidence(err.value) is evidence, (mode, seconds, err.value)
 
 
 def test_an_endless_leaf_list_is_cut_at_what_n_leaves_can_weigh(servers, tmp_path):

@@ -233,6 +233,10 @@ def test_honest_work_never_loses_stake_and_accuse_loses_its_bond(market):
     honest = {honest_solver, *(run.devnet.address(r) for r, a in VERIFIERS.items() if a is None)}
     killed = run.devnet.address(killed_info["role"])
     assert not (honest - {killed}) & set(report.slashed_accounts), report.slashed_accounts
+    # An availability fee is a price for data the solver then published, not a slash: only challengers pay it,
+    # to solvers that answered (an honest verifier whose download ran out of a fair time may ask, and pay).
+    verifiers = {run.devnet.address(r) for r in VERIFIERS}
+    assert set(report.fees_paid) <= verifiers, (report.fees_paid, report.slashed_accounts)
     # The verifier that was kill -9ed was down for a while: it may lose arbiter stakes, but only on committees drawn
     # while it was down (it learns of them on restart, all at once, and may not replay them all before their commit
     # deadlines on two busy cores), none on a committee drawn while it was running.
@@ -247,7 +251,7 @@ def test_honest_work_never_loses_stake_and_accuse_loses_its_bond(market):
             drawn_at.append(int(chain.w3.eth.get_block(ev["blockNumber"])["timestamp"]))
     down_from, up_at = killed_info["down_ts"], killed_info["up_ts"]
     assert all(down_from <= t <= up_at for t in drawn_at), (drawn_at, missed, down_from, up_at)
-    assert report.slashed_accounts.get(killed, 0) == sum(missed)
+    assert report.slashed_accounts.get(killed, 0) == sum(missed), (report.fees_paid, missed)
     accused = [e for e in game.events.DisputeResolved().get_logs(from_block=start)
                if e["args"]["loser"] == accuse]  # fmt: skip
     honest_jobs = {j.job_id for j in run.jobs if j.adversary is None}

@@ -24,6 +24,7 @@ import httpx
 import typer
 from eth_utils import to_checksum_address
 
+from protocol.audit.record import FEE_TAG, dispute_key
 from protocol.constants import FINAL_JOB_STATES, WEI_PER_TOKEN, JobState, Outcome, api_name
 from protocol.errors import VeritrainError
 from protocol.tokens import format_tokens
@@ -78,6 +79,9 @@ class Report:
     compute: dict[str, float] = field(default_factory=dict)
     verifier_over_solver_compute_all: float | None = None  # all replay (audits, arbitration) / all training
     verifier_over_solver_wall: float | None = None  # the honest ratio in wall-clock seconds (load-dependent)
+    #: availability fees challengers paid solvers that published what they were asked for: a price paid for
+    #: data, not a slash (the solver answered), so not in ``slashed_accounts``
+    fees_paid: dict[str, int] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         return {
@@ -87,6 +91,7 @@ class Report:
             "verifier_over_solver_compute_all": self.verifier_over_solver_compute_all,
             "verifier_over_solver_wall": self.verifier_over_solver_wall,
             "slashed_accounts": self.slashed_accounts,
+            "availability_fees_paid": self.fees_paid,
             "compute_seconds": self.compute,
             "seconds": round(self.seconds, 1),
         }
@@ -389,10 +394,16 @@ class MarketRun:
             else:
                 entry.update(seconds=None, winner=None, outcome=None)
             disputes.append(entry)
+        fee_keys = {
+            dispute_key(FEE_TAG, int(e["args"]["disputeId"]))
+            for e in game.events.AvailabilityRequested().get_logs(from_block=start)
+        }
         slashed_accounts: dict[str, int] = {}
+        fees_paid: dict[str, int] = {}
         for e in stakes.events.StakeSlashed().get_logs(from_block=start):
             who = to_checksum_address(e["args"]["account"])
-            slashed_accounts[who] = slashed_accounts.get(who, 0) + int(e["args"]["amount"])
+            into = fees_paid if bytes(e["args"]["key"]) in fee_keys else slashed_accounts
+            into[who] = into.get(who, 0) + int(e["args"]["amount"])
         compute = self.compute_seconds()
 
         def ratio_of(num: str, den: str) -> float | None:
@@ -405,6 +416,7 @@ class MarketRun:
             verifier_over_solver_compute_all=ratio_of("verifier_replay_cpu", "solver_train_cpu"),
             verifier_over_solver_wall=ratio_of("verifier_audit_honest", "solver_train_honest"),
             slashed_accounts=slashed_accounts,
+            fees_paid=fees_paid,
             seconds=time.monotonic() - self.started,
             compute=compute,
         )
@@ -598,6 +610,9 @@ def _print_report(report: Report, run: MarketRun, console: Any) -> None:
         ", ".join(f"{run.role_of(a)} {format_tokens(v)} VERI" for a, v in report.slashed_accounts.items()) or "nobody"
     )
     console.print(f"slashed stake: {slashed}")
+    if report.fees_paid:
+        fees = ", ".join(f"{run.role_of(a)} {format_tokens(v)} VERI" for a, v in report.fees_paid.items())
+        console.print(f"availability fees paid (for data the solver then published): {fees}")
     c = report.compute
     ratio, ratio_all = report.verifier_over_solver_compute, report.verifier_over_solver_compute_all
     console.print(

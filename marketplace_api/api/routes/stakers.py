@@ -55,6 +55,7 @@ def get_staker(address: AddressDep, session: SessionDep) -> StakerPublic:
     events.reverse()
     context = views.tx_context(session, (e.tx_hash for e in events))
     history = [views.event_public(e, context) for e in events]
+    fees = views.fee_keys(session)
     return StakerPublic(
         address=address,
         free=pos.free if pos else 0,
@@ -65,7 +66,7 @@ def get_staker(address: AddressDep, session: SessionDep) -> StakerPublic:
         verifier=pos.verifier if pos else False,
         block_number=pos.block_number if pos else None,
         history=history,
-        slashes=[e for e in history if e.name == "StakeSlashed"],
+        slashes=[e for e in history if views.is_slash(e, fees)],
         record=book.solver_record(session, address),
         locks=views.current_locks(session, address),
         slashed_total=views.slash_totals(session, [address]).get(address, (0, 0))[1],
