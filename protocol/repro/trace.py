@@ -26,7 +26,9 @@ meant to depend only on the spec (and, where an optimizer creates its buffers on
 step is the first): no weight, gradient, example or learning rate enters it. The one primitive whose reference
 expansion depends on the data — ``index_add_rows`` (an embedding's backward) loops over the occurrence ranks of
 the batch's indices and selects rows by masks — is therefore one record, ``veritrain.index_add_rows`` (its order:
-ascending ``n``, DESIGN §4); a dispute over it will descend through its partial sums. The **trace root** is
+ascending ``n``, DESIGN §4); a dispute over it will descend through its partial sums. The correctly rounded
+square root (``fmath.sqrt``, Newton in binary64 on the reference path) is one record too, ``veritrain.sqrt``.
+Each record's elements are defined in :mod:`protocol.repro.elements`. The **trace root** is
 the root over the record hashes (structure and values). :attr:`Trace.final` names the record output each state
 tensor holds after the step. Reads that leave the tensor world (``.item()``) are counted in :attr:`Trace.reads`:
 they must never steer the computation, or the program would depend on values.
@@ -34,10 +36,11 @@ they must never steer the computation, or the program would depend on values.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -58,21 +61,37 @@ UNDEFINED_OUTPUT = frozenset(
     {"aten.empty.memory_format", "aten.empty_strided.default", "aten.new_empty_strided.default",
      "aten.new_empty.default", "aten.empty_like.default"}
 )  # fmt: skip
+#: Operations that address their input's storage rather than its elements: their records carry the geometry.
+STORAGE_OPS = frozenset({"aten.as_strided.default"})
 #: The commitment of an output with no defined contents.
 UNDEFINED = bytes(32)
 #: The record of the order-fixed scatter-add of rows (``kernels.index_add_rows``): one record, whatever the indices.
 PRIMITIVE_INDEX_ADD_ROWS = "veritrain.index_add_rows"
+#: The record of the correctly rounded square root (``fmath.sqrt``): one record, the IEEE operation (its reference
+#: expansion is Newton in binary64, which no element of the dispute needs).
+PRIMITIVE_SQRT = "veritrain.sqrt"
 
-__all__ = ["LEAF_BYTES", "TRACE_FORMAT", "UNDEFINED", "Record", "Trace", "TraceError", "commitment", "trace_step"]
+__all__ = [
+    "LEAF_BYTES", "TRACE_FORMAT", "UNDEFINED", "Record", "Trace", "TraceError", "commitment", "trace_call",
+    "trace_step",
+]  # fmt: skip
 
 
 class TraceError(RuntimeError):
     """The step could not be traced (an operation the trace format does not cover)."""
 
 
+#: The quiet NaN a float32 NaN element is committed as (ATen's NaN payloads depend on the kernel path taken).
+CANONICAL_NAN_BITS = 0x7FC00000
+
+
 def commitment(t: torch.Tensor) -> bytes:
-    """RFC 9162 root over the bytes of ``t`` (C order, little-endian) in ``LEAF_BYTES``-byte leaves."""
-    data = t.detach().to("cpu").contiguous().numpy().tobytes()
+    """RFC 9162 root over the bytes of ``t`` (C order, little-endian) in ``LEAF_BYTES``-byte leaves; a float32
+    NaN element counts as :data:`CANONICAL_NAN_BITS`, whatever its payload."""
+    t = t.detach().to("cpu").contiguous()
+    if t.dtype == torch.float32 and bool(torch.isnan(t).any()):
+        t = torch.where(torch.isnan(t), torch.tensor(CANONICAL_NAN_BITS, dtype=torch.int32).view(torch.float32), t)
+    data = t.numpy().tobytes()
     sha = hashlib.sha256
     leaves = [sha(merkle.LEAF_PREFIX + data[i : i + LEAF_BYTES]).digest() for i in range(0, len(data), LEAF_BYTES)]
     return merkle.rfc9162_root(leaves)
@@ -125,15 +144,21 @@ class Record:
     outputs: tuple[tuple[str, tuple[int, ...]], ...]  # (dtype, shape) of each output
     floats: tuple[float, ...]  # float scalar arguments, in argument order
     commitments: tuple[bytes, ...]  # one per output
+    #: For an operation that addresses its input's storage (``as_strided``): each tensor input's storage offset
+    #: and strides, which its elements need (DESIGN §8); empty for every other operation.
+    geometry: tuple[tuple[int, tuple[int, ...]], ...] = ()
 
     def structure(self) -> dict[str, Any]:
-        return {
+        out: dict[str, Any] = {
             "op": self.op,
             "inputs": list(self.inputs),
             "args": self.args,
             "outputs": [[d, list(s)] for d, s in self.outputs],
             "floats": len(self.floats),
         }
+        if self.geometry:
+            out["geometry"] = [[off, list(st)] for off, st in self.geometry]
+        return out
 
     def structure_hash(self) -> bytes:
         return hashlib.sha256(json.dumps(self.structure(), sort_keys=True, separators=(",", ":")).encode()).digest()
@@ -153,6 +178,8 @@ class Trace:
     externals: list[tuple[str, tuple[int, ...], bytes]]  # (dtype, shape, commitment)
     final: dict[str, str]  # state tensor name → the reference holding it after the step
     reads: int
+    #: dtype and shape of each pre-state tensor (``s:<name>``), by canonical state name
+    state: dict[str, tuple[str, tuple[int, ...]]] = field(default_factory=dict)
     #: With ``keep_values``: the value of every reference, in its storage layout (views keep their offsets and
     #: strides), and each record's call, so that a record can be evaluated again from its inputs alone.
     values: dict[str, torch.Tensor] = field(default_factory=dict, repr=False)
@@ -179,6 +206,16 @@ class Trace:
         args, kwargs = tree_unflatten(flat, spec)
         out = func(*args, **kwargs)
         return _written(func, args, kwargs) or [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)]
+
+    def shape_of(self, ref: str) -> tuple[str, tuple[int, ...]]:
+        """The dtype and shape of the tensor ``ref`` names."""
+        if ref.startswith("s:"):
+            return self.state[ref[2:]]
+        if ref.startswith("x:"):
+            dtype, shape, _ = self.externals[int(ref[2:])]
+            return dtype, shape
+        k, j = (int(x) for x in ref[1:].split("."))
+        return self.records[k].outputs[j]
 
     def ops(self) -> dict[str, int]:
         out: dict[str, int] = {}
@@ -269,6 +306,15 @@ class _Recorder(TorchDispatchMode):
         written = _written(func, args, kwargs)
         outs = [o for o in tree_flatten(out)[0] if isinstance(o, torch.Tensor)] if not written else written
         index = len(self.records)
+        geometry = (
+            tuple(
+                (int(a.storage_offset()), tuple(int(s) for s in a.stride()))
+                for a in flat
+                if isinstance(a, torch.Tensor)
+            )
+            if name in STORAGE_OPS
+            else ()
+        )
         if self.keep_values:
             self.calls.append((func, spec, [_TENSOR if isinstance(a, torch.Tensor) else a for a in flat]))
         with torch.utils._python_dispatch._disable_current_modes():
@@ -287,12 +333,42 @@ class _Recorder(TorchDispatchMode):
                 outputs=tuple((str(o.dtype), tuple(o.shape)) for o in outs),
                 floats=tuple(floats),
                 commitments=commits,
+                geometry=geometry,
             )
         )
         return out
 
     def final_refs(self, state: Mapping[str, torch.Tensor]) -> dict[str, str]:
         return {name: self.ref_of(t) for name, t in state.items()}
+
+
+@contextlib.contextmanager
+def _primitives(rec: _Recorder) -> Iterator[None]:
+    """While tracing, the primitives that are one record each (their reference expansions are not recorded):
+    the scatter-add of rows, whose expansion loops over the occurrence ranks of the batch's indices and selects
+    rows by masks, so it would make the program depend on the data (ascending n, DESIGN §4); the square root,
+    whose expansion is Newton in binary64 for what is one IEEE operation."""
+    from protocol.repro import fmath, kernels
+
+    original, original_sqrt = kernels.index_add_rows, fmath.sqrt
+    kernels.index_add_rows = rec.primitive(PRIMITIVE_INDEX_ADD_ROWS, original)
+    fmath.sqrt = rec.primitive(PRIMITIVE_SQRT, original_sqrt)
+    try:
+        yield
+    finally:
+        kernels.index_add_rows, fmath.sqrt = original, original_sqrt
+
+
+def trace_call(fn: Callable[..., Any], *tensors: torch.Tensor, keep_values: bool = True) -> Trace:
+    """The trace of ``fn(*tensors)`` on the reference path (its tensors are externals ``x:0``, ``x:1``… in first
+    use): a program of chosen operations on chosen values, for checking element semantics against ATen."""
+    from protocol.repro import backend
+
+    rec = _Recorder({}, keep_values)
+    with backend("reference"), _primitives(rec), rec:
+        fn(*tensors)
+    return Trace(step=0, records=rec.records, externals=rec.externals, final={}, reads=rec.reads,
+                 values=rec.values, calls=rec.calls)  # fmt: skip
 
 
 def _state_tensors(trainer: Any) -> dict[str, torch.Tensor]:
@@ -308,26 +384,26 @@ def _state_tensors(trainer: Any) -> dict[str, torch.Tensor]:
 
 def trace_step(trainer: Any, keep_values: bool = False) -> Trace:
     """Runs the trainer's next optimizer step on the reference path and returns its trace; the trainer advances by
-    one step exactly as ``train_steps(1)`` (same bits). ``keep_values`` keeps every reference's value."""
+    one step exactly as ``train_steps(1)`` (same bits). ``keep_values`` keeps every reference's value. Raises
+    :class:`TraceError` if the step used an operation whose elements are not defined
+    (:data:`protocol.repro.elements.VOCABULARY`)."""
     from protocol.repro import backend
 
     step = trainer.step
     if step is None:
         raise TraceError("the trainer has no state yet: call init() or load()")
-    from protocol.repro import kernels
-
     state = _state_tensors(trainer)
     rec = _Recorder(state, keep_values)
-    original = kernels.index_add_rows
-    # The reference scatter-add loops over the occurrence ranks of the batch's indices and selects rows by masks:
-    # its expansion would make the program depend on the data, so it is one record (ascending n, DESIGN §4).
-    kernels.index_add_rows = rec.primitive(PRIMITIVE_INDEX_ADD_ROWS, original)
-    try:
-        with backend("reference"), rec:
-            trainer.train_steps(1)
-    finally:
-        kernels.index_add_rows = original
+    with backend("reference"), _primitives(rec), rec:
+        trainer.train_steps(1)
     after = _state_tensors(trainer)  # the optimizer may have created its buffers in this step
     final = rec.final_refs(after)
-    return Trace(step=step, records=rec.records, externals=rec.externals, final=final, reads=rec.reads,
-                 values=rec.values, calls=rec.calls)  # fmt: skip
+    shapes = {name: (str(t.dtype), tuple(t.shape)) for name, t in state.items()}
+    trace = Trace(step=step, records=rec.records, externals=rec.externals, final=final, reads=rec.reads,
+                  state=shapes, values=rec.values, calls=rec.calls)  # fmt: skip
+    from protocol.repro.elements import unsupported
+
+    missing = unsupported(trace)
+    if missing:  # a step the dispute could not descend into: refused (the trainer has taken it)
+        raise TraceError(f"operations outside the element vocabulary (protocol/repro/elements.py): {missing}")
+    return trace
