@@ -102,7 +102,10 @@ def test_binary_ops_equal_numpy(harness, op, code, ref):
     report(op, CASES, t0)
 
 
-@pytest.mark.parametrize(("op", "code", "ref"), [("sqrt", 0, np.sqrt), ("neg", 1, np.negative), ("abs", 2, np.abs)])
+@pytest.mark.parametrize(
+    ("op", "code", "ref"),
+    [("sqrt", 0, np.sqrt), ("neg", 1, np.negative), ("abs", 2, np.abs), ("roundEven", 3, np.rint)],
+)
 def test_unary_ops_equal_numpy(harness, op, code, ref):
     x = edge_biased(np.random.default_rng([SEED, 10 + code]), CASES)
     t0 = time.monotonic()
@@ -125,6 +128,27 @@ def test_comparisons_equal_numpy(harness):
     bad = np.flatnonzero(got != want)
     assert bad.size == 0, [(hex(a[i]), hex(b[i]), got[i], want[i]) for i in bad[:10]]
     report("eq/lt/le", CASES, t0)
+
+
+def test_from_float64_equals_numpy(harness):
+    """The C cast from double (a record's float arguments are float64): edge-biased binary64 patterns — around
+    every float32 rounding boundary (halfway cases, the subnormal range and below it, overflow), specials."""
+    rng = np.random.default_rng([SEED, 31])
+    base = edge_biased(rng, CASES).view(np.float32).astype(np.float64).view(np.uint64)
+    low = rng.integers(0, 1 << 29, CASES, dtype=np.uint64)  # the 29 bits a float32 drops
+    low = np.where(rng.integers(0, 3, CASES) == 0, np.uint64(1 << 28), low)  # exact ties
+    tiny = (rng.integers(0, 1 << 63, CASES, dtype=np.uint64) & np.uint64(0x800FFFFFFFFFFFFF)) | (
+        rng.integers(0x340, 0x3A0, CASES).astype(np.uint64) << np.uint64(52)
+    )  # binary64 exponents around and below float32's subnormals
+    v = np.where(rng.integers(0, 4, CASES) == 0, tiny, base | low).astype(np.uint64)
+    v[:6] = [0x7FF0000000000001, 0xFFF8000000000000, 0x47EFFFFFF0000000, 0x47EFFFFFE0000000, 0x36A0000000000000, 1]
+    t0 = time.monotonic()
+    got = u32(call_batched(harness.functions.fromFloat64, v.astype(">u8").tobytes(), 8, CASES))
+    with np.errstate(all="ignore"):
+        want = v.view(np.float64).astype(np.float32)
+    bad = np.flatnonzero(~same(got, want))
+    assert bad.size == 0, [(hex(v[i]), hex(got[i]), hex(want.view(np.uint32)[i])) for i in bad[:10]]
+    report("fromFloat64", CASES, t0)
 
 
 def test_from_int64_equals_numpy(harness):

@@ -5,9 +5,9 @@ A record of :mod:`protocol.repro.trace` names an ATen operation, its input refer
 arguments. :func:`element` computes output ``j``'s element at flat (C-order) position ``o`` by asking a ``read``
 callback for input elements — ``read(k, i)`` is element ``i`` (C order) of the record's ``k``-th tensor input —
 so the reads it makes are exactly the input elements a checker must have proven against their commitments.
-Every operation is defined on scalars of the output's dtype, with numpy's IEEE binary32 arithmetic
-(round to nearest even, no fused multiply-add), which ``contracts/src/libraries/Float32.sol`` equals bit for
-bit. The kinds:
+Every operation is defined on scalars of the output's dtype, with numpy's IEEE binary32 arithmetic (round to
+nearest even, no fused multiply-add): :func:`scalar`, which ``contracts/src/libraries/ElementOps.sol`` equals bit
+for bit. The kinds:
 
 * *moves* (views, ``index``/``gather``/``index_select``, ``copy_``, casts of the same bits): one read, at a
   position computed from the output position (and, for indexing, from an index element read first);
@@ -131,7 +131,8 @@ def _cast(v: Any, dtype: Any) -> Scalar:
     if dtype is np.float32:
         if isinstance(v, np.floating | float):
             return np.float32(v)
-        return np.float32(int(v))
+        # one rounding, straight from the integer (np.float32(int) would round through binary64 first)
+        return np.array(_cast(v, np.int64), dtype=np.int64).astype(np.float32)[()]
     if isinstance(v, np.floating | float):
         f = float(v)
         info = np.iinfo(dtype)
@@ -140,12 +141,13 @@ def _cast(v: Any, dtype: Any) -> Scalar:
         return dtype(math.trunc(f))
     bits = np.dtype(dtype).itemsize * 8
     i = int(v) & ((1 << bits) - 1)
-    return dtype(i - (1 << bits) if i >> (bits - 1) else i)
+    signed = np.issubdtype(dtype, np.signedinteger)
+    return dtype(i - (1 << bits) if signed and i >> (bits - 1) else i)
 
 
 def _bitcast(v: Scalar, dtype: Any) -> Scalar:
     src = np.asarray(v)
-    if src.dtype.itemsize != np.dtype(dtype).itemsize:
+    if src.dtype.itemsize != np.dtype(dtype).itemsize or np.bool_ in (src.dtype.type, dtype):
         raise ElementError(f"a bit cast from {src.dtype} to {np.dtype(dtype).name} changes the element size")
     return src.view(dtype)[()]
 
@@ -237,6 +239,76 @@ def _unary(name: str, dtype: Any) -> Callable[[Scalar], Scalar]:
     if name == "round" and f32:
         return lambda a: np.rint(a)
     raise ElementError(f"{name} is not defined on {np.dtype(dtype).name}")
+
+
+# ------------------------------------------------------------------------------------------------ scalar operations
+
+#: The scalar operations every element is made of, in the opcode order of ``contracts/src/libraries/ElementOps.sol``
+#: (``tests/test_elements_onchain.py`` checks the two agree).
+SCALAR_OPS = (
+    "add", "sub", "rsub", "mul", "div", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
+    "bitwise_right_shift", "lt", "le", "gt", "ge", "eq", "ne", "neg", "abs", "relu", "round", "sqrt", "isnan",
+    "copysign", "max", "min", "where", "nan_to_num", "threshold_backward", "cast", "bitcast",
+)  # fmt: skip
+#: The element dtypes, in the code order of ``ElementOps.sol``.
+DTYPE_CODES = ("torch.float32", "torch.int32", "torch.int64", "torch.bool", "torch.int8", "torch.uint8")
+
+
+def _sqrt_scalar(x: Scalar) -> Scalar:
+    """The correctly rounded square root; ±0 and +inf are their own roots, x < 0 and NaN give the canonical NaN
+    (``fmath.sqrt_reference``)."""
+    if _isnan(x) or x < 0:
+        return CANONICAL_NAN
+    return np.sqrt(x) if x > 0 else x
+
+
+def _copysign_scalar(a: Scalar, b: Scalar) -> Scalar:
+    ua, ub = _bitcast(a, np.uint32), _bitcast(b, np.uint32)
+    return _bitcast((ua & np.uint32(0x7FFFFFFF)) | (ub & np.uint32(0x80000000)), np.float32)
+
+
+def _nan_to_num_scalar(x: Scalar, nan: Scalar, posinf: Scalar, neginf: Scalar) -> Scalar:
+    if _isnan(x):
+        return nan
+    if np.isposinf(x):
+        return posinf
+    if np.isneginf(x):
+        return neginf
+    return x
+
+
+def scalar(op: str, dtype: Any, *v: Scalar) -> Scalar:
+    """Scalar operation ``op`` (one of :data:`SCALAR_OPS`) on operands ``v`` of numpy type ``dtype`` (comparisons,
+    ``max``/``min``: the operands'; ``cast``/``bitcast``: the result's, from the operand's own type)."""
+    with np.errstate(all="ignore"):
+        if op == "cast":
+            return _cast(v[0], dtype)
+        if op == "bitcast":
+            return _bitcast(v[0], dtype)
+        if op == "where":
+            return _cast(v[1] if v[0] else v[2], dtype)
+        x = [_cast(a, dtype) for a in v]
+        if op in _COMPARE:
+            return np.bool_(_COMPARE[op](x[0], x[1]))
+        if op in ("neg", "abs", "relu", "round"):
+            return _unary(op, dtype)(x[0])
+        if op == "isnan":
+            return np.bool_(_isnan(x[0]))
+        if op == "max":
+            return _max(x[0], x[1])
+        if op == "min":
+            return _min(x[0], x[1])
+        if op == "threshold_backward":  # (grad, x, threshold)
+            return dtype(0) if x[1] <= x[2] else x[0]
+        if dtype is np.float32 and op == "sqrt":
+            return _sqrt_scalar(x[0])
+        if dtype is np.float32 and op == "copysign":
+            return _copysign_scalar(x[0], x[1])
+        if dtype is np.float32 and op == "nan_to_num":
+            return _nan_to_num_scalar(x[0], x[1], x[2], x[3])
+        if op in SCALAR_OPS:
+            return _binary(op, dtype)(x[0], x[1])
+        raise ElementError(f"{op} is not a scalar operation")
 
 
 # ------------------------------------------------------------------------------------------------ the element
@@ -335,17 +407,17 @@ def _same_position(c: _Ctx) -> Scalar:  # view, _unsafe_view, unsqueeze, squeeze
 def _view_dtype(c: _Ctx) -> Scalar:
     if tuple(c.inputs[0].shape) != c.shape:
         raise ElementError("a dtype view that changes the shape")
-    return _bitcast(c.read(0, c.o), c.dtype)
+    return scalar("bitcast", c.dtype, c.read(0, c.o))
 
 
 def _to_copy(c: _Ctx) -> Scalar:
     if tuple(c.inputs[0].shape) != c.shape:
         raise ElementError("a copy that changes the shape")
-    return _cast(c.read(0, c.o), c.dtype)
+    return scalar("cast", c.dtype, c.read(0, c.o))
 
 
 def _copy_(c: _Ctx) -> Scalar:
-    return _cast(c.operand(1), c.dtype)
+    return scalar("cast", c.dtype, c.operand(1))
 
 
 def _t(c: _Ctx) -> Scalar:
@@ -474,10 +546,9 @@ def _binary_op(c: _Ctx) -> Scalar:
         alpha = c.args.scalars()[-1]
         if alpha != 1:
             raise ElementError(f"{c.record.op} with alpha {alpha}: not in the vocabulary (ATen fuses it)")
-    f = _binary(name, c.dtype)
-    a = _cast(c.operand(0), c.dtype)
-    b = _cast(c.operand(1), c.dtype) if tensors == 2 else _scalar_operand(c.args, c.dtype)
-    return f(a, b)
+    a = c.operand(0)
+    b = c.operand(1) if tensors == 2 else _scalar_operand(c.args, c.dtype)
+    return scalar(name, c.dtype, a, b)
 
 
 def _compare(c: _Ctx) -> Scalar:
@@ -485,39 +556,36 @@ def _compare(c: _Ctx) -> Scalar:
     if sum(1 for x in c.args.items if x == "T") == 2:
         b = c.operand(1)
         common = np.float32 if np.float32 in (type(a), type(b)) else type(a)
-        a, b = _cast(a, common), _cast(b, common)
     else:
-        b = _scalar_operand(c.args, type(a))
-    return np.bool_(_COMPARE[c.base](a, b))
+        common = type(a)
+        b = _scalar_operand(c.args, common)
+    return scalar(c.base, common, a, b)
 
 
-def _unary_op(c: _Ctx) -> Scalar:
-    return _unary(c.base, c.dtype)(_cast(c.read(0, c.o), c.dtype))
+def _unary_op(c: _Ctx) -> Scalar:  # neg, abs, relu, round
+    return scalar(c.base, c.dtype, c.read(0, c.o))
 
 
 def _isnan_op(c: _Ctx) -> Scalar:
-    return np.bool_(_isnan(c.read(0, c.o)))
+    x = c.read(0, c.o)
+    return scalar("isnan", type(x), x)
 
 
 def _sqrt(c: _Ctx) -> Scalar:
-    """``fmath.sqrt``: the correctly rounded square root; ±0 and +inf are their own roots, x < 0 and NaN give
-    the canonical NaN (``fmath.sqrt_reference``)."""
-    x = c.read(0, c.o)
-    if _isnan(x) or x < 0:
-        return CANONICAL_NAN
-    return np.sqrt(x) if x > 0 else x
+    """``fmath.sqrt``: one IEEE square root."""
+    return scalar("sqrt", np.float32, c.read(0, c.o))
 
 
 def _copysign(c: _Ctx) -> Scalar:
-    a, b = (_bitcast(_cast(c.operand(k), np.float32), np.uint32) for k in (0, 1))
-    return _bitcast((a & np.uint32(0x7FFFFFFF)) | (b & np.uint32(0x80000000)), np.float32)
+    return scalar("copysign", np.float32, c.operand(0), c.operand(1))
 
 
 def _masked_fill(c: _Ctx) -> Scalar:
     value = [a for a in c.args.after_tensors() if a is not None][0] if c.args.after_tensors() else None
     if value is None:
         value = c.operand(2)
-    return _cast(value, c.dtype) if c.operand(1) else c.read(0, c.o)
+    mask = c.operand(1)
+    return scalar("where", c.dtype, mask, _cast(value, c.dtype), None if mask else c.read(0, c.o))
 
 
 def _triu(c: _Ctx) -> Scalar:
@@ -576,36 +644,32 @@ def _constant_pad_nd(c: _Ctx) -> Scalar:
 
 
 def _where(c: _Ctx) -> Scalar:
-    return _cast(c.operand(1) if c.operand(0) else c.operand(2), c.dtype)
+    cond = c.operand(0)
+    return scalar("where", c.dtype, cond, c.operand(1) if cond else None, None if cond else c.operand(2))
 
 
 def _clamp(c: _Ctx) -> Scalar:
+    """``min(max(x, lo), hi)``, either bound absent: one or two scalar operations."""
     lo, hi = (c.args.after_tensors() + [None, None])[:2]
     x = c.read(0, c.o)
     if lo is not None:
-        x = _max(x, _cast(lo, c.dtype))
+        x = scalar("max", c.dtype, x, lo)
     if hi is not None:
-        x = _min(x, _cast(hi, c.dtype))
+        x = scalar("min", c.dtype, x, hi)
     return x
 
 
 def _nan_to_num(c: _Ctx) -> Scalar:
     nan, posinf, neginf = (c.args.after_tensors() + [None, None, None])[:3]
-    x = c.read(0, c.o)
     info = np.finfo(np.float32)
-    if _isnan(x):
-        return np.float32(0.0 if nan is None else nan)
-    if np.isposinf(x):
-        return info.max if posinf is None else np.float32(posinf)
-    if np.isneginf(x):
-        return info.min if neginf is None else np.float32(neginf)
-    return x
+    return scalar(
+        "nan_to_num", np.float32, c.read(0, c.o), 0.0 if nan is None else nan,
+        info.max if posinf is None else posinf, info.min if neginf is None else neginf,
+    )  # fmt: skip
 
 
 def _threshold_backward(c: _Ctx) -> Scalar:
-    threshold = _cast(c.args.after_tensors()[0], c.dtype)
-    grad, x = c.operand(0), c.operand(1)
-    return c.dtype(0) if x <= threshold else grad
+    return scalar("threshold_backward", c.dtype, c.operand(0), c.operand(1), c.args.after_tensors()[0])
 
 
 def _reduce(c: _Ctx, fold: Callable[[Scalar, Scalar], Scalar]) -> Scalar:
@@ -630,11 +694,11 @@ def _reduce(c: _Ctx, fold: Callable[[Scalar, Scalar], Scalar]) -> Scalar:
 
 
 def _amax(c: _Ctx) -> Scalar:
-    return _reduce(c, _max)
+    return _reduce(c, lambda a, b: scalar("max", type(a), a, b))
 
 
 def _amin(c: _Ctx) -> Scalar:
-    return _reduce(c, _min)
+    return _reduce(c, lambda a, b: scalar("min", type(a), a, b))
 
 
 def _index_add_rows(c: _Ctx) -> Scalar:
@@ -645,7 +709,7 @@ def _index_add_rows(c: _Ctx) -> Scalar:
     acc = np.float32(0.0)
     for n in range(idx.shape[0]):
         if _checked_index(c.read(0, n), c.shape[0]) == v:
-            acc = acc + _cast(c.read(1, n * g.shape[1] + d), np.float32)
+            acc = scalar("add", np.float32, acc, c.read(1, n * g.shape[1] + d))
     return acc
 
 
@@ -662,7 +726,7 @@ def _foreach(c: _Ctx) -> Scalar:
             raise ElementError(f"{c.record.op} with alpha: not in the vocabulary (ATen fuses it)")
     else:
         b = _scalar_operand(c.args, c.dtype)
-    return _binary(name, c.dtype)(a, b)
+    return scalar(name, c.dtype, a, b)
 
 
 _ELEMENT: dict[str, Callable[[_Ctx], Scalar]] = {

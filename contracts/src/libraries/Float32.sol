@@ -156,6 +156,42 @@ library Float32 {
         }
     }
 
+    /// @notice a rounded to an integral value, ties to even (IEEE roundToIntegralTiesToEven, numpy `rint`): the sign is
+    ///         kept (−0.4 → −0), |a| ≥ 2^23 and infinities are already integral, a NaN gives the canonical NaN.
+    function roundEven(uint32 a) internal pure returns (uint32) {
+        unchecked {
+            uint256 x = a;
+            uint256 ax = x & ABS;
+            if (ax > INF) return NAN;
+            if (ax >= 0x4b000000) return a;
+            uint256 sign = x & SIGN;
+            if (ax <= 0x3f000000) return uint32(sign); // |a| <= 0.5
+            uint256 m = (ax & 0x7fffff) | 0x800000;
+            uint256 s = 150 - (ax >> 23); // bits of m below the unit: 1..24
+            uint256 q = m >> s;
+            uint256 rem = m - (q << s);
+            uint256 half = uint256(1) << (s - 1);
+            if (rem > half || (rem == half && q & 1 == 1)) ++q;
+            return uint32(sign) | fromInt(int256(q)); // q <= 2^23: exact
+        }
+    }
+
+    /// @notice The binary32 nearest to the binary64 pattern `a` (RNE), as a C cast from double: a NaN gives the canonical
+    ///         NaN, overflow a signed infinity, underflow a signed zero.
+    function fromFloat64(uint64 a) internal pure returns (uint32) {
+        unchecked {
+            uint256 x = a;
+            uint256 sign = (x >> 63) << 31;
+            uint256 ex = (x >> 52) & 0x7ff;
+            uint256 f = x & ((uint256(1) << 52) - 1);
+            if (ex == 0x7ff) return f != 0 ? NAN : uint32(sign | INF);
+            if (ex == 0 && f == 0) return uint32(sign);
+            (uint256 m, int256 e) = ex == 0 ? (f, int256(-1074)) : (f | (uint256(1) << 52), int256(ex) - 1075);
+            if (int256(_msb(m)) + e < -150) return uint32(sign); // below half the least subnormal: rounds to 0
+            return _round(sign, m, e);
+        }
+    }
+
     /// @dev A finite nonzero magnitude as m·2^e.
     function _unpack(uint256 ax) private pure returns (uint256 m, int256 e) {
         unchecked {

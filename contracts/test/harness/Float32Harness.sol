@@ -41,13 +41,17 @@ contract Float32Harness {
         }
     }
 
-    /// @notice op(x_i) for 4-byte patterns; op 0 sqrt, 1 neg, 2 abs.
+    /// @notice op(x_i) for 4-byte patterns; op 0 sqrt, 1 neg, 2 abs, 3 roundEven.
     function unary(uint256 op, bytes calldata xs) external pure returns (bytes memory out) {
         uint256 n = xs.length / 4;
         out = new bytes(4 * n);
         for (uint256 i = 0; i < n; ++i) {
             uint32 x = uint32(bytes4(xs[4 * i:4 * i + 4]));
-            uint32 r = op == 0 ? Float32.sqrt(x) : (op == 1 ? Float32.neg(x) : Float32.abs(x));
+            uint32 r;
+            if (op == 0) r = Float32.sqrt(x);
+            else if (op == 1) r = Float32.neg(x);
+            else if (op == 2) r = Float32.abs(x);
+            else r = Float32.roundEven(x);
             _put4(out, i, r);
         }
     }
@@ -59,6 +63,15 @@ contract Float32Harness {
         for (uint256 i = 0; i < n; ++i) {
             int64 v = int64(uint64(bytes8(vs[8 * i:8 * i + 8])));
             _put4(out, i, Float32.fromInt(v));
+        }
+    }
+
+    /// @notice fromFloat64 of 8-byte big-endian binary64 patterns.
+    function fromFloat64(bytes calldata vs) external pure returns (bytes memory out) {
+        uint256 n = vs.length / 8;
+        out = new bytes(4 * n);
+        for (uint256 i = 0; i < n; ++i) {
+            _put4(out, i, Float32.fromFloat64(uint64(bytes8(vs[8 * i:8 * i + 8]))));
         }
     }
 

@@ -1,0 +1,43 @@
+// SPDX-License-Identifier: GPL-3.0-or-later
+pragma solidity 0.8.30;
+
+import {ElementOps} from "../../src/libraries/ElementOps.sol";
+
+/// @title ElementOpsHarness
+/// @notice Batch entry points over ElementOps for tests/test_elements_onchain.py: each case is four operands as 8-byte
+///         big-endian words (a ‖ b ‖ c ‖ d), each result 8 bytes, so one eth_call evaluates many cases. Not deployed
+///         by protocol/deploy.py.
+contract ElementOpsHarness {
+    function batch(uint256 op, uint256 dtype, uint256 src, bytes calldata cases)
+        external
+        pure
+        returns (bytes memory out)
+    {
+        uint256 n = cases.length / 32;
+        out = new bytes(8 * n);
+        for (uint256 i = 0; i < n; ++i) {
+            bytes calldata c = cases[32 * i:32 * i + 32];
+            uint256 r = ElementOps.compute(
+                op,
+                dtype,
+                src,
+                uint64(bytes8(c[0:8])),
+                uint64(bytes8(c[8:16])),
+                uint64(bytes8(c[16:24])),
+                uint64(bytes8(c[24:32]))
+            );
+            bytes8 w = bytes8(uint64(r));
+            for (uint256 k = 0; k < 8; ++k) {
+                out[8 * i + k] = w[k];
+            }
+        }
+    }
+
+    function one(uint256 op, uint256 dtype, uint256 src, uint256 a, uint256 b, uint256 c, uint256 d)
+        external
+        pure
+        returns (uint256)
+    {
+        return ElementOps.compute(op, dtype, src, a, b, c, d);
+    }
+}

@@ -1,0 +1,187 @@
+"""The scalar operations of a trace record's elements on chain (ElementOps.sol, through ElementOpsHarness on anvil)
+equal protocol/repro/elements.py ``scalar`` bit for bit, for every operation on every dtype it is defined on, over
+edge-biased operands (NaN results count as equal when both are NaN: every NaN is committed as the canonical NaN);
+an element the semantics leave undefined reverts with ``ElementUndefined`` on chain and raises in Python. The
+opcode and dtype orders are checked by behaviour: a misnumbered operation computes something else."""
+
+from __future__ import annotations
+
+import itertools
+
+import numpy as np
+import pytest
+from harnesses import deploy_harness
+from test_float32_onchain import edge_biased, pairs
+from web3.exceptions import ContractCustomError
+
+from protocol.repro.elements import DTYPE_CODES, DTYPES, SCALAR_OPS, ElementError, scalar
+
+pytestmark = pytest.mark.chain
+
+CASES = 1500
+BATCH = 512
+F64 = len(DTYPE_CODES)  # float64: a source only (a record's float arguments)
+CODE = {name: i for i, name in enumerate(DTYPE_CODES)}
+INT_EDGES = {
+    "torch.int32": [0, 1, -1, 2**31 - 1, -(2**31), 7, 23, 31, 32, 33, 12345, -98765, 8388607, 16777217],
+    "torch.int64": [0, 1, -1, 2**63 - 1, -(2**63), 63, 64, 2**53 + 1, -(2**40) + 3, 2**31, 7],
+    "torch.int8": [0, 1, -1, 127, -128, 7, 8, 100, -100],
+    "torch.uint8": [0, 1, 255, 128, 127, 7, 8, 200],
+    "torch.bool": [0, 1],
+}
+FLOAT_OPS = ["add", "sub", "rsub", "mul", "div", "lt", "le", "gt", "ge", "eq", "ne", "neg", "abs", "relu", "round",
+             "sqrt", "isnan", "copysign", "max", "min", "nan_to_num", "threshold_backward"]  # fmt: skip
+INT_OPS = ["add", "sub", "rsub", "mul", "bitwise_and", "bitwise_or", "bitwise_xor", "bitwise_left_shift",
+           "bitwise_right_shift", "lt", "le", "gt", "ge", "eq", "ne", "neg", "abs", "relu", "max", "min",
+           "threshold_backward", "isnan"]  # fmt: skip
+BOOL_OPS = ["bitwise_and", "bitwise_or", "bitwise_xor", "eq", "ne"]
+CASTS = [("torch.float32", d) for d in ("torch.int32", "torch.int64", "torch.int8", "torch.uint8", "torch.bool")] + [
+    (s, "torch.float32") for s in ("torch.int32", "torch.int64", "torch.int8", "torch.uint8", "torch.bool")
+] + [("torch.int64", "torch.int32"), ("torch.int32", "torch.int64"), ("torch.int64", "torch.int8"),
+     ("torch.int32", "torch.uint8"), ("torch.bool", "torch.int64"), ("torch.int64", "torch.bool")]  # fmt: skip
+
+
+@pytest.fixture(scope="module")
+def harness(w3, dev):
+    return deploy_harness(w3, dev[0], "ElementOpsHarness")
+
+
+def _width(dtype: str) -> int:
+    return np.dtype(DTYPES[dtype]).itemsize * 8
+
+
+def _value(bits: int, dtype: str):
+    """The numpy scalar of dtype ``dtype`` (or float64) with raw bits ``bits``."""
+    if dtype == "float64":
+        return np.uint64(bits).view(np.float64)
+    t = DTYPES[dtype]
+    w = _width(dtype)
+    raw = np.array([bits & ((1 << w) - 1)], dtype=f"<u{w // 8}")
+    return raw.view(t)[0] if t is not np.bool_ else np.bool_(bits & 1)
+
+
+def _bits(v, dtype: str) -> int:
+    w = _width(dtype)
+    return int(np.asarray(v, dtype=DTYPES[dtype]).reshape(1).view(f"<u{w // 8}")[0])
+
+
+def _operands(rng: np.random.Generator, dtype: str, n: int) -> np.ndarray:
+    """n × 4 raw operand bits of ``dtype``: float32 edge-biased pairs (a, b) and triples; integers from the edges
+    and uniform words; bools 0/1."""
+    if dtype == "torch.float32":
+        a, b = pairs(rng, n)
+        return np.stack([a, b, edge_biased(rng, n), edge_biased(rng, n)], 1).astype(np.uint64)
+    if dtype == "float64":
+        f = edge_biased(rng, 4 * n).view(np.float32).astype(np.float64).view(np.uint64)
+        low = rng.integers(0, 1 << 29, 4 * n, dtype=np.uint64)
+        return (f | np.where(rng.integers(0, 2, 4 * n) == 1, low, np.uint64(1 << 28))).reshape(n, 4)
+    if dtype == "torch.bool":
+        return rng.integers(0, 2, (n, 4)).astype(np.uint64)
+    w = _width(dtype)
+    edges = np.array([e & ((1 << w) - 1) for e in INT_EDGES[dtype]], dtype=np.uint64)
+    uniform = rng.integers(0, 1 << min(w, 63), (n, 4), dtype=np.uint64)
+    if w == 64:
+        uniform |= rng.integers(0, 2, (n, 4), dtype=np.uint64) << np.uint64(63)
+    pick = rng.choice(edges, (n, 4))
+    return np.where(rng.integers(0, 2, (n, 4)) == 1, pick, uniform).astype(np.uint64)
+
+
+def _expected(op: str, dtype: str, src: str, ops: np.ndarray) -> list[int | None]:
+    """Python's result bits (None: undefined) for each case; bool results as 0/1."""
+    out_dtype = "torch.bool" if op in ("lt", "le", "gt", "ge", "eq", "ne", "isnan") else dtype
+    t = DTYPES[dtype]
+    res: list[int | None] = []
+    for row in ops:
+        vals = [_value(int(x), src) for x in row]
+        if op == "where":
+            vals[0] = np.bool_(int(row[0]) & 1)
+        try:
+            r = scalar(op, t, *vals[: _ARITY[op]])
+        except ElementError:
+            res.append(None)
+            continue
+        res.append(_bits(r, out_dtype))
+    return res
+
+
+_ARITY = dict.fromkeys(SCALAR_OPS, 2) | dict.fromkeys(
+    ["neg", "abs", "relu", "round", "sqrt", "isnan", "cast", "bitcast"], 1
+) | {"where": 3, "threshold_backward": 3, "nan_to_num": 4}  # fmt: skip
+
+
+def _is_nan(bits: int, dtype: str) -> bool:
+    return dtype == "torch.float32" and (bits & 0x7FFFFFFF) > 0x7F800000
+
+
+def _run(harness, op: str, dtype: str, src: str, ops: np.ndarray) -> None:
+    want = _expected(op, dtype, src, ops)
+    defined = [i for i, w in enumerate(want) if w is not None]
+    src_code = F64 if src == "float64" else CODE[src]
+    code = SCALAR_OPS.index(op)
+    rows = ops[defined]
+    if op == "where":
+        rows = rows.copy()
+        rows[:, 0] &= np.uint64(1)
+    got: list[int] = []
+    for k in range(0, len(rows), BATCH):
+        data = rows[k : k + BATCH].astype(">u8").tobytes()
+        raw = harness.functions.batch(code, CODE[dtype], src_code, data).call()
+        got += [int(x) for x in np.frombuffer(raw, ">u8")]
+    out_dtype = "torch.bool" if op in ("lt", "le", "gt", "ge", "eq", "ne", "isnan") else dtype
+    bad = [
+        (op, dtype, src, [hex(int(x)) for x in rows[n]], hex(g), hex(want[i]))  # type: ignore[arg-type]
+        for n, (i, g) in enumerate(zip(defined, got, strict=True))
+        if g != want[i] and not (_is_nan(g, out_dtype) and _is_nan(want[i], out_dtype))  # type: ignore[arg-type]
+    ]
+    assert not bad, bad[:8]
+    for i in [i for i, w in enumerate(want) if w is None][:3]:  # undefined in Python: reverts on chain
+        with pytest.raises(ContractCustomError):
+            harness.functions.one(code, CODE[dtype], src_code, *[int(x) for x in ops[i]]).call()
+
+
+@pytest.mark.parametrize(
+    ("op", "dtype"),
+    [(op, "torch.float32") for op in FLOAT_OPS]
+    + [(op, d) for op, d in itertools.product(INT_OPS, ["torch.int32", "torch.int64", "torch.int8", "torch.uint8"])]
+    + [(op, "torch.bool") for op in BOOL_OPS],
+)
+def test_each_operation_equals_python(harness, op, dtype):
+    rng = np.random.default_rng([SCALAR_OPS.index(op), CODE[dtype]])
+    _run(harness, op, dtype, dtype, _operands(rng, dtype, CASES))
+
+
+@pytest.mark.parametrize(("src", "dst"), CASTS)
+def test_casts_equal_python(harness, src, dst):
+    rng = np.random.default_rng([100, CODE[src], CODE[dst]])
+    ops = _operands(rng, src, CASES)
+    if src == "torch.float32":  # mostly values that fit, some that do not (undefined)
+        fits = rng.uniform(-300, 300, CASES).astype(np.float32).view(np.uint32).astype(np.uint64)
+        ops[:, 0] = np.where(rng.integers(0, 4, CASES) > 0, fits, ops[:, 0])
+    _run(harness, "cast", dst, src, ops)
+
+
+def test_scalar_arguments_from_float64_and_bitcasts_equal_python(harness):
+    rng = np.random.default_rng(7)
+    _run(harness, "cast", "torch.float32", "float64", _operands(rng, "float64", CASES))
+    _run(harness, "bitcast", "torch.int32", "torch.float32", _operands(rng, "torch.float32", CASES))
+    _run(harness, "bitcast", "torch.float32", "torch.int32", _operands(rng, "torch.int32", CASES))
+    # an operation on float32 whose operands come as float64 (x * 1.4426950216293335): each is rounded once first
+    _run(harness, "mul", "torch.float32", "float64", _operands(rng, "float64", CASES))
+    for dtype in ("torch.float32", "torch.int64"):
+        _run(harness, "where", dtype, dtype, _operands(rng, dtype, CASES))
+
+
+def test_undefined_elements_revert_by_name(harness, w3):
+    f32 = CODE["torch.float32"]
+    cases = [
+        (SCALAR_OPS.index("cast"), CODE["torch.int32"], f32, 0x7F800000),  # +inf to int32
+        (SCALAR_OPS.index("cast"), CODE["torch.int8"], f32, 0x43800000),  # 256.0 to int8
+        (SCALAR_OPS.index("div"), CODE["torch.int32"], CODE["torch.int32"], 5),  # integer division: not an element
+        (SCALAR_OPS.index("bitcast"), CODE["torch.int64"], f32, 0),  # sizes differ
+        (SCALAR_OPS.index("round"), CODE["torch.int32"], CODE["torch.int32"], 3),
+    ]
+    selector = "0x" + w3.keccak(text="ElementUndefined(uint256,uint256,uint256,uint256)").hex().removeprefix("0x")[:8]
+    for op, dtype, src, a in cases:
+        with pytest.raises(ContractCustomError) as err:
+            harness.functions.one(op, dtype, src, a, 0, 0, 0).call()
+        assert err.value.data[:10] == selector, (op, dtype, src, a)
