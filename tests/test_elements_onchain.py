@@ -7,6 +7,7 @@ opcode and dtype orders are checked by behaviour: a misnumbered operation comput
 from __future__ import annotations
 
 import itertools
+import json
 
 import numpy as np
 import pytest
@@ -185,3 +186,35 @@ def test_undefined_elements_revert_by_name(harness, w3):
         with pytest.raises(ContractCustomError) as err:
             harness.functions.one(op, dtype, src, a, 0, 0, 0).call()
         assert err.value.data[:10] == selector, (op, dtype, src, a)
+
+
+def test_the_contract_reads_every_record_structure_of_a_step(harness):
+    """A record's structure (protocol/repro/trace.py ``encode_structure``) decodes on chain to its opcode, inputs,
+    arguments and outputs, and its sha256 there is the leaf of the program root."""
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+    from protocol.repro.elements import OPCODES
+    from protocol.repro.trace import ARG_TAGS, trace_step
+
+    spec = shortened(load_example("mlp_digits"), 4, 1)
+    t = Trainer(spec, load_dataset(spec.dataset))
+    t.init()
+    trace = trace_step(t)
+    firsts = {}
+    for r in trace.records:
+        firsts.setdefault(r.op, r)
+    sample = list(firsts.values()) + trace.records[:: max(1, len(trace.records) // 60)]
+    for r in sample:
+        op, inputs, tags, values, dtypes, shapes, floats, leaf = harness.functions.decodeStructure(
+            r.encode_structure()
+        ).call()
+        assert OPCODES[op] == r.op and leaf == r.structure_hash()
+        refs = [f"r{i}.{o}" if kind == 0 else (f"s:{name}" if kind == 1 else f"x:{i}") for kind, i, o, name in inputs]
+        assert refs == list(r.inputs)
+        assert [DTYPE_CODES[d] for d in dtypes] == [d for d, _ in r.outputs]
+        assert [tuple(s) for s in shapes] == [s for _, s in r.outputs] and floats == len(r.floats)
+        assert [ARG_TAGS[k] for k in tags].count("tensor") == len(r.inputs)
+        assert [v for k, v in zip(tags, values, strict=True) if ARG_TAGS[k] == "int"] == [
+            a for a in json.loads(r.args) if isinstance(a, int) and not isinstance(a, bool)
+        ]

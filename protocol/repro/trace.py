@@ -160,8 +160,18 @@ class Record:
             out["geometry"] = [[off, list(st)] for off, st in self.geometry]
         return out
 
+    def encode_structure(self) -> bytes:
+        """The structure as the contract reads it (ABI-encoded, :data:`STRUCTURE_ABI`): the opcode (its index in
+        :data:`protocol.repro.elements.OPCODES`), the input references (kind 0 a record's output ``(k, j)``, 1 a
+        pre-state tensor by name, 2 an external by index), the structural arguments as (tag, value) pairs
+        (:data:`ARG_TAGS`; a dtype by its ``DTYPE_CODES`` index, a layout/format/device token by its
+        :data:`ARG_TOKENS` index), the outputs' dtype codes and shapes, the number of float arguments and the
+        storage geometry (offset, strides) of each input of an ``as_strided``."""
+        return encode_structure(self)
+
     def structure_hash(self) -> bytes:
-        return hashlib.sha256(json.dumps(self.structure(), sort_keys=True, separators=(",", ":")).encode()).digest()
+        """sha256 of :meth:`encode_structure`: the leaf of the program root."""
+        return hashlib.sha256(self.encode_structure()).digest()
 
     def record_hash(self) -> bytes:
         """sha256(structure hash ‖ float64 bits of each float ‖ each output commitment)."""
@@ -369,6 +379,74 @@ def trace_call(fn: Callable[..., Any], *tensors: torch.Tensor, keep_values: bool
         fn(*tensors)
     return Trace(step=0, records=rec.records, externals=rec.externals, final={}, reads=rec.reads,
                  values=rec.values, calls=rec.calls)  # fmt: skip
+
+
+#: How a structural argument is encoded: (tag, value).
+ARG_TAGS = ("int", "tensor", "float", "none", "bool", "dtype", "token")
+#: The string arguments a structure may carry besides dtypes (their value is their index here).
+ARG_TOKENS = ("device", "torch.strided", "torch.contiguous_format", "torch.preserve_format", "torch.channels_last")
+#: ABI types of an encoded structure (opcode, inputs, argument tags, argument values, output dtypes, output shapes,
+#: float count, geometry offsets, geometry strides).
+STRUCTURE_ABI = (
+    "uint16", "(uint8,uint32,uint16,string)[]", "uint8[]", "int256[]", "uint8[]", "uint32[][]", "uint16",
+    "uint256[]", "uint256[][]",
+)  # fmt: skip
+
+
+def _encode_ref(ref: str) -> tuple[int, int, int, str]:
+    if ref.startswith("s:"):
+        return (1, 0, 0, ref[2:])
+    if ref.startswith("x:"):
+        return (2, int(ref[2:]), 0, "")
+    k, j = (int(x) for x in ref[1:].split("."))
+    return (0, k, j, "")
+
+
+def _encode_arg(a: Any) -> tuple[int, int]:
+    from protocol.repro.elements import DTYPE_CODES
+
+    if a == "T":
+        return ARG_TAGS.index("tensor"), 0
+    if a == "F":
+        return ARG_TAGS.index("float"), 0
+    if a is None:
+        return ARG_TAGS.index("none"), 0
+    if isinstance(a, bool):
+        return ARG_TAGS.index("bool"), int(a)
+    if isinstance(a, int):
+        return ARG_TAGS.index("int"), a
+    if a in DTYPE_CODES:
+        return ARG_TAGS.index("dtype"), DTYPE_CODES.index(a)
+    if a in ARG_TOKENS:
+        return ARG_TAGS.index("token"), ARG_TOKENS.index(a)
+    raise TraceError(f"a structural argument {a!r} has no encoding")
+
+
+def encode_structure(r: Record) -> bytes:
+    """See :meth:`Record.encode_structure`."""
+    from eth_abi import encode
+
+    from protocol.repro.elements import DTYPE_CODES, OPCODES
+
+    if r.op not in OPCODES:
+        raise TraceError(f"{r.op} is outside the element vocabulary (protocol/repro/elements.py)")
+    args = []
+    for a in json.loads(r.args):
+        args.extend([a] if not isinstance(a, list) else a)
+    tags, values = zip(*(_encode_arg(a) for a in args), strict=True) if args else ((), ())
+    dtypes = []
+    for d, _ in r.outputs:
+        if d not in DTYPE_CODES:
+            raise TraceError(f"output dtype {d} is outside the element dtypes")
+        dtypes.append(DTYPE_CODES.index(d))
+    return encode(
+        list(STRUCTURE_ABI),
+        [
+            OPCODES.index(r.op), [_encode_ref(x) for x in r.inputs], list(tags), list(values), dtypes,
+            [list(s) for _, s in r.outputs], len(r.floats), [off for off, _ in r.geometry],
+            [list(st) for _, st in r.geometry],
+        ],
+    )  # fmt: skip
 
 
 def _state_tensors(trainer: Any) -> dict[str, torch.Tensor]:

@@ -8,6 +8,35 @@ import {ElementOps} from "../../src/libraries/ElementOps.sol";
 ///         big-endian words (a ‖ b ‖ c ‖ d), each result 8 bytes, so one eth_call evaluates many cases. Not deployed
 ///         by protocol/deploy.py.
 contract ElementOpsHarness {
+    /// @notice One input reference of an encoded trace record (protocol/repro/trace.py `STRUCTURE_ABI`).
+    struct Ref {
+        uint8 kind; // 0 a record's output, 1 a pre-state tensor, 2 an external input
+        uint32 index;
+        uint16 output;
+        string name;
+    }
+
+    /// @notice Decodes an encoded record structure as the dispute contract will, and its leaf hash (sha256).
+    function decodeStructure(bytes calldata s)
+        external
+        pure
+        returns (
+            uint16 opcode,
+            Ref[] memory inputs,
+            uint8[] memory tags,
+            int256[] memory values,
+            uint8[] memory dtypes,
+            uint32[][] memory shapes,
+            uint16 floats,
+            bytes32 hash
+        )
+    {
+        (opcode, inputs, tags, values, dtypes, shapes, floats,,) = abi.decode(
+            s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][])
+        );
+        hash = sha256(s);
+    }
+
     function batch(uint256 op, uint256 dtype, uint256 src, bytes calldata cases)
         external
         pure
