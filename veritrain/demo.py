@@ -387,8 +387,9 @@ class MarketRun:
             if resolved:
                 ev = resolved[0]
                 entry["seconds"] = ts(int(ev["blockNumber"])) - ts(int(opened["blockNumber"]))
-                entry["winner"] = self.role_of(ev["args"]["winner"])
-                entry["loser"] = self.role_of(ev["args"]["loser"])
+                # a superseded dispute (never played) names nobody: address(0) for both
+                entry["winner"] = self.role_of(ev["args"]["winner"]) if int(ev["args"]["winner"], 16) else None
+                entry["loser"] = self.role_of(ev["args"]["loser"]) if int(ev["args"]["loser"], 16) else None
                 entry["slashed"] = int(ev["args"]["slashed"])
                 entry["outcome"] = api_name(Outcome(int(ev["args"]["outcome"])))
             else:
