@@ -218,3 +218,62 @@ def test_the_contract_reads_every_record_structure_of_a_step(harness):
         assert [v for k, v in zip(tags, values, strict=True) if ARG_TAGS[k] == "int"] == [
             a for a in json.loads(r.args) if isinstance(a, int) and not isinstance(a, bool)
         ]
+
+
+def _small_lm_spec():
+    from protocol.engine.examples import load_example, shortened
+
+    lm = load_example("tiny_lm")
+    model = lm.model.model_copy(update={"context": 16, "d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32})
+    return shortened(lm.model_copy(update={"model": model, "batch_size": 4}), 4, 1)
+
+
+@pytest.mark.parametrize("name", ["mlp", "lm"])
+def test_the_contract_places_every_static_read_as_python_reads_it(harness, name):
+    """ElementReads (through the harness, from the encoded structure and the inputs' shapes) gives the input
+    positions ``elements.element`` reads, in its order, for every static kind of record of a training step; its
+    opcode-to-kind table is elements.read_kind's."""
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+    from protocol.repro.elements import OPCODES, READ_KINDS, element, operands, read_kind
+    from protocol.repro.trace import UNDEFINED, trace_step
+
+    assert [READ_KINDS[harness.functions.kindOf(c).call()] for c in range(len(OPCODES))] == [
+        read_kind(op) for op in OPCODES
+    ]
+
+    spec = shortened(load_example("mlp_digits"), 4, 1) if name == "mlp" else _small_lm_spec()
+    t = Trainer(spec, load_dataset(spec.dataset))
+    t.init()
+    trace = trace_step(t, keep_values=True)
+    by_op: dict[str, list] = {}
+    for r in trace.records:
+        by_op.setdefault(r.op, []).append(r)
+    rng = np.random.default_rng(3)
+    checked = 0
+    for op, records in by_op.items():
+        kind = read_kind(op)
+        if kind == "indexed":
+            continue
+        for r in records[:2] + records[2 :: max(1, len(records) // 4)][:4]:
+            ins = operands(trace, r)
+            flats = [trace.values[ref].contiguous().view(-1).numpy() for ref in r.inputs]
+            for j, (_, shape) in enumerate(r.outputs):
+                if r.commitments[j] == UNDEFINED:
+                    continue
+                size = int(np.prod(shape))
+                for o in sorted({0, size - 1, *rng.integers(0, size, 3).tolist()}):
+                    seen: list[tuple[int, int]] = []
+                    element(r, ins, j, o, lambda k, i, seen=seen, flats=flats: seen.append((k, i)) or flats[k][i])
+                    code, inputs, at = harness.functions.reads(
+                        r.encode_structure(), [list(x.shape) for x in ins], j, o
+                    ).call()
+                    assert READ_KINDS[code] == kind, (op, code)
+                    got = list(zip(inputs, at, strict=True))
+                    if op in ("aten.where.self", "aten.masked_fill.Scalar"):  # candidates: reads cond, then one
+                        assert seen and set(seen) <= set(got), (op, o, seen, got)
+                    else:
+                        assert got == seen, (r.index, op, j, o, seen, got)
+                    checked += 1
+    assert checked > 100

@@ -792,6 +792,36 @@ OPCODES: tuple[str, ...] = (
 )  # fmt: skip
 VOCABULARY: frozenset[str] = frozenset(OPCODES)
 
+#: How an output element's reads are placed, by kind, in the code order of ``contracts/src/libraries/ElementReads.sol``:
+#: ``none`` reads nothing; ``same`` input 0 at the same position; ``broadcast`` every tensor input at its broadcast
+#: position (``where`` and ``masked_fill`` then read the condition and one of them); ``copy`` input 1 broadcast;
+#: ``indexed`` a position that depends on an index element (not static); ``reduce`` the reduced slice, ascending;
+#: ``foreach`` input ``j`` (and ``n + j``); the others are the view or move of their name.
+READ_KINDS = (
+    "none", "same", "broadcast", "copy", "t", "permute", "transpose", "slice", "select", "as_strided", "split",
+    "cat", "slice_backward", "pad", "triu", "indexed", "reduce", "foreach",
+)  # fmt: skip
+
+
+def read_kind(op: str) -> str:
+    """The :data:`READ_KINDS` entry of overload ``op``."""
+    base = op.removeprefix("aten.").split(".")[0]
+    fn = _ELEMENT.get(op) or _ELEMENT.get(base)
+    by_fn: dict[Any, str] = {
+        _undefined: "none", _zero: "none", _one: "none", _full_like: "none", _scalar_tensor: "none",
+        _same_position: "same", _view_dtype: "same", _to_copy: "same", _unary_op: "same", _isnan_op: "same",
+        _sqrt: "same", _clamp: "same", _nan_to_num: "same",
+        _binary_op: "broadcast", _compare: "broadcast", _where: "broadcast", _masked_fill: "broadcast",
+        _copysign: "broadcast", _threshold_backward: "broadcast", _expand: "broadcast",
+        _copy_: "copy", _t: "t", _permute: "permute", _transpose: "transpose", _slice: "slice", _select: "select",
+        _as_strided: "as_strided", _split: "split", _cat: "cat", _slice_backward: "slice_backward",
+        _constant_pad_nd: "pad", _triu: "triu", _index: "indexed", _index_select: "indexed", _gather: "indexed",
+        _scatter_value: "indexed", _index_add_rows: "indexed", _amax: "reduce", _amin: "reduce", _foreach: "foreach",
+    }  # fmt: skip
+    if fn not in by_fn:
+        raise ElementError(f"{op} has no read kind")
+    return by_fn[fn]
+
 
 def unsupported(trace: Any) -> dict[str, int]:
     """The operations of ``trace`` outside :data:`VOCABULARY`, with their record counts."""

@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {ElementOps} from "../../src/libraries/ElementOps.sol";
+import {ElementReads} from "../../src/libraries/ElementReads.sol";
 
 /// @title ElementOpsHarness
 /// @notice Batch entry points over ElementOps for tests/test_elements_onchain.py: each case is four operands as 8-byte
@@ -60,6 +61,29 @@ contract ElementOpsHarness {
                 out[8 * i + k] = w[k];
             }
         }
+    }
+
+    function kindOf(uint256 opcode) external pure returns (uint256) {
+        return ElementReads.kindOf(opcode);
+    }
+
+    /// @notice The reads of output `j`'s element `o` of the record encoded as `s`, whose inputs have `inShapes`.
+    function reads(bytes calldata s, uint32[][] calldata inShapes, uint256 j, uint256 o)
+        external
+        pure
+        returns (uint256 kind, uint256[] memory inputs, uint256[] memory at)
+    {
+        ElementReads.Record memory r;
+        uint16 opcode;
+        uint32[][] memory shapes;
+        (opcode,, r.tags, r.values,, shapes,, r.geomOffsets, r.geomStrides) =
+            abi.decode(s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][]));
+        r.kind = ElementReads.kindOf(opcode);
+        r.outShape = shapes[j];
+        r.outputs = shapes.length;
+        r.inShapes = inShapes;
+        kind = r.kind;
+        (inputs, at) = ElementReads.reads(r, j, o);
     }
 
     function one(uint256 op, uint256 dtype, uint256 src, uint256 a, uint256 b, uint256 c, uint256 d)
