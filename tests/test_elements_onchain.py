@@ -277,3 +277,53 @@ def test_the_contract_places_every_static_read_as_python_reads_it(harness, name)
                         assert got == seen, (r.index, op, j, o, seen, got)
                     checked += 1
     assert checked > 100
+
+
+@pytest.mark.parametrize("name", ["mlp", "lm"])
+def test_the_contract_places_indexed_reads_from_the_index_elements(harness, name):
+    """An indexed element (``index``, ``index_select``, ``gather``, ``scatter_``, ``index_add_rows``) reads its
+    index elements first, then the data elements they name: ElementReads gives both stages as ``element`` reads
+    them (``scatter_`` stops at the first index that names the position: a prefix)."""
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+    from protocol.repro.elements import OPCODES, element, operands, read_kind
+    from protocol.repro.trace import trace_step
+
+    indexed_ops = ("aten.index.Tensor", "aten.index_select.default", "aten.gather.default", "aten.scatter_.value",
+                   "veritrain.index_add_rows")  # fmt: skip
+    assert [OPCODES.index(op) for op in indexed_ops] == [34, 35, 36, 37, 79]  # ElementReads.OP_*
+    spec = shortened(load_example("mlp_digits"), 4, 1) if name == "mlp" else _small_lm_spec()
+    t = Trainer(spec, load_dataset(spec.dataset))
+    t.init()
+    trace = trace_step(t, keep_values=True)
+    rng = np.random.default_rng(5)
+    seen_ops = set()
+    for r in trace.records:
+        if read_kind(r.op) != "indexed":
+            continue
+        seen_ops.add(r.op)
+        ins = operands(trace, r)
+        shapes = [list(x.shape) for x in ins]
+        flats = [trace.values[ref].contiguous().view(-1).numpy() for ref in r.inputs]
+        index_inputs = {0} if r.op == "veritrain.index_add_rows" else set(range(1, len(ins)))
+        size = int(np.prod(r.outputs[0][1]))
+        for o in sorted({0, size - 1, *rng.integers(0, size, 3).tolist()}):
+            seen: list[tuple[int, int]] = []
+            element(r, ins, 0, o, lambda k, i, seen=seen, flats=flats: seen.append((k, i)) or flats[k][i])
+            enc = r.encode_structure()
+            k_idx, at_idx = harness.functions.indexReads(enc, shapes, o).call()
+            first = list(zip(k_idx, at_idx, strict=True))
+            got_idx = [x for x in seen if x[0] in index_inputs]
+            if r.op == "aten.scatter_.value":
+                assert first[: len(got_idx)] == got_idx, (r.index, o, got_idx, first)
+            else:
+                assert first == got_idx, (r.index, r.op, o, got_idx, first)
+            values = [int(flats[k][i]) for k, i in first]
+            k_data, at_data = harness.functions.indexedReads(enc, shapes, o, values).call()
+            assert list(zip(k_data, at_data, strict=True)) == [x for x in seen if x[0] not in index_inputs], (
+                r.index,
+                r.op,
+                o,
+            )
+    assert seen_ops, "the step has indexed records"

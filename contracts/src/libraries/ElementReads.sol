@@ -7,7 +7,8 @@ pragma solidity 0.8.30;
 ///         protocol/repro/elements.py `element` reads them (DESIGN §8 "The element of a record"): the positions a
 ///         dispute must see proven before it computes the element with `ElementOps`. Positions are C-order flat
 ///         indices. Kinds follow `READ_KINDS`; `kindOf` maps an opcode (`OPCODES`) to its kind.
-/// @dev The `indexed` kind (a position that depends on an index element) is not static and reverts `NotStatic`.
+/// @dev The `indexed` kind (a position that depends on an index element) is not static: `reads` reverts `NotStatic`;
+///      `indexReads` and `indexedReads` give its two stages.
 ///      `where` and `masked_fill` return every candidate (the condition first); the element reads the condition and
 ///      one of the others.
 library ElementReads {
@@ -47,6 +48,7 @@ library ElementReads {
 
     /// @notice What one record's element needs besides the position: its structure's fields and its inputs' shapes.
     struct Record {
+        uint256 opcode;
         uint256 kind;
         uint8[] tags;
         int256[] values;
@@ -215,6 +217,135 @@ library ElementReads {
             p += mi[d] * uint256(rest[rank + d]);
         }
         return _one(0, _storageToLogical(p, r.inShapes[0], r.geomOffsets[0], r.geomStrides[0]));
+    }
+
+    // indexed opcodes (OPCODES)
+    uint256 internal constant OP_INDEX = 34;
+    uint256 internal constant OP_INDEX_SELECT = 35;
+    uint256 internal constant OP_GATHER = 36;
+    uint256 internal constant OP_SCATTER_VALUE = 37;
+    uint256 internal constant OP_INDEX_ADD_ROWS = 79;
+
+    /// @notice An index element names no position of its dimension.
+    error IndexOutOfRange(int256 index, uint256 size);
+
+    /// @notice The index elements an `indexed` element reads first (input, position), in the order `element` reads
+    ///         them: one per index tensor for `index`, one for `index_select` and `gather`, the slice along `dim`
+    ///         for `scatter_` (it stops at the first that names this position), every `idx[n]` for `index_add_rows`.
+    function indexReads(Record memory r, uint256 o)
+        internal
+        pure
+        returns (uint256[] memory inputs, uint256[] memory at)
+    {
+        uint256[] memory mi = unravel(o, r.outShape);
+        uint256 op = r.opcode;
+        if (op == OP_INDEX) {
+            uint256 k = r.inShapes.length - 1;
+            uint256 lead = r.outShape.length - (r.inShapes[0].length - k);
+            uint32[] memory idxShape = _prefix(r.outShape, lead);
+            uint256[] memory head = _prefixIndex(mi, lead);
+            (inputs, at) = (new uint256[](k), new uint256[](k));
+            for (uint256 d = 0; d < k; ++d) {
+                (inputs[d], at[d]) = (1 + d, broadcastIndex(head, idxShape, r.inShapes[1 + d]));
+            }
+            return (inputs, at);
+        }
+        int256[] memory rest = _rest(r);
+        if (op == OP_INDEX_SELECT) return _one(1, mi[_dim(rest[0], r.inShapes[0].length)]);
+        if (op == OP_GATHER) return _one(1, ravel(mi, r.inShapes[1]));
+        if (op == OP_SCATTER_VALUE) {
+            uint32[] memory idx = r.inShapes[1];
+            uint256 dim = _dim(rest[0], mi.length);
+            for (uint256 d = 0; d < mi.length; ++d) {
+                if (d != dim && mi[d] >= idx[d]) return (new uint256[](0), new uint256[](0));
+            }
+            uint256 n = idx[dim];
+            (inputs, at) = (new uint256[](n), new uint256[](n));
+            for (uint256 q = 0; q < n; ++q) {
+                mi[dim] = q;
+                (inputs[q], at[q]) = (1, ravel(mi, idx));
+            }
+            return (inputs, at);
+        }
+        if (op == OP_INDEX_ADD_ROWS) {
+            uint256 n = r.inShapes[0][0];
+            (inputs, at) = (new uint256[](n), new uint256[](n));
+            for (uint256 q = 0; q < n; ++q) {
+                (inputs[q], at[q]) = (0, q);
+            }
+            return (inputs, at);
+        }
+        revert BadStructure();
+    }
+
+    /// @notice The data elements an `indexed` element reads once its index elements `idx` (the values at
+    ///         `indexReads`, in order) are known: the indexed element for `index`/`index_select`/`gather`; for
+    ///         `scatter_`, none if an index names this position (the element is the scattered value), else input 0
+    ///         here; for `index_add_rows`, `G[n, d]` of every `n` whose index is this row, ascending.
+    function indexedReads(Record memory r, uint256 o, int256[] memory idx)
+        internal
+        pure
+        returns (uint256[] memory inputs, uint256[] memory at)
+    {
+        uint256[] memory mi = unravel(o, r.outShape);
+        uint256 op = r.opcode;
+        uint32[] memory x = r.inShapes[0];
+        if (op == OP_INDEX) {
+            uint256 k = idx.length;
+            uint256 lead = r.outShape.length - (x.length - k);
+            uint256[] memory src = new uint256[](x.length);
+            for (uint256 d = 0; d < x.length; ++d) {
+                src[d] = d < k ? _position(idx[d], x[d], true) : mi[lead + d - k];
+            }
+            return _one(0, ravel(src, x));
+        }
+        int256[] memory rest = _rest(r);
+        if (op == OP_INDEX_SELECT || op == OP_GATHER) {
+            uint256 dim = _dim(rest[0], x.length);
+            mi[dim] = _position(idx[0], x[dim], false);
+            return _one(0, ravel(mi, x));
+        }
+        if (op == OP_SCATTER_VALUE) {
+            uint256 dim = _dim(rest[0], mi.length);
+            for (uint256 q = 0; q < idx.length; ++q) {
+                if (_position(idx[q], r.outShape[dim], false) == mi[dim]) return (new uint256[](0), new uint256[](0));
+            }
+            return _one(0, o);
+        }
+        if (op == OP_INDEX_ADD_ROWS) {
+            uint256 width_ = r.inShapes[1][1];
+            uint256 hits;
+            for (uint256 q = 0; q < idx.length; ++q) {
+                if (_position(idx[q], r.outShape[0], false) == mi[0]) ++hits;
+            }
+            (inputs, at) = (new uint256[](hits), new uint256[](hits));
+            uint256 h;
+            for (uint256 q = 0; q < idx.length; ++q) {
+                if (_position(idx[q], r.outShape[0], false) == mi[0]) (inputs[h], at[h++]) = (1, q * width_ + mi[1]);
+            }
+            return (inputs, at);
+        }
+        revert BadStructure();
+    }
+
+    function _position(int256 v, uint256 size, bool negative) private pure returns (uint256) {
+        int256 i = v < 0 && negative ? v + int256(size) : v;
+        if (i < 0 || i >= int256(size)) revert IndexOutOfRange(v, size);
+        return uint256(i);
+    }
+
+    function _prefix(uint32[] memory shape, uint256 n) private pure returns (uint32[] memory out) {
+        out = new uint32[](n);
+        for (uint256 d = 0; d < n; ++d) {
+            out[d] = shape[d];
+        }
+    }
+
+    function _prefixIndex(uint256[] memory mi, uint256 n) private pure returns (uint256[] memory out) {
+        out = new uint256[](n);
+        for (uint256 d = 0; d < n; ++d) {
+            out[d] = mi[d];
+        }
     }
 
     /// @dev Every element of the reduced slice, ascending (dims from the int arguments; all without any).

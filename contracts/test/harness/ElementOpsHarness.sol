@@ -78,12 +78,44 @@ contract ElementOpsHarness {
         uint32[][] memory shapes;
         (opcode,, r.tags, r.values,, shapes,, r.geomOffsets, r.geomStrides) =
             abi.decode(s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][]));
+        r.opcode = opcode;
         r.kind = ElementReads.kindOf(opcode);
         r.outShape = shapes[j];
         r.outputs = shapes.length;
         r.inShapes = inShapes;
         kind = r.kind;
         (inputs, at) = ElementReads.reads(r, j, o);
+    }
+
+    /// @notice An indexed element's index reads.
+    function indexReads(bytes calldata s, uint32[][] calldata inShapes, uint256 o)
+        external
+        pure
+        returns (uint256[] memory inputs, uint256[] memory at)
+    {
+        return ElementReads.indexReads(_record(s, inShapes), o);
+    }
+
+    /// @notice An indexed element's data reads, given the values `idx` of its index reads.
+    function indexedReads(bytes calldata s, uint32[][] calldata inShapes, uint256 o, int256[] calldata idx)
+        external
+        pure
+        returns (uint256[] memory inputs, uint256[] memory at)
+    {
+        return ElementReads.indexedReads(_record(s, inShapes), o, idx);
+    }
+
+    function _record(bytes calldata s, uint32[][] calldata inShapes)
+        private
+        pure
+        returns (ElementReads.Record memory r)
+    {
+        uint32[][] memory shapes;
+        uint16 opcode;
+        (opcode,, r.tags, r.values,, shapes,,,) =
+            abi.decode(s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][]));
+        (r.opcode, r.kind, r.outShape, r.outputs, r.inShapes) =
+        (opcode, ElementReads.kindOf(opcode), shapes[0], shapes.length, inShapes);
     }
 
     function one(uint256 op, uint256 dtype, uint256 src, uint256 a, uint256 b, uint256 c, uint256 d)
