@@ -15,6 +15,7 @@ from harnesses import deploy_harness
 from test_float32_onchain import edge_biased, pairs
 from web3.exceptions import ContractCustomError
 
+from protocol.paths import repo_root
 from protocol.repro.elements import DTYPE_CODES, DTYPES, SCALAR_OPS, ElementError, scalar
 
 pytestmark = pytest.mark.chain
@@ -327,3 +328,56 @@ def test_the_contract_places_indexed_reads_from_the_index_elements(harness, name
                 o,
             )
     assert seen_ops, "the step has indexed records"
+
+
+@pytest.mark.parametrize("name", ["mlp", "lm"])
+def test_the_contract_computes_every_element_from_its_reads(w3, dev, name):
+    """ElementEval (from the encoded structure, the inputs' shapes and dtypes, the float arguments and the read
+    values in ``element``'s order) computes every kind of record's element of a training step bit for bit as
+    ``element`` does; its two tables are ``elements.eval_tables()``."""
+    import struct
+
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+    from protocol.repro.elements import element, eval_tables, operands
+    from protocol.repro.trace import UNDEFINED, trace_step
+
+    harness = deploy_harness(w3, dev[0], "ElementEvalHarness")
+    sol = (repo_root() / "contracts" / "src" / "libraries" / "ElementEval.sol").read_text()
+    kinds, scalars = eval_tables()
+    assert f'hex"{kinds.hex()}"' in sol and f'hex"{scalars.hex()}"' in sol
+    spec = shortened(load_example("mlp_digits"), 4, 1) if name == "mlp" else _small_lm_spec()
+    t = Trainer(spec, load_dataset(spec.dataset))
+    t.init()
+    trace = trace_step(t, keep_values=True)
+    by_op: dict[str, list] = {}
+    for r in trace.records:
+        by_op.setdefault(r.op, []).append(r)
+    rng = np.random.default_rng(9)
+    checked = 0
+    for op, records in by_op.items():
+        for r in records[:2] + records[2 :: max(1, len(records) // 3)][:3]:
+            ins = operands(trace, r)
+            shapes = [list(x.shape) for x in ins]
+            dtypes = [CODE[x.dtype] for x in ins]
+            floats = [struct.unpack("<Q", struct.pack("<d", f))[0] for f in r.floats]
+            flats = [trace.values[ref].contiguous().view(-1).numpy() for ref in r.inputs]
+            enc = r.encode_structure()
+            for j, (dtype, shape) in enumerate(r.outputs):
+                if r.commitments[j] == UNDEFINED:
+                    continue
+                size = int(np.prod(shape))
+                for o in sorted({0, size - 1, *rng.integers(0, size, 2).tolist()}):
+                    seen: list[tuple[int, int]] = []
+
+                    def read(k, i, seen=seen, flats=flats):
+                        seen.append((k, i))
+                        return flats[k][i]
+
+                    w = _bits(element(r, ins, j, o, read), dtype)
+                    values = [_bits(flats[k][i], ins[k].dtype) for k, i in seen]
+                    got = harness.functions.evaluate(enc, (shapes, dtypes, floats), j, o, values).call()
+                    assert got == w or (_is_nan(got, dtype) and _is_nan(w, dtype)), (r.index, op, j, o, hex(got))
+                    checked += 1
+    assert checked > 100

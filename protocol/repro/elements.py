@@ -542,7 +542,9 @@ def _scatter_value(c: _Ctx) -> Scalar:
 def _binary_op(c: _Ctx) -> Scalar:
     name = c.base.removesuffix("_")
     tensors = sum(1 for a in c.args.items if a == "T")
-    if name in ("add", "sub") and len([a for a in c.args.scalars() if a is not None]) > (0 if tensors == 2 else 1):
+    if name in ("add", "sub", "rsub") and len([a for a in c.args.scalars() if a is not None]) > (
+        0 if tensors == 2 else 1
+    ):
         alpha = c.args.scalars()[-1]
         if alpha != 1:
             raise ElementError(f"{c.record.op} with alpha {alpha}: not in the vocabulary (ATen fuses it)")
@@ -801,6 +803,36 @@ READ_KINDS = (
     "none", "same", "broadcast", "copy", "t", "permute", "transpose", "slice", "select", "as_strided", "split",
     "cat", "slice_backward", "pad", "triu", "indexed", "reduce", "foreach",
 )  # fmt: skip
+
+
+#: How an element's value is made from its reads, by kind, in the code order of ``ElementEval.sol``.
+EVAL_KINDS = (
+    "undefined", "zero", "one", "full_like", "scalar_tensor", "move", "bitcast", "cast", "copy", "binary",
+    "compare", "unary", "isnan", "sqrt", "copysign", "masked_fill", "triu", "pad", "slice_backward", "where",
+    "clamp", "nan_to_num", "threshold_backward", "max", "min", "index_add_rows", "foreach", "scatter",
+)  # fmt: skip
+
+
+def eval_tables() -> tuple[bytes, bytes]:
+    """Per opcode (:data:`OPCODES`): its :data:`EVAL_KINDS` code, and the :data:`SCALAR_OPS` code its scalar
+    operation has (0xff: none) — the two tables ``ElementEval.sol`` holds."""
+    by_fn: dict[Any, str] = {
+        _undefined: "undefined", _zero: "zero", _one: "one", _full_like: "full_like",
+        _scalar_tensor: "scalar_tensor", _view_dtype: "bitcast", _to_copy: "cast", _copy_: "copy",
+        _binary_op: "binary", _compare: "compare", _unary_op: "unary", _isnan_op: "isnan", _sqrt: "sqrt",
+        _copysign: "copysign", _masked_fill: "masked_fill", _triu: "triu", _constant_pad_nd: "pad",
+        _slice_backward: "slice_backward", _where: "where", _clamp: "clamp", _nan_to_num: "nan_to_num",
+        _threshold_backward: "threshold_backward", _amax: "max", _amin: "min", _index_add_rows: "index_add_rows",
+        _foreach: "foreach", _scatter_value: "scatter",
+    }  # fmt: skip
+    kinds, ops = bytearray(), bytearray()
+    for op in OPCODES:
+        base = op.removeprefix("aten.").split(".")[0]
+        fn = _ELEMENT.get(op) or _ELEMENT[base]
+        kinds.append(EVAL_KINDS.index(by_fn.get(fn, "move")))
+        name = base.removeprefix("_foreach_").removesuffix("_")
+        ops.append(SCALAR_OPS.index(name) if by_fn.get(fn) in ("binary", "compare", "unary", "foreach") else 0xFF)
+    return bytes(kinds), bytes(ops)
 
 
 def read_kind(op: str) -> str:

@@ -93,7 +93,7 @@ contract ElementOpsHarness {
         pure
         returns (uint256[] memory inputs, uint256[] memory at)
     {
-        return ElementReads.indexReads(_record(s, inShapes), o);
+        return ElementReads.indexReads(_record(s, inShapes, 0), o);
     }
 
     /// @notice An indexed element's data reads, given the values `idx` of its index reads.
@@ -102,10 +102,10 @@ contract ElementOpsHarness {
         pure
         returns (uint256[] memory inputs, uint256[] memory at)
     {
-        return ElementReads.indexedReads(_record(s, inShapes), o, idx);
+        return ElementReads.indexedReads(_record(s, inShapes, 0), o, idx);
     }
 
-    function _record(bytes calldata s, uint32[][] calldata inShapes)
+    function _record(bytes calldata s, uint32[][] calldata inShapes, uint256 j)
         private
         pure
         returns (ElementReads.Record memory r)
@@ -115,7 +115,7 @@ contract ElementOpsHarness {
         (opcode,, r.tags, r.values,, shapes,,,) =
             abi.decode(s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][]));
         (r.opcode, r.kind, r.outShape, r.outputs, r.inShapes) =
-        (opcode, ElementReads.kindOf(opcode), shapes[0], shapes.length, inShapes);
+        (opcode, ElementReads.kindOf(opcode), shapes[j], shapes.length, inShapes);
     }
 
     function one(uint256 op, uint256 dtype, uint256 src, uint256 a, uint256 b, uint256 c, uint256 d)
