@@ -381,3 +381,39 @@ def test_the_contract_computes_every_element_from_its_reads(w3, dev, name):
                     assert got == w or (_is_nan(got, dtype) and _is_nan(w, dtype)), (r.index, op, j, o, hex(got))
                     checked += 1
     assert checked > 100
+
+
+def test_an_element_is_proven_against_its_tensors_commitment(w3, dev):
+    """ElementProof checks an element against a trace commitment (the leaf's bytes and its RFC 9162 path) and
+    reads its bits; another element's bytes, a doctored byte or another position are refused."""
+    import torch
+
+    from protocol.repro.trace import commitment, element_proof
+
+    harness = deploy_harness(w3, dev[0], "ElementEvalHarness")
+    rng = np.random.default_rng(11)
+    nan = torch.tensor([0x7FC00001, 0xFFFFFFFF], dtype=torch.int64).to(torch.int32).view(torch.float32)
+    tensors = [
+        torch.tensor(rng.standard_normal(37).astype(np.float32)),  # 5 leaves, the last one short
+        torch.tensor(rng.integers(-(2**62), 2**62, (3, 5)), dtype=torch.int64),
+        torch.tensor([True, False, True]),
+        torch.tensor(rng.standard_normal(1).astype(np.float32)),  # one leaf: empty path
+        torch.cat([torch.ones(9), nan]),  # NaNs are committed (and proven) as the canonical NaN
+        torch.tensor(rng.integers(-100, 100, 70), dtype=torch.int8),
+    ]
+    for t in tensors:
+        root, n, width = commitment(t), t.numel(), t.element_size()
+        flat = t.reshape(-1)
+        for i in sorted({0, n - 1, *rng.integers(0, n, 4).tolist()}):
+            chunk, path = element_proof(t, i)
+            ok, bits = harness.functions.verifyElement(root, n, width, i, chunk, path).call()
+            want = int.from_bytes(flat[i : i + 1].numpy().tobytes(), "little")
+            if t.dtype == torch.float32 and bool(torch.isnan(flat[i])):
+                want = 0x7FC00000
+            assert ok and bits == want, (t.dtype, i, hex(bits), hex(want))
+            bad = bytearray(chunk)
+            bad[(i * width) % 32] ^= 1
+            assert not harness.functions.verifyElement(root, n, width, i, bytes(bad), path).call()[0]
+            other = (i * width // 32 + 1) * 32 // width  # the first element of the next leaf, if any
+            if other < n:
+                assert not harness.functions.verifyElement(root, n, width, other, chunk, path).call()[0]

@@ -72,7 +72,8 @@ PRIMITIVE_INDEX_ADD_ROWS = "veritrain.index_add_rows"
 PRIMITIVE_SQRT = "veritrain.sqrt"
 
 __all__ = [
-    "LEAF_BYTES", "TRACE_FORMAT", "UNDEFINED", "Record", "Trace", "TraceError", "commitment", "trace_call",
+    "LEAF_BYTES", "TRACE_FORMAT", "UNDEFINED", "Record", "Trace", "TraceError", "commitment", "committed_bytes",
+    "element_proof", "trace_call",
     "trace_step",
 ]  # fmt: skip
 
@@ -85,16 +86,31 @@ class TraceError(RuntimeError):
 CANONICAL_NAN_BITS = 0x7FC00000
 
 
-def commitment(t: torch.Tensor) -> bytes:
-    """RFC 9162 root over the bytes of ``t`` (C order, little-endian) in ``LEAF_BYTES``-byte leaves; a float32
-    NaN element counts as :data:`CANONICAL_NAN_BITS`, whatever its payload."""
+def committed_bytes(t: torch.Tensor) -> bytes:
+    """The bytes a commitment is over: ``t`` in C order, little-endian, every float32 NaN as
+    :data:`CANONICAL_NAN_BITS`, whatever its payload."""
     t = t.detach().to("cpu").contiguous()
     if t.dtype == torch.float32 and bool(torch.isnan(t).any()):
         t = torch.where(torch.isnan(t), torch.tensor(CANONICAL_NAN_BITS, dtype=torch.int32).view(torch.float32), t)
-    data = t.numpy().tobytes()
+    return t.numpy().tobytes()
+
+
+def _leaves(data: bytes) -> list[bytes]:
     sha = hashlib.sha256
-    leaves = [sha(merkle.LEAF_PREFIX + data[i : i + LEAF_BYTES]).digest() for i in range(0, len(data), LEAF_BYTES)]
-    return merkle.rfc9162_root(leaves)
+    return [sha(merkle.LEAF_PREFIX + data[i : i + LEAF_BYTES]).digest() for i in range(0, len(data), LEAF_BYTES)]
+
+
+def commitment(t: torch.Tensor) -> bytes:
+    """RFC 9162 root over :func:`committed_bytes` of ``t`` in ``LEAF_BYTES``-byte leaves (the last one short)."""
+    return merkle.rfc9162_root(_leaves(committed_bytes(t)))
+
+
+def element_proof(t: torch.Tensor, i: int) -> tuple[bytes, list[bytes]]:
+    """What proves element ``i`` (C order) of ``t`` against :func:`commitment`: the bytes of the leaf that holds it
+    and that leaf's RFC 9162 audit path (``ElementProof.sol`` checks them)."""
+    data = committed_bytes(t)
+    leaf = i * t.element_size() // LEAF_BYTES
+    return data[leaf * LEAF_BYTES : (leaf + 1) * LEAF_BYTES], merkle.rfc9162_path(_leaves(data), leaf)
 
 
 _TENSOR = object()  # where a tensor argument goes in a kept call

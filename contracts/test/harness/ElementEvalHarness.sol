@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {ElementEval} from "../../src/libraries/ElementEval.sol";
+import {ElementProof} from "../../src/libraries/ElementProof.sol";
 import {ElementReads} from "../../src/libraries/ElementReads.sol";
 
 /// @title ElementEvalHarness
@@ -31,6 +32,17 @@ contract ElementEvalHarness {
         returns (uint256)
     {
         return ElementEval.evaluate(_input(s, ins, j), j, o, values);
+    }
+
+    function verifyElement(
+        bytes32 root,
+        uint256 numel,
+        uint256 width,
+        uint256 i,
+        bytes calldata chunk,
+        bytes32[] calldata path
+    ) external view returns (bool ok, uint256 bits) {
+        return ElementProof.verify(root, numel, width, i, chunk, path);
     }
 
     function _input(bytes calldata s, Inputs calldata ins, uint256 j)
