@@ -11,11 +11,15 @@ from web3 import Web3
 from protocol.artifacts import load_artifact
 from protocol.tx import send
 
-HARNESSES = ("RFC9162Harness", "ChunkedStateRootHarness", "SamplingHarness", "Float32Harness", "PhiloxHarness")
+HARNESSES = (
+    "RFC9162Harness", "ChunkedStateRootHarness", "SamplingHarness", "Float32Harness", "PhiloxHarness",
+    "ElementOpsHarness", "ElementEvalHarness", "ElementCheckHarness", "ElementEvaluator",
+)  # fmt: skip
 
 
-def deploy_harness(w3: Web3, account: LocalAccount, name: str) -> Any:
-    """Deploys harness ``name`` (its forge artifact) from ``account`` and returns the contract."""
+def deploy_harness(w3: Web3, account: LocalAccount, name: str, *args: Any) -> Any:
+    """Deploys harness ``name`` (its forge artifact, constructed with ``args``) from ``account`` and returns the
+    contract."""
     art = load_artifact(name)
-    receipt = send(w3, account, w3.eth.contract(abi=art.abi_list(), bytecode=art.bytecode).constructor())
+    receipt = send(w3, account, w3.eth.contract(abi=art.abi_list(), bytecode=art.bytecode).constructor(*args))
     return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi_list())

@@ -417,3 +417,81 @@ def test_an_element_is_proven_against_its_tensors_commitment(w3, dev):
             other = (i * width // 32 + 1) * 32 // width  # the first element of the next leaf, if any
             if other < n:
                 assert not harness.functions.verifyElement(root, n, width, other, chunk, path).call()[0]
+
+
+@pytest.mark.parametrize("name", ["mlp", "lm"])
+def test_the_contract_checks_a_claimed_element_from_proven_reads(w3, dev, name):
+    """ElementCheck, the bottom of the dispute: every kind of record of a training step, a claimed output element
+    and its reads proven against their commitments at the positions the record reads. The honest element holds
+    and the record hashes to its trace leaf; an output one ulp off does not hold; a read at another position, or
+    proven against the wrong commitment, is refused."""
+    import struct
+
+    import torch
+
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+    from protocol.repro.elements import element, operands
+    from protocol.repro.trace import UNDEFINED, commitment, element_proof, trace_step
+
+    evaluator = deploy_harness(w3, dev[0], "ElementEvaluator")
+    harness = deploy_harness(w3, dev[0], "ElementCheckHarness", evaluator.address)
+    spec = shortened(load_example("mlp_digits"), 4, 1) if name == "mlp" else _small_lm_spec()
+    t = Trainer(spec, load_dataset(spec.dataset))
+    t.init()
+    trace = trace_step(t, keep_values=True)
+    by_op: dict[str, list] = {}
+    for r in trace.records:
+        by_op.setdefault(r.op, []).append(r)
+    rng = np.random.default_rng(13)
+    lies = 0
+    for op, records in by_op.items():
+        for r in records[:1] + records[len(records) // 2 :][:1]:  # the first of each kind, and one from the middle
+            ins = operands(trace, r)
+            values = [trace.values[ref] for ref in r.inputs]
+            in_commits = [commitment(v) for v in values]
+            for ref, cm in zip(r.inputs, in_commits, strict=True):
+                if ref.startswith("r"):  # the producer's recorded commitment is the one a dispute agreed on
+                    k, jj = (int(x) for x in ref[1:].split("."))
+                    assert trace.records[k].commitments[jj] in (cm, UNDEFINED)  # (an allocation copy_ writes)
+            floats = [struct.unpack(">Q", struct.pack(">d", f))[0] for f in r.floats]
+            flats = [v.contiguous().view(-1).numpy() for v in values]
+            for j, (_, shape) in enumerate(r.outputs):
+                if r.commitments[j] == UNDEFINED:
+                    continue
+                out = trace.values[f"r{r.index}.{j}"]
+                o = int(rng.integers(0, int(np.prod(shape))))
+                seen: list[tuple[int, int]] = []
+
+                def read(k, i, seen=seen, flats=flats):
+                    seen.append((k, i))
+                    return flats[k][i]
+
+                element(r, ins, j, o, read)
+                reads = [(k, i, *element_proof(values[k], i)) for k, i in seen]
+                base = [r.encode_structure(), floats, list(r.commitments), [list(x.shape) for x in ins],
+                        [CODE[x.dtype] for x in ins], in_commits, j, o, reads]  # fmt: skip
+                chunk, path = element_proof(out, o)
+                holds, computed, claimed, leaf = harness.functions.check((*base, chunk, path)).call()
+                assert holds and leaf == r.record_hash(), (r.index, op, j, o, hex(computed), hex(claimed))
+                if op.endswith("_.List") or out.dtype == torch.bool or r.op == "aten.new_empty_strided.default":
+                    continue
+                lie = out.clone().contiguous()
+                flat = lie.view(-1)
+                bits = flat.view({4: torch.int32, 8: torch.int64, 1: torch.int8}[lie.element_size()])
+                bits[o] ^= 1  # one ulp (or one unit) in one element
+                commits = list(r.commitments)
+                commits[j] = commitment(lie)
+                lchunk, lpath = element_proof(lie, o)
+                held = harness.functions.check((base[0], floats, commits, *base[3:], lchunk, lpath)).call()[0]
+                assert not held, (r.index, op, j, o)
+                lies += 1
+                if reads:
+                    k, i, rc, rp = reads[-1]
+                    wrong = [*reads[:-1], (k, i, rc, rp)]
+                    bad_commits = list(in_commits)
+                    bad_commits[k] = bytes(32)
+                    with pytest.raises(ContractCustomError):
+                        harness.functions.check((*base[:5], bad_commits, j, o, wrong, chunk, path)).call()
+    assert lies > 20

@@ -190,8 +190,8 @@ class Record:
         return hashlib.sha256(self.encode_structure()).digest()
 
     def record_hash(self) -> bytes:
-        """sha256(structure hash ‖ float64 bits of each float ‖ each output commitment)."""
-        floats = b"".join(struct.pack("<d", f) for f in self.floats)
+        """sha256(structure hash ‖ each float as its 8 binary64 bytes, big-endian ‖ each output commitment)."""
+        floats = b"".join(struct.pack(">d", f) for f in self.floats)
         return hashlib.sha256(self.structure_hash() + floats + b"".join(self.commitments)).digest()
 
 
