@@ -232,7 +232,8 @@ def parse_manifest(raw: bytes, body_size: int) -> StateLayout:
         raise StateFormatError(f"manifest is not canonical JSON: {type(exc).__name__}") from None
     if canonical != raw:
         raise StateFormatError("manifest is not canonical JSON (sorted keys, no spaces)")
-    if manifest.get("format") != "veritrain-state" or manifest.get("version") != FORMAT_VERSION:
+    version = manifest.get("version")  # an integer: JSON true equals 1 in Python but is other bytes
+    if manifest.get("format") != "veritrain-state" or not _is_int(version) or version != FORMAT_VERSION:
         raise StateFormatError(f"unsupported state format {manifest.get('format')!r} v{manifest.get('version')!r}")
     step, meta, entries = manifest.get("step"), manifest.get("meta"), manifest.get("tensors")
     if not _is_int(step) or step < 0 or not isinstance(meta, dict):
