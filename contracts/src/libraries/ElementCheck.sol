@@ -113,7 +113,7 @@ library ElementCheck {
     ///      the two stages of an indexed element, driven by the values read).
     function _checkPositions(Claim calldata c, ElementEval.Input memory x, uint256[] memory values) private pure {
         ElementReads.Record memory r = x.r;
-        uint256 n;
+        uint256 n = 0;
         if (r.kind == ElementReads.INDEXED) {
             (uint256[] memory ik, uint256[] memory ia) = ElementReads.indexReads(r, c.o);
             if (r.opcode == ElementReads.OP_SCATTER_VALUE || r.opcode == ElementReads.OP_INDEX_ADD_ROWS) {
@@ -158,9 +158,9 @@ library ElementCheck {
     ) private pure {
         ElementReads.Record memory r = x.r;
         uint256[] memory mi = ElementReads.unravel(c.o, r.outShape);
-        uint256 n;
+        uint256 n = 0;
         if (r.opcode == ElementReads.OP_SCATTER_VALUE) {
-            bool hit;
+            bool hit = false;
             uint256 dim = _scatterDim(r, mi.length);
             for (uint256 q = 0; q < ik.length && !hit; ++q) {
                 _expect(c, n, ik[q], ia[q]);

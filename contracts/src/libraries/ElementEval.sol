@@ -277,8 +277,8 @@ library ElementEval {
     /// @dev The `s`-th scalar argument (non-tensor, not None) as dtype `dt`: an int as int64, a float (its binary64
     ///      pattern from `floats`) as float64, a bool as bool, each cast to `dt` (ATen's wrapped-number rule).
     function _argAs(Input memory x, uint256 s, uint256 dt) private pure returns (uint256) {
-        uint256 seen;
-        uint256 f;
+        uint256 seen = 0;
+        uint256 f = 0;
         for (uint256 a = 0; a < x.r.tags.length; ++a) {
             uint8 t = x.r.tags[a];
             if (t == TAG_TENSOR || t == TAG_NONE) continue;
@@ -296,8 +296,8 @@ library ElementEval {
     /// @dev An add/sub/rsub with a scalar `alpha` other than 1 is outside the vocabulary (ATen fuses it): every
     ///      scalar argument from the `first`-th on must be 1.
     function _noAlpha(Input memory x, uint256 first) private pure {
-        uint256 s;
-        uint256 f;
+        uint256 s = 0;
+        uint256 f = 0;
         for (uint256 a = 0; a < x.r.tags.length; ++a) {
             uint8 t = x.r.tags[a];
             if (t == TAG_TENSOR || t == TAG_NONE) continue;

@@ -21,19 +21,29 @@ library ElementProof {
         bytes32[] calldata path
     ) internal view returns (bool ok, uint256 bits) {
         if (i >= numel || width == 0 || width > 8) return (false, 0);
-        uint256 total = numel * width;
-        uint256 leaf = (i * width) / LEAF_BYTES;
-        uint256 expected = total - leaf * LEAF_BYTES;
-        if (expected > LEAF_BYTES) expected = LEAF_BYTES;
-        if (chunk.length != expected) return (false, 0);
+        uint256 start = i * width - ((i * width) % LEAF_BYTES); // the first byte of the element's leaf
+        if (chunk.length != _leafLength(numel * width, start)) return (false, 0);
+        if (!_included(root, chunk, start, numel * width, path)) return (false, 0);
+        return (true, _littleEndian(chunk, i * width - start, width));
+    }
+
+    function _leafLength(uint256 total, uint256 start) private pure returns (uint256) {
+        uint256 left = total - start;
+        return left > LEAF_BYTES ? LEAF_BYTES : left;
+    }
+
+    function _included(bytes32 root, bytes calldata chunk, uint256 start, uint256 total, bytes32[] calldata path)
+        private
+        view
+        returns (bool)
+    {
         bytes32 leafHash = sha256(abi.encodePacked(bytes1(0x00), chunk));
-        if (!RFC9162.verifyInclusion(root, leafHash, leaf, (total + LEAF_BYTES - 1) / LEAF_BYTES, path)) {
-            return (false, 0);
-        }
-        uint256 off = (i * width) % LEAF_BYTES;
+        return RFC9162.verifyInclusion(root, leafHash, start / LEAF_BYTES, (total + LEAF_BYTES - 1) / LEAF_BYTES, path);
+    }
+
+    function _littleEndian(bytes calldata chunk, uint256 off, uint256 width) private pure returns (uint256 bits) {
         for (uint256 b = width; b > 0; --b) {
             bits = (bits << 8) | uint8(chunk[off + b - 1]);
         }
-        ok = true;
     }
 }

@@ -314,12 +314,12 @@ library ElementReads {
         }
         if (op == OP_INDEX_ADD_ROWS) {
             uint256 width_ = r.inShapes[1][1];
-            uint256 hits;
+            uint256 hits = 0;
             for (uint256 q = 0; q < idx.length; ++q) {
                 if (_position(idx[q], r.outShape[0], false) == mi[0]) ++hits;
             }
             (inputs, at) = (new uint256[](hits), new uint256[](hits));
-            uint256 h;
+            uint256 h = 0;
             for (uint256 q = 0; q < idx.length; ++q) {
                 if (_position(idx[q], r.outShape[0], false) == mi[0]) (inputs[h], at[h++]) = (1, q * width_ + mi[1]);
             }
