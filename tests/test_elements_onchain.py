@@ -6,6 +6,7 @@ opcode and dtype orders are checked by behaviour: a misnumbered operation comput
 
 from __future__ import annotations
 
+import functools
 import itertools
 import json
 
@@ -229,20 +230,14 @@ def _small_lm_spec():
     return shortened(lm.model_copy(update={"model": model, "batch_size": 4}), 4, 1)
 
 
-@pytest.mark.parametrize("name", ["mlp", "lm"])
-def test_the_contract_places_every_static_read_as_python_reads_it(harness, name):
-    """ElementReads (through the harness, from the encoded structure and the inputs' shapes) gives the input
-    positions ``elements.element`` reads, in its order, for every static kind of record of a training step; its
-    opcode-to-kind table is elements.read_kind's."""
+@functools.cache
+def _step(name: str):
+    """The ``keep_values`` trace of the first step of the MLP or the small LM (traced once per module; a test
+    that doctors a value copies it first), and its records by operation."""
     from protocol.engine.data import load_dataset
     from protocol.engine.examples import load_example, shortened
     from protocol.engine.runner import Trainer
-    from protocol.repro.elements import OPCODES, READ_KINDS, element, operands, read_kind
-    from protocol.repro.trace import UNDEFINED, trace_step
-
-    assert [READ_KINDS[harness.functions.kindOf(c).call()] for c in range(len(OPCODES))] == [
-        read_kind(op) for op in OPCODES
-    ]
+    from protocol.repro.trace import trace_step
 
     spec = shortened(load_example("mlp_digits"), 4, 1) if name == "mlp" else _small_lm_spec()
     t = Trainer(spec, load_dataset(spec.dataset))
@@ -251,6 +246,35 @@ def test_the_contract_places_every_static_read_as_python_reads_it(harness, name)
     by_op: dict[str, list] = {}
     for r in trace.records:
         by_op.setdefault(r.op, []).append(r)
+    return trace, by_op
+
+
+def _element_reads(r, ins, j: int, o: int, flats):
+    """``element``'s value of output ``j``'s element ``o`` and the (input, position) pairs it read, in order."""
+    from protocol.repro.elements import element
+
+    seen: list[tuple[int, int]] = []
+
+    def read(k: int, i: int):
+        seen.append((k, i))
+        return flats[k][i]
+
+    return element(r, ins, j, o, read), seen
+
+
+@pytest.mark.parametrize("name", ["mlp", "lm"])
+def test_the_contract_places_every_static_read_as_python_reads_it(harness, name):
+    """ElementReads (through the harness, from the encoded structure and the inputs' shapes) gives the input
+    positions ``elements.element`` reads, in its order, for every static kind of record of a training step; its
+    opcode-to-kind table is elements.read_kind's."""
+    from protocol.repro.elements import OPCODES, READ_KINDS, operands, read_kind
+    from protocol.repro.trace import UNDEFINED
+
+    assert [READ_KINDS[harness.functions.kindOf(c).call()] for c in range(len(OPCODES))] == [
+        read_kind(op) for op in OPCODES
+    ]
+
+    trace, by_op = _step(name)
     rng = np.random.default_rng(3)
     checked = 0
     for op, records in by_op.items():
@@ -265,8 +289,7 @@ def test_the_contract_places_every_static_read_as_python_reads_it(harness, name)
                     continue
                 size = int(np.prod(shape))
                 for o in sorted({0, size - 1, *rng.integers(0, size, 3).tolist()}):
-                    seen: list[tuple[int, int]] = []
-                    element(r, ins, j, o, lambda k, i, seen=seen, flats=flats: seen.append((k, i)) or flats[k][i])
+                    _, seen = _element_reads(r, ins, j, o, flats)
                     code, inputs, at = harness.functions.reads(
                         r.encode_structure(), [list(x.shape) for x in ins], j, o
                     ).call()
@@ -285,19 +308,12 @@ def test_the_contract_places_indexed_reads_from_the_index_elements(harness, name
     """An indexed element (``index``, ``index_select``, ``gather``, ``scatter_``, ``index_add_rows``) reads its
     index elements first, then the data elements they name: ElementReads gives both stages as ``element`` reads
     them (``scatter_`` stops at the first index that names the position: a prefix)."""
-    from protocol.engine.data import load_dataset
-    from protocol.engine.examples import load_example, shortened
-    from protocol.engine.runner import Trainer
-    from protocol.repro.elements import OPCODES, element, operands, read_kind
-    from protocol.repro.trace import trace_step
+    from protocol.repro.elements import OPCODES, operands, read_kind
 
     indexed_ops = ("aten.index.Tensor", "aten.index_select.default", "aten.gather.default", "aten.scatter_.value",
                    "veritrain.index_add_rows")  # fmt: skip
     assert [OPCODES.index(op) for op in indexed_ops] == [34, 35, 36, 37, 79]  # ElementReads.OP_*
-    spec = shortened(load_example("mlp_digits"), 4, 1) if name == "mlp" else _small_lm_spec()
-    t = Trainer(spec, load_dataset(spec.dataset))
-    t.init()
-    trace = trace_step(t, keep_values=True)
+    trace, _ = _step(name)
     rng = np.random.default_rng(5)
     seen_ops = set()
     for r in trace.records:
@@ -310,8 +326,7 @@ def test_the_contract_places_indexed_reads_from_the_index_elements(harness, name
         index_inputs = {0} if r.op == "veritrain.index_add_rows" else set(range(1, len(ins)))
         size = int(np.prod(r.outputs[0][1]))
         for o in sorted({0, size - 1, *rng.integers(0, size, 3).tolist()}):
-            seen: list[tuple[int, int]] = []
-            element(r, ins, 0, o, lambda k, i, seen=seen, flats=flats: seen.append((k, i)) or flats[k][i])
+            _, seen = _element_reads(r, ins, 0, o, flats)
             enc = r.encode_structure()
             k_idx, at_idx = harness.functions.indexReads(enc, shapes, o).call()
             first = list(zip(k_idx, at_idx, strict=True))
@@ -337,23 +352,14 @@ def test_the_contract_computes_every_element_from_its_reads(w3, dev, name):
     ``element`` does; its two tables are ``elements.eval_tables()``."""
     import struct
 
-    from protocol.engine.data import load_dataset
-    from protocol.engine.examples import load_example, shortened
-    from protocol.engine.runner import Trainer
-    from protocol.repro.elements import element, eval_tables, operands
-    from protocol.repro.trace import UNDEFINED, trace_step
+    from protocol.repro.elements import eval_tables, operands
+    from protocol.repro.trace import UNDEFINED
 
     harness = deploy_harness(w3, dev[0], "ElementEvalHarness")
     sol = (repo_root() / "contracts" / "src" / "libraries" / "ElementEval.sol").read_text()
     kinds, scalars = eval_tables()
     assert f'hex"{kinds.hex()}"' in sol and f'hex"{scalars.hex()}"' in sol
-    spec = shortened(load_example("mlp_digits"), 4, 1) if name == "mlp" else _small_lm_spec()
-    t = Trainer(spec, load_dataset(spec.dataset))
-    t.init()
-    trace = trace_step(t, keep_values=True)
-    by_op: dict[str, list] = {}
-    for r in trace.records:
-        by_op.setdefault(r.op, []).append(r)
+    trace, by_op = _step(name)
     rng = np.random.default_rng(9)
     checked = 0
     for op, records in by_op.items():
@@ -369,13 +375,8 @@ def test_the_contract_computes_every_element_from_its_reads(w3, dev, name):
                     continue
                 size = int(np.prod(shape))
                 for o in sorted({0, size - 1, *rng.integers(0, size, 2).tolist()}):
-                    seen: list[tuple[int, int]] = []
-
-                    def read(k, i, seen=seen, flats=flats):
-                        seen.append((k, i))
-                        return flats[k][i]
-
-                    w = _bits(element(r, ins, j, o, read), dtype)
+                    want, seen = _element_reads(r, ins, j, o, flats)
+                    w = _bits(want, dtype)
                     values = [_bits(flats[k][i], ins[k].dtype) for k, i in seen]
                     got = harness.functions.evaluate(enc, (shapes, dtypes, floats), j, o, values).call()
                     assert got == w or (_is_nan(got, dtype) and _is_nan(w, dtype)), (r.index, op, j, o, hex(got))
@@ -429,21 +430,12 @@ def test_the_contract_checks_a_claimed_element_from_proven_reads(w3, dev, name):
 
     import torch
 
-    from protocol.engine.data import load_dataset
-    from protocol.engine.examples import load_example, shortened
-    from protocol.engine.runner import Trainer
-    from protocol.repro.elements import element, operands
-    from protocol.repro.trace import UNDEFINED, commitment, element_proof, trace_step
+    from protocol.repro.elements import operands
+    from protocol.repro.trace import UNDEFINED, commitment, element_proof
 
     evaluator = deploy_harness(w3, dev[0], "ElementEvaluator")
     harness = deploy_harness(w3, dev[0], "ElementCheckHarness", evaluator.address)
-    spec = shortened(load_example("mlp_digits"), 4, 1) if name == "mlp" else _small_lm_spec()
-    t = Trainer(spec, load_dataset(spec.dataset))
-    t.init()
-    trace = trace_step(t, keep_values=True)
-    by_op: dict[str, list] = {}
-    for r in trace.records:
-        by_op.setdefault(r.op, []).append(r)
+    trace, by_op = _step(name)
     rng = np.random.default_rng(13)
     lies = 0
     for op, records in by_op.items():
@@ -462,13 +454,7 @@ def test_the_contract_checks_a_claimed_element_from_proven_reads(w3, dev, name):
                     continue
                 out = trace.values[f"r{r.index}.{j}"]
                 o = int(rng.integers(0, int(np.prod(shape))))
-                seen: list[tuple[int, int]] = []
-
-                def read(k, i, seen=seen, flats=flats):
-                    seen.append((k, i))
-                    return flats[k][i]
-
-                element(r, ins, j, o, read)
+                _, seen = _element_reads(r, ins, j, o, flats)
                 reads = [(k, i, *element_proof(values[k], i)) for k, i in seen]
                 base = [r.encode_structure(), floats, list(r.commitments), [list(x.shape) for x in ins],
                         [CODE[x.dtype] for x in ins], in_commits, j, o, reads]  # fmt: skip
