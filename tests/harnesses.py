@@ -13,7 +13,7 @@ from protocol.tx import send
 
 HARNESSES = (
     "RFC9162Harness", "ChunkedStateRootHarness", "SamplingHarness", "Float32Harness", "PhiloxHarness",
-    "ElementOpsHarness", "ElementEvalHarness", "ElementCheckHarness", "ElementEvaluator",
+    "ElementOpsHarness", "ElementEvalHarness", "ElementChecker", "ElementEvaluator",
 )  # fmt: skip
 
 

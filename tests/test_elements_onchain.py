@@ -434,7 +434,7 @@ def test_the_contract_checks_a_claimed_element_from_proven_reads(w3, dev, name):
     from protocol.repro.trace import UNDEFINED, commitment, element_proof
 
     evaluator = deploy_harness(w3, dev[0], "ElementEvaluator")
-    harness = deploy_harness(w3, dev[0], "ElementCheckHarness", evaluator.address)
+    harness = deploy_harness(w3, dev[0], "ElementChecker", evaluator.address)
     trace, by_op = _step(name)
     rng = np.random.default_rng(13)
     lies = 0

@@ -6,6 +6,7 @@ import {ElementEvaluator} from "../ElementEvaluator.sol";
 import {ElementOps} from "./ElementOps.sol";
 import {ElementProof} from "./ElementProof.sol";
 import {ElementReads} from "./ElementReads.sol";
+import {TraceStructure} from "./TraceStructure.sol";
 
 /// @title ElementCheck
 /// @notice The bottom of an exact-mode dispute: whether output element `o` of output `j` of one trace record, as
@@ -37,13 +38,6 @@ library ElementCheck {
         bytes32[] outPath;
     }
 
-    struct Ref {
-        uint8 kind;
-        uint32 index;
-        uint16 output;
-        string name;
-    }
-
     /// @notice Read `n` is not proven, or is not the element the record reads next.
     error BadRead(uint256 n);
     /// @notice The claimed output element is not proven against the record's output commitment.
@@ -60,14 +54,22 @@ library ElementCheck {
         pure
         returns (bytes32)
     {
-        bytes memory packed = abi.encodePacked(sha256(structure));
-        for (uint256 i = 0; i < floats.length; ++i) {
-            packed = bytes.concat(packed, bytes8(floats[i]));
-        }
+        bytes memory packed = abi.encodePacked(sha256(structure), packFloats(floats));
         for (uint256 i = 0; i < commitments.length; ++i) {
             packed = bytes.concat(packed, commitments[i]);
         }
         return sha256(packed);
+    }
+
+    /// @notice The floats as the record hash packs them: each its 8 binary64 bytes, big-endian.
+    function packFloats(uint64[] calldata floats) internal pure returns (bytes memory packed) {
+        packed = new bytes(8 * floats.length);
+        for (uint256 i = 0; i < floats.length; ++i) {
+            bytes8 w = bytes8(floats[i]);
+            for (uint256 b = 0; b < 8; ++b) {
+                packed[8 * i + b] = w[b];
+            }
+        }
     }
 
     /// @notice Whether the claimed element holds (`computed == claimed`, every float32 NaN counted as the canonical
@@ -77,17 +79,33 @@ library ElementCheck {
         view
         returns (bool holds, uint256 computed, uint256 claimed, bytes32 record)
     {
+        uint256 outDtype;
+        uint256 outNumel;
+        (computed, outDtype, outNumel) = compute(c, evaluator);
+        bool outOk;
+        (outOk, claimed) = ElementProof.verify(
+            c.outCommitments[c.j], outNumel, ElementOps.width(outDtype) / 8, c.o, c.outChunk, c.outPath
+        );
+        if (!outOk) revert BadOutput();
+        holds = computed == _canonical(claimed, outDtype);
+        record = recordHash(c.structure, c.floats, c.outCommitments);
+    }
+
+    /// @notice The element the record computes at output `c.j`, position `c.o` (a float32 NaN as the canonical NaN)
+    ///         from the proven reads (`c.outChunk`/`c.outPath` unused), with the output's dtype code and size;
+    ///         reverts `BadRead` if a read is not proven or not at the position the record reads next, and
+    ///         `ElementUndefined` (ElementOps) where the element is not defined.
+    function compute(Claim calldata c, ElementEvaluator evaluator)
+        internal
+        view
+        returns (uint256 computed, uint256 outDtype, uint256 outNumel)
+    {
         ElementEval.Input memory x = _input(c);
         uint256[] memory values = _provenReads(c);
         _checkPositions(c, x, values);
-        computed = _canonical(evaluator.evaluate(x, c.j, c.o, values), x.outDtype);
-        bool outOk;
-        (outOk, claimed) = ElementProof.verify(
-            c.outCommitments[c.j], _numel(x.r.outShape), ElementOps.width(x.outDtype) / 8, c.o, c.outChunk, c.outPath
-        );
-        if (!outOk) revert BadOutput();
-        holds = computed == claimed;
-        record = recordHash(c.structure, c.floats, c.outCommitments);
+        outDtype = x.outDtype;
+        outNumel = _numel(x.r.outShape);
+        computed = _canonical(evaluator.evaluate(x, c.j, c.o, values), outDtype);
     }
 
     /// @dev Each read's bits, proven against its input's commitment (BadRead otherwise).
@@ -193,27 +211,15 @@ library ElementCheck {
     }
 
     function _input(Claim calldata c) private pure returns (ElementEval.Input memory x) {
-        uint16 opcode;
-        uint8[] memory dtypes;
-        uint32[][] memory shapes;
-        (opcode,, x.r.tags, x.r.values, dtypes, shapes,, x.r.geomOffsets, x.r.geomStrides) = abi.decode(
-            c.structure, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][])
-        );
-        x.r.opcode = opcode;
-        x.r.kind = ElementReads.kindOf(opcode);
-        x.r.outShape = shapes[c.j];
-        x.r.outputs = shapes.length;
-        x.r.inShapes = c.inShapes;
-        x.outDtype = dtypes[c.j];
+        TraceStructure.Structure memory t = TraceStructure.decode(c.structure);
+        x.r = TraceStructure.record(t, c.inShapes, c.j);
+        x.outDtype = t.dtypes[c.j];
         x.inDtypes = c.inDtypes;
         x.floats = c.floats;
     }
 
-    function _numel(uint32[] memory shape) private pure returns (uint256 n) {
-        n = 1;
-        for (uint256 d = 0; d < shape.length; ++d) {
-            n *= shape[d];
-        }
+    function _numel(uint32[] memory shape) private pure returns (uint256) {
+        return TraceStructure.numel(shape);
     }
 
     function _canonical(uint256 bits, uint256 dtype) private pure returns (uint256) {

@@ -47,6 +47,12 @@ library ElementEval {
     uint256 internal constant SCATTER = 27;
 
     uint256 private constant F32 = 0;
+
+    /// @notice The `EVAL_KINDS` code of opcode `op` (how its element is made; UNDEFINED: an allocation).
+    function evalKind(uint256 op) internal pure returns (uint256) {
+        return uint8(EVAL[op]);
+    }
+
     uint256 private constant I64 = 2;
     uint256 private constant BOOL = 3;
     uint256 private constant F64 = 6;

@@ -3,20 +3,13 @@ pragma solidity 0.8.30;
 
 import {ElementEval} from "../../src/libraries/ElementEval.sol";
 import {ElementProof} from "../../src/libraries/ElementProof.sol";
-import {ElementReads} from "../../src/libraries/ElementReads.sol";
+import {TraceStructure} from "../../src/libraries/TraceStructure.sol";
 
 /// @title ElementEvalHarness
 /// @notice ElementEval over an encoded record structure (protocol/repro/trace.py `STRUCTURE_ABI`) for
 ///         tests/test_elements_onchain.py (apart from ElementOpsHarness, which is near the contract size limit). Not
 ///         deployed by protocol/deploy.py.
 contract ElementEvalHarness {
-    struct Ref {
-        uint8 kind;
-        uint32 index;
-        uint16 output;
-        string name;
-    }
-
     /// @notice What a record's element needs besides its reads: its inputs' shapes and dtype codes, its floats.
     struct Inputs {
         uint32[][] shapes;
@@ -50,17 +43,9 @@ contract ElementEvalHarness {
         pure
         returns (ElementEval.Input memory x)
     {
-        uint16 opcode;
-        uint8[] memory dtypes;
-        uint32[][] memory shapes;
-        (opcode,, x.r.tags, x.r.values, dtypes, shapes,, x.r.geomOffsets, x.r.geomStrides) =
-            abi.decode(s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][]));
-        x.r.opcode = opcode;
-        x.r.kind = ElementReads.kindOf(opcode);
-        x.r.outShape = shapes[j];
-        x.r.outputs = shapes.length;
-        x.r.inShapes = ins.shapes;
-        x.outDtype = dtypes[j];
+        TraceStructure.Structure memory t = TraceStructure.decode(s);
+        x.r = TraceStructure.record(t, ins.shapes, j);
+        x.outDtype = t.dtypes[j];
         x.inDtypes = ins.dtypes;
         x.floats = ins.floats;
     }

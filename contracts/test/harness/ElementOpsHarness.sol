@@ -3,27 +3,20 @@ pragma solidity 0.8.30;
 
 import {ElementOps} from "../../src/libraries/ElementOps.sol";
 import {ElementReads} from "../../src/libraries/ElementReads.sol";
+import {TraceStructure} from "../../src/libraries/TraceStructure.sol";
 
 /// @title ElementOpsHarness
 /// @notice Batch entry points over ElementOps for tests/test_elements_onchain.py: each case is four operands as 8-byte
 ///         big-endian words (a ‖ b ‖ c ‖ d), each result 8 bytes, so one eth_call evaluates many cases. Not deployed
 ///         by protocol/deploy.py.
 contract ElementOpsHarness {
-    /// @notice One input reference of an encoded trace record (protocol/repro/trace.py `STRUCTURE_ABI`).
-    struct Ref {
-        uint8 kind; // 0 a record's output, 1 a pre-state tensor, 2 an external input
-        uint32 index;
-        uint16 output;
-        string name;
-    }
-
     /// @notice Decodes an encoded record structure as the dispute contract will, and its leaf hash (sha256).
     function decodeStructure(bytes calldata s)
         external
         pure
         returns (
             uint16 opcode,
-            Ref[] memory inputs,
+            TraceStructure.Ref[] memory inputs,
             uint8[] memory tags,
             int256[] memory values,
             uint8[] memory dtypes,
@@ -32,9 +25,9 @@ contract ElementOpsHarness {
             bytes32 hash
         )
     {
-        (opcode, inputs, tags, values, dtypes, shapes, floats,,) = abi.decode(
-            s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][])
-        );
+        TraceStructure.Structure memory t = TraceStructure.decode(s);
+        (opcode, inputs, tags, values, dtypes, shapes, floats) =
+        (t.opcode, t.inputs, t.tags, t.values, t.dtypes, t.shapes, t.floats);
         hash = sha256(s);
     }
 
@@ -73,16 +66,7 @@ contract ElementOpsHarness {
         pure
         returns (uint256 kind, uint256[] memory inputs, uint256[] memory at)
     {
-        ElementReads.Record memory r;
-        uint16 opcode;
-        uint32[][] memory shapes;
-        (opcode,, r.tags, r.values,, shapes,, r.geomOffsets, r.geomStrides) =
-            abi.decode(s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][]));
-        r.opcode = opcode;
-        r.kind = ElementReads.kindOf(opcode);
-        r.outShape = shapes[j];
-        r.outputs = shapes.length;
-        r.inShapes = inShapes;
+        ElementReads.Record memory r = TraceStructure.record(TraceStructure.decode(s), inShapes, j);
         kind = r.kind;
         (inputs, at) = ElementReads.reads(r, j, o);
     }
@@ -110,12 +94,7 @@ contract ElementOpsHarness {
         pure
         returns (ElementReads.Record memory r)
     {
-        uint32[][] memory shapes;
-        uint16 opcode;
-        (opcode,, r.tags, r.values,, shapes,,,) =
-            abi.decode(s, (uint16, Ref[], uint8[], int256[], uint8[], uint32[][], uint16, uint256[], uint256[][]));
-        (r.opcode, r.kind, r.outShape, r.outputs, r.inShapes) =
-        (opcode, ElementReads.kindOf(opcode), shapes[j], shapes.length, inShapes);
+        r = TraceStructure.record(TraceStructure.decode(s), inShapes, j);
     }
 
     function one(uint256 op, uint256 dtype, uint256 src, uint256 a, uint256 b, uint256 c, uint256 d)

@@ -1,0 +1,361 @@
+"""The exact-mode game below one optimizer step (``contracts/src/ExactStepGame.sol``, DESIGN §8 "The game below a
+step"): the step's agreed context, the two players and a driver that plays them against the contract.
+
+* :func:`step_context` — the program root, the floats root and the inputs root of a traced step (what both parties
+  agree before the game; in the full dispute they come from the job order and the pre-state).
+* :class:`Defender` — answers for a trace it committed (honest, or a liar's doctored copy, see :func:`lie`).
+* :class:`Challenger` — steers every descent towards the first leaf where the defender's tree differs from its own
+  honest trace, names the first differing output and element, and settles with reads proven from its own values.
+* :func:`play` — runs one game to its end, a move per transaction, and returns the winner, rounds and gas.
+
+Every byte the other party sends is checked by the contract; the players only choose moves.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from eth_abi import decode, encode
+from eth_account.signers.local import LocalAccount
+from web3 import Web3
+
+from protocol import merkle
+from protocol.repro.elements import DTYPE_CODES, element, operands
+from protocol.repro.trace import LEAF_BYTES, UNDEFINED, Trace, commitment, committed_bytes, element_proof
+from protocol.revert import RevertDecoder, default_decoder
+from protocol.tx import send
+
+#: The ABI of an inputs-root entry: (kind, index, name, dtype code, shape, commitment); kind 1 a pre-state tensor
+#: (by name, index 0), 2 an external input (by index, name "").
+INPUT_ENTRY_ABI = ("uint8", "uint32", "string", "uint8", "uint32[]", "bytes32")
+
+#: ExactStepGame.Phase, in its order.
+PHASES = (
+    "None", "AwaitingTrace", "AwaitingRecordReveal", "AwaitingRecordChoice", "AwaitingRecord", "AwaitingOutput",
+    "AwaitingLeafReveal", "AwaitingLeafChoice", "AwaitingLeaf", "AwaitingElement", "AwaitingSettle", "Ended",
+)  # fmt: skip
+
+
+#: The contracts a move's revert can come from.
+GAME_CONTRACTS = ("ExactStepGame", "ElementChecker", "ElementEvaluator")
+
+
+def decoder() -> RevertDecoder:
+    return default_decoder(*GAME_CONTRACTS)
+
+
+def send_move(w3: Web3, account: LocalAccount, fn: Any) -> Any:
+    """Sends one move (a bound ExactStepGame function); a revert is raised as its named custom error."""
+    return send(w3, account, fn, decoder=decoder())
+
+
+class GameError(RuntimeError):
+    """A player cannot make its move (it has no data for it, or the game is not in a state it knows)."""
+
+
+def float_bits(f: float) -> int:
+    return struct.unpack(">Q", struct.pack(">d", f))[0]
+
+
+def floats_hash(floats: Sequence[float]) -> bytes:
+    """The floats root's leaf entry of a record: sha256 of its floats as 8-byte big-endian binary64."""
+    return hashlib.sha256(b"".join(struct.pack(">d", f) for f in floats)).digest()
+
+
+def input_entry(ref: str, dtype: str, shape: Sequence[int], commitment_: bytes) -> bytes:
+    """The inputs-root entry of ``s:<name>`` or ``x:<k>`` (:data:`INPUT_ENTRY_ABI`)."""
+    if ref.startswith("s:"):
+        kind, index, name = 1, 0, ref[2:]
+    elif ref.startswith("x:"):
+        kind, index, name = 2, int(ref[2:]), ""
+    else:
+        raise GameError(f"{ref} is a record's output, not a pre-state tensor or external input")
+    return encode(list(INPUT_ENTRY_ABI), [kind, index, name, DTYPE_CODES.index(dtype), list(shape), commitment_])
+
+
+@dataclass(frozen=True)
+class Context:
+    """What both parties agree about a step before it is played (``ExactStepGame.Context``)."""
+
+    program_root: bytes
+    floats_root: bytes
+    inputs_root: bytes
+    records: int
+    entries: tuple[bytes, ...]  # the inputs root's entries
+    positions: dict[str, int] = field(hash=False)  # "s:<name>" / "x:<k>" → position in the inputs root
+
+    def as_tuple(self) -> tuple[bytes, bytes, bytes, int, int]:
+        return (self.program_root, self.floats_root, self.inputs_root, self.records, len(self.entries))
+
+    def commitment_of(self, ref: str) -> bytes:
+        """The commitment the inputs root gives pre-state tensor or external ``ref``."""
+        return bytes(decode(list(INPUT_ENTRY_ABI), self.entries[self.positions[ref]])[5])
+
+    def entry_leaves(self) -> list[bytes]:
+        return [merkle.leaf_hash(hashlib.sha256(e).digest()) for e in self.entries]
+
+
+def step_context(trace: Trace) -> Context:
+    """The context of a ``keep_values`` trace: the program root, the floats root (a leaf per record) and the inputs
+    root over the pre-state tensors (by name) then the external inputs (by index) the step has."""
+    if not trace.values:
+        raise GameError("the step's context needs a keep_values trace (the pre-state tensors' commitments)")
+    refs = [f"s:{n}" for n in sorted(trace.state)] + [f"x:{k}" for k in range(len(trace.externals))]
+    entries = []
+    for ref in refs:
+        dtype, shape = trace.shape_of(ref)
+        c = trace.externals[int(ref[2:])][2] if ref.startswith("x:") else commitment(trace.values[ref])
+        entries.append(input_entry(ref, dtype, shape, c))
+    floats = [merkle.leaf_hash(floats_hash(r.floats)) for r in trace.records]
+    return Context(
+        program_root=trace.program_root,
+        floats_root=merkle.rfc9162_root(floats),
+        inputs_root=merkle.rfc9162_root([merkle.leaf_hash(hashlib.sha256(e).digest()) for e in entries]),
+        records=len(trace.records),
+        entries=tuple(entries),
+        positions={ref: i for i, ref in enumerate(refs)},
+    )
+
+
+def lie(trace: Trace, index: int, j: int = 0, o: int = 0) -> Trace:
+    """A copy of ``trace`` whose record ``index`` says its output ``j`` has element ``o`` one unit in the last
+    place off (its lowest bit flipped) and commits to that: the smallest lie a solver can tell. Nothing else
+    changes (a liar that went on computing from the lie would differ in later records too; the game finds the
+    first)."""
+    r = trace.records[index]
+    ref = f"r{index}.{j}"
+    out = trace.values[ref].clone().contiguous()
+    flat = out.view(-1).view({1: torch.uint8, 4: torch.int32, 8: torch.int64}[out.element_size()])
+    flat[o] ^= 1
+    commits = list(r.commitments)
+    commits[j] = commitment(out)
+    records = list(trace.records)
+    records[index] = dataclasses.replace(r, commitments=tuple(commits))
+    values = dict(trace.values)
+    values[ref] = out
+    return dataclasses.replace(trace, records=records, values=values)
+
+
+def _children(leaves: Sequence[bytes], lo: int, hi: int) -> tuple[bytes, bytes]:
+    mid = lo + merkle.split_point(hi - lo)
+    return merkle.rfc9162_root(leaves[lo:mid]), merkle.rfc9162_root(leaves[mid:hi])
+
+
+def _chunk_leaves(data: bytes) -> list[bytes]:
+    return [merkle.leaf_hash(data[i : i + LEAF_BYTES]) for i in range(0, len(data), LEAF_BYTES)]
+
+
+class _Player:
+    def __init__(self, trace: Trace, ctx: Context) -> None:
+        if not trace.values:
+            raise GameError("a player needs a keep_values trace")
+        self.trace = trace
+        self.ctx = ctx
+        self.leaves = [merkle.leaf_hash(r.record_hash()) for r in trace.records]
+        self._out_leaves: dict[tuple[int, int], list[bytes]] = {}
+
+    def output_bytes(self, t: int, j: int) -> bytes:
+        return committed_bytes(self.trace.values[f"r{t}.{j}"])
+
+    def output_leaves(self, t: int, j: int) -> list[bytes]:
+        key = (t, j)
+        if key not in self._out_leaves:
+            self._out_leaves[key] = _chunk_leaves(self.output_bytes(t, j))
+        return self._out_leaves[key]
+
+    def settlement(self, t: int, j: int, o: int, commitments: Sequence[bytes]) -> tuple:
+        """The ``ElementCheck.Claim`` that settles element ``o`` of output ``j`` of record ``t``: the record as
+        opened (``commitments``: the defender's), its inputs' commitments as the contract derived them, and every
+        read the element makes, proven from this player's own values."""
+        r = self.trace.records[t]
+        ins = operands(self.trace, r)
+        values = [self.trace.values[ref] for ref in r.inputs]
+        flats = [v.detach().contiguous().reshape(-1).numpy() for v in values]
+        seen: list[tuple[int, int]] = []
+
+        def read(k: int, i: int) -> Any:
+            seen.append((k, i))
+            return flats[k][i]
+
+        element(r, ins, j, o, read)
+        reads = [(k, i, *element_proof(values[k], i)) for k, i in seen]
+        in_commits = []
+        for ref in r.inputs:
+            if ref.startswith("r"):
+                k, jj = (int(x) for x in ref[1:].split("."))
+                in_commits.append(self.trace.records[k].commitments[jj])
+            else:
+                in_commits.append(self.ctx.commitment_of(ref))
+        return (
+            r.encode_structure(), [float_bits(f) for f in r.floats], list(commitments),
+            [list(x.shape) for x in ins], [DTYPE_CODES.index(x.dtype) for x in ins], in_commits, j, o, reads,
+            b"", [],
+        )  # fmt: skip
+
+
+class Defender(_Player):
+    """The solver's side: it committed ``trace`` (honest, or a liar's, :func:`lie`) and opens what is asked."""
+
+    def trace_root(self) -> bytes:
+        return merkle.rfc9162_root(self.leaves)
+
+    def reveal(self, lo: int, hi: int, output: tuple[int, int] | None) -> tuple[bytes, bytes]:
+        return _children(self.leaves if output is None else self.output_leaves(*output), lo, hi)
+
+    def open_record(self, t: int) -> tuple[tuple, list[tuple]]:
+        r = self.trace.records[t]
+        structures = [x.structure_hash() for x in self.trace.records]
+        floats = [merkle.leaf_hash(floats_hash(x.floats)) for x in self.trace.records]
+        opening = (
+            r.encode_structure(),
+            [float_bits(f) for f in r.floats],
+            list(r.commitments),
+            merkle.rfc9162_path([merkle.leaf_hash(s) for s in structures], t),
+            merkle.rfc9162_path(floats, t),
+        )
+        inputs = []
+        entry_leaves = self.ctx.entry_leaves()
+        for ref in r.inputs:
+            if ref.startswith("r"):
+                k = int(ref[1:].split(".")[0])
+                p = self.trace.records[k]
+                inputs.append((p.encode_structure(), [float_bits(f) for f in p.floats], list(p.commitments), 0,
+                               merkle.rfc9162_path(self.leaves, k)))  # fmt: skip
+            else:
+                pos = self.ctx.positions[ref]
+                inputs.append((self.ctx.entries[pos], [], [], pos, merkle.rfc9162_path(entry_leaves, pos)))
+        return opening, inputs
+
+    def open_leaf(self, t: int, j: int, leaf: int) -> bytes:
+        return self.output_bytes(t, j)[leaf * LEAF_BYTES : (leaf + 1) * LEAF_BYTES]
+
+
+class Challenger(_Player):
+    """The verifier's side: its own honest ``trace`` of the step. ``steer`` may override where it descends (a lying
+    challenger disputes a record the defender has right)."""
+
+    def __init__(self, trace: Trace, ctx: Context, steer: Callable[[int, int], bool] | None = None) -> None:
+        super().__init__(trace, ctx)
+        self.steer = steer
+
+    def choose(self, lo: int, hi: int, left: bytes, right: bytes, output: tuple[int, int] | None) -> bool:
+        """True for the right half: the left one if it differs from its own, else the right one."""
+        if output is None and self.steer is not None:
+            return self.steer(lo, hi)
+        mine = self.leaves if output is None else self.output_leaves(*output)
+        own_left, _ = _children(mine, lo, hi)
+        return left == own_left
+
+    def choose_output(self, t: int, commitments: Sequence[bytes]) -> int:
+        """The first output whose commitment differs from its own (the first defined one if none does)."""
+        own = self.trace.records[t].commitments
+        for j, c in enumerate(commitments):
+            if c != own[j]:
+                return j
+        return next(j for j, c in enumerate(own) if c != UNDEFINED)
+
+    def choose_element(self, t: int, j: int, leaf: int, chunk: bytes) -> int:
+        width = self.trace.values[f"r{t}.{j}"].element_size()
+        mine = self.output_bytes(t, j)[leaf * LEAF_BYTES : (leaf + 1) * LEAF_BYTES]
+        for b in range(0, len(chunk), width):
+            if chunk[b : b + width] != mine[b : b + width]:
+                return (leaf * LEAF_BYTES + b) // width
+        return leaf * LEAF_BYTES // width
+
+
+@dataclass
+class Outcome:
+    """How a game ended."""
+
+    winner: str
+    reason: str
+    record: int | None = None
+    output: int | None = None
+    element: int | None = None
+    record_rounds: int = 0
+    leaf_rounds: int = 0
+    gas: dict[str, int] = field(default_factory=dict)  # by move
+    max_tx_gas: int = 0
+
+
+def play(
+    w3: Web3,
+    game: Any,
+    game_id: int,
+    defender: Defender,
+    challenger: Challenger,
+    defender_account: LocalAccount,
+    challenger_account: LocalAccount,
+    *,
+    settle_by: str = "challenger",
+    max_moves: int = 256,
+) -> Outcome:
+    """Plays game ``game_id`` on ``game`` (an ExactStepGame contract) to its end, one move per transaction, each
+    by the party whose move it is. ``settle_by`` says who sends the settlement (either may)."""
+    gas: dict[str, int] = {}
+    max_tx = 0
+    t: int | None = None
+    j: int | None = None
+    leaf: int | None = None
+    o: int | None = None
+    commitments: list[bytes] = []
+
+    def tx(name: str, account: LocalAccount, fn: Any) -> Any:
+        nonlocal max_tx
+        receipt = send_move(w3, account, fn)
+        gas[name] = gas.get(name, 0) + receipt["gasUsed"]
+        max_tx = max(max_tx, receipt["gasUsed"])
+        return receipt
+
+    f = game.functions
+    for _ in range(max_moves):
+        g = f.getGame(game_id).call()
+        phase = PHASES[g[3]]
+        lo, hi = g[14], g[15]
+        output: tuple[int, int] | None = None if t is None or j is None else (t, j)
+        if phase == "Ended":
+            ended = game.events.GameEnded().get_logs(from_block=0, argument_filters={"id": game_id})
+            reason = ended[-1]["args"]["reason"] if ended else ""
+            who = "defender" if g[2] == defender_account.address else "challenger"
+            return Outcome(who, reason, t, j, o, g[7], g[8], gas, max_tx)
+        if phase == "AwaitingTrace":
+            tx("commitTrace", defender_account, f.commitTrace(game_id, defender.trace_root()))
+        elif phase in ("AwaitingRecordReveal", "AwaitingLeafReveal"):
+            left, right = defender.reveal(lo, hi, output)
+            tx("reveal", defender_account, f.reveal(game_id, left, right))
+        elif phase in ("AwaitingRecordChoice", "AwaitingLeafChoice"):
+            side = challenger.choose(lo, hi, g[12], g[13], output)
+            tx("choose", challenger_account, f.choose(game_id, side))
+        elif phase == "AwaitingRecord":
+            t = lo
+            opening, inputs = defender.open_record(t)
+            commitments = opening[2]
+            tx("openRecord", defender_account, f.openRecord(game_id, opening, inputs))
+        elif phase == "AwaitingOutput":
+            assert t is not None
+            j = challenger.choose_output(t, commitments)
+            tx("chooseOutput", challenger_account, f.chooseOutput(game_id, j))
+        elif phase == "AwaitingLeaf":
+            assert t is not None and j is not None
+            leaf = lo
+            tx("openLeaf", defender_account, f.openLeaf(game_id, defender.open_leaf(t, j, leaf)))
+        elif phase == "AwaitingElement":
+            assert t is not None and j is not None and leaf is not None
+            chunk = game.events.LeafOpened().get_logs(from_block=0, argument_filters={"id": game_id})[-1]["args"]
+            o = challenger.choose_element(t, j, leaf, chunk["chunk"])
+            tx("chooseElement", challenger_account, f.chooseElement(game_id, o))
+        elif phase == "AwaitingSettle":
+            assert t is not None and j is not None and o is not None
+            by_challenger = settle_by == "challenger"
+            claim = (challenger if by_challenger else defender).settlement(t, j, o, commitments)
+            account = challenger_account if by_challenger else defender_account
+            tx("settle", account, f.settle(game_id, claim))
+        else:
+            raise GameError(f"game {game_id} is in phase {phase}")
+    raise GameError(f"game {game_id} did not end in {max_moves} moves")

@@ -1,0 +1,190 @@
+"""The exact-mode game below one step, played on anvil (contracts/src/ExactStepGame.sol, protocol/exact_step_game.py):
+real traces of an MLP and a small-LM training step, a defender and a challenger moving one transaction at a time,
+and the contract deciding by recomputing one element with no committee. A solver that lies by one ulp in one
+element of one record loses; an honest solver against a challenger that disputes a right record wins; every
+descent takes at most ceil(log2) of its range in rounds; every transaction stays under 5M gas."""
+
+from __future__ import annotations
+
+import dataclasses
+import functools
+import json
+import math
+
+import pytest
+from harnesses import deploy_harness
+
+from protocol.exact_step_game import Challenger, Defender, lie, play, send_move, step_context
+from protocol.repro.trace import UNDEFINED
+from protocol.revert import ContractRevert
+
+pytestmark = pytest.mark.chain
+
+CLOCK = 3600
+TX_GAS_LIMIT = 5_000_000
+
+
+@pytest.fixture(scope="module")
+def game(w3, dev):
+    evaluator = deploy_harness(w3, dev[0], "ElementEvaluator")
+    checker = deploy_harness(w3, dev[0], "ElementChecker", evaluator.address)
+    return deploy_harness(w3, dev[0], "ExactStepGame", checker.address, CLOCK)
+
+
+@functools.cache
+def _trace(name: str):
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+    from protocol.repro.trace import trace_step
+
+    if name == "mlp":
+        spec = shortened(load_example("mlp_digits"), 4, 1)
+    else:
+        lm = load_example("tiny_lm")
+        model = lm.model.model_copy(update={"context": 16, "d_model": 16, "n_heads": 2, "n_layers": 1, "d_ff": 32})
+        spec = shortened(lm.model_copy(update={"model": model, "batch_size": 4}), 4, 1)
+    t = Trainer(spec, load_dataset(spec.dataset))
+    t.init()
+    trace = trace_step(t, keep_values=True)
+    return trace, step_context(trace)
+
+
+def _open(w3, game, defender, challenger, ctx) -> int:
+    receipt = send_move(w3, challenger, game.functions.open(defender.address, ctx.as_tuple()))
+    return game.events.GameOpened().process_receipt(receipt)[0]["args"]["id"]
+
+
+def _depth_bound(n: int) -> int:
+    return math.ceil(math.log2(n)) if n > 1 else 0
+
+
+def _first(trace, pred):
+    return next(r.index for r in trace.records if pred(r))
+
+
+def _output_leaves(trace, t: int, j: int) -> int:
+    v = trace.values[f"r{t}.{j}"]
+    return math.ceil(v.numel() * v.element_size() / 32)
+
+
+def _lie_targets(trace):
+    """Records to lie about: one reading earlier records only, one reading a pre-state tensor, one reading an
+    external input (the batch), one in the optimizer near the end."""
+    defined = [r for r in trace.records if r.commitments and r.commitments[0] != UNDEFINED and r.outputs[0][0] in (
+        "torch.float32", "torch.int64")]  # fmt: skip
+    records_only = next(r for r in defined[len(defined) // 2 :] if all(x.startswith("r") for x in r.inputs))
+    state = next(r for r in defined if any(x.startswith("s:") for x in r.inputs))
+    external = next(r for r in defined if any(x.startswith("x:") for x in r.inputs))
+    late = next(r for r in reversed(defined) if r.op == "aten.mul.Tensor")
+    return {"records": records_only.index, "state": state.index, "external": external.index, "late": late.index}
+
+
+@pytest.mark.parametrize("name", ["mlp", "lm"])
+def test_a_one_ulp_lie_in_one_element_of_one_record_loses(w3, dev, game, name):
+    """The liar commits a trace whose only change is one bit of one element of one record's output; the honest
+    challenger's descent reaches that record and that element, and the contract's recomputation convicts."""
+    trace, ctx = _trace(name)
+    targets = _lie_targets(trace)
+    for what, index in targets.items():
+        v = trace.values[f"r{index}.0"]
+        o = v.numel() // 2
+        liar = Defender(lie(trace, index, 0, o), ctx)
+        gid = _open(w3, game, dev[1], dev[2], ctx)
+        out = play(w3, game, gid, liar, Challenger(trace, ctx), dev[1], dev[2])
+        assert (out.winner, out.reason) == ("challenger", "element wrong"), (what, out)
+        assert (out.record, out.output, out.element) == (index, 0, o), (what, out)
+        assert out.record_rounds <= _depth_bound(len(trace.records)), out
+        assert out.leaf_rounds <= _depth_bound(_output_leaves(trace, index, 0)), out
+        assert out.max_tx_gas < TX_GAS_LIMIT, out
+        print(
+            f"{name} {what} record {index} ({trace.records[index].op}): rounds {out.record_rounds}+"
+            f"{out.leaf_rounds}, gas {sum(out.gas.values()):,} (max tx {out.max_tx_gas:,}) {json.dumps(out.gas)}"
+        )
+
+
+@pytest.mark.parametrize("settle_by", ["challenger", "defender"])
+def test_an_honest_defender_wins_against_a_challenger_that_disputes_a_right_record(w3, dev, game, settle_by):
+    """A lying challenger steers the descent to a record the honest defender has right and disputes one of its
+    elements; the settlement (by either party) recomputes the same element and the defender wins."""
+    trace, ctx = _trace("mlp")
+    target = _lie_targets(trace)["records"]
+
+    def steer(lo: int, hi: int) -> bool:
+        from protocol import merkle
+
+        return target >= lo + merkle.split_point(hi - lo)
+
+    gid = _open(w3, game, dev[1], dev[2], ctx)
+    out = play(w3, game, gid, Defender(trace, ctx), Challenger(trace, ctx, steer), dev[1], dev[2],
+               settle_by=settle_by)  # fmt: skip
+    assert (out.winner, out.reason, out.record) == ("defender", "element holds", target), out
+
+
+def test_a_challenger_that_disputes_an_allocation_loses_at_once(w3, dev, game):
+    """An allocation (``empty``: no elements, committed as 32 zero bytes) cannot be wrong: the game ends for the
+    defender as soon as it is opened."""
+    trace, ctx = _trace("mlp")
+    target = _first(trace, lambda r: r.commitments and r.commitments[0] == UNDEFINED)
+
+    def steer(lo: int, hi: int) -> bool:
+        from protocol import merkle
+
+        return target >= lo + merkle.split_point(hi - lo)
+
+    gid = _open(w3, game, dev[1], dev[2], ctx)
+    out = play(w3, game, gid, Defender(trace, ctx), Challenger(trace, ctx, steer), dev[1], dev[2])
+    assert (out.winner, out.reason, out.record) == ("defender", "allocation", target), out
+
+
+def _advance(w3, seconds: int) -> None:
+    w3.provider.make_request("evm_increaseTime", [seconds])
+    w3.provider.make_request("evm_mine", [])
+
+
+def test_a_structure_liar_cannot_open_its_record_and_loses_on_its_clock(w3, dev, game):
+    """A defender whose trace has a record of another structure than the program's (here another argument of one
+    operation) cannot prove it against the program root: its opening is refused, and its clock runs out."""
+    trace, ctx = _trace("mlp")
+    target = _lie_targets(trace)["records"]
+    r = trace.records[target]
+    args = json.loads(r.args)
+    bent = dataclasses.replace(r, args=json.dumps(args + [0], separators=(",", ":")))
+    records = list(trace.records)
+    records[target] = bent
+    liar = Defender(dataclasses.replace(trace, records=records), ctx)
+    gid = _open(w3, game, dev[1], dev[2], ctx)
+    with pytest.raises(ContractRevert) as err:
+        play(w3, game, gid, liar, Challenger(trace, ctx), dev[1], dev[2])
+    assert err.value.name == "RecordNotInProgram", err.value
+    with pytest.raises(ContractRevert) as early:
+        send_move(w3, dev[2], game.functions.timeout(gid))
+    assert early.value.name == "ClockNotExpired"
+    _advance(w3, CLOCK + 1)
+    send_move(w3, dev[3], game.functions.timeout(gid))  # anyone may call it
+    g = game.functions.getGame(gid).call()
+    assert g[2] == dev[2].address and g[4] < CLOCK  # the challenger won; the defender's clock had run
+
+
+def test_moves_out_of_turn_or_with_wrong_data_are_refused(w3, dev, game):
+    """Only the party to move may move, in its phase, with data that hashes to what was committed."""
+    trace, ctx = _trace("mlp")
+    defender = Defender(trace, ctx)
+    gid = _open(w3, game, dev[1], dev[2], ctx)
+    f = game.functions
+    for who, fn, name in [
+        (dev[2], f.commitTrace(gid, defender.trace_root()), "NotYourMove"),
+        (dev[1], f.choose(gid, True), "WrongPhase"),
+        (dev[1], f.commitTrace(gid + 99, defender.trace_root()), "UnknownGame"),
+    ]:
+        with pytest.raises(ContractRevert) as err:
+            send_move(w3, who, fn)
+        assert err.value.name == name
+    send_move(w3, dev[1], f.commitTrace(gid, defender.trace_root()))
+    left, right = defender.reveal(0, len(trace.records), None)
+    with pytest.raises(ContractRevert) as err:
+        send_move(w3, dev[1], f.reveal(gid, right, left))
+    assert err.value.name == "ChildrenMismatch"
+    with pytest.raises(ContractRevert) as err:
+        send_move(w3, dev[1], f.open(dev[1].address, ctx.as_tuple()))
+    assert err.value.name == "BadParties"
