@@ -20,13 +20,14 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
 import torch
 from eth_abi import decode, encode
 from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from protocol import merkle
-from protocol.repro.elements import DTYPE_CODES, element, operands
+from protocol.repro.elements import DTYPE_CODES, element, fold_partials, fold_term, operands
 from protocol.repro.trace import LEAF_BYTES, UNDEFINED, Trace, commitment, committed_bytes, element_proof
 from protocol.revert import RevertDecoder, default_decoder
 from protocol.tx import send
@@ -38,8 +39,11 @@ INPUT_ENTRY_ABI = ("uint8", "uint32", "string", "uint8", "uint32[]", "bytes32")
 #: ExactStepGame.Phase, in its order.
 PHASES = (
     "None", "AwaitingTrace", "AwaitingRecordReveal", "AwaitingRecordChoice", "AwaitingRecord", "AwaitingOutput",
-    "AwaitingLeafReveal", "AwaitingLeafChoice", "AwaitingLeaf", "AwaitingElement", "AwaitingSettle", "Ended",
+    "AwaitingLeafReveal", "AwaitingLeafChoice", "AwaitingLeaf", "AwaitingElement", "AwaitingSettle",
+    "AwaitingPartial", "AwaitingPartialChoice", "AwaitingTermSettle", "Ended",
 )  # fmt: skip
+#: A fold element of more terms is settled one term at a time (ExactStepGame.DIRECT_TERMS).
+DIRECT_TERMS = 16
 
 
 #: The contracts a move's revert can come from.
@@ -57,6 +61,11 @@ def send_move(w3: Web3, account: LocalAccount, fn: Any) -> Any:
 
 class GameError(RuntimeError):
     """A player cannot make its move (it has no data for it, or the game is not in a state it knows)."""
+
+
+def _f32_bits(x: Any) -> int:
+    b = int(np.asarray(x, dtype=np.float32).view(np.uint32))
+    return 0x7FC00000 if b & 0x7FFFFFFF > 0x7F800000 else b
 
 
 def float_bits(f: float) -> int:
@@ -169,12 +178,8 @@ class _Player:
             self._out_leaves[key] = _chunk_leaves(self.output_bytes(t, j))
         return self._out_leaves[key]
 
-    def settlement(self, t: int, j: int, o: int, commitments: Sequence[bytes]) -> tuple:
-        """The ``ElementCheck.Claim`` that settles element ``o`` of output ``j`` of record ``t``: the record as
-        opened (``commitments``: the defender's), its inputs' commitments as the contract derived them, and every
-        read the element makes, proven from this player's own values."""
+    def _reader(self, t: int) -> tuple[list[Any], list[torch.Tensor], Callable[[int, int], Any], list[tuple[int, int]]]:
         r = self.trace.records[t]
-        ins = operands(self.trace, r)
         values = [self.trace.values[ref] for ref in r.inputs]
         flats = [v.detach().contiguous().reshape(-1).numpy() for v in values]
         seen: list[tuple[int, int]] = []
@@ -183,8 +188,31 @@ class _Player:
             seen.append((k, i))
             return flats[k][i]
 
-        element(r, ins, j, o, read)
-        reads = [(k, i, *element_proof(values[k], i)) for k, i in seen]
+        return operands(self.trace, r), values, read, seen
+
+    def partials(self, t: int, j: int, o: int) -> list[int]:
+        """The float32 bits (NaN canonical) of every partial result of fold element ``o`` of output ``j`` of record
+        ``t``, from this player's values: the identity, then after each term."""
+        ins, _, read, _ = self._reader(t)
+        return [_f32_bits(p) for p in fold_partials(self.trace.records[t], ins, j, o, read)]
+
+    def term_settlement(self, t: int, j: int, o: int, n: int, acc: int, commitments: Sequence[bytes]) -> tuple:
+        """The ``ElementCheck.Claim`` of term ``n`` of fold element ``o``: only that term's reads."""
+        ins, values, read, seen = self._reader(t)
+        fold_term(self.trace.records[t], ins, j, o, n, np.uint32(acc).view(np.float32), read)
+        return self._claim(t, j, o, [(k, i, *element_proof(values[k], i)) for k, i in seen], commitments)
+
+    def settlement(self, t: int, j: int, o: int, commitments: Sequence[bytes]) -> tuple:
+        """The ``ElementCheck.Claim`` that settles element ``o`` of output ``j`` of record ``t``: the record as
+        opened (``commitments``: the defender's), its inputs' commitments as the contract derived them, and every
+        read the element makes, proven from this player's own values."""
+        ins, values, read, seen = self._reader(t)
+        element(self.trace.records[t], ins, j, o, read)
+        return self._claim(t, j, o, [(k, i, *element_proof(values[k], i)) for k, i in seen], commitments)
+
+    def _claim(self, t: int, j: int, o: int, reads: list[tuple], commitments: Sequence[bytes]) -> tuple:
+        r = self.trace.records[t]
+        ins = operands(self.trace, r)
         in_commits = []
         for ref in r.inputs:
             if ref.startswith("r"):
@@ -280,6 +308,7 @@ class Outcome:
     element: int | None = None
     record_rounds: int = 0
     leaf_rounds: int = 0
+    fold_rounds: int = 0
     gas: dict[str, int] = field(default_factory=dict)  # by move
     max_tx_gas: int = 0
 
@@ -323,7 +352,7 @@ def play(
             ended = game.events.GameEnded().get_logs(from_block=0, argument_filters={"id": game_id})
             reason = ended[-1]["args"]["reason"] if ended else ""
             who = "defender" if g[2] == defender_account.address else "challenger"
-            return Outcome(who, reason, t, j, o, g[7], g[8], gas, max_tx)
+            return Outcome(who, reason, t, j, o, g[7], g[8], g[29], gas, max_tx)
         if phase == "AwaitingTrace":
             tx("commitTrace", defender_account, f.commitTrace(game_id, defender.trace_root()))
         elif phase in ("AwaitingRecordReveal", "AwaitingLeafReveal"):
@@ -350,6 +379,21 @@ def play(
             chunk = game.events.LeafOpened().get_logs(from_block=0, argument_filters={"id": game_id})[-1]["args"]
             o = challenger.choose_element(t, j, leaf, chunk["chunk"])
             tx("chooseElement", challenger_account, f.chooseElement(game_id, o))
+        elif phase == "AwaitingPartial":
+            assert t is not None and j is not None and o is not None
+            mid = (g[24] + g[25]) // 2
+            tx("revealPartial", defender_account, f.revealPartial(game_id, defender.partials(t, j, o)[mid]))
+        elif phase == "AwaitingPartialChoice":
+            assert t is not None and j is not None and o is not None
+            mid = (g[24] + g[25]) // 2
+            agree = challenger.partials(t, j, o)[mid] == g[28]
+            tx("choosePartial", challenger_account, f.choosePartial(game_id, agree))
+        elif phase == "AwaitingTermSettle":
+            assert t is not None and j is not None and o is not None
+            player = challenger if settle_by == "challenger" else defender
+            claim = player.term_settlement(t, j, o, g[24], g[26], commitments)
+            account = challenger_account if settle_by == "challenger" else defender_account
+            tx("settleTerm", account, f.settleTerm(game_id, claim))
         elif phase == "AwaitingSettle":
             assert t is not None and j is not None and o is not None
             by_challenger = settle_by == "challenger"

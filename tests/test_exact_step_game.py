@@ -188,3 +188,79 @@ def test_moves_out_of_turn_or_with_wrong_data_are_refused(w3, dev, game):
     with pytest.raises(ContractRevert) as err:
         send_move(w3, dev[1], f.open(dev[1].address, ctx.as_tuple()))
     assert err.value.name == "BadParties"
+
+
+def test_a_fold_ends_at_the_element_and_starts_at_its_identity():
+    """Every partial-result sequence of every fold record of both steps (amax over the vocabulary, the embedding's
+    index_add_rows) ends at the element the record computes."""
+    import numpy as np
+
+    from protocol.repro.elements import element, fold_of, fold_partials, fold_terms, operands
+
+    checked = 0
+    for name in ("mlp", "lm"):
+        trace, _ = _trace(name)
+        for r in trace.records:
+            if fold_of(r) is None:
+                continue
+            ins = operands(trace, r)
+            flats = [trace.values[x].contiguous().reshape(-1).numpy() for x in r.inputs]
+
+            def read(k, i, flats=flats):
+                return flats[k][i]
+
+            size = int(np.prod(r.outputs[0][1]))
+            for o in sorted({0, size // 2, size - 1}):
+                p = fold_partials(r, ins, 0, o, read)
+                e = element(r, ins, 0, o, read)
+                assert len(p) == fold_terms(r, ins) + 1
+                assert np.isnan(p[-1]) and np.isnan(e) or np.float32(p[-1]).tobytes() == np.float32(e).tobytes()
+                checked += 1
+    assert checked >= 9
+
+
+def _fold_record(trace, op: str) -> int:
+    from protocol.repro.elements import fold_of, fold_terms, operands
+
+    return next(
+        r.index for r in trace.records
+        if r.op == op and fold_of(r) and fold_terms(r, operands(trace, r)) > 16
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("op", ["veritrain.index_add_rows", "aten.amax.default"])
+def test_a_one_ulp_lie_in_a_long_fold_is_found_in_one_term(w3, dev, game, op):
+    """A fold element of more than DIRECT_TERMS terms (the embedding gradient's scatter-add over the batch, a max
+    over the vocabulary) is settled by a bisection over its partial results down to one term, recomputed on chain
+    from the agreed partial result before it."""
+    from protocol.repro.elements import fold_terms, operands
+
+    trace, ctx = _trace("lm")
+    index = _fold_record(trace, op)
+    v = trace.values[f"r{index}.0"]
+    o = v.numel() // 3
+    gid = _open(w3, game, dev[1], dev[2], ctx)
+    out = play(w3, game, gid, Defender(lie(trace, index, 0, o), ctx), Challenger(trace, ctx), dev[1], dev[2])
+    assert (out.winner, out.reason, out.record, out.element) == ("challenger", "term wrong", index, o), out
+    terms = fold_terms(trace.records[index], operands(trace, trace.records[index]))
+    assert 0 < out.fold_rounds <= _depth_bound(terms), out
+    assert out.max_tx_gas < TX_GAS_LIMIT, out
+    print(
+        f"lm fold {op} record {index}: {terms} terms, rounds {out.record_rounds}+{out.leaf_rounds}+"
+        f"{out.fold_rounds}, gas {sum(out.gas.values()):,} (max tx {out.max_tx_gas:,}) {json.dumps(out.gas)}"
+    )
+
+
+def test_an_honest_fold_holds_term_by_term(w3, dev, game):
+    """A challenger that disputes an honest fold element loses at the term it ends on."""
+    from protocol import merkle
+
+    trace, ctx = _trace("lm")
+    target = _fold_record(trace, "veritrain.index_add_rows")
+
+    def steer(lo: int, hi: int) -> bool:
+        return target >= lo + merkle.split_point(hi - lo)
+
+    gid = _open(w3, game, dev[1], dev[2], ctx)
+    out = play(w3, game, gid, Defender(trace, ctx), Challenger(trace, ctx, steer), dev[1], dev[2])
+    assert (out.winner, out.reason, out.record) == ("defender", "term holds", target), out

@@ -24,6 +24,11 @@ contract ElementChecker {
         return ElementCheck.check(c, evaluator);
     }
 
+    /// @notice ElementCheck.foldTerm: the partial result after term `n` of a fold element, from `acc` before it.
+    function foldTerm(ElementCheck.Claim calldata c, uint256 n, uint256 acc) external view returns (uint256) {
+        return ElementCheck.foldTerm(c, n, acc, evaluator);
+    }
+
     /// @notice ElementCheck.compute: the element the record computes from the proven reads (output proof unused).
     function compute(ElementCheck.Claim calldata c)
         external

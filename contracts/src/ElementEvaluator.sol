@@ -2,6 +2,7 @@
 pragma solidity 0.8.30;
 
 import {ElementEval} from "./libraries/ElementEval.sol";
+import {ElementOps} from "./libraries/ElementOps.sol";
 
 /// @title ElementEvaluator
 /// @notice ElementEval (with ElementOps and Float32) as its own deployed contract: the arithmetic of an element and
@@ -14,5 +15,11 @@ contract ElementEvaluator {
         returns (uint256)
     {
         return ElementEval.evaluate(x, j, o, reads);
+    }
+
+    /// @notice One term of a float32 fold (a long reduction's partial result): `op` (ElementOps MAX, MIN or ADD) of
+    ///         the partial result `acc` and the term `v`.
+    function fold(uint256 op, uint256 acc, uint256 v) external pure returns (uint256) {
+        return ElementOps.compute(op, 0, 0, acc, v, 0, 0);
     }
 }

@@ -40,6 +40,9 @@ contract ExactStepGame {
         AwaitingLeaf,
         AwaitingElement,
         AwaitingSettle,
+        AwaitingPartial,
+        AwaitingPartialChoice,
+        AwaitingTermSettle,
         Ended
     }
 
@@ -83,6 +86,13 @@ contract ExactStepGame {
         bytes32 leafBytes;
         uint8 leafLength;
         uint64 claimed;
+        // a long fold's term descent: the partial result after `foldLo` terms is agreed, after `foldHi` disputed
+        uint64 foldLo;
+        uint64 foldHi;
+        uint32 accLo;
+        uint32 accHi;
+        uint32 pendingPartial; // the defender's partial result after the middle term, awaiting the challenger
+        uint16 foldRounds;
     }
 
     /// @notice One output of the opened record: its commitment, element count and dtype code.
@@ -90,7 +100,12 @@ contract ExactStepGame {
         bytes32 commitment;
         uint64 numel;
         uint8 dtype;
+        uint64 terms; // a float32 fold's terms per element (ElementCheck.foldOf), else 0
+        uint32 identity; // its partial result before the first term
     }
+
+    /// @notice A fold element of more terms than this is settled one term at a time after a term descent.
+    uint256 public constant DIRECT_TERMS = 16;
 
     /// @notice Record `t` as the defender opens it.
     struct RecordOpening {
@@ -127,6 +142,8 @@ contract ExactStepGame {
     event OutputChosen(uint256 indexed id, uint16 output, uint64 leaves);
     event LeafOpened(uint256 indexed id, uint64 leaf, bytes chunk);
     event ElementChosen(uint256 indexed id, uint64 element, uint64 claimed);
+    event PartialRevealed(uint256 indexed id, uint64 lo, uint64 hi, uint64 mid, uint32 partialResult);
+    event PartialChosen(uint256 indexed id, bool agree, uint64 lo, uint64 hi);
     event GameEnded(uint256 indexed id, address indexed winner, string reason);
 
     error BadClockBudget();
@@ -252,9 +269,7 @@ contract ExactStepGame {
         for (uint256 k = 0; k < ins.length; ++k) {
             (inCommitments[k], inShapes[k], inDtypes[k]) = _inputOf(g, t, s.inputs[k], ins[k], k);
         }
-        for (uint256 j = 0; j < s.shapes.length; ++j) {
-            _outputs[id][j] = Output(r.commitments[j], uint64(TraceStructure.numel(s.shapes[j])), s.dtypes[j]);
-        }
+        _storeOutputs(id, s, r.commitments, inShapes, inDtypes);
         // forge-lint: disable-next-line(unsafe-typecast)
         g.outputs = uint16(s.shapes.length); // ≤ the outputs of one ATen call, checked by the structure's encoding
         g.opened = _context(r.structure, r.floats, r.commitments, inShapes, inDtypes, inCommitments);
@@ -304,7 +319,44 @@ contract ExactStepGame {
         // forge-lint: disable-next-line(unsafe-typecast)
         g.claimed = uint64(bits); // ≤ 8 bytes wide
         g.phase = Phase.AwaitingSettle;
+        if (out.terms > DIRECT_TERMS) {
+            (g.foldLo, g.foldHi, g.accLo) = (0, out.terms, out.identity);
+            // forge-lint: disable-next-line(unsafe-typecast)
+            g.accHi = uint32(_canonical(bits)); // a float32 element
+            g.phase = Phase.AwaitingPartial;
+        }
         emit ElementChosen(id, o, uint64(bits));
+    }
+
+    /// @notice The defender's partial result of the fold element after the middle term of the disputed range.
+    function revealPartial(uint256 id, uint32 partialResult) external {
+        Game storage g = _move(id, Phase.AwaitingPartial, true);
+        g.pendingPartial = partialResult;
+        g.phase = Phase.AwaitingPartialChoice;
+        emit PartialRevealed(id, g.foldLo, g.foldHi, (g.foldLo + g.foldHi) / 2, partialResult);
+    }
+
+    /// @notice The challenger agrees with the revealed partial result (the dispute is in the upper half) or not (in
+    ///         the lower half). One term left: the term is settled (`settleTerm`).
+    function choosePartial(uint256 id, bool agree) external {
+        Game storage g = _move(id, Phase.AwaitingPartialChoice, false);
+        uint64 mid = (g.foldLo + g.foldHi) / 2;
+        uint32 p = uint32(_canonical(g.pendingPartial));
+        if (agree) (g.foldLo, g.accLo) = (mid, p);
+        else (g.foldHi, g.accHi) = (mid, p);
+        ++g.foldRounds;
+        g.phase = g.foldHi - g.foldLo == 1 ? Phase.AwaitingTermSettle : Phase.AwaitingPartial;
+        emit PartialChosen(id, agree, g.foldLo, g.foldHi);
+    }
+
+    /// @notice Either party: term `foldLo` of the fold element recomputed from the agreed partial result before it
+    ///         and the term's proven reads (`c`: the opened record's context, the element, the term's reads only).
+    ///         Equal to the defender's partial result after it: the defender wins; else the challenger. The
+    ///         challenger's move, as in `settle`.
+    function settleTerm(uint256 id, ElementCheck.Claim calldata c) external {
+        Game storage g = _settling(id, Phase.AwaitingTermSettle, c);
+        bool holds = checker.foldTerm(c, g.foldLo, g.accLo) == g.accHi;
+        _end(id, g, holds ? g.defender : g.challenger, holds ? "term holds" : "term wrong");
     }
 
     /// @notice Either party: the element computed from its proven reads (`c` is the opened record's context, the
@@ -313,21 +365,30 @@ contract ExactStepGame {
     ///         challenger. It is the challenger's move: if no valid settlement is made before the challenger's clock
     ///         runs out (a read that cannot be proven, an element the semantics leave undefined), the defender wins.
     function settle(uint256 id, ElementCheck.Claim calldata c) external {
-        Game storage g = _game(id);
-        if (g.phase != Phase.AwaitingSettle) revert WrongPhase(id, g.phase);
+        Game storage g = _settling(id, Phase.AwaitingSettle, c);
+        (uint256 computed, uint256 dtype, uint256 numel) = checker.compute(c);
+        Output memory out = _outputs[id][g.output];
+        if (dtype != out.dtype || numel != out.numel) revert ContextMismatch(); // the opened record's, by the context
+        uint256 claimed = dtype == 0 ? _canonical(g.claimed) : g.claimed;
+        bool holds = computed == claimed;
+        _end(id, g, holds ? g.defender : g.challenger, holds ? "element holds" : "element wrong");
+    }
+
+    /// @dev A settlement's checks: the phase, the sender (the challenger's clock is spent; the defender may settle
+    ///      too) and that `c` is the opened record's context at the chosen element.
+    function _settling(uint256 id, Phase phase, ElementCheck.Claim calldata c) private returns (Game storage g) {
+        g = _game(id);
+        if (g.phase != phase) revert WrongPhase(id, g.phase);
         if (msg.sender == g.challenger) _spendClock(g, id, false);
         else if (msg.sender != g.defender) revert NotYourMove(msg.sender);
         if (c.j != g.output || c.o != g.element) revert ContextMismatch();
         if (_context(c.structure, c.floats, c.outCommitments, c.inShapes, c.inDtypes, c.inCommitments) != g.opened) {
             revert ContextMismatch();
         }
-        (uint256 computed, uint256 dtype, uint256 numel) = checker.compute(c);
-        Output memory out = _outputs[id][g.output];
-        if (dtype != out.dtype || numel != out.numel) revert ContextMismatch(); // the opened record's, by the context
-        uint256 claimed = g.claimed;
-        if (dtype == 0 && claimed & 0x7fffffff > 0x7f800000) claimed = 0x7fc00000;
-        bool holds = computed == claimed;
-        _end(id, g, holds ? g.defender : g.challenger, holds ? "element holds" : "element wrong");
+    }
+
+    function _canonical(uint256 bits) private pure returns (uint256) {
+        return bits & 0x7fffffff > 0x7f800000 ? 0x7fc00000 : bits;
     }
 
     /// @notice Ends the game for the other party when the party to move has run out of its clock.
@@ -388,6 +449,23 @@ contract ExactStepGame {
         return (commitment, shape, dtype);
     }
 
+    function _storeOutputs(
+        uint256 id,
+        TraceStructure.Structure memory s,
+        bytes32[] calldata commitments,
+        uint32[][] memory inShapes,
+        uint256[] memory inDtypes
+    ) private {
+        for (uint256 j = 0; j < s.shapes.length; ++j) {
+            ElementCheck.Fold memory f = ElementCheck.foldOf(s, inShapes, inDtypes, j);
+            Output storage out = _outputs[id][j];
+            (out.commitment, out.numel, out.dtype) =
+            (commitments[j], uint64(TraceStructure.numel(s.shapes[j])), s.dtypes[j]);
+            // forge-lint: disable-next-line(unsafe-typecast)
+            if (f.isFold) (out.terms, out.identity) = (uint64(f.terms), uint32(f.identity)); // a dimension, a float32
+        }
+    }
+
     function _context(
         bytes calldata structure,
         uint64[] calldata floats,
@@ -435,7 +513,7 @@ contract ExactStepGame {
 
     function _defenderMoves(Phase p) private pure returns (bool) {
         return p == Phase.AwaitingTrace || p == Phase.AwaitingRecordReveal || p == Phase.AwaitingRecord
-            || p == Phase.AwaitingLeafReveal || p == Phase.AwaitingLeaf;
+            || p == Phase.AwaitingLeafReveal || p == Phase.AwaitingLeaf || p == Phase.AwaitingPartial;
     }
 
     function _game(uint256 id) private view returns (Game storage g) {

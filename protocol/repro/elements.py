@@ -342,21 +342,27 @@ def _scalar_operand(args: _Args, dtype: Any) -> Scalar:
 
 def element(record: Any, inputs: Sequence[Operand], j: int, o: int, read: Read) -> Scalar:
     """Element ``o`` (C order) of output ``j`` of ``record``, reading input elements through ``read``."""
+    fn, c = _context(record, inputs, j, o, read)
+    with np.errstate(all="ignore"):
+        return fn(c)
+
+
+def _context(
+    record: Any, inputs: Sequence[Operand], j: int, o: int, read: Read
+) -> tuple[Callable[[_Ctx], Scalar], _Ctx]:
     op = record.op
     out_dtype_name, out_shape = record.outputs[j]
     if out_dtype_name not in DTYPES:
         raise ElementError(f"output dtype {out_dtype_name} is outside the vocabulary")
-    dtype = DTYPES[out_dtype_name]
     if not 0 <= o < numel(out_shape):
         raise ElementError(f"element {o} of an output of shape {out_shape}")
     base, _, overload = op.removeprefix("aten.").partition(".")
     fn = _ELEMENT.get(op) or _ELEMENT.get(base)
     if fn is None or op not in VOCABULARY:
         raise ElementError(f"{op} is outside the element vocabulary")
-    args = _Args(record)
     mi = unravel(o, out_shape)
-    with np.errstate(all="ignore"):
-        return fn(_Ctx(record, inputs, j, o, mi, tuple(out_shape), dtype, args, read, base, overload))
+    ctx = _Ctx(record, inputs, j, o, mi, tuple(out_shape), DTYPES[out_dtype_name], _Args(record), read, base, overload)
+    return fn, ctx
 
 
 @dataclass
@@ -676,6 +682,18 @@ def _threshold_backward(c: _Ctx) -> Scalar:
 
 def _reduce(c: _Ctx, fold: Callable[[Scalar, Scalar], Scalar]) -> Scalar:
     """A fold in ascending order over the reduced dimensions (all of them without a ``dim`` argument)."""
+    positions = _slice_positions(c)
+    if not positions:
+        raise ElementError("a reduction over no elements")
+    acc = None
+    for i in positions:
+        v = c.read(0, i)
+        acc = v if acc is None else fold(acc, v)
+    return acc
+
+
+def _slice_positions(c: _Ctx) -> list[int]:
+    """The C-order positions in input 0 of the reduced slice of this output element, ascending."""
     x = c.inputs[0]
     rest = c.args.after_tensors()
     dims_arg = [a for a in rest if isinstance(a, int) and not isinstance(a, bool)]
@@ -684,15 +702,12 @@ def _reduce(c: _Ctx, fold: Callable[[Scalar, Scalar], Scalar]) -> Scalar:
     kept = [d for d in range(len(x.shape)) if d not in dims]
     fixed = dict(zip(kept, (c.mi[d] for d in kept) if keepdim else c.mi, strict=False))
     reduced_shape = [x.shape[d] for d in dims]
-    if numel(reduced_shape) == 0:
-        raise ElementError("a reduction over no elements")
-    acc = None
+    out = []
     for r in range(numel(reduced_shape)):
         at = dict(fixed)
         at.update(zip(dims, unravel(r, reduced_shape), strict=True))
-        v = c.read(0, ravel([at[d] for d in range(len(x.shape))], x.shape))
-        acc = v if acc is None else fold(acc, v)
-    return acc
+        out.append(ravel([at[d] for d in range(len(x.shape))], x.shape))
+    return out
 
 
 def _amax(c: _Ctx) -> Scalar:
@@ -713,6 +728,63 @@ def _index_add_rows(c: _Ctx) -> Scalar:
         if _checked_index(c.read(0, n), c.shape[0]) == v:
             acc = scalar("add", np.float32, acc, c.read(1, n * g.shape[1] + d))
     return acc
+
+
+#: The reductions a dispute descends through one term at a time (DESIGN §8 "Long reductions"), by their element
+#: function: the scalar operation of a term and the float32 identity the partial results start from (a term
+#: folded into the identity gives the term itself, NaN canonical).
+_FOLDS: dict[Any, tuple[str, int]] = {
+    _amax: ("max", 0xFF800000), _amin: ("min", 0x7F800000), _index_add_rows: ("add", 0x00000000),
+}  # fmt: skip
+
+
+def fold_of(record: Any, j: int = 0) -> tuple[str, int] | None:
+    """(scalar operation, identity bits) of a float32 reduction whose element is a fold of terms, else None."""
+    base = record.op.removeprefix("aten.").partition(".")[0]
+    fn = _ELEMENT.get(record.op) or _ELEMENT.get(base)
+    if fn not in _FOLDS or record.outputs[j][0] != "torch.float32":
+        return None
+    return _FOLDS[fn]
+
+
+def fold_terms(record: Any, inputs: Sequence[Operand], j: int = 0) -> int:
+    """The number of terms of each element of output ``j`` of a fold record (:func:`fold_of`)."""
+    if fold_of(record, j) is None:
+        raise ElementError(f"{record.op} is not a fold")
+    if record.op == "veritrain.index_add_rows":
+        return inputs[0].shape[0]
+    return numel(inputs[0].shape) // numel(record.outputs[j][1])
+
+
+def fold_term(record: Any, inputs: Sequence[Operand], j: int, o: int, n: int, acc: Scalar, read: Read) -> Scalar:
+    """The partial result after term ``n`` of element ``o``, from the partial result ``acc`` before it: ``max``/
+    ``min`` of ``acc`` and the slice's ``n``-th element, or for ``index_add_rows`` ``acc + G[n, d]`` when
+    ``idx[n]`` is the element's row (``acc`` otherwise; ``idx[n]`` is always read)."""
+    fold = fold_of(record, j)
+    if fold is None:
+        raise ElementError(f"{record.op} is not a fold")
+    fn, c = _context(record, inputs, j, o, read)
+    with np.errstate(all="ignore"):
+        if fn is _index_add_rows:
+            v, d = c.mi
+            if _checked_index(read(0, n), c.shape[0]) != v:
+                return acc
+            return scalar("add", np.float32, acc, read(1, n * inputs[1].shape[1] + d))
+        return scalar(fold[0], np.float32, acc, read(0, _slice_positions(c)[n]))
+
+
+def fold_partials(record: Any, inputs: Sequence[Operand], j: int, o: int, read: Read) -> list[Scalar]:
+    """Every partial result of element ``o``: the identity, then the result after each term (the last is the
+    element)."""
+    fold = fold_of(record, j)
+    if fold is None:
+        raise ElementError(f"{record.op} is not a fold")
+    acc = np.uint32(fold[1]).view(np.float32)
+    out = [acc]
+    for n in range(fold_terms(record, inputs, j)):
+        acc = fold_term(record, inputs, j, o, n, acc, read)
+        out.append(acc)
+    return out
 
 
 def _foreach(c: _Ctx) -> Scalar:

@@ -38,10 +38,21 @@ library ElementCheck {
         bytes32[] outPath;
     }
 
+    /// @notice A float32 fold element's term operation (ElementOps MAX, MIN or ADD), identity (the partial result
+    ///         before the first term) and term count (`isFold` false: not a fold).
+    struct Fold {
+        bool isFold;
+        uint256 op;
+        uint256 identity;
+        uint256 terms;
+    }
+
     /// @notice Read `n` is not proven, or is not the element the record reads next.
     error BadRead(uint256 n);
     /// @notice The claimed output element is not proven against the record's output commitment.
     error BadOutput();
+    /// @notice The record's element is not a fold of terms, or has no such term.
+    error NotAFold();
 
     uint256 private constant F32 = 0;
     uint256 private constant OP_MASKED_FILL = 10;
@@ -106,6 +117,76 @@ library ElementCheck {
         outDtype = x.outDtype;
         outNumel = _numel(x.r.outShape);
         computed = _canonical(evaluator.evaluate(x, c.j, c.o, values), outDtype);
+    }
+
+    /// @notice Whether output `j` of a record (its structure decoded, its inputs' shapes and dtypes) is a float32
+    ///         fold whose elements a dispute descends through term by term, and if so its term operation
+    ///         (ElementOps MAX, MIN or ADD), identity (the partial result before the first term) and term count.
+    function foldOf(TraceStructure.Structure memory t, uint32[][] memory inShapes, uint256[] memory inDtypes, uint256 j)
+        internal
+        pure
+        returns (Fold memory f)
+    {
+        if (t.dtypes[j] != F32 || inShapes.length == 0) return f;
+        uint256 kind = ElementEval.evalKind(t.opcode);
+        if (kind == ElementEval.INDEX_ADD_ROWS) {
+            if (inDtypes[1] == F32) f = Fold(true, ElementOps.ADD, 0, inShapes[0][0]);
+            return f;
+        }
+        uint256 out = _numel(t.shapes[j]);
+        if ((kind != ElementEval.MAX && kind != ElementEval.MIN) || inDtypes[0] != F32 || out == 0) return f;
+        f = Fold(true, ElementOps.MAX, 0xff800000, _numel(inShapes[0]) / out);
+        if (kind == ElementEval.MIN) (f.op, f.identity) = (ElementOps.MIN, 0x7f800000);
+    }
+
+    /// @notice The partial result after term `n` of element `c.o` of a fold record (`foldOf`), from the partial
+    ///         result `acc` before it: `c.reads` are the term's reads only (the slice's `n`-th element; or `idx[n]`,
+    ///         then `G[n, d]` when it names the element's row), each proven. Reverts `NotAFold`, `BadRead`, or
+    ///         `IndexOutOfRange` for an index outside the output's rows.
+    function foldTerm(Claim calldata c, uint256 n, uint256 acc, ElementEvaluator evaluator)
+        internal
+        view
+        returns (uint256)
+    {
+        (uint256 op, ElementReads.Record memory r) = _foldRecord(c, n);
+        uint256[] memory values = _provenReads(c);
+        uint256 used = 1;
+        if (op == ElementOps.ADD) {
+            if (_rowMatches(c, r, values[0], n)) {
+                _expect(c, 1, 1, n * r.inShapes[1][1] + c.o % r.outShape[1]);
+                acc = evaluator.fold(op, acc, values[1]);
+                used = 2;
+            }
+        } else {
+            _expectSliceTerm(c, r, n);
+            acc = evaluator.fold(op, acc, values[0]);
+        }
+        if (c.reads.length != used) revert BadRead(used);
+        return _canonical(acc, F32);
+    }
+
+    function _foldRecord(Claim calldata c, uint256 n) private pure returns (uint256, ElementReads.Record memory) {
+        TraceStructure.Structure memory t = TraceStructure.decode(c.structure);
+        Fold memory f = foldOf(t, c.inShapes, c.inDtypes, c.j);
+        if (!f.isFold || n >= f.terms) revert NotAFold();
+        return (f.op, TraceStructure.record(t, c.inShapes, c.j));
+    }
+
+    function _expectSliceTerm(Claim calldata c, ElementReads.Record memory r, uint256 n) private pure {
+        (uint256[] memory k, uint256[] memory a) = ElementReads.reads(r, c.j, c.o);
+        _expect(c, 0, k[n], a[n]);
+    }
+
+    /// @dev index_add_rows: read 0 is idx[n], in range, and whether it names the element's row.
+    function _rowMatches(Claim calldata c, ElementReads.Record memory r, uint256 bits, uint256 n)
+        private
+        pure
+        returns (bool)
+    {
+        _expect(c, 0, 0, n);
+        int256 v = ElementOps.signed(bits, c.inDtypes[0]);
+        if (v < 0 || v >= int256(uint256(r.outShape[0]))) revert ElementReads.IndexOutOfRange(v, r.outShape[0]);
+        return uint256(v) == c.o / r.outShape[1];
     }
 
     /// @dev Each read's bits, proven against its input's commitment (BadRead otherwise).
