@@ -52,6 +52,26 @@ class Phase(IntEnum):
     AWAITING_DATA = 8  # availability challenge, solver: publish the named leaf on the StatePublisher
 
 
+class StepPhase(IntEnum):
+    """``ExactStepGame.Phase``: whose move it is in the game below one step (DESIGN §8)."""
+
+    NONE = 0
+    AWAITING_TRACE = 1  # defender: commit the step's trace root
+    AWAITING_RECORD_REVEAL = 2  # defender: reveal a node's children (records)
+    AWAITING_RECORD_CHOICE = 3  # challenger: pick a side
+    AWAITING_RECORD = 4  # defender: open the reached record and its inputs
+    AWAITING_OUTPUT = 5  # challenger: name the disputed output
+    AWAITING_LEAF_REVEAL = 6  # defender: reveal a node's children (the output's leaves)
+    AWAITING_LEAF_CHOICE = 7  # challenger: pick a side
+    AWAITING_LEAF = 8  # defender: open the reached leaf's bytes
+    AWAITING_ELEMENT = 9  # challenger: name the disputed element
+    AWAITING_SETTLE = 10  # either (the challenger's clock): recompute the element
+    AWAITING_PARTIAL = 11  # defender: a long fold's partial result at the middle term
+    AWAITING_PARTIAL_CHOICE = 12  # challenger: agree or not
+    AWAITING_TERM_SETTLE = 13  # either (the challenger's clock): recompute the one term left
+    ENDED = 14
+
+
 class Outcome(IntEnum):
     """``IDisputeGame.Outcome``."""
 
@@ -78,6 +98,7 @@ SOLIDITY_ENUMS: dict[str, type[IntEnum]] = {
     "IDisputeGame.Phase": Phase,
     "IDisputeGame.Outcome": Outcome,
     "IDisputeGame.VoteStatus": VoteStatus,
+    "ExactStepGame.Phase": StepPhase,
 }
 
 

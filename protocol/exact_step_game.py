@@ -27,6 +27,7 @@ from eth_account.signers.local import LocalAccount
 from web3 import Web3
 
 from protocol import merkle
+from protocol.constants import StepPhase
 from protocol.repro.elements import DTYPE_CODES, element, fold_partials, fold_term, operands
 from protocol.repro.trace import LEAF_BYTES, UNDEFINED, Trace, commitment, committed_bytes, element_proof
 from protocol.revert import RevertDecoder, default_decoder
@@ -36,12 +37,6 @@ from protocol.tx import send
 #: (by name, index 0), 2 an external input (by index, name "").
 INPUT_ENTRY_ABI = ("uint8", "uint32", "string", "uint8", "uint32[]", "bytes32")
 
-#: ExactStepGame.Phase, in its order.
-PHASES = (
-    "None", "AwaitingTrace", "AwaitingRecordReveal", "AwaitingRecordChoice", "AwaitingRecord", "AwaitingOutput",
-    "AwaitingLeafReveal", "AwaitingLeafChoice", "AwaitingLeaf", "AwaitingElement", "AwaitingSettle",
-    "AwaitingPartial", "AwaitingPartialChoice", "AwaitingTermSettle", "Ended",
-)  # fmt: skip
 #: A fold element of more terms is settled one term at a time (ExactStepGame.DIRECT_TERMS).
 DIRECT_TERMS = 16
 
@@ -345,61 +340,61 @@ def play(
     f = game.functions
     for _ in range(max_moves):
         g = f.getGame(game_id).call()
-        phase = PHASES[g[3]]
+        phase = StepPhase(g[3])
         lo, hi = g[14], g[15]
         output: tuple[int, int] | None = None if t is None or j is None else (t, j)
-        if phase == "Ended":
+        if phase == StepPhase.ENDED:
             ended = game.events.GameEnded().get_logs(from_block=0, argument_filters={"id": game_id})
             reason = ended[-1]["args"]["reason"] if ended else ""
             who = "defender" if g[2] == defender_account.address else "challenger"
             return Outcome(who, reason, t, j, o, g[7], g[8], g[29], gas, max_tx)
-        if phase == "AwaitingTrace":
+        if phase == StepPhase.AWAITING_TRACE:
             tx("commitTrace", defender_account, f.commitTrace(game_id, defender.trace_root()))
-        elif phase in ("AwaitingRecordReveal", "AwaitingLeafReveal"):
+        elif phase in (StepPhase.AWAITING_RECORD_REVEAL, StepPhase.AWAITING_LEAF_REVEAL):
             left, right = defender.reveal(lo, hi, output)
             tx("reveal", defender_account, f.reveal(game_id, left, right))
-        elif phase in ("AwaitingRecordChoice", "AwaitingLeafChoice"):
+        elif phase in (StepPhase.AWAITING_RECORD_CHOICE, StepPhase.AWAITING_LEAF_CHOICE):
             side = challenger.choose(lo, hi, g[12], g[13], output)
             tx("choose", challenger_account, f.choose(game_id, side))
-        elif phase == "AwaitingRecord":
+        elif phase == StepPhase.AWAITING_RECORD:
             t = lo
             opening, inputs = defender.open_record(t)
             commitments = opening[2]
             tx("openRecord", defender_account, f.openRecord(game_id, opening, inputs))
-        elif phase == "AwaitingOutput":
+        elif phase == StepPhase.AWAITING_OUTPUT:
             assert t is not None
             j = challenger.choose_output(t, commitments)
             tx("chooseOutput", challenger_account, f.chooseOutput(game_id, j))
-        elif phase == "AwaitingLeaf":
+        elif phase == StepPhase.AWAITING_LEAF:
             assert t is not None and j is not None
             leaf = lo
             tx("openLeaf", defender_account, f.openLeaf(game_id, defender.open_leaf(t, j, leaf)))
-        elif phase == "AwaitingElement":
+        elif phase == StepPhase.AWAITING_ELEMENT:
             assert t is not None and j is not None and leaf is not None
             chunk = game.events.LeafOpened().get_logs(from_block=0, argument_filters={"id": game_id})[-1]["args"]
             o = challenger.choose_element(t, j, leaf, chunk["chunk"])
             tx("chooseElement", challenger_account, f.chooseElement(game_id, o))
-        elif phase == "AwaitingPartial":
+        elif phase == StepPhase.AWAITING_PARTIAL:
             assert t is not None and j is not None and o is not None
             mid = (g[24] + g[25]) // 2
             tx("revealPartial", defender_account, f.revealPartial(game_id, defender.partials(t, j, o)[mid]))
-        elif phase == "AwaitingPartialChoice":
+        elif phase == StepPhase.AWAITING_PARTIAL_CHOICE:
             assert t is not None and j is not None and o is not None
             mid = (g[24] + g[25]) // 2
             agree = challenger.partials(t, j, o)[mid] == g[28]
             tx("choosePartial", challenger_account, f.choosePartial(game_id, agree))
-        elif phase == "AwaitingTermSettle":
+        elif phase == StepPhase.AWAITING_TERM_SETTLE:
             assert t is not None and j is not None and o is not None
             player = challenger if settle_by == "challenger" else defender
             claim = player.term_settlement(t, j, o, g[24], g[26], commitments)
             account = challenger_account if settle_by == "challenger" else defender_account
             tx("settleTerm", account, f.settleTerm(game_id, claim))
-        elif phase == "AwaitingSettle":
+        elif phase == StepPhase.AWAITING_SETTLE:
             assert t is not None and j is not None and o is not None
             by_challenger = settle_by == "challenger"
             claim = (challenger if by_challenger else defender).settlement(t, j, o, commitments)
             account = challenger_account if by_challenger else defender_account
             tx("settle", account, f.settle(game_id, claim))
         else:
-            raise GameError(f"game {game_id} is in phase {phase}")
+            raise GameError(f"game {game_id} is in phase {phase.name}")
     raise GameError(f"game {game_id} did not end in {max_moves} moves")
