@@ -46,7 +46,7 @@ class _ReadOnlyBlobs:
                 await self._answer(send, 404, "not_found", f"no blob {address}")
                 return
         if self.serve_mode and scope["type"] == "http" and path.startswith(("/blobs/", "/leaves/")):
-            await _hostile(self.serve_mode, send)
+            await _hostile(self.serve_mode, receive, send)
             return
         await self.app(scope, receive, send)
 
@@ -57,19 +57,35 @@ class _ReadOnlyBlobs:
         await send({"type": "http.response.body", "body": resp.body})
 
 
-async def _hostile(mode: str, send: Send) -> None:
+async def _hostile(mode: str, receive: Receive, send: Send) -> None:
     """Test/demo adversaries: ``trickle`` sends a byte every half second, ``hang`` accepts and sends nothing,
-    ``bomb`` sends an endless body (each until the client gives up)."""
-    if mode == "hang":
-        await asyncio.sleep(3600)
-        return
-    headers = [(b"content-type", b"application/octet-stream"), (b"x-blob-kind", b"state")]
-    await send({"type": "http.response.start", "status": 200, "headers": headers})
-    chunk, pause = (b"\x00", 0.5) if mode == "trickle" else (b"\x00" * 65536, 0.0)
-    for _ in range(10**9):
-        await send({"type": "http.response.body", "body": chunk, "more_body": True})
-        await asyncio.sleep(pause)
-    await send({"type": "http.response.body", "body": b""})
+    ``bomb`` sends an endless body (each until the client gives up).
+
+    Each stops when its client hangs up: uvicorn's ``send`` returns at once on a closed connection, so a loop
+    that did not watch for ``http.disconnect`` would spin on for ever and burn a core of the machine the
+    verifiers share with it (a real attacker would not pay for that either)."""
+    gone = asyncio.Event()
+
+    async def watch() -> None:
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        gone.set()
+
+    watcher = asyncio.create_task(watch())
+    try:
+        if mode == "hang":
+            await asyncio.wait_for(gone.wait(), timeout=3600)
+            return
+        headers = [(b"content-type", b"application/octet-stream"), (b"x-blob-kind", b"state")]
+        await send({"type": "http.response.start", "status": 200, "headers": headers})
+        chunk, pause = (b"\x00", 0.5) if mode == "trickle" else (b"\x00" * 65536, 0.0)
+        while not gone.is_set():
+            await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await asyncio.sleep(pause)
+    except TimeoutError:
+        pass
+    finally:
+        watcher.cancel()
 
 
 def create_server_app(

@@ -185,6 +185,23 @@ def test_the_mirror_gets_its_turn_after_a_hostile_solver(servers, mode, job, tmp
     mirror.close()
 
 
+@pytest.mark.parametrize("mode", ["trickle", "bomb"])
+def test_a_hostile_response_ends_when_its_reader_gives_up(servers, mode, job):
+    """Once the reader has hung up, the server stops sending. uvicorn's ``send`` returns at once on a closed
+    connection, so an endless body that did not watch for the disconnect spun on for ever at a full core in
+    the solver's process, starving the verifiers beside it on a two-core machine (CI's hostile-solver market)."""
+    address, started, _ = servers
+    budget = FetchBudget.within(2.0, max_bytes=len(job[3]) + 4096, min_rate=16 * 1024, grace_s=1.0)
+    for _ in range(3):
+        with HttpBlobClient(started[mode].url, timeout=10.0, retries=0) as client, pytest.raises(BlobError):
+            client.get(address, "state", budget=budget)
+    time.sleep(0.5)  # the server sees the disconnects
+    cpu, wall = time.process_time(), time.monotonic()
+    time.sleep(1.0)  # this process runs the servers' threads and nothing else now
+    busy = (time.process_time() - cpu) / (time.monotonic() - wall)
+    assert busy < 0.3, f"the {mode} server still burns {busy:.0%} of a core after its readers left"
+
+
 @pytest.mark.parametrize("mode", ["trickle", "hang"])
 def test_a_download_given_less_than_a_fair_time_is_no_evidence_against_its_server(servers, mode, job, tmp_path):
     """A reader that was late (its deadline left the server less than the grace period plus the blob's cap at

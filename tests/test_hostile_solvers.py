@@ -105,7 +105,8 @@ def test_every_hostile_solver_is_slashed_and_honest_jobs_finalize(market):
     by_adversary = {j["adversary"]: j for j in report.jobs if j["adversary"]}
     assert set(by_adversary) == {"malformed", "trickle", "hang", "bomb", "baitswitch"}
     for name, job in by_adversary.items():
-        assert job["outcome"] == "slashed" and job["slashed"], (name, job)
+        disputes = [d for d in report.disputes if d["job"] == job["id"]]
+        assert job["outcome"] == "slashed" and job["slashed"], (name, job, disputes, report.problems())
     bait = by_adversary["baitswitch"]["id"]
     on_bait = [d for d in report.disputes if d["job"] == bait]
     assert not any(d["outcome"] == "solver_won" for d in on_bait), on_bait  # no challenger lost a bond to it
