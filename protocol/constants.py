@@ -53,23 +53,25 @@ class Phase(IntEnum):
 
 
 class StepPhase(IntEnum):
-    """``ExactStepGame.Phase``: whose move it is in the game below one step (DESIGN §8)."""
+    """``ExactStepGame.Phase``: whose move it is in the game below one segment (DESIGN §8)."""
 
     NONE = 0
-    AWAITING_TRACE = 1  # defender: commit the step's trace root
-    AWAITING_RECORD_REVEAL = 2  # defender: reveal a node's children (records)
-    AWAITING_RECORD_CHOICE = 3  # challenger: pick a side
-    AWAITING_RECORD = 4  # defender: open the reached record and its inputs
-    AWAITING_OUTPUT = 5  # challenger: name the disputed output
-    AWAITING_LEAF_REVEAL = 6  # defender: reveal a node's children (the output's leaves)
-    AWAITING_LEAF_CHOICE = 7  # challenger: pick a side
-    AWAITING_LEAF = 8  # defender: open the reached leaf's bytes
-    AWAITING_ELEMENT = 9  # challenger: name the disputed element
-    AWAITING_SETTLE = 10  # either (the challenger's clock): recompute the element
-    AWAITING_PARTIAL = 11  # defender: a long fold's partial result at the middle term
-    AWAITING_PARTIAL_CHOICE = 12  # challenger: agree or not
-    AWAITING_TERM_SETTLE = 13  # either (the challenger's clock): recompute the one term left
-    ENDED = 14
+    AWAITING_STEP_ROOT = 1  # defender: the state root after the middle step of the disputed steps
+    AWAITING_STEP_CHOICE = 2  # challenger: agree (the lie is later) or not
+    AWAITING_TRACE = 3  # defender: commit the step's trace root
+    AWAITING_RECORD_REVEAL = 4  # defender: reveal a node's children (records)
+    AWAITING_RECORD_CHOICE = 5  # challenger: pick a side
+    AWAITING_RECORD = 6  # defender: open the reached record and its inputs
+    AWAITING_OUTPUT = 7  # challenger: name the disputed output
+    AWAITING_LEAF_REVEAL = 8  # defender: reveal a node's children (the output's leaves)
+    AWAITING_LEAF_CHOICE = 9  # challenger: pick a side
+    AWAITING_LEAF = 10  # defender: open the reached leaf's bytes
+    AWAITING_ELEMENT = 11  # challenger: name the disputed element
+    AWAITING_SETTLE = 12  # either (the challenger's clock): recompute the element
+    AWAITING_PARTIAL = 13  # defender: a long fold's partial result at the middle term
+    AWAITING_PARTIAL_CHOICE = 14  # challenger: agree or not
+    AWAITING_TERM_SETTLE = 15  # either (the challenger's clock): recompute the one term left
+    ENDED = 16
 
 
 class Outcome(IntEnum):

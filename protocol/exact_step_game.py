@@ -1,6 +1,9 @@
-"""The exact-mode game below one optimizer step (``contracts/src/ExactStepGame.sol``, DESIGN §8 "The game below a
-step"): the step's agreed context, the two players and a driver that plays them against the contract.
+"""The exact-mode game below one segment (``contracts/src/ExactStepGame.sol``, DESIGN §8 "The game below a
+step"): the step descent, the step's agreed context, the two players and a driver that plays them against the
+contract.
 
+* :func:`segment_roots` — the state roots before and after each step of a segment (what the step descent compares),
+  and the trace of one of its steps.
 * :func:`step_context` — the program root, the floats root and the inputs root of a traced step (what both parties
   agree before the game; in the full dispute they come from the job order and the pre-state).
 * :class:`Defender` — answers for a trace it committed (honest, or a liar's doctored copy, see :func:`lie`).
@@ -16,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import struct
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -56,6 +59,30 @@ def send_move(w3: Web3, account: LocalAccount, fn: Any) -> Any:
 
 class GameError(RuntimeError):
     """A player cannot make its move (it has no data for it, or the game is not in a state it knows)."""
+
+
+def segment(pre_root: bytes, post_root: bytes, first_step: int, steps: int) -> tuple[bytes, bytes, int, int]:
+    """``ExactStepGame.Segment``: the agreed state root before the segment, the disputed one after it, the job's
+    index of its first step and its number of steps."""
+    return (pre_root, post_root, first_step, steps)
+
+
+def segment_roots(trainer: Any, steps: int, trace_at: Collection[int] = ()) -> tuple[list[bytes], dict[int, Trace]]:
+    """Runs ``trainer``'s next ``steps`` steps and returns the ``steps + 1`` state roots before and after each (the
+    values the step descent reveals and compares) and the ``keep_values`` trace of each step of the segment named in
+    ``trace_at`` (0-based; the trainer takes those on the reference path, same bits)."""
+    from protocol.repro.trace import trace_step
+    from protocol.state import state_root
+
+    roots = [state_root(trainer.state())]
+    traces = {}
+    for k in range(steps):
+        if k in trace_at:
+            traces[k] = trace_step(trainer, keep_values=True)
+        else:
+            trainer.train_steps(1)
+        roots.append(state_root(trainer.state()))
+    return roots, traces
 
 
 def _f32_bits(x: Any) -> int:
@@ -298,6 +325,8 @@ class Outcome:
 
     winner: str
     reason: str
+    step: int | None = None  # the step of the segment the step descent reached (0-based)
+    step_rounds: int = 0
     record: int | None = None
     output: int | None = None
     element: int | None = None
@@ -312,16 +341,20 @@ def play(
     w3: Web3,
     game: Any,
     game_id: int,
-    defender: Defender,
-    challenger: Challenger,
+    defender: Defender | Callable[[int], Defender],
+    challenger: Challenger | Callable[[int], Challenger],
     defender_account: LocalAccount,
     challenger_account: LocalAccount,
     *,
+    roots: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
     settle_by: str = "challenger",
     max_moves: int = 256,
 ) -> Outcome:
     """Plays game ``game_id`` on ``game`` (an ExactStepGame contract) to its end, one move per transaction, each
-    by the party whose move it is. ``settle_by`` says who sends the settlement (either may)."""
+    by the party whose move it is. ``roots`` are the defender's and the challenger's state roots before and after
+    each step of the segment (:func:`segment_roots`; needed when it has more than one step); a player given as a
+    callable is made for the step the descent reached (its offset in the segment). ``settle_by`` says who sends
+    the settlement (either may)."""
     gas: dict[str, int] = {}
     max_tx = 0
     t: int | None = None
@@ -338,61 +371,79 @@ def play(
         return receipt
 
     f = game.functions
+    step: int | None = None
+    dp = defender if isinstance(defender, Defender) else None
+    cp = challenger if isinstance(challenger, Challenger) else None
     for _ in range(max_moves):
         g = f.getGame(game_id).call()
-        phase = StepPhase(g[3])
-        lo, hi = g[14], g[15]
+        phase = StepPhase(g.phase)
+        lo, hi = g.lo, g.hi
         output: tuple[int, int] | None = None if t is None or j is None else (t, j)
         if phase == StepPhase.ENDED:
             ended = game.events.GameEnded().get_logs(from_block=0, argument_filters={"id": game_id})
             reason = ended[-1]["args"]["reason"] if ended else ""
-            who = "defender" if g[2] == defender_account.address else "challenger"
-            return Outcome(who, reason, t, j, o, g[7], g[8], g[29], gas, max_tx)
-        if phase == StepPhase.AWAITING_TRACE:
-            tx("commitTrace", defender_account, f.commitTrace(game_id, defender.trace_root()))
+            who = "defender" if g.winner == defender_account.address else "challenger"
+            return Outcome(
+                who, reason, step, g.steps.rounds, t, j, o, g.recordRounds, g.leafRounds, g.fold.rounds, gas, max_tx
+            )
+        if phase in (StepPhase.AWAITING_STEP_ROOT, StepPhase.AWAITING_STEP_CHOICE):
+            if roots is None:
+                raise GameError(f"game {game_id} descends a segment of {g.segment.steps} steps: the players need roots")
+            mid = (g.steps.lo + g.steps.hi) // 2
+            if phase == StepPhase.AWAITING_STEP_ROOT:
+                tx("revealStepRoot", defender_account, f.revealStepRoot(game_id, roots[0][mid]))
+            else:
+                tx("chooseStep", challenger_account, f.chooseStep(game_id, roots[1][mid] == g.steps.pending))
+        elif phase == StepPhase.AWAITING_TRACE:
+            step = g.steps.lo
+            dp = defender if isinstance(defender, Defender) else defender(step)
+            cp = challenger if isinstance(challenger, Challenger) else challenger(step)
+            tx("commitTrace", defender_account, f.commitTrace(game_id, dp.trace_root()))
+        elif dp is None or cp is None:
+            raise GameError(f"game {game_id} is past its trace: these players need the step to make theirs")
         elif phase in (StepPhase.AWAITING_RECORD_REVEAL, StepPhase.AWAITING_LEAF_REVEAL):
-            left, right = defender.reveal(lo, hi, output)
+            left, right = dp.reveal(lo, hi, output)
             tx("reveal", defender_account, f.reveal(game_id, left, right))
         elif phase in (StepPhase.AWAITING_RECORD_CHOICE, StepPhase.AWAITING_LEAF_CHOICE):
-            side = challenger.choose(lo, hi, g[12], g[13], output)
+            side = cp.choose(lo, hi, g.left, g.right, output)
             tx("choose", challenger_account, f.choose(game_id, side))
         elif phase == StepPhase.AWAITING_RECORD:
             t = lo
-            opening, inputs = defender.open_record(t)
+            opening, inputs = dp.open_record(t)
             commitments = opening[2]
             tx("openRecord", defender_account, f.openRecord(game_id, opening, inputs))
         elif phase == StepPhase.AWAITING_OUTPUT:
             assert t is not None
-            j = challenger.choose_output(t, commitments)
+            j = cp.choose_output(t, commitments)
             tx("chooseOutput", challenger_account, f.chooseOutput(game_id, j))
         elif phase == StepPhase.AWAITING_LEAF:
             assert t is not None and j is not None
             leaf = lo
-            tx("openLeaf", defender_account, f.openLeaf(game_id, defender.open_leaf(t, j, leaf)))
+            tx("openLeaf", defender_account, f.openLeaf(game_id, dp.open_leaf(t, j, leaf)))
         elif phase == StepPhase.AWAITING_ELEMENT:
             assert t is not None and j is not None and leaf is not None
             chunk = game.events.LeafOpened().get_logs(from_block=0, argument_filters={"id": game_id})[-1]["args"]
-            o = challenger.choose_element(t, j, leaf, chunk["chunk"])
+            o = cp.choose_element(t, j, leaf, chunk["chunk"])
             tx("chooseElement", challenger_account, f.chooseElement(game_id, o))
         elif phase == StepPhase.AWAITING_PARTIAL:
             assert t is not None and j is not None and o is not None
-            mid = (g[24] + g[25]) // 2
-            tx("revealPartial", defender_account, f.revealPartial(game_id, defender.partials(t, j, o)[mid]))
+            mid = (g.fold.lo + g.fold.hi) // 2
+            tx("revealPartial", defender_account, f.revealPartial(game_id, dp.partials(t, j, o)[mid]))
         elif phase == StepPhase.AWAITING_PARTIAL_CHOICE:
             assert t is not None and j is not None and o is not None
-            mid = (g[24] + g[25]) // 2
-            agree = challenger.partials(t, j, o)[mid] == g[28]
+            mid = (g.fold.lo + g.fold.hi) // 2
+            agree = cp.partials(t, j, o)[mid] == int.from_bytes(g.fold.pending, "big")
             tx("choosePartial", challenger_account, f.choosePartial(game_id, agree))
         elif phase == StepPhase.AWAITING_TERM_SETTLE:
             assert t is not None and j is not None and o is not None
-            player = challenger if settle_by == "challenger" else defender
-            claim = player.term_settlement(t, j, o, g[24], g[26], commitments)
+            player = cp if settle_by == "challenger" else dp
+            claim = player.term_settlement(t, j, o, g.fold.lo, int.from_bytes(g.fold.agreed, "big"), commitments)
             account = challenger_account if settle_by == "challenger" else defender_account
             tx("settleTerm", account, f.settleTerm(game_id, claim))
         elif phase == StepPhase.AWAITING_SETTLE:
             assert t is not None and j is not None and o is not None
             by_challenger = settle_by == "challenger"
-            claim = (challenger if by_challenger else defender).settlement(t, j, o, commitments)
+            claim = (cp if by_challenger else dp).settlement(t, j, o, commitments)
             account = challenger_account if by_challenger else defender_account
             tx("settle", account, f.settle(game_id, claim))
         else:

@@ -17,9 +17,9 @@ HARNESSES = (
 )  # fmt: skip
 
 
-def deploy_harness(w3: Web3, account: LocalAccount, name: str, *args: Any) -> Any:
+def deploy_harness(w3: Web3, account: LocalAccount, name: str, *args: Any, decode_tuples: bool = False) -> Any:
     """Deploys harness ``name`` (its forge artifact, constructed with ``args``) from ``account`` and returns the
-    contract."""
+    contract (struct results as named tuples if ``decode_tuples``, as a deployment's contracts are)."""
     art = load_artifact(name)
     receipt = send(w3, account, w3.eth.contract(abi=art.abi_list(), bytecode=art.bytecode).constructor(*args))
-    return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi_list())
+    return w3.eth.contract(address=receipt["contractAddress"], abi=art.abi_list(), decode_tuples=decode_tuples)

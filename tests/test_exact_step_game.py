@@ -14,7 +14,16 @@ import math
 import pytest
 from harnesses import deploy_harness
 
-from protocol.exact_step_game import Challenger, Defender, lie, play, send_move, step_context
+from protocol.exact_step_game import (
+    Challenger,
+    Defender,
+    lie,
+    play,
+    segment,
+    segment_roots,
+    send_move,
+    step_context,
+)
 from protocol.repro.trace import UNDEFINED
 from protocol.revert import ContractRevert
 
@@ -28,7 +37,7 @@ TX_GAS_LIMIT = 5_000_000
 def game(w3, dev):
     evaluator = deploy_harness(w3, dev[0], "ElementEvaluator")
     checker = deploy_harness(w3, dev[0], "ElementChecker", evaluator.address)
-    return deploy_harness(w3, dev[0], "ExactStepGame", checker.address, CLOCK)
+    return deploy_harness(w3, dev[0], "ExactStepGame", checker.address, CLOCK, decode_tuples=True)
 
 
 @functools.cache
@@ -50,9 +59,38 @@ def _trace(name: str):
     return trace, step_context(trace)
 
 
-def _open(w3, game, defender, challenger, ctx) -> int:
-    receipt = send_move(w3, challenger, game.functions.open(defender.address, ctx.as_tuple()))
+#: A one-step segment (the step descent has nothing to do): roots the trace game does not read yet.
+ONE_STEP = segment(b"\x01" * 32, b"\x02" * 32, 0, 1)
+
+
+def _open(w3, game, defender, challenger, ctx, seg=ONE_STEP) -> int:
+    receipt = send_move(w3, challenger, game.functions.open(defender.address, ctx.as_tuple(), seg))
     return game.events.GameOpened().process_receipt(receipt)[0]["args"]["id"]
+
+
+SEGMENT_STEPS, BAD_STEP, CHALLENGER_FORKS_AT = 6, 4, 2
+
+
+@functools.cache
+def _segment():
+    """An MLP segment of SEGMENT_STEPS steps: the honest state roots before and after each step, and the traces of
+    step BAD_STEP (where the liar lies) and step CHALLENGER_FORKS_AT - 1 (where a lying challenger's roots first
+    differ from the honest ones)."""
+    from protocol.engine.data import load_dataset
+    from protocol.engine.examples import load_example, shortened
+    from protocol.engine.runner import Trainer
+
+    spec = shortened(load_example("mlp_digits"), SEGMENT_STEPS, SEGMENT_STEPS)
+    t = Trainer(spec, load_dataset(spec.dataset))
+    t.init()
+    return segment_roots(t, SEGMENT_STEPS, trace_at={BAD_STEP, CHALLENGER_FORKS_AT - 1})
+
+
+def _forked(roots, at: int) -> list[bytes]:
+    """The roots of a party whose states differ from the honest ones after ``at`` steps."""
+    import hashlib
+
+    return [r if k < at else hashlib.sha256(b"forked" + r).digest() for k, r in enumerate(roots)]
 
 
 def _depth_bound(n: int) -> int:
@@ -163,7 +201,7 @@ def test_a_structure_liar_cannot_open_its_record_and_loses_on_its_clock(w3, dev,
     _advance(w3, CLOCK + 1)
     send_move(w3, dev[3], game.functions.timeout(gid))  # anyone may call it
     g = game.functions.getGame(gid).call()
-    assert g[2] == dev[2].address and g[4] < CLOCK  # the challenger won; the defender's clock had run
+    assert g.winner == dev[2].address and g.defenderClock < CLOCK  # the challenger won; the defender's clock ran
 
 
 def test_moves_out_of_turn_or_with_wrong_data_are_refused(w3, dev, game):
@@ -186,7 +224,7 @@ def test_moves_out_of_turn_or_with_wrong_data_are_refused(w3, dev, game):
         send_move(w3, dev[1], f.reveal(gid, right, left))
     assert err.value.name == "ChildrenMismatch"
     with pytest.raises(ContractRevert) as err:
-        send_move(w3, dev[1], f.open(dev[1].address, ctx.as_tuple()))
+        send_move(w3, dev[1], f.open(dev[1].address, ctx.as_tuple(), ONE_STEP))
     assert err.value.name == "BadParties"
 
 
@@ -264,3 +302,52 @@ def test_an_honest_fold_holds_term_by_term(w3, dev, game):
     gid = _open(w3, game, dev[1], dev[2], ctx)
     out = play(w3, game, gid, Defender(trace, ctx), Challenger(trace, ctx, steer), dev[1], dev[2])
     assert (out.winner, out.reason, out.record) == ("defender", "term holds", target), out
+
+
+def test_a_one_ulp_lie_in_one_step_of_a_segment_is_found_by_the_step_descent_and_loses(w3, dev, game):
+    """A solver that lied by one ulp in step BAD_STEP of a segment (so every state root after it differs): the step
+    descent over the segment's state roots ends at that step in at most ceil(log2 steps) rounds, with the honest
+    pre-state root agreed, and the trace game below it convicts."""
+    roots, traces = _segment()
+    trace = traces[BAD_STEP]
+    ctx = step_context(trace)
+    index = _lie_targets(trace)["records"]
+    o = trace.values[f"r{index}.0"].numel() // 2
+    liar_roots = _forked(roots, BAD_STEP + 1)
+    gid = _open(w3, game, dev[1], dev[2], ctx, segment(roots[0], liar_roots[-1], 0, SEGMENT_STEPS))
+    made = []
+
+    def liar(step: int) -> Defender:
+        made.append(step)
+        return Defender(lie(traces[step], index, 0, o), ctx)
+
+    out = play(w3, game, gid, liar, lambda step: Challenger(traces[step], ctx), dev[1], dev[2],
+               roots=(liar_roots, roots))  # fmt: skip
+    assert made == [BAD_STEP] and out.step == BAD_STEP, out
+    assert (out.winner, out.reason, out.record, out.element) == ("challenger", "element wrong", index, o), out
+    assert 0 < out.step_rounds <= _depth_bound(SEGMENT_STEPS), out
+    g = game.functions.getGame(gid).call()
+    assert (g.steps.agreed, g.steps.disputed) == (roots[BAD_STEP], liar_roots[BAD_STEP + 1])
+    print(f"segment of {SEGMENT_STEPS} steps, lie in step {BAD_STEP}: {out.step_rounds} step rounds, "
+          f"gas {sum(out.gas.values()):,} {json.dumps(out.gas)}")  # fmt: skip
+
+
+def test_an_honest_solver_wins_against_a_challenger_that_lies_about_the_segment(w3, dev, game):
+    """A challenger whose own roots fork from the honest ones (it disagrees with right state roots) takes the step
+    descent to a step the honest defender computed right; disputing a record of that step, it loses."""
+    roots, traces = _segment()
+    step = CHALLENGER_FORKS_AT - 1
+    trace = traces[step]
+    ctx = step_context(trace)
+    target = _lie_targets(trace)["records"]
+
+    def steer(lo: int, hi: int) -> bool:
+        from protocol import merkle
+
+        return target >= lo + merkle.split_point(hi - lo)
+
+    gid = _open(w3, game, dev[1], dev[2], ctx, segment(roots[0], roots[-1], 0, SEGMENT_STEPS))
+    out = play(w3, game, gid, lambda s: Defender(traces[s], ctx), lambda s: Challenger(traces[s], ctx, steer),
+               dev[1], dev[2], roots=(roots, _forked(roots, CHALLENGER_FORKS_AT)))  # fmt: skip
+    assert (out.step, out.winner, out.reason, out.record) == (step, "defender", "element holds", target), out
+    assert out.step_rounds <= _depth_bound(SEGMENT_STEPS), out

@@ -9,9 +9,12 @@ import {RFC9162} from "./libraries/RFC9162.sol";
 import {TraceStructure} from "./libraries/TraceStructure.sol";
 
 /// @title ExactStepGame
-/// @notice The exact-mode game below one optimizer step (DESIGN §8 "The game below a step"), played by a defender
-///         (the solver, who committed the step) and a challenger, on chess clocks, with no committee:
-///         1. the defender commits the step's trace root (one leaf per record, protocol/repro/trace.py);
+/// @notice The exact-mode game below one segment (DESIGN §8 "The game below a step"), played by a defender
+///         (the solver, who committed the segment) and a challenger, on chess clocks, with no committee:
+///         0. step descent over the segment's steps: the defender reveals the state root after the middle step of
+///            the disputed range, the challenger agrees (the lie is later) or not (earlier), down to one step
+///            whose pre-state root is agreed and whose post-state root is disputed;
+///         1. the defender commits that step's trace root (one leaf per record, protocol/repro/trace.py);
 ///         2. record descent: the defender reveals a node's children, the challenger picks a side, down to one
 ///            record `t` (the first whose leaf differs from the challenger's own trace);
 ///         3. the defender opens record `t` (its structure proven against the program root, its floats against the
@@ -30,6 +33,8 @@ import {TraceStructure} from "./libraries/TraceStructure.sol";
 contract ExactStepGame {
     enum Phase {
         None,
+        AwaitingStepRoot,
+        AwaitingStepChoice,
         AwaitingTrace,
         AwaitingRecordReveal,
         AwaitingRecordChoice,
@@ -58,6 +63,28 @@ contract ExactStepGame {
         uint64 inputs;
     }
 
+    /// @notice The disputed segment: the state root before its first step (agreed), the one after its last step
+    ///         (disputed), the job's step index of its first step and its number of steps.
+    struct Segment {
+        bytes32 preRoot;
+        bytes32 postRoot;
+        uint64 firstStep;
+        uint64 steps;
+    }
+
+    /// @notice A bisection with no commitment over `[lo, hi)`: the value after `lo` is agreed, the one after `hi`
+    ///         disputed; the defender reveals the value after `mid = (lo + hi) / 2` (`pending`), the challenger
+    ///         agrees (`lo = mid`) or not (`hi = mid`), until `hi = lo + 1`. State roots over a segment's steps, float32
+    ///         partial results (bits) over a fold's terms.
+    struct Bisection {
+        uint64 lo;
+        uint64 hi;
+        bytes32 agreed;
+        bytes32 disputed;
+        bytes32 pending;
+        uint16 rounds;
+    }
+
     struct Game {
         address defender;
         address challenger;
@@ -69,6 +96,8 @@ contract ExactStepGame {
         uint16 recordRounds;
         uint16 leafRounds;
         Context ctx;
+        Segment segment;
+        Bisection steps; // the segment's steps: state roots; at its end step `segment.firstStep + steps.lo` is played
         bytes32 traceRoot;
         // the tree being descended (records, then one output's leaves)
         bytes32 node;
@@ -86,13 +115,7 @@ contract ExactStepGame {
         bytes32 leafBytes;
         uint8 leafLength;
         uint64 claimed;
-        // a long fold's term descent: the partial result after `foldLo` terms is agreed, after `foldHi` disputed
-        uint64 foldLo;
-        uint64 foldHi;
-        uint32 accLo;
-        uint32 accHi;
-        uint32 pendingPartial; // the defender's partial result after the middle term, awaiting the challenger
-        uint16 foldRounds;
+        Bisection fold; // a long fold's terms: the float32 partial result after `lo` terms agreed, after `hi` disputed
     }
 
     /// @notice One output of the opened record: its commitment, element count and dtype code.
@@ -134,7 +157,11 @@ contract ExactStepGame {
     mapping(uint256 => Game) private _games;
     mapping(uint256 => mapping(uint256 => Output)) private _outputs;
 
-    event GameOpened(uint256 indexed id, address indexed defender, address indexed challenger, Context ctx);
+    event GameOpened(
+        uint256 indexed id, address indexed defender, address indexed challenger, Context ctx, Segment segment
+    );
+    event StepRootRevealed(uint256 indexed id, uint64 lo, uint64 hi, uint64 mid, bytes32 root);
+    event StepChosen(uint256 indexed id, bool agree, uint64 lo, uint64 hi);
     event TraceCommitted(uint256 indexed id, bytes32 traceRoot);
     event ChildrenRevealed(uint256 indexed id, uint64 lo, uint64 hi, bytes32 left, bytes32 right);
     event SideChosen(uint256 indexed id, bool right, uint64 lo, uint64 hi, bytes32 node);
@@ -171,21 +198,41 @@ contract ExactStepGame {
         clockBudget = clockBudget_;
     }
 
-    /// @notice Opens a game against `defender` over a step with context `ctx`; the caller is the challenger. The
-    ///         defender moves first (`commitTrace`).
-    function open(address defender, Context calldata ctx) external returns (uint256 id) {
+    /// @notice Opens a game against `defender` over segment `seg`, each of whose steps has context `ctx`; the caller
+    ///         is the challenger. The defender moves first: the state root after the segment's middle step
+    ///         (`revealStepRoot`), or for a one-step segment the trace (`commitTrace`).
+    function open(address defender, Context calldata ctx, Segment calldata seg) external returns (uint256 id) {
         if (defender == address(0) || defender == msg.sender) revert BadParties();
-        if (ctx.records == 0 || ctx.programRoot == bytes32(0)) revert BadContext();
+        if (ctx.records == 0 || ctx.programRoot == bytes32(0) || seg.steps == 0) revert BadContext();
         id = ++gameCount;
         Game storage g = _games[id];
         g.defender = defender;
         g.challenger = msg.sender;
         g.ctx = ctx;
-        g.phase = Phase.AwaitingTrace;
+        g.segment = seg;
+        _bisect(g.steps, seg.steps, seg.preRoot, seg.postRoot);
+        g.phase = seg.steps == 1 ? Phase.AwaitingTrace : Phase.AwaitingStepRoot;
         g.defenderClock = uint48(clockBudget);
         g.challengerClock = uint48(clockBudget);
         g.lastMoveAt = uint48(block.timestamp);
-        emit GameOpened(id, defender, msg.sender, ctx);
+        emit GameOpened(id, defender, msg.sender, ctx, seg);
+    }
+
+    /// @notice The defender's state root after the middle step of the disputed range of steps.
+    function revealStepRoot(uint256 id, bytes32 root) external {
+        Game storage g = _move(id, Phase.AwaitingStepRoot, true);
+        g.steps.pending = root;
+        g.phase = Phase.AwaitingStepChoice;
+        emit StepRootRevealed(id, g.steps.lo, g.steps.hi, _mid(g.steps), root);
+    }
+
+    /// @notice The challenger agrees with the revealed state root (the lie is in a later step) or not (in an earlier
+    ///         one, or this). One step left: its trace is played (`commitTrace`).
+    function chooseStep(uint256 id, bool agree) external {
+        Game storage g = _move(id, Phase.AwaitingStepChoice, false);
+        bool done = _choose(g.steps, agree, g.steps.pending);
+        g.phase = done ? Phase.AwaitingTrace : Phase.AwaitingStepRoot;
+        emit StepChosen(id, agree, g.steps.lo, g.steps.hi);
     }
 
     /// @notice The defender's trace root of the step (one leaf per record of the program).
@@ -320,9 +367,7 @@ contract ExactStepGame {
         g.claimed = uint64(bits); // ≤ 8 bytes wide
         g.phase = Phase.AwaitingSettle;
         if (out.terms > DIRECT_TERMS) {
-            (g.foldLo, g.foldHi, g.accLo) = (0, out.terms, out.identity);
-            // forge-lint: disable-next-line(unsafe-typecast)
-            g.accHi = uint32(_canonical(bits)); // a float32 element
+            _bisect(g.fold, out.terms, bytes32(uint256(out.identity)), bytes32(_canonical(bits))); // a float32
             g.phase = Phase.AwaitingPartial;
         }
         emit ElementChosen(id, o, uint64(bits));
@@ -331,31 +376,29 @@ contract ExactStepGame {
     /// @notice The defender's partial result of the fold element after the middle term of the disputed range.
     function revealPartial(uint256 id, uint32 partialResult) external {
         Game storage g = _move(id, Phase.AwaitingPartial, true);
-        g.pendingPartial = partialResult;
+        g.fold.pending = bytes32(_canonical(partialResult));
         g.phase = Phase.AwaitingPartialChoice;
-        emit PartialRevealed(id, g.foldLo, g.foldHi, (g.foldLo + g.foldHi) / 2, partialResult);
+        emit PartialRevealed(id, g.fold.lo, g.fold.hi, _mid(g.fold), partialResult);
     }
 
     /// @notice The challenger agrees with the revealed partial result (the dispute is in the upper half) or not (in
     ///         the lower half). One term left: the term is settled (`settleTerm`).
     function choosePartial(uint256 id, bool agree) external {
         Game storage g = _move(id, Phase.AwaitingPartialChoice, false);
-        uint64 mid = (g.foldLo + g.foldHi) / 2;
-        uint32 p = uint32(_canonical(g.pendingPartial));
-        if (agree) (g.foldLo, g.accLo) = (mid, p);
-        else (g.foldHi, g.accHi) = (mid, p);
-        ++g.foldRounds;
-        g.phase = g.foldHi - g.foldLo == 1 ? Phase.AwaitingTermSettle : Phase.AwaitingPartial;
-        emit PartialChosen(id, agree, g.foldLo, g.foldHi);
+        bool done = _choose(g.fold, agree, g.fold.pending);
+        g.phase = done ? Phase.AwaitingTermSettle : Phase.AwaitingPartial;
+        emit PartialChosen(id, agree, g.fold.lo, g.fold.hi);
     }
 
-    /// @notice Either party: term `foldLo` of the fold element recomputed from the agreed partial result before it
+    /// @notice Either party: term `fold.lo` of the fold element recomputed from the agreed partial result before it
     ///         and the term's proven reads (`c`: the opened record's context, the element, the term's reads only).
     ///         Equal to the defender's partial result after it: the defender wins; else the challenger. The
     ///         challenger's move, as in `settle`.
     function settleTerm(uint256 id, ElementCheck.Claim calldata c) external {
         Game storage g = _settling(id, Phase.AwaitingTermSettle, c);
-        bool holds = checker.foldTerm(c, g.foldLo, g.accLo) == g.accHi;
+        Bisection memory b = g.fold;
+        // forge-lint: disable-next-line(unsafe-typecast)
+        bool holds = checker.foldTerm(c, b.lo, uint32(uint256(b.agreed))) == uint256(b.disputed); // float32 bits
         _end(id, g, holds ? g.defender : g.challenger, holds ? "term holds" : "term wrong");
     }
 
@@ -481,6 +524,23 @@ contract ExactStepGame {
         return ElementOps.width(dtype) / 8;
     }
 
+    function _bisect(Bisection storage b, uint64 size, bytes32 agreed, bytes32 disputed) private {
+        (b.lo, b.hi, b.agreed, b.disputed) = (0, size, agreed, disputed);
+    }
+
+    function _mid(Bisection storage b) private view returns (uint64) {
+        return (b.lo + b.hi) / 2;
+    }
+
+    /// @dev The challenger's answer to the revealed middle value; true when one element of the range is left.
+    function _choose(Bisection storage b, bool agree, bytes32 value) private returns (bool) {
+        uint64 mid = _mid(b);
+        if (agree) (b.lo, b.agreed) = (mid, value);
+        else (b.hi, b.disputed) = (mid, value);
+        ++b.rounds;
+        return b.hi - b.lo == 1;
+    }
+
     function _descend(Game storage g, bytes32 root, uint64 size, Phase atLeaf, Phase atNode) private {
         (g.node, g.lo, g.hi) = (root, 0, size);
         g.phase = size == 1 ? atLeaf : atNode;
@@ -512,8 +572,9 @@ contract ExactStepGame {
     }
 
     function _defenderMoves(Phase p) private pure returns (bool) {
-        return p == Phase.AwaitingTrace || p == Phase.AwaitingRecordReveal || p == Phase.AwaitingRecord
-            || p == Phase.AwaitingLeafReveal || p == Phase.AwaitingLeaf || p == Phase.AwaitingPartial;
+        return p == Phase.AwaitingStepRoot || p == Phase.AwaitingTrace || p == Phase.AwaitingRecordReveal
+            || p == Phase.AwaitingRecord || p == Phase.AwaitingLeafReveal || p == Phase.AwaitingLeaf
+            || p == Phase.AwaitingPartial;
     }
 
     function _game(uint256 id) private view returns (Game storage g) {

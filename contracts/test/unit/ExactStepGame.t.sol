@@ -25,8 +25,21 @@ contract ExactStepGameTest is Test {
     }
 
     function _open(ExactStepGame.Context memory ctx) internal returns (uint256 id) {
+        id = _openSegment(ctx, 1);
+    }
+
+    function _openSegment(ExactStepGame.Context memory ctx, uint64 steps) internal returns (uint256 id) {
         vm.prank(challenger);
-        id = game.open(defender, ctx);
+        id = game.open(defender, ctx, _segment(steps));
+    }
+
+    function _segment(uint64 steps) internal pure returns (ExactStepGame.Segment memory) {
+        return ExactStepGame.Segment({preRoot: _root(0), postRoot: _root(steps), firstStep: 40, steps: steps});
+    }
+
+    /// @dev The honest state root after `k` steps of the segment (a liar's differs after its lie).
+    function _root(uint256 k) internal pure returns (bytes32) {
+        return keccak256(abi.encode("state after", k));
     }
 
     function _ctx(bytes32[] memory programLeaves, bytes32 floatsRoot)
@@ -83,6 +96,53 @@ contract ExactStepGameTest is Test {
         assertEq(g.node, RFC9162.hashLeaf(entries[target]));
         assertEq(g.recordRounds, RFC9162.leafDepth(target, n));
         assertLe(g.recordRounds, n > 1 ? _ceilLog2(n) : 0);
+    }
+
+    /// @dev A defender that lies from step `bad` on (every root after it differs) against an honest challenger: the
+    ///      step descent ends at step `bad` in at most ceil(log2 steps) rounds, its pre-state root the honest one and
+    ///      its post-state root the liar's; then the trace is due.
+    function testFuzz_stepDescentEndsAtTheFirstLyingStep(uint64 steps, uint64 bad) public {
+        steps = uint64(bound(steps, 1, 1 << 40));
+        bad = uint64(bound(bad, 0, steps - 1));
+        uint256 id = _openSegment(_ctx(_entries(3, 1), bytes32(0)), steps);
+        ExactStepGame.Game memory g = game.getGame(id);
+        while (g.phase == ExactStepGame.Phase.AwaitingStepRoot) {
+            uint64 mid = (g.steps.lo + g.steps.hi) / 2;
+            bytes32 claimed = mid > bad ? keccak256(abi.encode("lie", mid)) : _root(mid);
+            vm.prank(defender);
+            game.revealStepRoot(id, claimed);
+            vm.prank(challenger);
+            game.chooseStep(id, claimed == _root(mid));
+            g = game.getGame(id);
+        }
+        assertEq(uint256(g.phase), uint256(ExactStepGame.Phase.AwaitingTrace));
+        assertEq(g.steps.lo, bad);
+        assertEq(g.steps.hi, bad + 1);
+        assertEq(g.steps.agreed, _root(bad));
+        assertEq(g.steps.disputed, bad + 1 == steps ? _root(steps) : keccak256(abi.encode("lie", bad + 1)));
+        assertLe(g.steps.rounds, _ceilLog2(steps));
+    }
+
+    function test_stepDescent_movesInTurn_andASilentDefenderLoses() public {
+        uint256 id = _openSegment(_ctx(_entries(3, 1), bytes32(0)), 8);
+        vm.prank(defender);
+        vm.expectRevert(
+            abi.encodeWithSelector(ExactStepGame.WrongPhase.selector, id, ExactStepGame.Phase.AwaitingStepRoot)
+        );
+        game.commitTrace(id, bytes32(0));
+        vm.prank(challenger);
+        vm.expectRevert(abi.encodeWithSelector(ExactStepGame.NotYourMove.selector, challenger));
+        game.revealStepRoot(id, _root(4));
+        vm.prank(defender);
+        game.revealStepRoot(id, _root(4));
+        vm.prank(defender);
+        vm.expectRevert(abi.encodeWithSelector(ExactStepGame.NotYourMove.selector, defender));
+        game.chooseStep(id, true);
+        vm.prank(challenger);
+        game.chooseStep(id, true); // [4, 8)
+        vm.warp(block.timestamp + CLOCK + 1);
+        game.timeout(id);
+        assertEq(game.getGame(id).winner, challenger);
     }
 
     function _ceilLog2(uint256 n) internal pure returns (uint256 k) {
@@ -214,10 +274,13 @@ contract ExactStepGameTest is Test {
         ExactStepGame.Context memory ctx = _ctx(_entries(2, 1), bytes32(0));
         vm.prank(defender);
         vm.expectRevert(ExactStepGame.BadParties.selector);
-        game.open(defender, ctx);
+        game.open(defender, ctx, _segment(1));
+        vm.prank(challenger);
+        vm.expectRevert(ExactStepGame.BadContext.selector);
+        game.open(defender, ctx, _segment(0)); // a segment of no steps
         ctx.records = 0;
         vm.prank(challenger);
         vm.expectRevert(ExactStepGame.BadContext.selector);
-        game.open(defender, ctx);
+        game.open(defender, ctx, _segment(1));
     }
 }
