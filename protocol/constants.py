@@ -71,7 +71,9 @@ class StepPhase(IntEnum):
     AWAITING_PARTIAL = 13  # defender: a long fold's partial result at the middle term
     AWAITING_PARTIAL_CHOICE = 14  # challenger: agree or not
     AWAITING_TERM_SETTLE = 15  # either (the challenger's clock): recompute the one term left
-    ENDED = 16
+    AWAITING_TENSOR = 16  # defender: show where the agreed pre-state holds the disputed input (its manifest entry)
+    AWAITING_STATE_BYTES = 17  # either (the challenger's clock): the pre-state's bytes of the reached leaf
+    ENDED = 18
 
 
 class Outcome(IntEnum):

@@ -34,6 +34,7 @@ from protocol.constants import StepPhase
 from protocol.repro.elements import DTYPE_CODES, element, fold_partials, fold_term, operands
 from protocol.repro.trace import LEAF_BYTES, UNDEFINED, Trace, commitment, committed_bytes, element_proof
 from protocol.revert import RevertDecoder, default_decoder
+from protocol.state_reader import StateOpener
 from protocol.tx import send
 
 #: The ABI of an inputs-root entry: (kind, index, name, dtype code, shape, commitment); kind 1 a pre-state tensor
@@ -45,7 +46,7 @@ DIRECT_TERMS = 16
 
 
 #: The contracts a move's revert can come from.
-GAME_CONTRACTS = ("ExactStepGame", "ElementChecker", "ElementEvaluator")
+GAME_CONTRACTS = ("ExactStepGame", "ElementChecker", "ElementEvaluator", "StateReader")
 
 
 def decoder() -> RevertDecoder:
@@ -59,6 +60,10 @@ def send_move(w3: Web3, account: LocalAccount, fn: Any) -> Any:
 
 class GameError(RuntimeError):
     """A player cannot make its move (it has no data for it, or the game is not in a state it knows)."""
+
+
+class GameStopped(GameError):
+    """:func:`play` reached the phase it was asked to stop at (``stop_at``), before moving in it."""
 
 
 def segment(pre_root: bytes, post_root: bytes, first_step: int, steps: int) -> tuple[bytes, bytes, int, int]:
@@ -112,7 +117,8 @@ def input_entry(ref: str, dtype: str, shape: Sequence[int], commitment_: bytes) 
 
 @dataclass(frozen=True)
 class Context:
-    """What both parties agree about a step before it is played (``ExactStepGame.Context``)."""
+    """A step's program root, floats root and record count (``ExactStepGame.Context``, agreed when the game opens),
+    and the inputs root a player computes from its own trace (the defender commits its own with the trace)."""
 
     program_root: bytes
     floats_root: bytes
@@ -121,8 +127,8 @@ class Context:
     entries: tuple[bytes, ...]  # the inputs root's entries
     positions: dict[str, int] = field(hash=False)  # "s:<name>" / "x:<k>" → position in the inputs root
 
-    def as_tuple(self) -> tuple[bytes, bytes, bytes, int, int]:
-        return (self.program_root, self.floats_root, self.inputs_root, self.records, len(self.entries))
+    def as_tuple(self) -> tuple[bytes, bytes, int]:
+        return (self.program_root, self.floats_root, self.records)
 
     def commitment_of(self, ref: str) -> bytes:
         """The commitment the inputs root gives pre-state tensor or external ``ref``."""
@@ -182,23 +188,43 @@ def _chunk_leaves(data: bytes) -> list[bytes]:
     return [merkle.leaf_hash(data[i : i + LEAF_BYTES]) for i in range(0, len(data), LEAF_BYTES)]
 
 
+#: A tensor being descended: an output ``(record, j)``, or a pre-state input ``"s:<name>"`` under dispute.
+TensorKey = tuple[int, int] | str
+
+
 class _Player:
-    def __init__(self, trace: Trace, ctx: Context) -> None:
+    """``pre_state``: the serialised pre-state of the step (what input disputes open against the agreed root)."""
+
+    def __init__(self, trace: Trace, ctx: Context, pre_state: bytes | None = None) -> None:
         if not trace.values:
             raise GameError("a player needs a keep_values trace")
         self.trace = trace
         self.ctx = ctx
+        self.state = StateOpener(pre_state) if pre_state is not None else None
         self.leaves = [merkle.leaf_hash(r.record_hash()) for r in trace.records]
-        self._out_leaves: dict[tuple[int, int], list[bytes]] = {}
+        self._out_leaves: dict[TensorKey, list[bytes]] = {}
 
     def output_bytes(self, t: int, j: int) -> bytes:
         return committed_bytes(self.trace.values[f"r{t}.{j}"])
 
-    def output_leaves(self, t: int, j: int) -> list[bytes]:
-        key = (t, j)
+    def tensor_bytes(self, key: TensorKey) -> bytes:
+        return committed_bytes(self.trace.values[key]) if isinstance(key, str) else self.output_bytes(*key)
+
+    def output_leaves(self, key: TensorKey) -> list[bytes]:
         if key not in self._out_leaves:
-            self._out_leaves[key] = _chunk_leaves(self.output_bytes(t, j))
+            self._out_leaves[key] = _chunk_leaves(self.tensor_bytes(key))
         return self._out_leaves[key]
+
+    def opened_state(self) -> StateOpener:
+        if self.state is None:
+            raise GameError("an input dispute needs the player's serialised pre-state")
+        return self.state
+
+    def input_settlement(self, ref: str, leaf: int) -> tuple:
+        """``StateReader.Chunks`` holding leaf ``leaf`` of pre-state tensor ``ref`` in the agreed pre-state."""
+        t = self.opened_state().tensor(ref[2:])
+        start = t.start + leaf * LEAF_BYTES
+        return self.opened_state().range_opening(start, min(LEAF_BYTES, t.nbytes - leaf * LEAF_BYTES))
 
     def _reader(self, t: int) -> tuple[list[Any], list[torch.Tensor], Callable[[int, int], Any], list[tuple[int, int]]]:
         r = self.trace.records[t]
@@ -255,8 +281,12 @@ class Defender(_Player):
     def trace_root(self) -> bytes:
         return merkle.rfc9162_root(self.leaves)
 
-    def reveal(self, lo: int, hi: int, output: tuple[int, int] | None) -> tuple[bytes, bytes]:
-        return _children(self.leaves if output is None else self.output_leaves(*output), lo, hi)
+    def reveal(self, lo: int, hi: int, output: TensorKey | None) -> tuple[bytes, bytes]:
+        return _children(self.leaves if output is None else self.output_leaves(output), lo, hi)
+
+    def open_tensor(self, ref: str) -> tuple[bytes, tuple]:
+        """The disputed input's entry (as its inputs root has it) and the pre-state's manifest opening of it."""
+        return self.ctx.entries[self.ctx.positions[ref]], self.opened_state().manifest_opening(ref[2:])
 
     def open_record(self, t: int) -> tuple[tuple, list[tuple]]:
         r = self.trace.records[t]
@@ -282,25 +312,45 @@ class Defender(_Player):
                 inputs.append((self.ctx.entries[pos], [], [], pos, merkle.rfc9162_path(entry_leaves, pos)))
         return opening, inputs
 
-    def open_leaf(self, t: int, j: int, leaf: int) -> bytes:
-        return self.output_bytes(t, j)[leaf * LEAF_BYTES : (leaf + 1) * LEAF_BYTES]
+    def open_leaf(self, key: TensorKey, leaf: int) -> bytes:
+        return self.tensor_bytes(key)[leaf * LEAF_BYTES : (leaf + 1) * LEAF_BYTES]
 
 
 class Challenger(_Player):
     """The verifier's side: its own honest ``trace`` of the step. ``steer`` may override where it descends (a lying
-    challenger disputes a record the defender has right)."""
+    challenger disputes a record the defender has right); ``dispute_inputs`` makes it dispute the reached record's
+    first pre-state input even if it is right."""
 
-    def __init__(self, trace: Trace, ctx: Context, steer: Callable[[int, int], bool] | None = None) -> None:
-        super().__init__(trace, ctx)
+    def __init__(
+        self,
+        trace: Trace,
+        ctx: Context,
+        steer: Callable[[int, int], bool] | None = None,
+        pre_state: bytes | None = None,
+        dispute_inputs: bool = False,
+    ) -> None:
+        super().__init__(trace, ctx, pre_state)
         self.steer = steer
+        self.dispute_inputs = dispute_inputs
 
-    def choose(self, lo: int, hi: int, left: bytes, right: bytes, output: tuple[int, int] | None) -> bool:
+    def choose(self, lo: int, hi: int, left: bytes, right: bytes, output: TensorKey | None) -> bool:
         """True for the right half: the left one if it differs from its own, else the right one."""
         if output is None and self.steer is not None:
             return self.steer(lo, hi)
-        mine = self.leaves if output is None else self.output_leaves(*output)
+        mine = self.leaves if output is None else self.output_leaves(output)
         own_left, _ = _children(mine, lo, hi)
         return left == own_left
+
+    def disputed_input(self, t: int, opened: Sequence[tuple]) -> int | None:
+        """The first pre-state input of record ``t`` whose opened entry (``opened``: the defender's input openings)
+        commits to another tensor than its own pre-state's, or None."""
+        for k, ref in enumerate(self.trace.records[t].inputs):
+            if not ref.startswith("s:"):
+                continue
+            theirs = bytes(decode(list(INPUT_ENTRY_ABI), opened[k][0])[5])
+            if self.dispute_inputs or theirs != self.ctx.commitment_of(ref):
+                return k
+        return None
 
     def choose_output(self, t: int, commitments: Sequence[bytes]) -> int:
         """The first output whose commitment differs from its own (the first defined one if none does)."""
@@ -328,6 +378,7 @@ class Outcome:
     step: int | None = None  # the step of the segment the step descent reached (0-based)
     step_rounds: int = 0
     record: int | None = None
+    input: str | None = None  # the pre-state input disputed ("s:<name>"), if any
     output: int | None = None
     element: int | None = None
     record_rounds: int = 0
@@ -348,13 +399,14 @@ def play(
     *,
     roots: tuple[Sequence[bytes], Sequence[bytes]] | None = None,
     settle_by: str = "challenger",
+    stop_at: StepPhase | None = None,
     max_moves: int = 256,
 ) -> Outcome:
     """Plays game ``game_id`` on ``game`` (an ExactStepGame contract) to its end, one move per transaction, each
     by the party whose move it is. ``roots`` are the defender's and the challenger's state roots before and after
     each step of the segment (:func:`segment_roots`; needed when it has more than one step); a player given as a
     callable is made for the step the descent reached (its offset in the segment). ``settle_by`` says who sends
-    the settlement (either may)."""
+    the settlement (either may). ``stop_at`` stops before the first move in that phase (:class:`GameStopped`)."""
     gas: dict[str, int] = {}
     max_tx = 0
     t: int | None = None
@@ -362,6 +414,8 @@ def play(
     leaf: int | None = None
     o: int | None = None
     commitments: list[bytes] = []
+    opened_inputs: list[tuple] = []
+    disputed: str | None = None  # the pre-state input under dispute
 
     def tx(name: str, account: LocalAccount, fn: Any) -> Any:
         nonlocal max_tx
@@ -378,14 +432,18 @@ def play(
         g = f.getGame(game_id).call()
         phase = StepPhase(g.phase)
         lo, hi = g.lo, g.hi
-        output: tuple[int, int] | None = None if t is None or j is None else (t, j)
+        output: TensorKey | None = disputed if disputed is not None else None if t is None or j is None else (t, j)
         if phase == StepPhase.ENDED:
             ended = game.events.GameEnded().get_logs(from_block=0, argument_filters={"id": game_id})
             reason = ended[-1]["args"]["reason"] if ended else ""
             who = "defender" if g.winner == defender_account.address else "challenger"
             return Outcome(
-                who, reason, step, g.steps.rounds, t, j, o, g.recordRounds, g.leafRounds, g.fold.rounds, gas, max_tx
-            )
+                who, reason, step=step, step_rounds=g.steps.rounds, record=t, input=disputed, output=j, element=o,
+                record_rounds=g.recordRounds, leaf_rounds=g.leafRounds, fold_rounds=g.fold.rounds, gas=gas,
+                max_tx_gas=max_tx,
+            )  # fmt: skip
+        if phase == stop_at:
+            raise GameStopped(f"game {game_id} reached {phase.name}")
         if phase in (StepPhase.AWAITING_STEP_ROOT, StepPhase.AWAITING_STEP_CHOICE):
             if roots is None:
                 raise GameError(f"game {game_id} descends a segment of {g.segment.steps} steps: the players need roots")
@@ -398,7 +456,8 @@ def play(
             step = g.steps.lo
             dp = defender if isinstance(defender, Defender) else defender(step)
             cp = challenger if isinstance(challenger, Challenger) else challenger(step)
-            tx("commitTrace", defender_account, f.commitTrace(game_id, dp.trace_root()))
+            commit = f.commitTrace(game_id, dp.trace_root(), dp.ctx.inputs_root, len(dp.ctx.entries))
+            tx("commitTrace", defender_account, commit)
         elif dp is None or cp is None:
             raise GameError(f"game {game_id} is past its trace: these players need the step to make theirs")
         elif phase in (StepPhase.AWAITING_RECORD_REVEAL, StepPhase.AWAITING_LEAF_REVEAL):
@@ -409,17 +468,31 @@ def play(
             tx("choose", challenger_account, f.choose(game_id, side))
         elif phase == StepPhase.AWAITING_RECORD:
             t = lo
-            opening, inputs = dp.open_record(t)
+            opening, opened_inputs = dp.open_record(t)
             commitments = opening[2]
-            tx("openRecord", defender_account, f.openRecord(game_id, opening, inputs))
+            tx("openRecord", defender_account, f.openRecord(game_id, opening, opened_inputs))
         elif phase == StepPhase.AWAITING_OUTPUT:
             assert t is not None
-            j = cp.choose_output(t, commitments)
-            tx("chooseOutput", challenger_account, f.chooseOutput(game_id, j))
+            k = cp.disputed_input(t, opened_inputs)
+            if k is not None:  # the record read a pre-state tensor that is not the agreed pre-state's
+                disputed = cp.trace.records[t].inputs[k]
+                tx("disputeInput", challenger_account, f.disputeInput(game_id, k))
+            else:
+                j = cp.choose_output(t, commitments)
+                tx("chooseOutput", challenger_account, f.chooseOutput(game_id, j))
+        elif phase == StepPhase.AWAITING_TENSOR:
+            assert disputed is not None
+            entry, manifest = dp.open_tensor(disputed)
+            tx("openTensor", defender_account, f.openTensor(game_id, entry, manifest))
+        elif phase == StepPhase.AWAITING_STATE_BYTES:
+            assert disputed is not None
+            player = cp if settle_by == "challenger" else dp
+            account = challenger_account if settle_by == "challenger" else defender_account
+            tx("settleInput", account, f.settleInput(game_id, player.input_settlement(disputed, lo)))
         elif phase == StepPhase.AWAITING_LEAF:
-            assert t is not None and j is not None
+            assert output is not None
             leaf = lo
-            tx("openLeaf", defender_account, f.openLeaf(game_id, dp.open_leaf(t, j, leaf)))
+            tx("openLeaf", defender_account, f.openLeaf(game_id, dp.open_leaf(output, leaf)))
         elif phase == StepPhase.AWAITING_ELEMENT:
             assert t is not None and j is not None and leaf is not None
             chunk = game.events.LeafOpened().get_logs(from_block=0, argument_filters={"id": game_id})[-1]["args"]

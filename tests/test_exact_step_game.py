@@ -14,9 +14,11 @@ import math
 import pytest
 from harnesses import deploy_harness
 
+from protocol.constants import StepPhase
 from protocol.exact_step_game import (
     Challenger,
     Defender,
+    GameStopped,
     lie,
     play,
     segment,
@@ -37,15 +39,15 @@ TX_GAS_LIMIT = 5_000_000
 def game(w3, dev):
     evaluator = deploy_harness(w3, dev[0], "ElementEvaluator")
     checker = deploy_harness(w3, dev[0], "ElementChecker", evaluator.address)
-    return deploy_harness(w3, dev[0], "ExactStepGame", checker.address, CLOCK, decode_tuples=True)
+    reader = deploy_harness(w3, dev[0], "StateReader")
+    return deploy_harness(w3, dev[0], "ExactStepGame", checker.address, reader.address, CLOCK, decode_tuples=True)
 
 
-@functools.cache
-def _trace(name: str):
+def _trainer(name: str):
+    """A trainer at the initial state of the test's MLP or small LM."""
     from protocol.engine.data import load_dataset
     from protocol.engine.examples import load_example, shortened
     from protocol.engine.runner import Trainer
-    from protocol.repro.trace import trace_step
 
     if name == "mlp":
         spec = shortened(load_example("mlp_digits"), 4, 1)
@@ -55,11 +57,26 @@ def _trace(name: str):
         spec = shortened(lm.model_copy(update={"model": model, "batch_size": 4}), 4, 1)
     t = Trainer(spec, load_dataset(spec.dataset))
     t.init()
-    trace = trace_step(t, keep_values=True)
+    return t
+
+
+@functools.cache
+def _trace(name: str):
+    from protocol.repro.trace import trace_step
+
+    trace = trace_step(_trainer(name), keep_values=True)
     return trace, step_context(trace)
 
 
-#: A one-step segment (the step descent has nothing to do): roots the trace game does not read yet.
+@functools.cache
+def _pre_state(name: str) -> bytes:
+    """The serialised pre-state of :func:`_trace`'s step (the initial state: deterministic)."""
+    from protocol.state import serialize_bytes
+
+    return serialize_bytes(_trainer(name).state())
+
+
+#: A one-step segment (the step descent has nothing to do) whose pre-state root is not read by the game played.
 ONE_STEP = segment(b"\x01" * 32, b"\x02" * 32, 0, 1)
 
 
@@ -208,17 +225,18 @@ def test_moves_out_of_turn_or_with_wrong_data_are_refused(w3, dev, game):
     """Only the party to move may move, in its phase, with data that hashes to what was committed."""
     trace, ctx = _trace("mlp")
     defender = Defender(trace, ctx)
+    commit = (defender.trace_root(), ctx.inputs_root, len(ctx.entries))
     gid = _open(w3, game, dev[1], dev[2], ctx)
     f = game.functions
     for who, fn, name in [
-        (dev[2], f.commitTrace(gid, defender.trace_root()), "NotYourMove"),
+        (dev[2], f.commitTrace(gid, *commit), "NotYourMove"),
         (dev[1], f.choose(gid, True), "WrongPhase"),
-        (dev[1], f.commitTrace(gid + 99, defender.trace_root()), "UnknownGame"),
+        (dev[1], f.commitTrace(gid + 99, *commit), "UnknownGame"),
     ]:
         with pytest.raises(ContractRevert) as err:
             send_move(w3, who, fn)
         assert err.value.name == name
-    send_move(w3, dev[1], f.commitTrace(gid, defender.trace_root()))
+    send_move(w3, dev[1], f.commitTrace(gid, *commit))
     left, right = defender.reveal(0, len(trace.records), None)
     with pytest.raises(ContractRevert) as err:
         send_move(w3, dev[1], f.reveal(gid, right, left))
@@ -351,3 +369,101 @@ def test_an_honest_solver_wins_against_a_challenger_that_lies_about_the_segment(
                dev[1], dev[2], roots=(roots, _forked(roots, CHALLENGER_FORKS_AT)))  # fmt: skip
     assert (out.step, out.winner, out.reason, out.record) == (step, "defender", "element holds", target), out
     assert out.step_rounds <= _depth_bound(SEGMENT_STEPS), out
+
+
+def _one_step(name: str):
+    """The one-step segment of :func:`_trace`'s step, from the root of its real pre-state."""
+    from protocol.state_reader import StateOpener
+
+    return segment(StateOpener(_pre_state(name)).root(), b"\x02" * 32, 0, 1)
+
+
+DOCTORED = "param/layers.0.weight"
+
+
+@functools.cache
+def _doctored_trace():
+    """The step as a solver computes it from a pre-state of its own whose DOCTORED tensor is one ulp off in one
+    element: every record is consistent with that input, so only the input itself is a lie."""
+    import copy
+
+    from protocol.repro.trace import trace_step
+
+    t = _trainer("mlp")
+    state = copy.deepcopy(t.state())
+    w = state.tensors[DOCTORED]
+    w.view(-1).view(__import__("torch").int32)[w.numel() // 2] ^= 1
+    t.load(state)
+    trace = trace_step(t, keep_values=True)
+    return trace, step_context(trace)
+
+
+@pytest.mark.parametrize("settle_by", ["challenger", "defender"])
+def test_a_solver_that_lies_about_a_pre_state_tensor_loses_at_that_input(w3, dev, game, settle_by):
+    """The liar computes the step honestly from a pre-state tensor one ulp off (its inputs root commits to it): the
+    first record whose output differs reads that tensor; the challenger disputes the input, the defender must show
+    the tensor's manifest entry in the agreed pre-state (StateReader), and a leaf descent over its commitment ends
+    at a leaf the pre-state's own bytes contradict — whoever settles."""
+    honest, ctx = _trace("mlp")
+    doctored, liar_ctx = _doctored_trace()
+    assert liar_ctx.inputs_root != ctx.inputs_root and liar_ctx.program_root == ctx.program_root
+    blob = _pre_state("mlp")
+    gid = _open(w3, game, dev[1], dev[2], ctx, _one_step("mlp"))
+    liar = Defender(doctored, liar_ctx, pre_state=blob)
+    out = play(w3, game, gid, liar, Challenger(honest, ctx, pre_state=blob), dev[1], dev[2], settle_by=settle_by)
+    assert (out.winner, out.reason, out.input) == ("challenger", "input wrong", f"s:{DOCTORED}"), out
+    assert out.max_tx_gas < TX_GAS_LIMIT, out
+    print(f"input lie: record {out.record}, rounds {out.record_rounds}+{out.leaf_rounds}, gas "
+          f"{sum(out.gas.values()):,} (max tx {out.max_tx_gas:,}) {json.dumps(out.gas)}")  # fmt: skip
+
+
+def test_an_honest_solver_wins_when_a_right_input_is_disputed(w3, dev, game):
+    """A challenger that disputes a pre-state input the honest defender committed right loses: the pre-state's
+    bytes at the leaf it reaches are the defender's."""
+    from protocol import merkle
+
+    trace, ctx = _trace("mlp")
+    target = _lie_targets(trace)["state"]
+
+    def steer(lo: int, hi: int) -> bool:
+        return target >= lo + merkle.split_point(hi - lo)
+
+    blob = _pre_state("mlp")
+    gid = _open(w3, game, dev[1], dev[2], ctx, _one_step("mlp"))
+    challenger = Challenger(trace, ctx, steer, pre_state=blob, dispute_inputs=True)
+    out = play(w3, game, gid, Defender(trace, ctx, pre_state=blob), challenger, dev[1], dev[2])
+    assert (out.winner, out.reason, out.record) == ("defender", "input holds", target), out
+    assert out.input is not None and out.input.startswith("s:"), out
+
+
+def test_a_defender_cannot_place_a_disputed_input_at_another_tensor(w3, dev, game):
+    """Opening the disputed input with another tensor's manifest entry, or one not proven in the agreed pre-state,
+    is refused by name; the defender then loses on its clock."""
+    from protocol.state_reader import StateOpener
+
+    honest, ctx = _trace("mlp")
+    doctored, liar_ctx = _doctored_trace()
+    blob = _pre_state("mlp")
+    gid = _open(w3, game, dev[1], dev[2], ctx, _one_step("mlp"))
+    liar = Defender(doctored, liar_ctx, pre_state=blob)
+    with pytest.raises(GameStopped):  # the liar's move is made below, by hand
+        play(w3, game, gid, liar, Challenger(honest, ctx, pre_state=blob), dev[1], dev[2],
+             stop_at=StepPhase.AWAITING_TENSOR)  # fmt: skip
+    entry, (chunks, entry_at, last_at) = liar.open_tensor(f"s:{DOCTORED}")
+    opener = StateOpener(blob)
+    other = next(e for e in opener.entries if e["name"] != DOCTORED)
+    wrong_at = opener.manifest.find(json.dumps(other, sort_keys=True, separators=(",", ":")).encode())
+    first, data, paths = chunks
+    bent = bytearray(data[0])
+    bent[-1] ^= 1
+    for opening, name in (
+        ((chunks, wrong_at, last_at), "EntryNotInManifest"),  # another tensor's entry
+        ((chunks, entry_at, entry_at), "EntryNotInManifest"),  # not the last entry
+        (((first, [bytes(bent), *data[1:]], paths), entry_at, last_at), "ChunkNotInState"),  # not the state's bytes
+    ):
+        with pytest.raises(ContractRevert) as err:
+            send_move(w3, dev[1], game.functions.openTensor(gid, entry, opening))
+        assert err.value.name == name, (opening[1:], err.value)
+    _advance(w3, CLOCK + 1)
+    send_move(w3, dev[3], game.functions.timeout(gid))
+    assert game.functions.getGame(gid).call().winner == dev[2].address

@@ -5,6 +5,7 @@ import {ElementChecker} from "./ElementChecker.sol";
 import {ElementCheck} from "./libraries/ElementCheck.sol";
 import {ElementEval} from "./libraries/ElementEval.sol";
 import {ElementOps} from "./libraries/ElementOps.sol";
+import {StateReader} from "./StateReader.sol";
 import {RFC9162} from "./libraries/RFC9162.sol";
 import {TraceStructure} from "./libraries/TraceStructure.sol";
 
@@ -48,19 +49,20 @@ contract ExactStepGame {
         AwaitingPartial,
         AwaitingPartialChoice,
         AwaitingTermSettle,
+        AwaitingTensor,
+        AwaitingStateBytes,
         Ended
     }
 
     /// @notice What both parties agree about the step before it is played: the program root over the records'
-    ///         structure hashes (`records` leaves), the floats root over each record's float arguments
-    ///         (leaf entry sha256 of the floats as 8-byte big-endian binary64) and the inputs root over the entries
-    ///         of the pre-state tensors and external inputs the step reads (`inputs` leaves).
+    ///         structure hashes (`records` leaves) and the floats root over each record's float arguments (leaf entry
+    ///         sha256 of the floats as 8-byte big-endian binary64). The inputs root, over the entries of the pre-state
+    ///         tensors and external inputs the step reads, is the defender's (`commitTrace`): each pre-state entry a
+    ///         record reads can be disputed against the agreed pre-state root (`disputeInput`).
     struct Context {
         bytes32 programRoot;
         bytes32 floatsRoot;
-        bytes32 inputsRoot;
         uint64 records;
-        uint64 inputs;
     }
 
     /// @notice The disputed segment: the state root before its first step (agreed), the one after its last step
@@ -96,6 +98,8 @@ contract ExactStepGame {
         uint16 recordRounds;
         uint16 leafRounds;
         Context ctx;
+        bytes32 inputsRoot;
+        uint64 inputs;
         Segment segment;
         Bisection steps; // the segment's steps: state roots; at its end step `segment.firstStep + steps.lo` is played
         bytes32 traceRoot;
@@ -116,6 +120,12 @@ contract ExactStepGame {
         uint8 leafLength;
         uint64 claimed;
         Bisection fold; // a long fold's terms: the float32 partial result after `lo` terms agreed, after `hi` disputed
+        // a disputed pre-state input of the opened record (its index + 1) and where the state holds its bytes
+        uint16 input;
+        uint8 inputDtype;
+        uint64 tensorStart;
+        uint64 tensorBytes;
+        uint64 chunkCount;
     }
 
     /// @notice One output of the opened record: its commitment, element count and dtype code.
@@ -153,16 +163,21 @@ contract ExactStepGame {
 
     uint256 public immutable clockBudget;
     ElementChecker public immutable checker;
+    StateReader public immutable reader;
     uint256 public gameCount;
     mapping(uint256 => Game) private _games;
     mapping(uint256 => mapping(uint256 => Output)) private _outputs;
+    /// @dev keccak256 of the inputs-root entry of each pre-state tensor input of the opened record, by input index.
+    mapping(uint256 => mapping(uint256 => bytes32)) private _stateInputs;
 
     event GameOpened(
         uint256 indexed id, address indexed defender, address indexed challenger, Context ctx, Segment segment
     );
     event StepRootRevealed(uint256 indexed id, uint64 lo, uint64 hi, uint64 mid, bytes32 root);
     event StepChosen(uint256 indexed id, bool agree, uint64 lo, uint64 hi);
-    event TraceCommitted(uint256 indexed id, bytes32 traceRoot);
+    event TraceCommitted(uint256 indexed id, bytes32 traceRoot, bytes32 inputsRoot, uint64 inputs);
+    event InputDisputed(uint256 indexed id, uint16 input);
+    event TensorOpened(uint256 indexed id, uint64 start, uint64 nbytes, uint64 leaves);
     event ChildrenRevealed(uint256 indexed id, uint64 lo, uint64 hi, bytes32 left, bytes32 right);
     event SideChosen(uint256 indexed id, bool right, uint64 lo, uint64 hi, bytes32 node);
     event RecordOpened(uint256 indexed id, uint64 record, bytes structure, uint64[] floats, bytes32[] commitments);
@@ -192,9 +207,10 @@ contract ExactStepGame {
     error BadElement(uint256 o);
     error ContextMismatch();
 
-    constructor(ElementChecker checker_, uint256 clockBudget_) {
+    constructor(ElementChecker checker_, StateReader reader_, uint256 clockBudget_) {
         if (clockBudget_ == 0 || clockBudget_ > type(uint48).max) revert BadClockBudget();
         checker = checker_;
+        reader = reader_;
         clockBudget = clockBudget_;
     }
 
@@ -235,12 +251,13 @@ contract ExactStepGame {
         emit StepChosen(id, agree, g.steps.lo, g.steps.hi);
     }
 
-    /// @notice The defender's trace root of the step (one leaf per record of the program).
-    function commitTrace(uint256 id, bytes32 traceRoot) external {
+    /// @notice The defender's trace root of the step (one leaf per record of the program) and its inputs root
+    ///         (`inputs` entries: the pre-state tensors and external inputs the step reads).
+    function commitTrace(uint256 id, bytes32 traceRoot, bytes32 inputsRoot, uint64 inputs) external {
         Game storage g = _move(id, Phase.AwaitingTrace, true);
-        g.traceRoot = traceRoot;
+        (g.traceRoot, g.inputsRoot, g.inputs) = (traceRoot, inputsRoot, inputs);
         _descend(g, traceRoot, g.ctx.records, Phase.AwaitingRecord, Phase.AwaitingRecordReveal);
-        emit TraceCommitted(id, traceRoot);
+        emit TraceCommitted(id, traceRoot, inputsRoot, inputs);
     }
 
     /// @notice The defender reveals the children of the node being descended (records or an output's leaves).
@@ -315,6 +332,7 @@ contract ExactStepGame {
         bytes32[] memory inCommitments = new bytes32[](ins.length);
         for (uint256 k = 0; k < ins.length; ++k) {
             (inCommitments[k], inShapes[k], inDtypes[k]) = _inputOf(g, t, s.inputs[k], ins[k], k);
+            if (s.inputs[k].kind == TraceStructure.REF_STATE) _stateInputs[id][k] = keccak256(ins[k].data);
         }
         _storeOutputs(id, s, r.commitments, inShapes, inDtypes);
         // forge-lint: disable-next-line(unsafe-typecast)
@@ -336,18 +354,61 @@ contract ExactStepGame {
         emit OutputChosen(id, j, leaves);
     }
 
+    /// @notice The challenger disputes tensor input `k` of the opened record, a pre-state tensor: its commitment in
+    ///         the defender's inputs root is not the agreed pre-state's tensor of that name. The defender must show
+    ///         where the state holds it (`openTensor`); then a leaf descent over the commitment ends at one leaf,
+    ///         compared with the state's bytes (`settleInput`).
+    function disputeInput(uint256 id, uint16 k) external {
+        Game storage g = _move(id, Phase.AwaitingOutput, false);
+        if (_stateInputs[id][k] == bytes32(0)) revert BadInput(k, "not a pre-state tensor");
+        g.input = k + 1;
+        g.phase = Phase.AwaitingTensor;
+        emit InputDisputed(id, k);
+    }
+
+    /// @notice The defender opens the disputed input's entry (as in its inputs root) and the pre-state's manifest
+    ///         entry of that tensor (StateReader); its dtype and shape must be the entry's.
+    function openTensor(uint256 id, bytes calldata entry, StateReader.ManifestOpening calldata m) external {
+        Game storage g = _move(id, Phase.AwaitingTensor, true);
+        if (keccak256(entry) != _stateInputs[id][g.input - 1]) revert BadOpening("entry");
+        (bytes32 commitment, StateReader.Tensor memory t) = reader.entryTensor(g.steps.agreed, entry, m);
+        (g.inputDtype, g.tensorStart, g.tensorBytes, g.chunkCount) = (t.dtype, t.start, t.nbytes, t.chunkCount);
+        uint64 leaves = (t.nbytes + 31) / 32;
+        emit TensorOpened(id, t.start, t.nbytes, leaves);
+        if (leaves == 0) {
+            bool holds = commitment == sha256("");
+            _end(id, g, holds ? g.defender : g.challenger, holds ? "input holds" : "input wrong");
+            return;
+        }
+        _descend(g, commitment, leaves, Phase.AwaitingLeaf, Phase.AwaitingLeafReveal);
+    }
+
+    /// @notice Either party (the challenger's clock): the pre-state's bytes of the leaf the input's descent reached
+    ///         (`c`: the state chunks holding them, each proven against the agreed pre-state root), float32 NaNs
+    ///         canonical as in a commitment. Equal to the defender's leaf: the defender wins; else the challenger.
+    function settleInput(uint256 id, StateReader.Chunks calldata c) external {
+        Game storage g = _game(id);
+        if (g.phase != Phase.AwaitingStateBytes) revert WrongPhase(id, g.phase);
+        if (msg.sender == g.challenger) _spendClock(g, id, false);
+        else if (msg.sender != g.defender) revert NotYourMove(msg.sender);
+        uint256 start = g.tensorStart + uint256(g.lo) * 32;
+        bool holds =
+            reader.committedLeaf(g.steps.agreed, g.chunkCount, start, g.leafLength, g.inputDtype, c) == g.leafBytes;
+        _end(id, g, holds ? g.defender : g.challenger, holds ? "input holds" : "input wrong");
+    }
+
     /// @notice The defender opens the leaf the descent reached: its bytes (32, the last leaf fewer).
     function openLeaf(uint256 id, bytes calldata chunk) external {
         Game storage g = _move(id, Phase.AwaitingLeaf, true);
         Output memory out = _outputs[id][g.output];
-        uint256 total = uint256(out.numel) * ElementOps.width(out.dtype) / 8;
+        uint256 total = g.input != 0 ? g.tensorBytes : uint256(out.numel) * ElementOps.width(out.dtype) / 8;
         uint256 start = uint256(g.lo) * 32;
         uint256 length = total - start > 32 ? 32 : total - start;
         if (chunk.length != length || sha256(abi.encodePacked(bytes1(0x00), chunk)) != g.node) revert LeafMismatch();
         g.leafBytes = bytes32(chunk);
         // forge-lint: disable-next-line(unsafe-typecast)
         g.leafLength = uint8(length); // ≤ 32
-        g.phase = Phase.AwaitingElement;
+        g.phase = g.input != 0 ? Phase.AwaitingStateBytes : Phase.AwaitingElement;
         emit LeafOpened(id, g.lo, chunk);
     }
 
@@ -448,15 +509,6 @@ contract ExactStepGame {
         return _game(id);
     }
 
-    function outputOf(uint256 id, uint256 j) external view returns (Output memory) {
-        return _outputs[id][j];
-    }
-
-    /// @notice The leaf entry of a record's floats in the floats root: sha256 of each as 8 big-endian bytes.
-    function floatsHash(uint64[] calldata floats) external pure returns (bytes32) {
-        return _floatsHash(floats);
-    }
-
     function _floatsHash(uint64[] calldata floats) private pure returns (bytes32) {
         return sha256(ElementCheck.packFloats(floats));
     }
@@ -477,9 +529,7 @@ contract ExactStepGame {
             if (ref.output >= s.shapes.length || ref.output >= x.commitments.length) revert BadInput(k, "output");
             return (x.commitments[ref.output], s.shapes[ref.output], s.dtypes[ref.output]);
         }
-        if (!RFC9162.verifyInclusion(
-                g.ctx.inputsRoot, RFC9162.hashLeaf(sha256(x.data)), x.position, g.ctx.inputs, x.path
-            )) {
+        if (!RFC9162.verifyInclusion(g.inputsRoot, RFC9162.hashLeaf(sha256(x.data)), x.position, g.inputs, x.path)) {
             revert BadInput(k, "entry not in inputs");
         }
         (uint8 kind, uint32 index, string memory name, uint8 dtype, uint32[] memory shape, bytes32 commitment) =
@@ -574,7 +624,7 @@ contract ExactStepGame {
     function _defenderMoves(Phase p) private pure returns (bool) {
         return p == Phase.AwaitingStepRoot || p == Phase.AwaitingTrace || p == Phase.AwaitingRecordReveal
             || p == Phase.AwaitingRecord || p == Phase.AwaitingLeafReveal || p == Phase.AwaitingLeaf
-            || p == Phase.AwaitingPartial;
+            || p == Phase.AwaitingPartial || p == Phase.AwaitingTensor;
     }
 
     function _game(uint256 id) private view returns (Game storage g) {

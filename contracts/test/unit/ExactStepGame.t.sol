@@ -5,6 +5,7 @@ import {Test} from "forge-std/Test.sol";
 import {ElementChecker} from "../../src/ElementChecker.sol";
 import {ElementEvaluator} from "../../src/ElementEvaluator.sol";
 import {ExactStepGame} from "../../src/ExactStepGame.sol";
+import {StateReader} from "../../src/StateReader.sol";
 import {ElementCheck} from "../../src/libraries/ElementCheck.sol";
 import {RFC9162} from "../../src/libraries/RFC9162.sol";
 import {TraceStructure} from "../../src/libraries/TraceStructure.sol";
@@ -21,7 +22,7 @@ contract ExactStepGameTest is Test {
     address internal challenger = makeAddr("challenger");
 
     function setUp() public {
-        game = new ExactStepGame(new ElementChecker(new ElementEvaluator()), CLOCK);
+        game = new ExactStepGame(new ElementChecker(new ElementEvaluator()), new StateReader(), CLOCK);
     }
 
     function _open(ExactStepGame.Context memory ctx) internal returns (uint256 id) {
@@ -50,9 +51,7 @@ contract ExactStepGameTest is Test {
         return ExactStepGame.Context({
             programRoot: TreeRef.root(programLeaves, 0, programLeaves.length),
             floatsRoot: floatsRoot,
-            inputsRoot: bytes32(0),
-            records: uint64(programLeaves.length),
-            inputs: 0
+            records: uint64(programLeaves.length)
         });
     }
 
@@ -88,7 +87,7 @@ contract ExactStepGameTest is Test {
         uint256 id = _open(_ctx(_entries(n, 8), bytes32(0)));
         bytes32 root = TreeRef.root(entries, 0, n);
         vm.prank(defender);
-        game.commitTrace(id, root);
+        game.commitTrace(id, root, bytes32(0), 0);
         _descendTo(id, entries, target);
         ExactStepGame.Game memory g = game.getGame(id);
         assertEq(uint256(g.phase), uint256(ExactStepGame.Phase.AwaitingRecord));
@@ -129,7 +128,7 @@ contract ExactStepGameTest is Test {
         vm.expectRevert(
             abi.encodeWithSelector(ExactStepGame.WrongPhase.selector, id, ExactStepGame.Phase.AwaitingStepRoot)
         );
-        game.commitTrace(id, bytes32(0));
+        game.commitTrace(id, bytes32(0), bytes32(0), 0);
         vm.prank(challenger);
         vm.expectRevert(abi.encodeWithSelector(ExactStepGame.NotYourMove.selector, challenger));
         game.revealStepRoot(id, _root(4));
@@ -156,7 +155,7 @@ contract ExactStepGameTest is Test {
         uint256 id = _open(_ctx(_entries(5, 2), bytes32(0)));
         bytes32 root = TreeRef.root(entries, 0, 5);
         vm.prank(defender);
-        game.commitTrace(id, root);
+        game.commitTrace(id, root, bytes32(0), 0);
         bytes32 left = TreeRef.root(entries, 0, 4);
         bytes32 right = TreeRef.root(entries, 4, 5);
         vm.prank(defender);
@@ -179,7 +178,7 @@ contract ExactStepGameTest is Test {
             (TreeRef.root(entries, 0, 4), TreeRef.root(entries, 0, 2), TreeRef.root(entries, 2, 4));
         vm.warp(block.timestamp + 100);
         vm.prank(defender);
-        game.commitTrace(id, root);
+        game.commitTrace(id, root, bytes32(0), 0);
         vm.warp(block.timestamp + 200);
         vm.prank(defender);
         game.reveal(id, left, right);
@@ -232,7 +231,7 @@ contract ExactStepGameTest is Test {
         r.commitments[0] = commitment;
         bytes32 root = RFC9162.hashLeaf(this.recordHash(s, r.floats, r.commitments));
         vm.prank(defender);
-        game.commitTrace(id, root);
+        game.commitTrace(id, root, bytes32(0), 0);
     }
 
     function recordHash(bytes calldata s, uint64[] calldata f, bytes32[] calldata c) external view returns (bytes32) {
