@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import struct
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -27,6 +27,7 @@ import numpy as np
 import torch
 from eth_abi import decode, encode
 from eth_account.signers.local import LocalAccount
+from eth_typing import ChecksumAddress
 from web3 import Web3
 
 from protocol import merkle
@@ -51,6 +52,24 @@ GAME_CONTRACTS = ("ExactStepGame", "ElementChecker", "ElementEvaluator", "StateR
 
 def decoder() -> RevertDecoder:
     return default_decoder(*GAME_CONTRACTS)
+
+
+def deploy_game(w3: Web3, account: LocalAccount, clock_budget: int) -> Any:
+    """Deploys ExactStepGame with its ElementEvaluator, ElementChecker and StateReader (forge artifacts) from
+    ``account``; returns the game (struct results as named tuples)."""
+    from protocol.artifacts import load_artifact
+
+    def deploy(name: str, *args: Any) -> ChecksumAddress:
+        art = load_artifact(name)
+        receipt = send(w3, account, w3.eth.contract(abi=art.abi_list(), bytecode=art.bytecode).constructor(*args))
+        address = receipt["contractAddress"]
+        if address is None:
+            raise GameError(f"deploying {name} created no contract")
+        return Web3.to_checksum_address(address)
+
+    checker = deploy("ElementChecker", deploy("ElementEvaluator"))
+    game = deploy("ExactStepGame", checker, deploy("StateReader"), clock_budget)
+    return w3.eth.contract(address=game, abi=load_artifact("ExactStepGame").abi_list(), decode_tuples=True)
 
 
 def send_move(w3: Web3, account: LocalAccount, fn: Any) -> Any:
@@ -138,16 +157,22 @@ class Context:
         return [merkle.leaf_hash(hashlib.sha256(e).digest()) for e in self.entries]
 
 
-def step_context(trace: Trace) -> Context:
-    """The context of a ``keep_values`` trace: the program root, the floats root (a leaf per record) and the inputs
-    root over the pre-state tensors (by name) then the external inputs (by index) the step has."""
-    if not trace.values:
-        raise GameError("the step's context needs a keep_values trace (the pre-state tensors' commitments)")
+def step_context(trace: Trace, pre_state: Mapping[str, torch.Tensor] | None = None) -> Context:
+    """The context of a traced step: the program root, the floats root (a leaf per record) and the inputs root over
+    the pre-state tensors (by name; their values from the trace, or from ``pre_state`` for a trace that did not keep
+    them) then the external inputs (by index) the step has."""
     refs = [f"s:{n}" for n in sorted(trace.state)] + [f"x:{k}" for k in range(len(trace.externals))]
     entries = []
     for ref in refs:
         dtype, shape = trace.shape_of(ref)
-        c = trace.externals[int(ref[2:])][2] if ref.startswith("x:") else commitment(trace.values[ref])
+        if ref.startswith("x:"):
+            c = trace.externals[int(ref[2:])][2]
+        elif ref in trace.values:
+            c = commitment(trace.values[ref])
+        elif pre_state is not None and ref[2:] in pre_state:
+            c = commitment(pre_state[ref[2:]])
+        else:
+            raise GameError(f"the step's context needs the value of {ref}: a keep_values trace, or the pre-state")
         entries.append(input_entry(ref, dtype, shape, c))
     floats = [merkle.leaf_hash(floats_hash(r.floats)) for r in trace.records]
     return Context(
@@ -192,23 +217,50 @@ def _chunk_leaves(data: bytes) -> list[bytes]:
 TensorKey = tuple[int, int] | str
 
 
-class _Player:
-    """``pre_state``: the serialised pre-state of the step (what input disputes open against the agreed root)."""
+#: Computes the values of the named references of a step again (``trace_step(..., keep_values=refs).values`` from
+#: the step's pre-state): how a player of a step too large to keep whole gets what one record needs.
+Recompute = Callable[[Collection[str]], Mapping[str, torch.Tensor]]
 
-    def __init__(self, trace: Trace, ctx: Context, pre_state: bytes | None = None) -> None:
-        if not trace.values:
-            raise GameError("a player needs a keep_values trace")
+
+class _Player:
+    """``pre_state``: the serialised pre-state of the step (what input disputes open against the agreed root).
+    ``recompute``: where values the trace did not keep come from (:data:`Recompute`); without it the trace must
+    hold every value the game asks for (``keep_values``)."""
+
+    def __init__(
+        self, trace: Trace, ctx: Context, pre_state: bytes | None = None, recompute: Recompute | None = None
+    ) -> None:
         self.trace = trace
         self.ctx = ctx
+        self.recompute = recompute
         self.state = StateOpener(pre_state) if pre_state is not None else None
         self.leaves = [merkle.leaf_hash(r.record_hash()) for r in trace.records]
         self._out_leaves: dict[TensorKey, list[bytes]] = {}
 
+    def need(self, refs: Collection[str]) -> None:
+        """Makes sure the trace holds the values of ``refs`` (recomputing the missing ones in one pass)."""
+        missing = {r for r in refs if r not in self.trace.values}
+        if not missing:
+            return
+        if self.recompute is None:
+            raise GameError(f"no value for {sorted(missing)[:3]}: a keep_values trace or a recompute is needed")
+        got = self.recompute(missing)
+        self.trace.values.update({r: got[r] for r in missing})
+
+    def prepare(self, t: int) -> None:
+        """Everything record ``t`` can be asked about: its inputs' and outputs' values."""
+        r = self.trace.records[t]
+        self.need([*r.inputs, *(f"r{t}.{j}" for j in range(len(r.outputs)))])
+
     def output_bytes(self, t: int, j: int) -> bytes:
+        self.need([f"r{t}.{j}"])
         return committed_bytes(self.trace.values[f"r{t}.{j}"])
 
     def tensor_bytes(self, key: TensorKey) -> bytes:
-        return committed_bytes(self.trace.values[key]) if isinstance(key, str) else self.output_bytes(*key)
+        if isinstance(key, str):
+            self.need([key])
+            return committed_bytes(self.trace.values[key])
+        return self.output_bytes(*key)
 
     def output_leaves(self, key: TensorKey) -> list[bytes]:
         if key not in self._out_leaves:
@@ -228,6 +280,7 @@ class _Player:
 
     def _reader(self, t: int) -> tuple[list[Any], list[torch.Tensor], Callable[[int, int], Any], list[tuple[int, int]]]:
         r = self.trace.records[t]
+        self.need(r.inputs)
         values = [self.trace.values[ref] for ref in r.inputs]
         flats = [v.detach().contiguous().reshape(-1).numpy() for v in values]
         seen: list[tuple[int, int]] = []
@@ -328,8 +381,9 @@ class Challenger(_Player):
         steer: Callable[[int, int], bool] | None = None,
         pre_state: bytes | None = None,
         dispute_inputs: bool = False,
+        recompute: Recompute | None = None,
     ) -> None:
-        super().__init__(trace, ctx, pre_state)
+        super().__init__(trace, ctx, pre_state, recompute)
         self.steer = steer
         self.dispute_inputs = dispute_inputs
 
@@ -361,12 +415,32 @@ class Challenger(_Player):
         return next(j for j, c in enumerate(own) if c != UNDEFINED)
 
     def choose_element(self, t: int, j: int, leaf: int, chunk: bytes) -> int:
-        width = self.trace.values[f"r{t}.{j}"].element_size()
         mine = self.output_bytes(t, j)[leaf * LEAF_BYTES : (leaf + 1) * LEAF_BYTES]
+        width = self.trace.values[f"r{t}.{j}"].element_size()
         for b in range(0, len(chunk), width):
             if chunk[b : b + width] != mine[b : b + width]:
                 return (leaf * LEAF_BYTES + b) // width
         return leaf * LEAF_BYTES // width
+
+
+#: The phase of the game each move belongs to (its gas is reported by phase): the step descent, the trace
+#: commitment and record descent to one record and its opening, the leaf descent to one element of an output, a
+#: long fold's term descent, the settlement, and an input dispute (its leaf descent included).
+PHASE_OF: dict[StepPhase, str] = {
+    StepPhase.AWAITING_STEP_ROOT: "step", StepPhase.AWAITING_STEP_CHOICE: "step",
+    StepPhase.AWAITING_TRACE: "record", StepPhase.AWAITING_RECORD_REVEAL: "record",
+    StepPhase.AWAITING_RECORD_CHOICE: "record", StepPhase.AWAITING_RECORD: "record",
+    StepPhase.AWAITING_OUTPUT: "element", StepPhase.AWAITING_LEAF_REVEAL: "element",
+    StepPhase.AWAITING_LEAF_CHOICE: "element", StepPhase.AWAITING_LEAF: "element",
+    StepPhase.AWAITING_ELEMENT: "element", StepPhase.AWAITING_PARTIAL: "fold",
+    StepPhase.AWAITING_PARTIAL_CHOICE: "fold", StepPhase.AWAITING_SETTLE: "settle",
+    StepPhase.AWAITING_TERM_SETTLE: "settle", StepPhase.AWAITING_TENSOR: "input",
+    StepPhase.AWAITING_STATE_BYTES: "input",
+}  # fmt: skip
+#: Phases that belong to an input dispute once one is open (the dispute itself, its leaf descent).
+_INPUT_DESCENT = (
+    StepPhase.AWAITING_OUTPUT, StepPhase.AWAITING_LEAF_REVEAL, StepPhase.AWAITING_LEAF_CHOICE, StepPhase.AWAITING_LEAF
+)  # fmt: skip
 
 
 @dataclass
@@ -385,6 +459,7 @@ class Outcome:
     leaf_rounds: int = 0
     fold_rounds: int = 0
     gas: dict[str, int] = field(default_factory=dict)  # by move
+    phase_gas: dict[str, int] = field(default_factory=dict)  # by phase of the game (:data:`PHASE_OF`)
     max_tx_gas: int = 0
 
 
@@ -417,10 +492,14 @@ def play(
     opened_inputs: list[tuple] = []
     disputed: str | None = None  # the pre-state input under dispute
 
+    phase_gas: dict[str, int] = {}
+
     def tx(name: str, account: LocalAccount, fn: Any) -> Any:
         nonlocal max_tx
         receipt = send_move(w3, account, fn)
         gas[name] = gas.get(name, 0) + receipt["gasUsed"]
+        group = "input" if disputed is not None and phase in _INPUT_DESCENT else PHASE_OF[phase]
+        phase_gas[group] = phase_gas.get(group, 0) + receipt["gasUsed"]
         max_tx = max(max_tx, receipt["gasUsed"])
         return receipt
 
@@ -440,7 +519,7 @@ def play(
             return Outcome(
                 who, reason, step=step, step_rounds=g.steps.rounds, record=t, input=disputed, output=j, element=o,
                 record_rounds=g.recordRounds, leaf_rounds=g.leafRounds, fold_rounds=g.fold.rounds, gas=gas,
-                max_tx_gas=max_tx,
+                phase_gas=phase_gas, max_tx_gas=max_tx,
             )  # fmt: skip
         if phase == stop_at:
             raise GameStopped(f"game {game_id} reached {phase.name}")
@@ -468,6 +547,8 @@ def play(
             tx("choose", challenger_account, f.choose(game_id, side))
         elif phase == StepPhase.AWAITING_RECORD:
             t = lo
+            dp.prepare(t)
+            cp.prepare(t)
             opening, opened_inputs = dp.open_record(t)
             commitments = opening[2]
             tx("openRecord", defender_account, f.openRecord(game_id, opening, opened_inputs))

@@ -12,13 +12,13 @@ import json
 import math
 
 import pytest
-from harnesses import deploy_harness
 
 from protocol.constants import StepPhase
 from protocol.exact_step_game import (
     Challenger,
     Defender,
     GameStopped,
+    deploy_game,
     lie,
     play,
     segment,
@@ -37,10 +37,7 @@ TX_GAS_LIMIT = 5_000_000
 
 @pytest.fixture(scope="module")
 def game(w3, dev):
-    evaluator = deploy_harness(w3, dev[0], "ElementEvaluator")
-    checker = deploy_harness(w3, dev[0], "ElementChecker", evaluator.address)
-    reader = deploy_harness(w3, dev[0], "StateReader")
-    return deploy_harness(w3, dev[0], "ExactStepGame", checker.address, reader.address, CLOCK, decode_tuples=True)
+    return deploy_game(w3, dev[0], CLOCK)
 
 
 def _trainer(name: str):
@@ -467,3 +464,39 @@ def test_a_defender_cannot_place_a_disputed_input_at_another_tensor(w3, dev, gam
     _advance(w3, CLOCK + 1)
     send_move(w3, dev[3], game.functions.timeout(gid))
     assert game.functions.getGame(gid).call().winner == dev[2].address
+
+
+def test_players_that_keep_no_values_recompute_what_one_record_needs(w3, dev, game):
+    """A step too large to keep whole (the default tiny LM's keeps gigabytes) is traced for its commitments only;
+    each player recomputes the values of the one record the descent reaches from the pre-state, and the game ends
+    as it does with every value kept: the one-ulp liar convicted at its element."""
+    from protocol.repro.trace import trace_step
+    from protocol.state import deserialize
+
+    kept, kept_ctx = _trace("lm")
+    index = _lie_targets(kept)["late"]
+    o = kept.values[f"r{index}.0"].numel() // 2
+    blob = _pre_state("lm")
+    bare = trace_step(_trainer("lm"), keep_values=False)
+    assert not bare.values and bare.root == kept.root
+    ctx = step_context(bare, pre_state=deserialize(blob).tensors)
+    assert (ctx.inputs_root, ctx.program_root, ctx.floats_root) == (
+        kept_ctx.inputs_root, kept_ctx.program_root, kept_ctx.floats_root)  # fmt: skip
+    asked: list[set[str]] = []
+
+    def recompute(refs):
+        asked.append(set(refs))
+        t = _trainer("lm")
+        return trace_step(t, keep_values=refs).values
+
+    mine = dataclasses.replace(bare, values=dict(recompute([f"r{index}.0"])))
+    liar = Defender(lie(mine, index, 0, o), ctx, recompute=recompute)
+    honest = Challenger(dataclasses.replace(bare, values={}), ctx, recompute=recompute)
+    gid = _open(w3, game, dev[1], dev[2], ctx)
+    out = play(w3, game, gid, liar, honest, dev[1], dev[2])
+    assert (out.winner, out.reason, out.record, out.element) == ("challenger", "element wrong", index, o), out
+    r = bare.records[index]
+    assert all(a <= {*r.inputs, *(f"r{index}.{j}" for j in range(len(r.outputs)))} for a in asked), asked
+    assert len(honest.trace.values) <= len(r.inputs) + len(r.outputs), sorted(honest.trace.values)
+    assert set(out.phase_gas) == {"record", "element", "settle"} and sum(out.phase_gas.values()) == sum(
+        out.gas.values()), out.phase_gas  # fmt: skip

@@ -384,3 +384,43 @@ def bench_checkpoint(
         f"{result['train_s']:.3f}s, checkpointing {result['checkpoint_s']:.3f}s → overhead "
         f"{100 * result['overhead']:.2f}%"
     )
+
+
+@app.command("exact-game")
+def bench_exact_game(
+    example: Annotated[str, typer.Option(help="Example spec (mlp_digits, cnn_digits, tiny_lm).")] = "tiny_lm",
+    where: Annotated[
+        str, typer.Option(help="The record the liar lies about: the step's last (late) or middle float32 mul.")
+    ] = "late",
+    as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
+) -> None:
+    """The game below one step at the example's own size on a fresh anvil: a one-ulp liar against the honest
+    challenger, both recomputing what one record needs; rounds, gas by phase and the largest transaction.
+
+    Examples:
+
+      veritrain bench exact-game --example tiny_lm --json
+
+      veritrain bench exact-game --example mlp_digits --where middle
+    """
+    from protocol.engine.examples import EXAMPLES
+    from protocol.exact_step_bench import exact_game_benchmark
+
+    if example not in EXAMPLES:
+        typer.echo(f"error: unknown example {example!r}; examples: {', '.join(EXAMPLES)}", err=True)
+        raise typer.Exit(2)
+    if where not in ("late", "middle"):
+        typer.echo(f"error: --where is late or middle, not {where!r}", err=True)
+        raise typer.Exit(2)
+    result = exact_game_benchmark(example, where)
+    if as_json:
+        typer.echo(json.dumps(result))
+        return
+    rounds = result["rounds"]
+    typer.echo(
+        f"{example}: {result['records']} records; the liar ({result['lied_op']} record {result['lied_record']}) "
+        f"{'loses' if result['winner'] == 'challenger' else 'WINS'} ({result['reason']}) after "
+        f"{rounds['record']}+{rounds['leaf']}+{rounds['fold']} rounds; gas {result['gas_total']:,} "
+        f"({', '.join(f'{k} {v:,}' for k, v in result['gas_by_phase'].items())}), largest transaction "
+        f"{result['max_tx_gas']:,}; trace {result['trace_s']}s, recompute {result['recompute_s']}s"
+    )

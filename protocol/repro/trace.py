@@ -40,7 +40,7 @@ import contextlib
 import hashlib
 import json
 import struct
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -251,12 +251,15 @@ class Trace:
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self, state: Mapping[str, torch.Tensor], keep_values: bool) -> None:
+    def __init__(self, state: Mapping[str, torch.Tensor], keep_values: bool | Collection[str]) -> None:
         super().__init__()
         self.records: list[Record] = []
         self.externals: list[tuple[str, tuple[int, ...], bytes]] = []
         self.reads = 0
-        self.keep_values = keep_values
+        #: True: every reference's value and every call (a trace that can evaluate any record); a collection: the
+        #: values of those references only (what a player of the game needs at one record, DESIGN §8).
+        self.keep_values = keep_values is True
+        self.keep_refs = frozenset(keep_values) if not isinstance(keep_values, bool) else frozenset()
         self.values: dict[str, torch.Tensor] = {}
         self.calls: list[tuple[Any, Any, list[Any]]] = []
         #: The value a tensor holds is named by where it lives (storage, offset, sizes, strides, dtype); an in-place
@@ -265,16 +268,16 @@ class _Recorder(TorchDispatchMode):
         self._refs: dict[tuple, str] = {}
         self._alive: list[torch.Tensor] = []
         for name, t in state.items():
-            self._bind(t, f"s:{name}", keep_values)
+            self._bind(t, f"s:{name}")
 
     @staticmethod
     def _key(t: torch.Tensor) -> tuple:
         return (t.untyped_storage().data_ptr(), t.storage_offset(), tuple(t.shape), t.stride(), t.dtype)
 
-    def _bind(self, t: torch.Tensor, ref: str, keep: bool = True) -> None:
+    def _bind(self, t: torch.Tensor, ref: str) -> None:
         self._refs[self._key(t)] = ref
         self._alive.append(t)
-        if keep and self.keep_values:
+        if self.keep_values or ref in self.keep_refs:
             self.values[ref] = _copy(t)
 
     def ref_of(self, t: torch.Tensor) -> str:
@@ -476,9 +479,11 @@ def _state_tensors(trainer: Any) -> dict[str, torch.Tensor]:
     return out
 
 
-def trace_step(trainer: Any, keep_values: bool = False) -> Trace:
+def trace_step(trainer: Any, keep_values: bool | Collection[str] = False) -> Trace:
     """Runs the trainer's next optimizer step on the reference path and returns its trace; the trainer advances by
-    one step exactly as ``train_steps(1)`` (same bits). ``keep_values`` keeps every reference's value. Raises
+    one step exactly as ``train_steps(1)`` (same bits). ``keep_values`` keeps every reference's value, or (a
+    collection of references) those only: a step too large to keep whole is traced once for its commitments and again
+    for the values one record needs. Raises
     :class:`TraceError` if the step used an operation whose elements are not defined
     (:data:`protocol.repro.elements.VOCABULARY`)."""
     from protocol.repro import backend
