@@ -397,12 +397,12 @@ class Challenger(_Player):
 
     def disputed_input(self, t: int, opened: Sequence[tuple]) -> int | None:
         """The first pre-state input of record ``t`` whose opened entry (``opened``: the defender's input openings)
-        commits to another tensor than its own pre-state's, or None."""
+        is not its own — another commitment, or another dtype or shape (which the defender then cannot show in the
+        pre-state's manifest) — or None."""
         for k, ref in enumerate(self.trace.records[t].inputs):
             if not ref.startswith("s:"):
                 continue
-            theirs = bytes(decode(list(INPUT_ENTRY_ABI), opened[k][0])[5])
-            if self.dispute_inputs or theirs != self.ctx.commitment_of(ref):
+            if self.dispute_inputs or bytes(opened[k][0]) != self.ctx.entries[self.ctx.positions[ref]]:
                 return k
         return None
 
