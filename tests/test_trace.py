@@ -11,7 +11,7 @@ from protocol.engine.data import load_dataset
 from protocol.engine.examples import load_example, shortened
 from protocol.engine.runner import Trainer
 from protocol.repro import set_threads
-from protocol.repro.trace import PRIMITIVE_INDEX_ADD_ROWS, UNDEFINED, commitment, trace_step
+from protocol.repro.trace import PRIMITIVE_INDEX_ADD_ROWS, UNDEFINED, commitment, program_roots, trace_step
 from protocol.state import state_root
 
 
@@ -59,6 +59,23 @@ def test_the_program_depends_only_on_the_spec(spec):
     trace_step(c)
     assert trace_step(c).program_root != steps[1].program_root
     assert steps[1].reads <= 3, "values read out of the tensor world must never steer the program"
+
+
+def test_a_jobs_two_program_roots_come_from_structure_only_traces(spec):
+    """What an order can sign: the program roots of step 0 and of every later step, from traces that hash nothing
+    (every commitment UNDEFINED) and take the same steps."""
+    full = _trainer(spec)
+    steps = [trace_step(full) for _ in range(3)]
+    roots = program_roots(spec)
+    assert (roots.first, roots.first_records) == (steps[0].program_root, len(steps[0].records))
+    assert (roots.later, roots.later_records) == (steps[1].program_root, len(steps[1].records))
+    assert roots.first != roots.later and steps[2].program_root == roots.later
+    bare = trace_step(_trainer(spec), commit=False)
+    assert bare.program_root == steps[0].program_root
+    assert all(c == UNDEFINED for r in bare.records for c in r.commitments)
+    assert all(c == UNDEFINED for _, _, c in bare.externals)
+    one = program_roots(spec.model_copy(update={"total_steps": 1, "checkpoint_interval": 1}))
+    assert (one.first, one.later) == (roots.first, None)
 
 
 def test_the_trace_root_is_reproducible_across_thread_counts(spec):

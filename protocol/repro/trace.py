@@ -251,7 +251,9 @@ class Trace:
 
 
 class _Recorder(TorchDispatchMode):
-    def __init__(self, state: Mapping[str, torch.Tensor], keep_values: bool | Collection[str]) -> None:
+    def __init__(
+        self, state: Mapping[str, torch.Tensor], keep_values: bool | Collection[str], commit: bool = True
+    ) -> None:
         super().__init__()
         self.records: list[Record] = []
         self.externals: list[tuple[str, tuple[int, ...], bytes]] = []
@@ -260,6 +262,9 @@ class _Recorder(TorchDispatchMode):
         #: values of those references only (what a player of the game needs at one record, DESIGN §8).
         self.keep_values = keep_values is True
         self.keep_refs = frozenset(keep_values) if not isinstance(keep_values, bool) else frozenset()
+        #: False: the structure only (the program root); every commitment is UNDEFINED, saving the hashing that is
+        #: most of a trace's time (the default tiny LM's step: 17 s instead of 172 s).
+        self.commit = commit
         self.values: dict[str, torch.Tensor] = {}
         self.calls: list[tuple[Any, Any, list[Any]]] = []
         #: The value a tensor holds is named by where it lives (storage, offset, sizes, strides, dtype); an in-place
@@ -286,7 +291,7 @@ class _Recorder(TorchDispatchMode):
             return ref
         # not computed by the step: an external input (dataset, indices, a constant made outside the trace)
         with torch.utils._python_dispatch._disable_current_modes():
-            c = commitment(t)
+            c = commitment(t) if self.commit else UNDEFINED
             ref = f"x:{len(self.externals)}"
             self.externals.append((str(t.dtype), tuple(t.shape), c))
             self._bind(t, ref)
@@ -350,7 +355,7 @@ class _Recorder(TorchDispatchMode):
             for w in written:
                 ptr = w.untyped_storage().data_ptr()
                 self._refs = {k: v for k, v in self._refs.items() if k[0] != ptr}
-            commits = tuple(UNDEFINED if name in UNDEFINED_OUTPUT else commitment(o) for o in outs)
+            commits = tuple(UNDEFINED if name in UNDEFINED_OUTPUT or not self.commit else commitment(o) for o in outs)
             for j, o in enumerate(outs):
                 self._bind(o, f"r{index}.{j}")
         self.records.append(
@@ -479,11 +484,12 @@ def _state_tensors(trainer: Any) -> dict[str, torch.Tensor]:
     return out
 
 
-def trace_step(trainer: Any, keep_values: bool | Collection[str] = False) -> Trace:
+def trace_step(trainer: Any, keep_values: bool | Collection[str] = False, commit: bool = True) -> Trace:
     """Runs the trainer's next optimizer step on the reference path and returns its trace; the trainer advances by
     one step exactly as ``train_steps(1)`` (same bits). ``keep_values`` keeps every reference's value, or (a
     collection of references) those only: a step too large to keep whole is traced once for its commitments and again
-    for the values one record needs. Raises
+    for the values one record needs. ``commit=False`` traces the structure only: the program root is right, every
+    commitment (so the trace root) is not. Raises
     :class:`TraceError` if the step used an operation whose elements are not defined
     (:data:`protocol.repro.elements.VOCABULARY`)."""
     from protocol.repro import backend
@@ -492,7 +498,7 @@ def trace_step(trainer: Any, keep_values: bool | Collection[str] = False) -> Tra
     if step is None:
         raise TraceError("the trainer has no state yet: call init() or load()")
     state = _state_tensors(trainer)
-    rec = _Recorder(state, keep_values)
+    rec = _Recorder(state, keep_values, commit)
     with backend("reference"), _primitives(rec), rec:
         trainer.train_steps(1)
     after = _state_tensors(trainer)  # the optimizer may have created its buffers in this step
@@ -506,3 +512,29 @@ def trace_step(trainer: Any, keep_values: bool | Collection[str] = False) -> Tra
     if missing:  # a step the dispute could not descend into: refused (the trainer has taken it)
         raise TraceError(f"operations outside the element vocabulary (protocol/repro/elements.py): {missing}")
     return trace
+
+
+@dataclass(frozen=True)
+class ProgramRoots:
+    """The program roots of a job (DESIGN §8): step 0 creates the optimizer's buffers, so its program differs from
+    that of every later step, which is one and the same (measured on every example)."""
+
+    first: bytes
+    first_records: int
+    later: bytes | None  # None for a job of one step
+    later_records: int
+
+
+def program_roots(spec: Any, ds: Any = None) -> ProgramRoots:
+    """The program roots of ``spec``'s steps 0 and 1, from structure-only traces of the job's first two steps (what
+    an order can sign and a solver check before it bids)."""
+    from protocol.engine.data import load_dataset
+    from protocol.engine.runner import Trainer
+
+    trainer = Trainer(spec, ds if ds is not None else load_dataset(spec.dataset))
+    trainer.init()
+    first = trace_step(trainer, commit=False)
+    later = trace_step(trainer, commit=False) if spec.total_steps > 1 else None
+    if later is None:
+        return ProgramRoots(first.program_root, len(first.records), None, 0)
+    return ProgramRoots(first.program_root, len(first.records), later.program_root, len(later.records))
