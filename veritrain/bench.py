@@ -392,6 +392,10 @@ def bench_exact_game(
     where: Annotated[
         str, typer.Option(help="The record the liar lies about: the step's last (late) or middle float32 mul.")
     ] = "late",
+    lie_in: Annotated[
+        str,
+        typer.Option("--lie", help="element: one element of one record; input: one element of a pre-state parameter."),
+    ] = "element",
     as_json: Annotated[bool, typer.Option("--json", help="Print one JSON object.")] = False,
 ) -> None:
     """The game below one step at the example's own size on a fresh anvil: a one-ulp liar against the honest
@@ -402,6 +406,8 @@ def bench_exact_game(
       veritrain bench exact-game --example tiny_lm --json
 
       veritrain bench exact-game --example mlp_digits --where middle
+
+      veritrain bench exact-game --example tiny_lm --lie input
     """
     from protocol.engine.examples import EXAMPLES
     from protocol.exact_step_bench import exact_game_benchmark
@@ -412,13 +418,17 @@ def bench_exact_game(
     if where not in ("late", "middle"):
         typer.echo(f"error: --where is late or middle, not {where!r}", err=True)
         raise typer.Exit(2)
-    result = exact_game_benchmark(example, where)
+    if lie_in not in ("element", "input"):
+        typer.echo(f"error: --lie is element or input, not {lie_in!r}", err=True)
+        raise typer.Exit(2)
+    result = exact_game_benchmark(example, where, lie_in)
     if as_json:
         typer.echo(json.dumps(result))
         return
     rounds = result["rounds"]
     typer.echo(
-        f"{example}: {result['records']} records; the liar ({result['lied_op']} record {result['lied_record']}) "
+        f"{example}: {result['records']} records; the liar ({result['lie']} lie, {result['lied_op']} record "
+        f"{result['lied_record']}{', input ' + result['lied_input'] if result['lied_input'] else ''}) "
         f"{'loses' if result['winner'] == 'challenger' else 'WINS'} ({result['reason']}) after "
         f"{rounds['record']}+{rounds['leaf']}+{rounds['fold']} rounds; gas {result['gas_total']:,} "
         f"({', '.join(f'{k} {v:,}' for k, v in result['gas_by_phase'].items())}), largest transaction "
