@@ -8,7 +8,7 @@ import {ExactStepGame} from "../../src/ExactStepGame.sol";
 import {StateReader} from "../../src/StateReader.sol";
 import {ElementCheck} from "../../src/libraries/ElementCheck.sol";
 import {RFC9162} from "../../src/libraries/RFC9162.sol";
-import {TraceStructure} from "../../src/libraries/TraceStructure.sol";
+import {SyntheticRecords} from "../utils/SyntheticRecords.sol";
 import {TreeRef} from "../utils/TreeRef.sol";
 
 /// @notice Plays many ExactStepGames at once on a synthetic program of allocations (each record an `empty`, whose
@@ -20,7 +20,6 @@ import {TreeRef} from "../utils/TreeRef.sol";
 contract StepGameHandler is Test {
     uint256 public constant RECORDS = 37;
     uint64 public constant STEPS = 10;
-    uint16 internal constant OP_EMPTY = 1;
 
     ExactStepGame public game;
     address public defender = makeAddr("defender");
@@ -42,7 +41,7 @@ contract StepGameHandler is Test {
 
     constructor(ExactStepGame game_) {
         game = game_;
-        structure = _allocation();
+        structure = SyntheticRecords.allocation();
         programEntries = new bytes32[](RECORDS);
         floatsEntries = new bytes32[](RECORDS);
         for (uint256 i = 0; i < RECORDS; ++i) {
@@ -240,19 +239,6 @@ contract StepGameHandler is Test {
     function _commitments(bytes32 c) internal pure returns (bytes32[] memory out) {
         out = new bytes32[](1);
         out[0] = c;
-    }
-
-    function _allocation() internal pure returns (bytes memory) {
-        TraceStructure.Ref[] memory inputs = new TraceStructure.Ref[](0);
-        uint8[] memory tags = new uint8[](1);
-        int256[] memory values = new int256[](1);
-        values[0] = 3;
-        uint8[] memory dtypes = new uint8[](1);
-        uint32[][] memory shapes = new uint32[][](1);
-        shapes[0] = new uint32[](1);
-        shapes[0][0] = 3;
-        return
-            abi.encode(OP_EMPTY, inputs, tags, values, dtypes, shapes, uint16(0), new uint256[](0), new uint256[][](0));
     }
 }
 

@@ -8,7 +8,7 @@ import {ExactStepGame} from "../../src/ExactStepGame.sol";
 import {StateReader} from "../../src/StateReader.sol";
 import {ElementCheck} from "../../src/libraries/ElementCheck.sol";
 import {RFC9162} from "../../src/libraries/RFC9162.sol";
-import {TraceStructure} from "../../src/libraries/TraceStructure.sol";
+import {SyntheticRecords} from "../utils/SyntheticRecords.sol";
 import {TreeRef} from "../utils/TreeRef.sol";
 
 /// @notice The game's machinery on synthetic traces: the record descent, the clocks, the allocation rule and the
@@ -16,7 +16,6 @@ import {TreeRef} from "../utils/TreeRef.sol";
 ///         tests/test_exact_step_game.py.)
 contract ExactStepGameTest is Test {
     uint256 internal constant CLOCK = 3600;
-    uint16 internal constant OP_EMPTY = 1; // elements.OPCODES: aten.empty.memory_format
     ExactStepGame internal game;
     address internal defender = makeAddr("defender");
     address internal challenger = makeAddr("challenger");
@@ -206,22 +205,8 @@ contract ExactStepGameTest is Test {
         game.timeout(id);
     }
 
-    /// @dev A one-record program: an allocation of a 3-element float32 tensor.
-    function _allocation() internal pure returns (bytes memory) {
-        TraceStructure.Ref[] memory inputs = new TraceStructure.Ref[](0);
-        uint8[] memory tags = new uint8[](1);
-        int256[] memory values = new int256[](1);
-        values[0] = 3;
-        uint8[] memory dtypes = new uint8[](1);
-        uint32[][] memory shapes = new uint32[][](1);
-        shapes[0] = new uint32[](1);
-        shapes[0][0] = 3;
-        return
-            abi.encode(OP_EMPTY, inputs, tags, values, dtypes, shapes, uint16(0), new uint256[](0), new uint256[][](0));
-    }
-
     function _allocationGame(bytes32 commitment) internal returns (uint256 id, ExactStepGame.RecordOpening memory r) {
-        bytes memory s = _allocation();
+        bytes memory s = SyntheticRecords.allocation();
         bytes32[] memory program = new bytes32[](1);
         program[0] = sha256(s);
         id = _open(_ctx(program, RFC9162.hashLeaf(sha256(""))));

@@ -8,37 +8,29 @@ import {RFC9162} from "../../src/libraries/RFC9162.sol";
 library TreeRef {
     /// @dev RFC 9162 root over leaf entries [lo, hi).
     function root(bytes32[] memory leaves, uint256 lo, uint256 hi) internal view returns (bytes32) {
-        if (hi - lo == 1) return RFC9162.hashLeaf(leaves[lo]);
-        uint256 k = RFC9162.splitPoint(hi - lo);
-        return RFC9162.hashNode(root(leaves, lo, lo + k), root(leaves, lo + k, hi));
+        return HashTreeRef.root(_hashed(leaves, lo, hi), lo, hi);
     }
 
     /// @dev RFC 9162 audit path (siblings bottom-up) of leaf `index` among leaves [lo, hi).
     function path(bytes32[] memory leaves, uint256 index, uint256 lo, uint256 hi)
         internal
         view
-        returns (bytes32[] memory p)
+        returns (bytes32[] memory)
     {
-        if (hi - lo == 1) return new bytes32[](0);
-        uint256 k = RFC9162.splitPoint(hi - lo);
-        bytes32[] memory sub;
-        bytes32 sibling;
-        if (index < lo + k) {
-            sub = path(leaves, index, lo, lo + k);
-            sibling = root(leaves, lo + k, hi);
-        } else {
-            sub = path(leaves, index, lo + k, hi);
-            sibling = root(leaves, lo, lo + k);
+        return HashTreeRef.path(_hashed(leaves, lo, hi), index, lo, hi);
+    }
+
+    /// @dev The leaf hashes of entries [lo, hi) (the rest left zero: never read).
+    function _hashed(bytes32[] memory leaves, uint256 lo, uint256 hi) private view returns (bytes32[] memory h) {
+        h = new bytes32[](leaves.length);
+        for (uint256 i = lo; i < hi; ++i) {
+            h[i] = RFC9162.hashLeaf(leaves[i]);
         }
-        p = new bytes32[](sub.length + 1);
-        for (uint256 i = 0; i < sub.length; ++i) {
-            p[i] = sub[i];
-        }
-        p[sub.length] = sibling;
     }
 }
 
-/// @notice The same tree over leaf hashes given directly (a state's 4096-byte chunks, hashed H(0x00 ‖ chunk)).
+/// @notice The tree over leaf hashes given directly (TreeRef's leaves hashed H(0x00 ‖ entry); a state's 4096-byte
+///         chunks, H(0x00 ‖ chunk)).
 library HashTreeRef {
     function root(bytes32[] memory hashes, uint256 lo, uint256 hi) internal view returns (bytes32) {
         if (hi - lo == 1) return hashes[lo];
